@@ -1,0 +1,58 @@
+"""Choosing and opening the producer a command streams from.
+
+Commands ask for a ``Backend`` built from resolved ``Settings`` and never
+learn whether the tokens come from a remote server or (later) a local model.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+import trio
+
+from streamkit.config import Settings
+from streamkit.errors import StreamkitError, UsageError
+from streamkit.events import Batch
+from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
+from streamkit.request import GenerationRequest
+
+
+class Backend(Protocol):
+    async def stream(
+        self, request: GenerationRequest, send: trio.MemorySendChannel[Batch]
+    ) -> None: ...
+
+    async def list_models(self) -> list[str]: ...
+
+    async def check_model(self, model: str | None) -> None: ...
+
+
+@asynccontextmanager
+async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
+    """The producer for ``settings``; closes its connections on exit."""
+    if not settings.base_url:
+        raise UsageError(
+            "no server configured: pass --base-url, set STREAMKIT_BASE_URL or "
+            "OPENAI_BASE_URL, or choose a --profile"
+        )
+    client = build_client(
+        settings.base_url,
+        settings.api_key,
+        connect_timeout=settings.connect_timeout,
+        idle_timeout=settings.idle_timeout,
+    )
+    async with client:
+        yield OpenAIHTTPProducer(
+            client,
+            api_key=settings.api_key,
+            max_retries=settings.max_retries,
+            on_retry=_print_retry,
+        )
+
+
+def _print_retry(error: StreamkitError, delay: float) -> None:
+    """Tell the user, on stderr, why the request is about to be sent again."""
+    print(f"streamkit: {error.message}; retrying in {delay:.1f} s", file=sys.stderr, flush=True)

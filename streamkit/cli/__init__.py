@@ -1,0 +1,1 @@
+"""The Typer command-line interface: thin modules that parse, build and run."""

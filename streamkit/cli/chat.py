@@ -1,0 +1,135 @@
+"""``streamkit chat``: one message, or an interactive conversation."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Annotated
+
+import trio
+import typer
+
+from streamkit.backend import Backend, open_backend
+from streamkit.cli import options as opt
+from streamkit.cli.complete import read_prompt_argument
+from streamkit.cli.runner import report, run_command
+from streamkit.config import Settings, resolve_settings
+from streamkit.interrupts import Interrupts
+from streamkit.request import GenerationOptions, GenerationRequest, Message
+from streamkit.turn import stream_turn
+
+EXIT_COMMANDS = {"/exit", "/quit"}
+
+
+def chat(
+    message: Annotated[
+        str | None,
+        typer.Argument(
+            help="Message to send; without one, stdin is read when piped, "
+            "else an interactive conversation starts",
+            show_default=False,
+        ),
+    ] = None,
+    system: Annotated[
+        str | None,
+        typer.Option("--system", "-s", help="System prompt", rich_help_panel=opt.GENERATION,
+                     show_default=False),
+    ] = None,
+    model: opt.Model = None,
+    max_tokens: opt.MaxTokens = None,
+    temperature: opt.Temperature = None,
+    top_p: opt.TopP = None,
+    seed: opt.Seed = None,
+    stop: opt.Stop = None,
+    events: opt.Events = False,
+    base_url: opt.BaseURL = None,
+    api_key: opt.APIKey = None,
+    profile: opt.Profile = None,
+    connect_timeout: opt.ConnectTimeout = None,
+    idle_timeout: opt.IdleTimeout = None,
+    timeout: opt.Timeout = None,
+    max_retries: opt.MaxRetries = None,
+) -> None:
+    """Chat with a model: stream the reply to MESSAGE, or converse interactively.
+
+    In a conversation, /exit or Ctrl-D ends it; Ctrl-C stops the reply being
+    written and returns to the prompt (Ctrl-C at the prompt exits).
+
+    Examples:
+
+      streamkit chat "Name three primes" --max-tokens 32
+
+      git diff | streamkit chat -s "Review this diff" --profile work
+
+      streamkit chat --base-url http://127.0.0.1:8000/v1
+    """
+
+    async def body(interrupts: Interrupts) -> int:
+        settings = resolve_settings(
+            profile=profile, base_url=base_url, api_key=api_key, model=model,
+            connect_timeout=connect_timeout, idle_timeout=idle_timeout, timeout=timeout,
+            max_retries=max_retries,
+        )
+        options = opt.generation_options(max_tokens, temperature, top_p, seed, stop)
+        history = [Message("system", system)] if system else []
+        async with open_backend(settings) as backend:
+            if message is None and sys.stdin.isatty():
+                await backend.check_model(settings.model)
+                return await _converse(backend, settings, options, history,
+                                       interrupts=interrupts, events=events)
+            text = await read_prompt_argument(message)
+            history.append(Message("user", text))
+            request = GenerationRequest("chat", settings.model, options, messages=tuple(history))
+            with interrupts.guard(settings.timeout) as reply_scope:
+                reply = await stream_turn(backend, request, stop=reply_scope, events=events)
+        error = reply.exception()
+        if error is not None and interrupts.exit_code is None:
+            report(error)
+            return error.exit_code
+        return 0
+
+    raise typer.Exit(run_command(body))
+
+
+async def _converse(
+    backend: Backend,
+    settings: Settings,
+    options: GenerationOptions,
+    history: list[Message],
+    *,
+    interrupts: Interrupts,
+    events: bool,
+) -> int:
+    """The interactive loop; history lives in memory for the session."""
+    print("Chatting. /exit or Ctrl-D to end; Ctrl-C stops a reply.", file=sys.stderr)
+    while True:
+        sys.stderr.write("> ")
+        sys.stderr.flush()
+        with interrupts.guard():
+            line = await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
+        if interrupts.exit_code is not None:
+            sys.stderr.write("\n")
+            return interrupts.exit_code
+        if not line:  # Ctrl-D
+            sys.stderr.write("\n")
+            return 0
+        text = line.rstrip("\n")
+        if text.strip() in EXIT_COMMANDS:
+            return 0
+        if not text.strip():
+            continue
+        history.append(Message("user", text))
+        request = GenerationRequest("chat", settings.model, options, messages=tuple(history))
+        with interrupts.guard(settings.timeout) as reply_scope:
+            reply = await stream_turn(backend, request, stop=reply_scope, events=events)
+        if reply.text:
+            history.append(Message("assistant", reply.text))
+        else:
+            history.pop()  # nothing came back: let the user ask again
+        error = reply.exception()
+        if error is not None:
+            report(error)
+        if interrupts.exit_code is not None:
+            if interrupts.signum != signal.SIGINT:  # SIGTERM ends the conversation
+                return interrupts.exit_code
+            interrupts.forget()

@@ -1,0 +1,82 @@
+"""``streamkit complete``: one prompt to the completions endpoint."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import trio
+import typer
+
+from streamkit.backend import open_backend
+from streamkit.cli import options as opt
+from streamkit.cli.runner import report, run_command
+from streamkit.config import resolve_settings
+from streamkit.errors import UsageError
+from streamkit.interrupts import Interrupts
+from streamkit.request import GenerationRequest
+from streamkit.turn import stream_turn
+
+
+def complete(
+    prompt: Annotated[
+        str | None,
+        typer.Argument(help="Text to continue; '-' or nothing with piped stdin reads stdin",
+                       show_default=False),
+    ] = None,
+    model: opt.Model = None,
+    max_tokens: opt.MaxTokens = None,
+    temperature: opt.Temperature = None,
+    top_p: opt.TopP = None,
+    seed: opt.Seed = None,
+    stop: opt.Stop = None,
+    events: opt.Events = False,
+    base_url: opt.BaseURL = None,
+    api_key: opt.APIKey = None,
+    profile: opt.Profile = None,
+    connect_timeout: opt.ConnectTimeout = None,
+    idle_timeout: opt.IdleTimeout = None,
+    timeout: opt.Timeout = None,
+    max_retries: opt.MaxRetries = None,
+) -> None:
+    """Continue PROMPT with the completions endpoint, streaming the text to stdout.
+
+    Examples:
+
+      streamkit complete "The capital of France is" -n 16
+
+      echo "Once upon a time" | streamkit complete --seed 1 --events | jq -c .
+    """
+
+    async def body(interrupts: Interrupts) -> int:
+        settings = resolve_settings(
+            profile=profile, base_url=base_url, api_key=api_key, model=model,
+            connect_timeout=connect_timeout, idle_timeout=idle_timeout, timeout=timeout,
+            max_retries=max_retries,
+        )
+        text = await read_prompt_argument(prompt)
+        request = GenerationRequest(
+            "completion",
+            settings.model,
+            opt.generation_options(max_tokens, temperature, top_p, seed, stop),
+            prompt=text,
+        )
+        async with open_backend(settings) as backend:
+            with interrupts.guard(settings.timeout) as reply_scope:
+                reply = await stream_turn(backend, request, stop=reply_scope, events=events)
+        error = reply.exception()
+        if error is not None and interrupts.exit_code is None:
+            report(error)
+            return error.exit_code
+        return 0
+
+    raise typer.Exit(run_command(body))
+
+
+async def read_prompt_argument(value: str | None) -> str:
+    """The argument, or all of stdin when it is ``-`` or absent and stdin is piped."""
+    if value is not None and value != "-":
+        return value
+    if value is None and sys.stdin.isatty():
+        raise UsageError("no prompt: give one as an argument or pipe it on stdin")
+    return await trio.to_thread.run_sync(sys.stdin.read, abandon_on_cancel=True)

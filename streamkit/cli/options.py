@@ -1,0 +1,135 @@
+"""Options shared by several commands, declared once."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from streamkit.request import GenerationOptions
+
+CONNECTION = "Connection"
+GENERATION = "Generation"
+OUTPUT = "Output"
+
+BaseURL = Annotated[
+    str | None,
+    typer.Option(
+        "--base-url",
+        help="OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1 "
+        "[env: STREAMKIT_BASE_URL, OPENAI_BASE_URL]",
+        rich_help_panel=CONNECTION,
+        show_default=False,
+    ),
+]
+APIKey = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        help="API key [env: STREAMKIT_API_KEY, OPENAI_API_KEY]; never printed or logged",
+        rich_help_panel=CONNECTION,
+        show_default=False,
+    ),
+]
+Profile = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        "-p",
+        help="Named profile from the config file [env: STREAMKIT_PROFILE]",
+        rich_help_panel=CONNECTION,
+        show_default=False,
+    ),
+]
+Model = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Model name [env: STREAMKIT_MODEL]",
+        rich_help_panel=CONNECTION,
+        show_default=False,
+    ),
+]
+ConnectTimeout = Annotated[
+    float | None,
+    typer.Option(
+        help="Seconds to wait for the connection [default: 10]",
+        min=0.001,
+        rich_help_panel=CONNECTION,
+        show_default=False,
+    ),
+]
+IdleTimeout = Annotated[
+    float | None,
+    typer.Option(
+        help="Seconds without any data from the server before giving up [default: 120]",
+        min=0.001,
+        rich_help_panel=CONNECTION,
+        show_default=False,
+    ),
+]
+Timeout = Annotated[
+    float | None,
+    typer.Option(
+        help="Seconds for the whole reply, retries included [default: none]",
+        min=0.001,
+        rich_help_panel=CONNECTION,
+        show_default=False,
+    ),
+]
+MaxRetries = Annotated[
+    int | None,
+    typer.Option(
+        help="Retries of a failed request before any output [default: 2]",
+        min=0,
+        rich_help_panel=CONNECTION,
+        show_default=False,
+    ),
+]
+MaxTokens = Annotated[
+    int | None,
+    typer.Option("--max-tokens", "-n", min=1, help="Most tokens to generate",
+                 rich_help_panel=GENERATION, show_default=False),
+]
+Temperature = Annotated[
+    float | None,
+    typer.Option("--temperature", "-t", min=0.0, help="Sampling temperature",
+                 rich_help_panel=GENERATION, show_default=False),
+]
+TopP = Annotated[
+    float | None,
+    typer.Option(min=0.0, max=1.0, help="Nucleus sampling mass", rich_help_panel=GENERATION,
+                 show_default=False),
+]
+Seed = Annotated[
+    int | None,
+    typer.Option(help="Sampling seed, for repeatable output", rich_help_panel=GENERATION,
+                 show_default=False),
+]
+Stop = Annotated[
+    list[str] | None,
+    typer.Option(help="Stop sequence (repeatable)", rich_help_panel=GENERATION,
+                 show_default=False),
+]
+Events = Annotated[
+    bool,
+    typer.Option("--events", help="Print the event stream as JSON lines instead of text",
+                 rich_help_panel=OUTPUT),
+]
+
+
+def generation_options(
+    max_tokens: int | None,
+    temperature: float | None,
+    top_p: float | None,
+    seed: int | None,
+    stop: list[str] | None,
+) -> GenerationOptions:
+    return GenerationOptions(
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+        stop=tuple(stop or ()),
+    )

@@ -1,0 +1,77 @@
+"""Running a command's async body under Trio and turning its end into an exit code.
+
+This is the one place where errors become what the user sees: a
+``StreamkitError`` is one ``streamkit: ...`` line on stderr and its exit code;
+Ctrl-C and SIGTERM are 130 and 143 with no traceback; a closed stdout
+(``| head -1``) ends quietly. Exceptions from nurseries arrive as exception
+groups and are unwrapped here.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Awaitable, Callable
+
+import trio
+
+from streamkit.errors import EXIT_INTERRUPTED, StreamkitError
+from streamkit.interrupts import Interrupts
+
+EXIT_BROKEN_PIPE = 141
+
+CommandBody = Callable[[Interrupts], Awaitable[int | None]]
+
+
+def run_command(body: CommandBody) -> int:
+    """Run ``body`` in a fresh Trio run with signal handling; return the exit code."""
+    interrupts = Interrupts()
+
+    async def root() -> int | None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(interrupts.watch, nursery.cancel_scope)
+            code = await body(interrupts)
+            nursery.cancel_scope.cancel()
+            return code
+
+    try:
+        code = trio.run(root)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BaseException as exc:
+        return _exit_code_for(exc, interrupts)
+    if interrupts.exit_code is not None:
+        return interrupts.exit_code
+    return code or 0
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
+def _exit_code_for(exc: BaseException, interrupts: Interrupts) -> int:
+    leaves = _leaves(exc)
+    if any(isinstance(leaf, BrokenPipeError) for leaf in leaves):
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    errors = [leaf for leaf in leaves if isinstance(leaf, StreamkitError)]
+    if errors:
+        report(errors[0])
+        return errors[0].exit_code
+    if all(isinstance(leaf, KeyboardInterrupt) for leaf in leaves):
+        return interrupts.exit_code or EXIT_INTERRUPTED
+    raise exc
+
+
+def report(error: StreamkitError) -> None:
+    """The one stderr line for an error."""
+    print(f"streamkit: {error.message}", file=sys.stderr, flush=True)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)

@@ -1,0 +1,121 @@
+"""Configuration: the TOML file with named profiles, and how settings resolve.
+
+The file lives in the platformdirs user config dir (``config.toml``), or at
+``$STREAMKIT_CONFIG``. A profile saves retyping a base URL and model::
+
+    default_profile = "local-server"
+
+    [profiles.local-server]
+    base_url = "http://127.0.0.1:8000/v1"
+    model = "smollm2"
+    api_key_env = "MY_SERVER_KEY"   # or api_key = "..." (keep the file private)
+
+Precedence, highest first: command-line flag, ``STREAMKIT_*`` variable,
+``OPENAI_*`` variable (base URL and key only), the selected profile.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+import msgspec
+import platformdirs
+
+from streamkit.errors import UsageError
+
+
+class Profile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    base_url: str | None = None
+    api_key: str | None = None
+    api_key_env: str | None = None
+    model: str | None = None
+    connect_timeout: float | None = None
+    idle_timeout: float | None = None
+    timeout: float | None = None
+    max_retries: int | None = None
+
+
+class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    default_profile: str | None = None
+    profiles: dict[str, Profile] = {}
+
+
+class Settings(msgspec.Struct, frozen=True):
+    """Resolved connection settings for one command."""
+
+    base_url: str | None
+    api_key: str | None
+    model: str | None
+    connect_timeout: float
+    idle_timeout: float | None
+    timeout: float | None
+    max_retries: int
+
+
+def config_path() -> Path:
+    override = os.environ.get("STREAMKIT_CONFIG")
+    if override:
+        return Path(override)
+    return Path(platformdirs.user_config_dir("streamkit")) / "config.toml"
+
+
+def load_config(path: Path | None = None) -> ConfigFile:
+    """The parsed config file; an absent file is an empty config."""
+    path = path or config_path()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return ConfigFile()
+    except OSError as exc:
+        raise UsageError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        return msgspec.convert(tomllib.loads(raw.decode("utf-8")), ConfigFile)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, msgspec.ValidationError) as exc:
+        raise UsageError(f"config file {path}: {exc}") from None
+
+
+def resolve_settings(
+    *,
+    profile: str | None,
+    base_url: str | None,
+    api_key: str | None,
+    model: str | None,
+    connect_timeout: float | None,
+    idle_timeout: float | None,
+    timeout: float | None,
+    max_retries: int | None,
+    config: ConfigFile | None = None,
+    env: dict[str, str] | None = None,
+) -> Settings:
+    """Merge flags, environment and the profile into ``Settings``."""
+    env = dict(os.environ) if env is None else env
+    config = load_config() if config is None else config
+    name = profile or env.get("STREAMKIT_PROFILE") or config.default_profile
+    chosen = Profile()
+    if name:
+        if name not in config.profiles:
+            known = ", ".join(sorted(config.profiles)) or "none defined"
+            raise UsageError(f"unknown profile {name!r} (profiles: {known})")
+        chosen = config.profiles[name]
+    profile_key = chosen.api_key
+    if chosen.api_key_env:
+        profile_key = env.get(chosen.api_key_env) or profile_key
+
+    def first(*values):
+        return next((v for v in values if v not in (None, "")), None)
+
+    return Settings(
+        base_url=first(
+            base_url, env.get("STREAMKIT_BASE_URL"), env.get("OPENAI_BASE_URL"), chosen.base_url
+        ),
+        api_key=first(
+            api_key, env.get("STREAMKIT_API_KEY"), env.get("OPENAI_API_KEY"), profile_key
+        ),
+        model=first(model, env.get("STREAMKIT_MODEL"), chosen.model),
+        connect_timeout=first(connect_timeout, chosen.connect_timeout, 10.0),
+        idle_timeout=first(idle_timeout, chosen.idle_timeout, 120.0),
+        timeout=first(timeout, chosen.timeout),
+        max_retries=first(max_retries, chosen.max_retries, 2),
+    )

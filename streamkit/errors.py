@@ -1,0 +1,126 @@
+"""streamkit's error hierarchy: one class per failure a user can act on.
+
+Each class carries its exit code and a one-line message. Low-level exceptions
+(httpx, OS, llama.cpp) are translated into these at exactly one boundary per
+producer, so the CLI only ever sees ``StreamkitError`` and prints
+``streamkit: <message>`` without a traceback.
+
+Exit codes (documented in README.md):
+
+====  ===================================================
+0     success
+1     other failure
+2     usage error (bad option, bad config file)
+3     cannot connect to the server
+4     the server answered with an HTTP error status
+5     timeout (connect, idle or whole request)
+6     protocol error (a stream that cannot be decoded)
+8     model error (unknown model, unusable model file)
+130   interrupted by Ctrl-C (SIGINT)
+143   terminated by SIGTERM
+====  ===================================================
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+
+class StreamkitError(Exception):
+    """Base class: a failure with a one-line message and an exit code."""
+
+    kind = "error"
+    exit_code = 1
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.retryable = retryable  # safe to send the same request again
+        self.retry_after = retry_after  # seconds the server asked us to wait
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(StreamkitError):
+    """Bad options, arguments or configuration."""
+
+    kind = "usage"
+    exit_code = 2
+
+
+class ConnectFailed(StreamkitError):
+    """The server could not be reached (refused, DNS, reset before a reply)."""
+
+    kind = "connection"
+    exit_code = 3
+
+
+class HTTPStatusError(StreamkitError):
+    """The server answered with a non-success HTTP status."""
+
+    kind = "http"
+    exit_code = 4
+
+
+class RequestTimeout(StreamkitError):
+    """Connect, idle or whole-request time ran out."""
+
+    kind = "timeout"
+    exit_code = 5
+
+
+class ProtocolError(StreamkitError):
+    """The response stream broke the SSE or OpenAI streaming protocol."""
+
+    kind = "protocol"
+    exit_code = 6
+
+
+class ModelError(StreamkitError):
+    """The model is unknown, missing, corrupt, or failed while generating."""
+
+    kind = "model"
+    exit_code = 8
+
+
+
+_BY_KIND: dict[str, type[StreamkitError]] = {
+    cls.kind: cls
+    for cls in (
+        StreamkitError,
+        UsageError,
+        ConnectFailed,
+        HTTPStatusError,
+        RequestTimeout,
+        ProtocolError,
+        ModelError,
+    )
+}
+
+
+def error_for_kind(kind: str, message: str, status: int | None = None) -> StreamkitError:
+    """Rebuild the exception an error event stands for (unknown kinds: generic)."""
+    return _BY_KIND.get(kind, StreamkitError)(message, status=status)
+
+
+def redact(text: str, secrets: list[str | None]) -> str:
+    """Replace every occurrence of a secret in ``text`` so it cannot leak.
+
+    Servers sometimes echo the API key in their error messages; every message
+    that reaches a user passes through here.
+    """
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text

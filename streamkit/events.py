@@ -1,0 +1,80 @@
+"""The one event vocabulary every producer emits and every consumer reads.
+
+Events are small frozen ``msgspec`` structs: cheap to build on the hot path,
+immutable once made, and encodable as JSON lines with a ``type`` tag for
+``--events`` output. Producers (a remote server, a local model) never emit
+anything else, so a consumer (printer, store, tool dispatch) never needs to
+know which producer is running.
+
+Events travel in *batches* (``list[Event]``): one network read can carry
+dozens of chunks, and moving them as one channel item keeps the per-event
+cost of the pipeline near zero.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class TokenLogprob(msgspec.Struct, frozen=True):
+    """One sampled token with its log-probability and the top alternatives."""
+
+    token: str
+    logprob: float | None
+    top: dict[str, float] | None = None
+
+
+class TextDelta(msgspec.Struct, frozen=True, tag="delta", tag_field="type"):
+    """A piece of generated text for one choice."""
+
+    text: str
+    choice: int = 0
+    logprobs: tuple[TokenLogprob, ...] | None = None
+
+
+class ToolCallDelta(msgspec.Struct, frozen=True, tag="tool_call", tag_field="type"):
+    """A fragment of a tool call; fragments with the same ``index`` form one call."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+    choice: int = 0
+
+
+class Usage(msgspec.Struct, frozen=True, tag="usage", tag_field="type"):
+    """Token counts reported by the producer (absent counts stay ``None``)."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+
+
+class Finish(msgspec.Struct, frozen=True, tag="finish", tag_field="type"):
+    """A choice ended: ``stop``, ``length``, ``tool_calls``, ``cancelled``, ..."""
+
+    reason: str
+    choice: int = 0
+
+
+class StreamError(msgspec.Struct, frozen=True, tag="error", tag_field="type"):
+    """The stream failed; ``kind`` names the error class (see ``streamkit.errors``).
+
+    It is the last event of a stream. Everything received before it stays
+    valid: consumers keep and show the partial text.
+    """
+
+    kind: str
+    message: str
+    status: int | None = None
+
+
+Event = TextDelta | ToolCallDelta | Usage | Finish | StreamError
+Batch = list[Event]
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode_event_line(event: Event) -> bytes:
+    """One event as a JSON line (``\\n``-terminated), for ``--events`` output."""
+    return _encoder.encode(event) + b"\n"

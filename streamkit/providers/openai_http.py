@@ -1,0 +1,219 @@
+"""The remote producer: an OpenAI-compatible server streamed over httpx.
+
+It owns its I/O and nothing else: it sends the request, feeds each network
+read of the response body to the sans-IO decoder, and sends the resulting
+events to the pipeline as one batch per read. Failures never escape as
+exceptions: they end the stream with a ``StreamError`` event after whatever
+was already received, so every consumer sees the same ending.
+
+Timeouts are the caller's: the connect and idle (read) limits live in the
+``httpx.Timeout`` of the client the caller builds, the whole-request limit is
+a cancel scope in the pipeline.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import msgspec
+import trio
+
+from streamkit import __version__
+from streamkit.errors import (
+    ConnectFailed,
+    HTTPStatusError,
+    ModelError,
+    ProtocolError,
+    RequestTimeout,
+    StreamkitError,
+    UsageError,
+    redact,
+)
+from streamkit.events import Batch, StreamError
+from streamkit.protocol.openai import OpenAIStreamDecoder
+from streamkit.request import GenerationRequest, openai_body
+from streamkit.retry import backoff_delay, is_retryable_status, parse_retry_after
+
+_ERROR_BODY_LIMIT = 64 * 1024
+
+
+def build_client(
+    base_url: str,
+    api_key: str | None,
+    *,
+    connect_timeout: float | None,
+    idle_timeout: float | None,
+) -> httpx.AsyncClient:
+    """An httpx client whose timeouts are named by what they bound.
+
+    ``idle_timeout`` is httpx's read timeout: no bytes for that long while
+    waiting for the response or inside the stream.
+    """
+    headers = {"User-Agent": f"streamkit/{__version__}"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    timeout = httpx.Timeout(
+        connect=connect_timeout, read=idle_timeout, write=idle_timeout, pool=connect_timeout
+    )
+    try:
+        return httpx.AsyncClient(
+            base_url=base_url.rstrip("/") + "/", headers=headers, timeout=timeout
+        )
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise UsageError(f"invalid base URL {base_url!r}: {exc}") from None
+
+
+class OpenAIHTTPProducer:
+    """Streams generation requests from one OpenAI-compatible server."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        api_key: str | None = None,
+        max_retries: int = 2,
+        on_retry: Callable[[StreamkitError, float], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.max_retries = max_retries
+        self.on_retry = on_retry
+        self._secrets = [api_key]
+
+    @property
+    def base_url(self) -> str:
+        return str(self.client.base_url).rstrip("/")
+
+    async def stream(
+        self, request: GenerationRequest, send: trio.MemorySendChannel[Batch]
+    ) -> None:
+        """Stream ``request`` into ``send`` as batches of events, then return.
+
+        Retries (connection errors, 408/409/429/5xx) happen only while nothing
+        has been sent yet. The channel is not closed here: the caller owns it.
+        """
+        path, body = openai_body(request)
+        attempt = 0
+        while True:
+            try:
+                await self._stream_once(path, body, send)
+                return
+            except StreamkitError as error:
+                if not error.retryable or attempt >= self.max_retries:
+                    await send.send([StreamError(error.kind, error.message, error.status)])
+                    return
+                delay = backoff_delay(attempt, error.retry_after)
+                if self.on_retry is not None:
+                    self.on_retry(error, delay)
+                attempt += 1
+                await trio.sleep(delay)
+
+    async def _stream_once(
+        self, path: str, body: dict[str, Any], send: trio.MemorySendChannel[Batch]
+    ) -> None:
+        """One attempt. Raises ``StreamkitError`` only while nothing was sent."""
+        sent_any = False
+        try:
+            async with self.client.stream(
+                "POST", path, json=body, headers={"Accept": "text/event-stream"}
+            ) as response:
+                if response.status_code >= 400:
+                    raise await self._status_error(response)
+                decoder = OpenAIStreamDecoder()
+                async for data in response.aiter_bytes():
+                    events = decoder.feed(data)
+                    if events:
+                        sent_any = True
+                        await send.send(events)
+                        if decoder.chunks.done:
+                            break
+                tail = decoder.close()
+                if tail:
+                    await send.send(tail)
+        except (httpx.HTTPError, OSError) as exc:
+            error = self._translate(exc, sent_any)
+            if not sent_any:
+                raise error from None
+            await send.send([StreamError(error.kind, error.message, error.status)])
+        except ProtocolError as exc:
+            await send.send([StreamError(exc.kind, redact(exc.message, self._secrets))])
+
+    async def _status_error(self, response: httpx.Response) -> HTTPStatusError:
+        raw = b""
+        async for data in response.aiter_bytes():
+            raw += data
+            if len(raw) >= _ERROR_BODY_LIMIT:
+                break
+        detail = _error_detail(raw)
+        reason = response.reason_phrase or ""
+        where = f"{response.request.method} {response.request.url.path}"
+        message = f"HTTP {response.status_code} {reason} from {where}".replace("  ", " ")
+        if detail:
+            message += f": {detail}"
+        return HTTPStatusError(
+            redact(message, self._secrets),
+            status=response.status_code,
+            retryable=is_retryable_status(response.status_code),
+            retry_after=parse_retry_after(response.headers.get("retry-after"), time.time()),
+        )
+
+    def _translate(self, exc: Exception, sent_any: bool) -> StreamkitError:
+        """Map an httpx/OS exception to streamkit's hierarchy (the one boundary)."""
+        url = self.base_url
+        if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+            return RequestTimeout(
+                f"connecting to {url} timed out (--connect-timeout)", retryable=True
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return RequestTimeout(f"no data from {url} within the idle timeout (--idle-timeout)")
+        if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+            return UsageError(f"invalid base URL {url!r}: {_one_line(exc)}")
+        if isinstance(exc, httpx.DecodingError):
+            return ProtocolError(f"undecodable response body from {url}: {_one_line(exc)}")
+        if sent_any:
+            return ProtocolError(f"the connection to {url} broke mid-stream: {_one_line(exc)}")
+        return ConnectFailed(f"cannot connect to {url}: {_one_line(exc)}", retryable=True)
+
+    async def list_models(self) -> list[str]:
+        """The model ids the server offers (GET /models)."""
+        try:
+            response = await self.client.get("models")
+        except (httpx.HTTPError, OSError) as exc:
+            raise self._translate(exc, False) from None
+        if response.status_code >= 400:
+            raise await self._status_error(response)
+        try:
+            payload = msgspec.json.decode(response.content)
+            return [item["id"] for item in payload["data"]]
+        except (msgspec.DecodeError, KeyError, TypeError) as exc:
+            raise ProtocolError(f"unexpected /models answer from {self.base_url}: {exc}") from None
+
+    async def check_model(self, model: str | None) -> None:
+        """Preflight: the server is reachable and knows ``model``."""
+        models = await self.list_models()
+        if model and model not in models:
+            known = ", ".join(models[:10]) or "none"
+            raise ModelError(f"model {model!r} is not offered by {self.base_url} (it has: {known})")
+
+
+def _error_detail(raw: bytes) -> str:
+    """The human part of an error body: ``error.message``, ``detail`` or text."""
+    try:
+        payload = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return _one_line(raw.decode("utf-8", "replace"))[:300]
+    if isinstance(payload, dict):
+        error = payload.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return _one_line(str(error["message"]))[:500]
+        for key in ("error", "detail", "message"):
+            if payload.get(key):
+                return _one_line(str(payload[key]))[:500]
+    return _one_line(raw.decode("utf-8", "replace"))[:300]
+
+
+def _one_line(value: object) -> str:
+    text = " ".join(str(value).split())
+    return text or type(value).__name__

@@ -1,0 +1,136 @@
+"""Shared fixtures: the real llama.cpp server, the scripted fault server, the CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from streamkit.localmodels import embedded_model_path
+
+TESTS = Path(__file__).parent
+SERVER_START_TIMEOUT = 120.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real OpenAI-compatible server (llama_cpp.server) running SmolLM2; its /v1 URL."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("llama") / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "llama_cpp.server",
+                "--model", str(embedded_model_path()),
+                "--model_alias", "smollm2",
+                "--host", "127.0.0.1", "--port", str(port),
+                "--n_ctx", "2048", "--verbose", "false",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"llama_cpp.server exited:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{base}/models", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            stop_process(proc)
+            raise RuntimeError(f"llama_cpp.server did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    yield base
+    stop_process(proc)
+
+
+@pytest.fixture(scope="session")
+def fault_server_root() -> Iterator[str]:
+    """The scripted fault server as a separate process; its root URL."""
+    proc = subprocess.Popen(
+        [sys.executable, str(TESTS / "fault_server.py")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    line = proc.stdout.readline()
+    assert line.startswith("PORT "), line
+    yield f"http://127.0.0.1:{int(line.split()[1])}"
+    stop_process(proc)
+
+
+@pytest.fixture
+def fault_url(fault_server_root: str):
+    """``fault_url("stall")``: a base URL for that scenario with fresh state."""
+
+    def make(scenario: str) -> str:
+        return f"{fault_server_root}/{scenario}/{uuid.uuid4().hex}/v1"
+
+    return make
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    """An environment with no user config and no inherited API settings."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "STREAMKIT_"))
+    }
+    env["STREAMKIT_CONFIG"] = str(tmp_path / "config.toml")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def run_cli(cli_env: dict[str, str]):
+    """Run ``streamkit ARGS`` as a real subprocess; returns code, stdout, stderr."""
+
+    def run(*args: str, input: str | None = None, env: dict | None = None,
+            timeout: float = 120) -> Result:
+        proc = subprocess.run(
+            [sys.executable, "-m", "streamkit", *args],
+            input=input if input is not None else "",
+            capture_output=True,
+            text=True,
+            env={**cli_env, **(env or {})},
+            timeout=timeout,
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    return run

@@ -1,0 +1,210 @@
+"""A scripted OpenAI-compatible streaming server, for faults a real one won't produce.
+
+The scenario is chosen by the URL: ``http://HOST:PORT/<scenario>/<key>/v1``.
+``<key>`` separates the state of scenarios that change over successive
+requests (``429-then-ok``): tests use a fresh key each.
+
+Run as a program (``python tests/fault_server.py``) it prints ``PORT <n>`` on
+stdout and serves until killed; tests in the same process use ``serve``
+with ``nursery.start``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+import trio
+
+Handler = Callable[[trio.SocketStream, str, dict], Awaitable[None]]
+
+_attempts: Counter[tuple[str, str]] = Counter()
+
+
+def chunk(content: str | None = None, finish: str | None = None) -> bytes:
+    delta = {} if content is None else {"content": content}
+    payload = {
+        "id": "x",
+        "object": "chat.completion.chunk",
+        "model": "scripted",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+
+def completion_chunk(text: str, finish: str | None = None) -> bytes:
+    payload = {"choices": [{"index": 0, "text": text, "finish_reason": finish}]}
+    return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+
+DONE = b"data: [DONE]\n\n"
+HELLO = [chunk("Hello"), chunk(", world"), chunk(finish="stop"), DONE]
+
+
+async def send_head(stream: trio.SocketStream, status: str, headers: dict[str, str]) -> None:
+    lines = [f"HTTP/1.1 {status}"] + [f"{k}: {v}" for k, v in headers.items()]
+    await stream.send_all(("\r\n".join(lines) + "\r\n\r\n").encode())
+
+
+async def start_sse(stream: trio.SocketStream) -> None:
+    await send_head(
+        stream,
+        "200 OK",
+        {"Content-Type": "text/event-stream", "Transfer-Encoding": "chunked",
+         "Connection": "close"},
+    )
+
+
+async def send_piece(stream: trio.SocketStream, data: bytes) -> None:
+    await stream.send_all(b"%x\r\n%b\r\n" % (len(data), data))
+
+
+async def end_chunked(stream: trio.SocketStream) -> None:
+    await stream.send_all(b"0\r\n\r\n")
+
+
+async def send_json(stream: trio.SocketStream, status: str, body: object, **headers: str) -> None:
+    raw = json.dumps(body).encode()
+    await send_head(
+        stream,
+        status,
+        {"Content-Type": "application/json", "Content-Length": str(len(raw)),
+         "Connection": "close", **{k.replace("_", "-"): v for k, v in headers.items()}},
+    )
+    await stream.send_all(raw)
+
+
+async def stream_pieces(stream: trio.SocketStream, pieces: list[bytes]) -> None:
+    await start_sse(stream)
+    for piece in pieces:
+        await send_piece(stream, piece)
+    await end_chunked(stream)
+
+
+async def scenario(stream: trio.SocketStream, name: str, key: str, request: dict) -> None:
+    attempt = _attempts[name, key]
+    _attempts[name, key] += 1
+    auth = request["headers"].get("authorization", "")
+    if name == "ok":
+        await stream_pieces(stream, HELLO)
+    elif name == "completion":
+        await stream_pieces(
+            stream, [completion_chunk(" Paris"), completion_chunk(".", "stop"), DONE]
+        )
+    elif name == "crlf":
+        await stream_pieces(stream, [b"".join(HELLO).replace(b"\n", b"\r\n")])
+    elif name == "odd-split":
+        body = b": comment\r\n\r\n" + b"".join(HELLO)
+        await start_sse(stream)
+        for i in range(0, len(body), 3):
+            await send_piece(stream, body[i : i + 3])
+        await end_chunked(stream)
+    elif name == "drop":
+        await start_sse(stream)
+        await send_piece(stream, chunk("partial ") + chunk("text"))
+        await trio.sleep(0.05)
+        # Close without the terminating zero-length chunk.
+    elif name == "stall":
+        await start_sse(stream)
+        await send_piece(stream, chunk("before the stall"))
+        await trio.sleep_forever()
+    elif name == "slow":  # one token every 20 ms, for a long time
+        await start_sse(stream)
+        for i in range(100_000):
+            await send_piece(stream, chunk(f"t{i} "))
+            await trio.sleep(0.02)
+        await end_chunked(stream)
+    elif name == "429-then-ok" and attempt == 0:
+        await send_json(stream, "429 Too Many Requests",
+                        {"error": {"message": "slow down"}}, Retry_After="2")
+    elif name == "500-then-ok" and attempt == 0:
+        await send_json(stream, "500 Internal Server Error", {"error": {"message": "oops"}})
+    elif name in ("429-then-ok", "500-then-ok"):
+        await stream_pieces(stream, HELLO)
+    elif name == "always-500":
+        await send_json(stream, "500 Internal Server Error", {"error": {"message": "down"}})
+    elif name == "401":
+        token = auth.removeprefix("Bearer ")
+        await send_json(stream, "401 Unauthorized",
+                        {"error": {"message": f"Incorrect API key provided: {token}"}})
+    elif name == "malformed":
+        await stream_pieces(
+            stream, [chunk("good "), b"data: {not json\n\n", chunk("still good"),
+                     chunk(finish="stop"), DONE]
+        )
+    elif name == "error-event":
+        await stream_pieces(
+            stream, [chunk("partial"), b'data: {"error": {"message": "model crashed"}}\n\n']
+        )
+    elif name == "no-done":
+        await stream_pieces(stream, [chunk("no "), chunk("ending")])
+    elif name.startswith("many-"):  # many-N: N one-word chunks, as fast as possible
+        count = int(name.split("-")[1])
+        await start_sse(stream)
+        piece = chunk("tok ")
+        batch = 256
+        for start in range(0, count, batch):
+            await send_piece(stream, piece * min(batch, count - start))
+        await send_piece(stream, chunk(finish="stop") + DONE)
+        await end_chunked(stream)
+    else:
+        await send_json(stream, "404 Not Found", {"error": {"message": f"no scenario {name}"}})
+
+
+async def read_request(stream: trio.SocketStream) -> dict | None:
+    buffer = b""
+    while b"\r\n\r\n" not in buffer:
+        data = await stream.receive_some(65536)
+        if not data:
+            return None
+        buffer += data
+    head, _, body = buffer.partition(b"\r\n\r\n")
+    request_line, *header_lines = head.decode("latin-1").split("\r\n")
+    method, target, _ = request_line.split(" ", 2)
+    headers = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", "0"))
+    while len(body) < length:
+        data = await stream.receive_some(65536)
+        if not data:
+            return None
+        body += data
+    return {"method": method, "target": target, "headers": headers, "body": body}
+
+
+async def handle(stream: trio.SocketStream) -> None:
+    async with stream:
+        request = await read_request(stream)
+        if request is None:
+            return
+        parts = request["target"].strip("/").split("/")
+        try:
+            if parts[-1] == "models":
+                await send_json(stream, "200 OK", {"data": [{"id": "scripted"}]})
+                return
+            await scenario(stream, parts[0], parts[1], request)
+        except trio.BrokenResourceError:
+            pass  # the client went away: that is what some tests do
+
+
+async def serve(*, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    task_status.started(listeners[0].socket.getsockname()[1])
+    await trio.serve_listeners(handle, listeners)
+
+
+async def _main() -> None:
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(serve)
+        print(f"PORT {port}", flush=True)
+
+
+if __name__ == "__main__":
+    try:
+        trio.run(_main)
+    except KeyboardInterrupt:
+        sys.exit(0)

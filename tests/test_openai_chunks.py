@@ -1,0 +1,187 @@
+"""OpenAI stream bytes to streamkit events, sans-IO, split at every position."""
+
+from __future__ import annotations
+
+import json
+
+from streamkit.events import Finish, StreamError, TextDelta, ToolCallDelta, Usage
+from streamkit.protocol.openai import OpenAIStreamDecoder
+from streamkit.protocol.toolcalls import ToolCall, ToolCallAccumulator
+from streamkit.reply import Reply
+
+
+def sse(*payloads: object) -> bytes:
+    out = b""
+    for payload in payloads:
+        data = payload if isinstance(payload, str) else json.dumps(payload)
+        out += b"data: " + data.encode() + b"\n\n"
+    return out
+
+
+def chat_delta(content=None, finish=None, index=0, **delta):
+    if content is not None:
+        delta["content"] = content
+    return {"choices": [{"index": index, "delta": delta, "finish_reason": finish}]}
+
+
+def decode(body: bytes) -> list:
+    decoder = OpenAIStreamDecoder()
+    return decoder.feed(body) + decoder.close()
+
+
+def decode_every_split(body: bytes) -> list:
+    expected = decode(body)
+    for cut in range(len(body) + 1):
+        decoder = OpenAIStreamDecoder()
+        got = decoder.feed(body[:cut]) + decoder.feed(body[cut:]) + decoder.close()
+        assert got == expected, f"split at {cut}"
+    return expected
+
+
+def test_chat_stream_text_finish_usage():
+    body = sse(
+        chat_delta(role="assistant", content=""),
+        chat_delta("Hel"),
+        chat_delta("lo"),
+        chat_delta(finish="stop"),
+        {"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}},
+        "[DONE]",
+    )
+    events = decode_every_split(body)
+    assert events == [
+        TextDelta("Hel"),
+        TextDelta("lo"),
+        Finish("stop"),
+        Usage(5, 2, 7),
+    ]
+
+
+def test_completions_stream_with_logprobs():
+    body = sse(
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "text": " Paris",
+                    "logprobs": {
+                        "tokens": [" Paris"],
+                        "token_logprobs": [-0.25],
+                        "top_logprobs": [{" Paris": -0.25, " Lyon": -3.0}],
+                    },
+                    "finish_reason": None,
+                }
+            ]
+        },
+        {"choices": [{"index": 0, "text": "", "finish_reason": "length"}]},
+        "[DONE]",
+    )
+    events = decode_every_split(body)
+    assert events[0].text == " Paris"
+    assert events[0].logprobs[0].logprob == -0.25
+    assert events[0].logprobs[0].top == {" Paris": -0.25, " Lyon": -3.0}
+    assert events[1] == Finish("length")
+
+
+def test_chat_logprobs_content_shape():
+    chunk = chat_delta("Hi")
+    chunk["choices"][0]["logprobs"] = {
+        "content": [
+            {"token": "Hi", "logprob": -0.1, "top_logprobs": [{"token": "Hi", "logprob": -0.1}]}
+        ]
+    }
+    events = decode(sse(chunk, chat_delta(finish="stop"), "[DONE]"))
+    assert events[0].logprobs[0].token == "Hi"
+    assert events[0].logprobs[0].top == {"Hi": -0.1}
+
+
+def test_malformed_chunk_is_skipped_counted_and_reported():
+    body = sse(chat_delta("a"), "{not json", chat_delta("b"), chat_delta(finish="stop"), "[DONE]")
+    events = decode_every_split(body)
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["a", "b"]
+    assert isinstance(events[-1], StreamError)
+    assert events[-1].kind == "protocol"
+    assert "1 malformed" in events[-1].message
+
+
+def test_error_object_inside_the_stream():
+    body = sse(chat_delta("partial"), {"error": {"message": "model\ncrashed", "code": 500}})
+    body += sse(chat_delta("ignored after the error"))
+    events = decode_every_split(body)
+    assert events[0] == TextDelta("partial")
+    assert events[1] == StreamError(
+        "http", "the server reported an error mid-stream: model crashed", 500
+    )
+    assert len(events) == 2
+
+
+def test_error_event_type_inside_the_stream():
+    body = sse(chat_delta("x")) + b'event: error\ndata: {"message": "overloaded"}\n\n'
+    events = decode_every_split(body)
+    assert events[-1].kind == "http"
+    assert "overloaded" in events[-1].message
+
+
+def test_stream_without_done_and_without_finish_is_incomplete():
+    events = decode_every_split(sse(chat_delta("cut")))
+    assert events[-1] == StreamError("protocol", "the stream ended before it was complete")
+
+
+def test_finished_stream_without_done_is_accepted():
+    events = decode_every_split(sse(chat_delta("ok"), chat_delta(finish="stop")))
+    assert events == [TextDelta("ok"), Finish("stop")]
+
+
+def test_keepalive_comments_and_other_event_types_ignored():
+    body = b": keepalive\n\nevent: ping\ndata: {}\n\n"
+    body += sse(chat_delta("x", finish="stop"), "[DONE]")
+    assert decode_every_split(body) == [TextDelta("x"), Finish("stop")]
+
+
+def test_tool_call_deltas_and_llama_cpp_duplicate_function_call():
+    """llama.cpp repeats id and name on every delta and sends the fragment twice."""
+    fragments = ['{"ci', 'ty": "Paris"}']
+    chunks = [
+        chat_delta(
+            tool_calls=[
+                {"index": 0, "id": "call_1", "type": "function",
+                 "function": {"name": "weather", "arguments": frag}}
+            ],
+            function_call={"name": "weather", "arguments": frag},
+        )
+        for frag in fragments
+    ]
+    events = decode_every_split(sse(*chunks, chat_delta(finish="tool_calls"), "[DONE]"))
+    deltas = [e for e in events if isinstance(e, ToolCallDelta)]
+    assert len(deltas) == 2
+    reply = Reply()
+    reply.add(events)
+    assert reply.tool_calls == [ToolCall(0, "call_1", "weather", '{"city": "Paris"}')]
+    assert reply.finish_reason == "tool_calls"
+
+
+def test_legacy_function_call_alone():
+    body = sse(
+        chat_delta(function_call={"name": "f", "arguments": "{}"}),
+        chat_delta(finish="function_call"),
+        "[DONE]",
+    )
+    reply = Reply()
+    reply.add(decode(body))
+    assert reply.tool_calls == [ToolCall(0, None, "f", "{}")]
+
+
+def test_accumulator_interleaved_parallel_calls_and_late_name():
+    acc = ToolCallAccumulator()
+    acc.add(ToolCallDelta(1, "b", None, '{"x"'))
+    acc.add(ToolCallDelta(2, "c", "g", "{"))
+    acc.add(ToolCallDelta(1, "b", "f", ": 1}"))  # name arrives late; id repeated
+    acc.add(ToolCallDelta(2, None, "g", "}"))
+    assert acc.calls() == [ToolCall(1, "b", "f", '{"x": 1}'), ToolCall(2, "c", "g", "{}")]
+
+
+def test_reply_keeps_partial_text_and_error():
+    reply = Reply()
+    reply.add([TextDelta("par"), TextDelta("tial")])
+    reply.add([StreamError("timeout", "too slow")])
+    assert reply.text == "partial"
+    assert reply.exception().exit_code == 5
