@@ -1,7 +1,7 @@
 """Choosing and opening the producer a command streams from.
 
 Commands ask for a ``Backend`` built from resolved ``Settings`` and never
-learn whether the tokens come from a remote server or (later) a local model.
+learn whether the tokens come from a remote server or a local model.
 """
 
 from __future__ import annotations
@@ -9,15 +9,28 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Protocol
 
 import trio
 
 from streamkit.config import Settings
-from streamkit.errors import StreamkitError, UsageError
+from streamkit.errors import StreamkitError
 from streamkit.events import Batch
+from streamkit.localmodels import resolve_local_model
+from streamkit.providers.llama_local import LlamaLocalProducer, LocalModel
 from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
 from streamkit.request import GenerationRequest
+
+_loaded: dict[Path, LocalModel] = {}
+
+
+def local_model(path: Path, name: str) -> LocalModel:
+    """The process-wide ``LocalModel`` for ``path``: a model file is loaded once."""
+    key = path.resolve()
+    if key not in _loaded:
+        _loaded[key] = LocalModel(path, name)
+    return _loaded[key]
 
 
 class Backend(Protocol):
@@ -32,12 +45,11 @@ class Backend(Protocol):
 
 @asynccontextmanager
 async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
-    """The producer for ``settings``; closes its connections on exit."""
+    """The producer for ``settings``: the server at its base URL, else a local model."""
     if not settings.base_url:
-        raise UsageError(
-            "no server configured: pass --base-url, set STREAMKIT_BASE_URL or "
-            "OPENAI_BASE_URL, or choose a --profile"
-        )
+        name, path = resolve_local_model(settings.model, settings.local_models)
+        yield LlamaLocalProducer(local_model(path, name))
+        return
     client = build_client(
         settings.base_url,
         settings.api_key,

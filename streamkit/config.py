@@ -10,6 +10,11 @@ The file lives in the platformdirs user config dir (``config.toml``), or at
     model = "smollm2"
     api_key_env = "MY_SERVER_KEY"   # or api_key = "..." (keep the file private)
 
+    [models]                        # local GGUF files, usable as --model NAME
+    tiny = "/models/tiny.gguf"
+
+With no base URL from any source, commands run a local model in-process.
+
 Precedence, highest first: command-line flag, ``STREAMKIT_*`` variable,
 ``OPENAI_*`` variable (base URL and key only), the selected profile.
 """
@@ -40,6 +45,7 @@ class Profile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     default_profile: str | None = None
     profiles: dict[str, Profile] = {}
+    models: dict[str, str] = {}  # local model name -> .gguf path
 
 
 class Settings(msgspec.Struct, frozen=True):
@@ -52,6 +58,7 @@ class Settings(msgspec.Struct, frozen=True):
     idle_timeout: float | None
     timeout: float | None
     max_retries: int
+    local_models: dict[str, str] = {}
 
 
 def config_path() -> Path:
@@ -118,4 +125,5 @@ def resolve_settings(
         idle_timeout=first(idle_timeout, chosen.idle_timeout, 120.0),
         timeout=first(timeout, chosen.timeout),
         max_retries=first(max_retries, chosen.max_retries, 2),
+        local_models=config.models,
     )

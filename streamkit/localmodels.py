@@ -8,6 +8,7 @@ we do not need).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from pathlib import Path
 
@@ -29,3 +30,28 @@ def embedded_model_path() -> Path:
         if found:
             return found[0]
     raise ModelError(f"no .gguf file inside the {EMBEDDED_PACKAGE} package")
+
+
+def resolve_local_model(model: str | None, configured: dict[str, str]) -> tuple[str, Path]:
+    """``--model`` for the local backend: a configured name, a .gguf path, or the default."""
+    if model is None or model == EMBEDDED_NAME:
+        return EMBEDDED_NAME, embedded_model_path()
+    if model in configured:
+        return model, Path(configured[model]).expanduser()
+    path = Path(model).expanduser()
+    if path.suffix == ".gguf" or path.exists():
+        return path.stem, path
+    known = ", ".join([EMBEDDED_NAME, *sorted(configured)])
+    raise ModelError(
+        f"unknown local model {model!r}: give a .gguf path or one of: {known} "
+        "(or --base-url to use a server)"
+    )
+
+
+def known_local_models(configured: dict[str, str]) -> list[tuple[str, str]]:
+    """(name, path) of the local models streamkit knows, the embedded one first."""
+    found: list[tuple[str, str]] = []
+    with contextlib.suppress(ModelError):
+        found.append((EMBEDDED_NAME, str(embedded_model_path())))
+    found.extend((name, str(Path(path).expanduser())) for name, path in sorted(configured.items()))
+    return found

@@ -117,10 +117,31 @@ def test_events_mode_prints_jsonl_with_the_error(run_cli, fault_url):
     assert result.code == 4
 
 
-def test_no_server_configured_is_a_usage_error(run_cli):
-    result = run_cli("chat", "hi")
+def test_config_problems_are_usage_errors(run_cli, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("default_profile = [unclosed\n")
+    result = run_cli("chat", "hi", env={"STREAMKIT_CONFIG": str(bad)})
     assert result.code == 2
-    assert_one_error_line(result.stderr, "no server configured")
+    assert_one_error_line(result.stderr, f"config file {bad}")
+    bad.write_text('[profiles.x]\nbase_urll = "http://typo"\n')
+    result = run_cli("chat", "hi", env={"STREAMKIT_CONFIG": str(bad)})
+    assert result.code == 2
+    assert_one_error_line(result.stderr, "base_urll")
+    result = run_cli("chat", "hi", "--profile", "nope")
+    assert result.code == 2
+    assert_one_error_line(result.stderr, "unknown profile 'nope'")
+
+
+def test_profile_supplies_base_url_model_and_key(run_cli, fault_url, tmp_path):
+    config = tmp_path / "profiles.toml"
+    config.write_text(
+        f'default_profile = "scripted"\n[profiles.scripted]\nbase_url = "{fault_url("401")}"\n'
+        'api_key_env = "MY_KEY"\n'
+    )
+    result = run_cli("chat", "hi", env={"STREAMKIT_CONFIG": str(config), "MY_KEY": "sk-from-env-9"})
+    assert result.code == 4  # the scripted server rejects every key, echoing it
+    assert "Incorrect API key provided: ***" in result.stderr
+    assert "sk-from-env-9" not in result.stderr
 
 
 def test_invalid_base_url_is_a_usage_error(run_cli):

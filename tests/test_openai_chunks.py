@@ -185,3 +185,19 @@ def test_reply_keeps_partial_text_and_error():
     reply.add([StreamError("timeout", "too slow")])
     assert reply.text == "partial"
     assert reply.exception().exit_code == 5
+
+
+def test_stop_filter_holds_back_partial_stops_however_split():
+    from streamkit.protocol.stops import StopFilter
+
+    text = "one two STOP three"
+    for pieces in ([text], list(text), ["one tw", "o ST", "OP th", "ree"]):
+        stop = StopFilter(["STOP", "xyz"])
+        out = "".join(stop.feed(p) for p in pieces) + stop.flush()
+        assert out == "one two "
+        assert stop.stopped
+    stop = StopFilter(["STOP"])
+    assert stop.feed("a ST") == "a "  # "ST" could begin "STOP": held back
+    assert stop.feed("ep") == "STep"
+    assert stop.feed("x S") == "x "
+    assert stop.flush() == "S" and not stop.stopped

@@ -92,7 +92,9 @@ def test_cli_chat_and_complete(run_cli, llama_server):
 def test_cli_models_and_preflight(run_cli, llama_server):
     result = run_cli("models", "--base-url", llama_server)
     assert result.code == 0
-    assert result.stdout.split() == ["smollm2"]
+    rows = [line.split("\t") for line in result.stdout.splitlines()]
+    assert rows[0] == ["smollm2", "remote", llama_server]
+    assert rows[1][:2] == ["smollm2", "local"]
     assert run_cli("models", "--base-url", llama_server, "-m", "smollm2").code == 0
     missing = run_cli("models", "--base-url", llama_server, "-m", "gpt-9")
     assert missing.code == 8

@@ -42,6 +42,7 @@ def chat(
     seed: opt.Seed = None,
     stop: opt.Stop = None,
     events: opt.Events = False,
+    stats: opt.Stats = False,
     base_url: opt.BaseURL = None,
     api_key: opt.APIKey = None,
     profile: opt.Profile = None,
@@ -76,12 +77,14 @@ def chat(
             if message is None and sys.stdin.isatty():
                 await backend.check_model(settings.model)
                 return await _converse(backend, settings, options, history,
-                                       interrupts=interrupts, events=events)
+                                       interrupts=interrupts, events=events, stats=stats)
             text = await read_prompt_argument(message)
             history.append(Message("user", text))
             request = GenerationRequest("chat", settings.model, options, messages=tuple(history))
             with interrupts.guard(settings.timeout) as reply_scope:
-                reply = await stream_turn(backend, request, stop=reply_scope, events=events)
+                reply = await stream_turn(
+                    backend, request, stop=reply_scope, events=events, stats=stats
+                )
         error = reply.exception()
         if error is not None and interrupts.exit_code is None:
             report(error)
@@ -99,6 +102,7 @@ async def _converse(
     *,
     interrupts: Interrupts,
     events: bool,
+    stats: bool,
 ) -> int:
     """The interactive loop; history lives in memory for the session."""
     print("Chatting. /exit or Ctrl-D to end; Ctrl-C stops a reply.", file=sys.stderr)
@@ -121,7 +125,9 @@ async def _converse(
         history.append(Message("user", text))
         request = GenerationRequest("chat", settings.model, options, messages=tuple(history))
         with interrupts.guard(settings.timeout) as reply_scope:
-            reply = await stream_turn(backend, request, stop=reply_scope, events=events)
+            reply = await stream_turn(
+                backend, request, stop=reply_scope, events=events, stats=stats
+            )
         if reply.text:
             history.append(Message("assistant", reply.text))
         else:

@@ -31,6 +31,7 @@ def complete(
     seed: opt.Seed = None,
     stop: opt.Stop = None,
     events: opt.Events = False,
+    stats: opt.Stats = False,
     base_url: opt.BaseURL = None,
     api_key: opt.APIKey = None,
     profile: opt.Profile = None,
@@ -63,7 +64,9 @@ def complete(
         )
         async with open_backend(settings) as backend:
             with interrupts.guard(settings.timeout) as reply_scope:
-                reply = await stream_turn(backend, request, stop=reply_scope, events=events)
+                reply = await stream_turn(
+                    backend, request, stop=reply_scope, events=events, stats=stats
+                )
         error = reply.exception()
         if error is not None and interrupts.exit_code is None:
             report(error)

@@ -9,6 +9,7 @@ from streamkit.cli import options as opt
 from streamkit.cli.runner import run_command
 from streamkit.config import resolve_settings
 from streamkit.interrupts import Interrupts
+from streamkit.localmodels import known_local_models
 
 
 def models(
@@ -19,10 +20,13 @@ def models(
     connect_timeout: opt.ConnectTimeout = None,
     idle_timeout: opt.IdleTimeout = None,
 ) -> None:
-    """List the models the server offers, one per line.
+    """List the models streamkit can use: NAME, local or remote, and where.
 
-    With --model, check instead that the server is reachable and offers that
-    model (exit 0), before any prompt is sent: a preflight for scripts.
+    One tab-separated line a model: the server's models when a base URL is
+    configured, then the local GGUF models (the embedded default and those in
+    the config file). With --model, check instead that the model is usable --
+    the server is reachable and offers it, or the local file loads -- before
+    any prompt is sent: a preflight for scripts.
 
     Examples:
 
@@ -37,13 +41,17 @@ def models(
             connect_timeout=connect_timeout, idle_timeout=idle_timeout, timeout=None,
             max_retries=0,
         )
-        async with open_backend(settings) as backend:
-            if model:
+        if model:
+            async with open_backend(settings) as backend:
                 await backend.check_model(model)
-                print(model)
-            else:
+            print(model)
+            return 0
+        if settings.base_url:
+            async with open_backend(settings) as backend:
                 for name in await backend.list_models():
-                    print(name)
+                    print(f"{name}\tremote\t{settings.base_url}")
+        for name, path in known_local_models(settings.local_models):
+            print(f"{name}\tlocal\t{path}")
         return 0
 
     raise typer.Exit(run_command(body))

@@ -133,3 +133,8 @@ def generation_options(
         seed=seed,
         stop=tuple(stop or ()),
     )
+Stats = Annotated[
+    bool,
+    typer.Option("--stats", help="After each reply, print time to first token and tokens/s "
+                 "on stderr", rich_help_panel=OUTPUT),
+]

@@ -1,0 +1,322 @@
+"""The local producer: a GGUF model run by llama-cpp-python in a worker thread.
+
+Threading
+    llama.cpp computes each token in C, holding the GIL only between tokens, so
+    generation runs in a worker thread (``trio.to_thread.run_sync``) while the
+    event loop keeps printing. One ``CapacityLimiter(1)`` per loaded model:
+    a ``Llama`` object is not safe to use from two threads at once.
+
+Crossing the thread boundary
+    The thread appends events to a ``_Mailbox`` and wakes the Trio side only
+    when it is waiting, so when the consumer is slower than the model, tokens
+    cross in batches (one wake-up, one channel send for many tokens). The
+    mailbox is bounded: past ``MAILBOX_LIMIT`` events the thread waits, which
+    is the producer's share of the pipeline's backpressure.
+
+Cancellation within one token
+    Before each token the thread calls ``trio.from_thread.check_cancelled()``
+    and looks at the mailbox's abort flag (set when the consumer went away).
+    So Ctrl-C, ``--timeout`` or a closed channel stop generation at the next
+    token boundary; the thread always returns before ``stream`` does -- it is
+    never abandoned while it holds the model -- and the tokens generated up to
+    then are delivered (the pipeline then adds ``Finish("cancelled")``).
+
+KV cache
+    The ``Llama`` object is loaded once per backend and reused across turns;
+    ``Llama.generate`` keeps the KV cache of the longest common token prefix,
+    so a chat turn only evaluates what is new since the previous one.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import os
+import random
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from streamkit.errors import ModelError
+from streamkit.events import Batch, Event, Finish, StreamError, TextDelta, Usage
+from streamkit.protocol.stops import StopFilter
+from streamkit.request import GenerationRequest
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+MAILBOX_LIMIT = 1024  # events the thread may run ahead of a slow consumer
+DEFAULT_CONTEXT = 4096  # tokens of context window
+THREAD_NAME = "streamkit-llama"
+
+# llama.cpp's defaults for the sampling options a request leaves unset.
+DEFAULT_TEMPERATURE = 0.8
+DEFAULT_TOP_P = 0.95
+
+
+class _Mailbox:
+    """A bounded, thread-safe hand-off of events from the model thread to Trio."""
+
+    def __init__(self) -> None:
+        self._token = trio.lowlevel.current_trio_token()
+        self._cond = threading.Condition()
+        self._items: list[Event] = []
+        self._closed = False
+        self.aborted = False
+        self._wakeup: trio.Event | None = None
+
+    # -- model thread side --
+    def put(self, event: Event) -> None:
+        with self._cond:
+            while len(self._items) >= MAILBOX_LIMIT and not self.aborted:
+                self._cond.wait()
+            self._items.append(event)
+            wakeup, self._wakeup = self._wakeup, None
+        if wakeup is not None:
+            self._token.run_sync_soon(wakeup.set)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            wakeup, self._wakeup = self._wakeup, None
+        if wakeup is not None:
+            self._token.run_sync_soon(wakeup.set)
+
+    # -- Trio side --
+    def take(self) -> list[Event]:
+        with self._cond:
+            items, self._items = self._items, []
+            self._cond.notify_all()
+        return items
+
+    def abort(self) -> None:
+        with self._cond:
+            self.aborted = True
+            self._cond.notify_all()
+
+    async def drain(self, send: trio.MemorySendChannel[Batch]) -> None:
+        """Send batches until the thread closes the mailbox; abort it on any failure."""
+        try:
+            while True:
+                with self._cond:
+                    items, self._items = self._items, []
+                    self._cond.notify_all()
+                    closed = self._closed
+                    if not items and not closed:
+                        wakeup = self._wakeup = trio.Event()
+                if items:
+                    await send.send(items)
+                elif closed:
+                    return
+                else:
+                    await wakeup.wait()
+        except trio.BrokenResourceError:
+            self.abort()  # the consumer went away: stop generating
+        except BaseException:
+            self.abort()
+            raise
+
+
+class LocalModel:
+    """A GGUF file, loaded on first use and then kept for the whole process."""
+
+    def __init__(self, path: Path, name: str, *, n_ctx: int = DEFAULT_CONTEXT) -> None:
+        self.path = path
+        self.name = name
+        self.n_ctx = n_ctx
+        self.limiter = trio.CapacityLimiter(1)
+        self._llm: Llama | None = None
+        self._chat_format: Any = None
+
+    async def llm(self) -> Llama:
+        if self._llm is None:
+            await trio.to_thread.run_sync(self._load, limiter=self.limiter)
+        assert self._llm is not None
+        return self._llm
+
+    def _load(self) -> None:
+        if self._llm is not None:
+            return
+        if not self.path.is_file():
+            raise ModelError(f"model file not found: {self.path}")
+        try:
+            from llama_cpp import Llama
+        except ImportError:
+            raise ModelError(
+                "the local backend needs llama-cpp-python: pip install llama-cpp-python"
+            ) from None
+        try:
+            llm = Llama(
+                model_path=str(self.path),
+                n_ctx=self.n_ctx,
+                n_threads=max(1, min(os.cpu_count() or 1, 8)),
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelError(f"cannot load model {self.path}: {_one_line(exc)}") from None
+        self._chat_format = _chat_formatter(llm)
+        self._llm = llm
+
+    def prompt_tokens(self, request: GenerationRequest) -> list[int]:
+        """The request as model tokens: chat messages through the GGUF's template."""
+        assert self._llm is not None
+        llm = self._llm
+        if request.kind == "completion":
+            return llm.tokenize(request.prompt.encode("utf-8"), add_bos=True, special=False)
+        if self._chat_format is None:
+            raise ModelError(f"model {self.name} has no chat template; use `complete`")
+        result = self._chat_format(
+            messages=[{"role": m.role, "content": m.content} for m in request.messages]
+        )
+        return llm.tokenize(
+            result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
+        )
+
+
+class LlamaLocalProducer:
+    """Streams generation requests from a local model, in a worker thread."""
+
+    def __init__(self, model: LocalModel) -> None:
+        self.model = model
+
+    @property
+    def base_url(self) -> str:
+        return str(self.model.path)
+
+    async def stream(
+        self, request: GenerationRequest, send: trio.MemorySendChannel[Batch]
+    ) -> None:
+        """Stream ``request`` into ``send``; a cancel stops within one token."""
+        try:
+            await self.model.llm()
+        except ModelError as exc:
+            await send.send([StreamError(exc.kind, exc.message)])
+            return
+        mailbox = _Mailbox()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(mailbox.drain, send)
+                try:
+                    await trio.to_thread.run_sync(
+                        self._generate,
+                        request,
+                        mailbox,
+                        limiter=self.model.limiter,
+                        thread_name=THREAD_NAME,
+                    )
+                finally:
+                    mailbox.close()
+        finally:
+            # Tokens generated after the drain task was cancelled are still
+            # received text: hand them on (consumers are outside the cancel).
+            leftover = mailbox.take()
+            if leftover:
+                # Shielded and bounded; a consumer that is gone just misses them.
+                with (
+                    trio.CancelScope(shield=True),
+                    trio.move_on_after(1.0),
+                    contextlib.suppress(trio.BrokenResourceError),
+                ):
+                    await send.send(leftover)
+
+    def _generate(self, request: GenerationRequest, mailbox: _Mailbox) -> None:
+        """The worker thread: generate until done, cancelled or aborted."""
+        llm = self.model._llm
+        assert llm is not None
+        try:
+            prompt = self.model.prompt_tokens(request)
+            room = llm.n_ctx() - len(prompt)
+            if room <= 0:
+                raise ModelError(
+                    f"the prompt is {len(prompt)} tokens; the context window is {llm.n_ctx()}"
+                )
+            seed = request.options.seed
+            llm.set_seed(seed if seed is not None else random.randrange(2**31))
+            reason, count = self._sample(llm, request, prompt, room, mailbox)
+        except ModelError as exc:
+            mailbox.put(StreamError(exc.kind, exc.message))
+            return
+        except (RuntimeError, ValueError) as exc:  # llama.cpp failures
+            mailbox.put(StreamError("model", f"the model failed: {_one_line(exc)}"))
+            return
+        if reason != "cancelled":
+            mailbox.put(Finish(reason))
+        mailbox.put(Usage(len(prompt), count, len(prompt) + count))
+
+    def _sample(
+        self,
+        llm: Llama,
+        request: GenerationRequest,
+        prompt: list[int],
+        room: int,
+        mailbox: _Mailbox,
+    ) -> tuple[str, int]:
+        import llama_cpp
+
+        opts = request.options
+        limit = min(opts.max_tokens or room, room)
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        stops = StopFilter(opts.stop)
+        vocab = llm._model.vocab
+        count = 0
+        reason = "length"
+        tokens = llm.generate(
+            prompt,
+            temp=DEFAULT_TEMPERATURE if opts.temperature is None else opts.temperature,
+            top_p=DEFAULT_TOP_P if opts.top_p is None else opts.top_p,
+        )
+        try:
+            for token in tokens:
+                if mailbox.aborted:
+                    return "cancelled", count
+                trio.from_thread.check_cancelled()
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    reason = "stop"
+                    break
+                count += 1
+                text = stops.feed(decoder.decode(llm.detokenize([token])))
+                if text:
+                    mailbox.put(TextDelta(text))
+                if stops.stopped:
+                    reason = "stop"
+                    break
+                if count >= limit:
+                    break
+        finally:
+            tokens.close()
+        tail = stops.feed(decoder.decode(b"", final=True)) + stops.flush()
+        if tail:
+            mailbox.put(TextDelta(tail))
+        return reason, count
+
+    async def list_models(self) -> list[str]:
+        return [self.model.name]
+
+    async def check_model(self, model: str | None) -> None:
+        await self.model.llm()
+
+
+def _chat_formatter(llm: Llama) -> Any:
+    """The chat template from the GGUF metadata, as llama-cpp-python renders it."""
+    template = llm.metadata.get("tokenizer.chat_template")
+    if not template:
+        return None
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    def token_text(key: str) -> str:
+        token_id = llm.metadata.get(key)
+        if token_id is None:
+            return ""
+        return llm._model.token_get_text(int(token_id))
+
+    return Jinja2ChatFormatter(
+        template=template,
+        eos_token=token_text("tokenizer.ggml.eos_token_id"),
+        bos_token=token_text("tokenizer.ggml.bos_token_id"),
+    )
+
+
+def _one_line(value: object) -> str:
+    return " ".join(str(value).split()) or type(value).__name__
