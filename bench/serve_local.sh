@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 model=$(.venv/bin/python -c 'from streamkit.localmodels import embedded_model_path; print(embedded_model_path())')
 exec .venv/bin/python -m llama_cpp.server --model "$model" --model_alias smollm2 \
-  --host 127.0.0.1 --port "${PORT:-8000}" --n_ctx 2048 --verbose false
+  --host 127.0.0.1 --port "${PORT:-8000}" --n_ctx 2048 --verbose false \
+  --interrupt_requests false

@@ -34,6 +34,11 @@ def local_model(path: Path, name: str) -> LocalModel:
 
 
 class Backend(Protocol):
+    @property
+    def model_name(self) -> str | None:
+        """The model that answers when a request names none, if known."""
+        ...
+
     async def stream(
         self, request: GenerationRequest, send: trio.MemorySendChannel[Batch]
     ) -> None: ...

@@ -15,6 +15,7 @@ Exit codes (documented in README.md):
 4     the server answered with an HTTP error status
 5     timeout (connect, idle or whole request)
 6     protocol error (a stream that cannot be decoded)
+7     a batch finished with some failed lines
 8     model error (unknown model, unusable model file)
 130   interrupted by Ctrl-C (SIGINT)
 143   terminated by SIGTERM
@@ -87,6 +88,13 @@ class ProtocolError(StreamkitError):
     exit_code = 6
 
 
+class PartialBatchError(StreamkitError):
+    """Some lines of a batch failed; each has an error record in the output."""
+
+    kind = "batch"
+    exit_code = 7
+
+
 class ModelError(StreamkitError):
     """The model is unknown, missing, corrupt, or failed while generating."""
 
@@ -104,6 +112,7 @@ _BY_KIND: dict[str, type[StreamkitError]] = {
         HTTPStatusError,
         RequestTimeout,
         ProtocolError,
+        PartialBatchError,
         ModelError,
     )
 }

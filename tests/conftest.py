@@ -51,6 +51,9 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 "--model_alias", "smollm2",
                 "--host", "127.0.0.1", "--port", str(port),
                 "--n_ctx", "2048", "--verbose", "false",
+                # By default the server cuts off a running stream when another
+                # request arrives; concurrent clients need it queued instead.
+                "--interrupt_requests", "false",
             ],
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -84,10 +84,16 @@ async def stream_pieces(stream: trio.SocketStream, pieces: list[bytes]) -> None:
 
 
 async def scenario(stream: trio.SocketStream, name: str, key: str, request: dict) -> None:
+    if name == "by-model":  # the request's model names the scenario (mixed batches)
+        name = json.loads(request["body"]).get("model", "ok")
+        key = f"{key}/{json.loads(request['body']).get('prompt', '')}"
     attempt = _attempts[name, key]
     _attempts[name, key] += 1
     auth = request["headers"].get("authorization", "")
     if name == "ok":
+        await stream_pieces(stream, HELLO)
+    elif name == "delayed":  # a short stream after 200 ms, like a busy server
+        await trio.sleep(0.2)
         await stream_pieces(stream, HELLO)
     elif name == "completion":
         await stream_pieces(

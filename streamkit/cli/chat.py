@@ -10,10 +10,12 @@ import trio
 import typer
 
 from streamkit.backend import Backend, open_backend
+from streamkit.cli import batchrun as batch
 from streamkit.cli import options as opt
 from streamkit.cli.complete import read_prompt_argument
 from streamkit.cli.runner import report, run_command
 from streamkit.config import Settings, resolve_settings
+from streamkit.errors import UsageError
 from streamkit.interrupts import Interrupts
 from streamkit.request import GenerationOptions, GenerationRequest, Message
 from streamkit.turn import stream_turn
@@ -43,6 +45,12 @@ def chat(
     stop: opt.Stop = None,
     events: opt.Events = False,
     stats: opt.Stats = False,
+    jsonl: batch.JSONL = False,
+    input_path: batch.InputFile = None,
+    output_path: batch.OutputFile = None,
+    concurrency: batch.Concurrency = 8,
+    unordered: batch.Unordered = False,
+    resume: batch.Resume = False,
     base_url: opt.BaseURL = None,
     api_key: opt.APIKey = None,
     profile: opt.Profile = None,
@@ -63,6 +71,8 @@ def chat(
       git diff | streamkit chat -s "Review this diff" --profile work
 
       streamkit chat --base-url http://127.0.0.1:8000/v1
+
+      jq -c '{id, prompt: .question}' qs.jsonl | streamkit chat --jsonl > answers.jsonl
     """
 
     async def body(interrupts: Interrupts) -> int:
@@ -72,6 +82,14 @@ def chat(
             max_retries=max_retries,
         )
         options = opt.generation_options(max_tokens, temperature, top_p, seed, stop)
+        if jsonl or input_path:
+            if message is not None:
+                raise UsageError("--jsonl takes its messages from the input, not an argument")
+            return await batch.run_jsonl(
+                kind="chat", settings=settings, options=options, interrupts=interrupts,
+                input_path=input_path, output_path=output_path, concurrency=concurrency,
+                ordered=not unordered, events=events, resume=resume,
+            )
         history = [Message("system", system)] if system else []
         async with open_backend(settings) as backend:
             if message is None and sys.stdin.isatty():
@@ -109,7 +127,7 @@ async def _converse(
     while True:
         sys.stderr.write("> ")
         sys.stderr.flush()
-        with interrupts.guard():
+        with interrupts.guard() as scope, scope:
             line = await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
         if interrupts.exit_code is not None:
             sys.stderr.write("\n")

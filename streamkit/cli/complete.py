@@ -9,6 +9,7 @@ import trio
 import typer
 
 from streamkit.backend import open_backend
+from streamkit.cli import batchrun as batch
 from streamkit.cli import options as opt
 from streamkit.cli.runner import report, run_command
 from streamkit.config import resolve_settings
@@ -32,6 +33,12 @@ def complete(
     stop: opt.Stop = None,
     events: opt.Events = False,
     stats: opt.Stats = False,
+    jsonl: batch.JSONL = False,
+    input_path: batch.InputFile = None,
+    output_path: batch.OutputFile = None,
+    concurrency: batch.Concurrency = 8,
+    unordered: batch.Unordered = False,
+    resume: batch.Resume = False,
     base_url: opt.BaseURL = None,
     api_key: opt.APIKey = None,
     profile: opt.Profile = None,
@@ -47,6 +54,8 @@ def complete(
       streamkit complete "The capital of France is" -n 16
 
       echo "Once upon a time" | streamkit complete --seed 1 --events | jq -c .
+
+      streamkit complete --jsonl -i prompts.jsonl -o results.jsonl --resume -j 16
     """
 
     async def body(interrupts: Interrupts) -> int:
@@ -55,13 +64,17 @@ def complete(
             connect_timeout=connect_timeout, idle_timeout=idle_timeout, timeout=timeout,
             max_retries=max_retries,
         )
+        options = opt.generation_options(max_tokens, temperature, top_p, seed, stop)
+        if jsonl or input_path:
+            if prompt is not None:
+                raise UsageError("--jsonl takes its prompts from the input, not an argument")
+            return await batch.run_jsonl(
+                kind="completion", settings=settings, options=options, interrupts=interrupts,
+                input_path=input_path, output_path=output_path, concurrency=concurrency,
+                ordered=not unordered, events=events, resume=resume,
+            )
         text = await read_prompt_argument(prompt)
-        request = GenerationRequest(
-            "completion",
-            settings.model,
-            opt.generation_options(max_tokens, temperature, top_p, seed, stop),
-            prompt=text,
-        )
+        request = GenerationRequest("completion", settings.model, options, prompt=text)
         async with open_backend(settings) as backend:
             with interrupts.guard(settings.timeout) as reply_scope:
                 reply = await stream_turn(

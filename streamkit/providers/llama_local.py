@@ -182,8 +182,8 @@ class LlamaLocalProducer:
         self.model = model
 
     @property
-    def base_url(self) -> str:
-        return str(self.model.path)
+    def model_name(self) -> str:
+        return self.model.name
 
     async def stream(
         self, request: GenerationRequest, send: trio.MemorySendChannel[Batch]

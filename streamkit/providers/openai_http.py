@@ -13,6 +13,7 @@ a cancel scope in the pipeline.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -66,6 +67,25 @@ def build_client(
         raise UsageError(f"invalid base URL {base_url!r}: {exc}") from None
 
 
+class RateLimitGate:
+    """A shared pause: after a 429, no request of this producer starts until it ends.
+
+    In a batch, one worker's 429 (and the server's ``Retry-After``) slows every
+    worker, instead of the others hammering a server that asked us to wait.
+    """
+
+    def __init__(self) -> None:
+        self._until = -math.inf
+
+    def hold(self, seconds: float) -> None:
+        self._until = max(self._until, trio.current_time() + seconds)
+
+    async def wait(self) -> None:
+        # A loop, not one sleep: another 429 may extend the pause meanwhile.
+        while trio.current_time() < self._until:  # noqa: ASYNC110
+            await trio.sleep_until(self._until)
+
+
 class OpenAIHTTPProducer:
     """Streams generation requests from one OpenAI-compatible server."""
 
@@ -80,7 +100,12 @@ class OpenAIHTTPProducer:
         self.client = client
         self.max_retries = max_retries
         self.on_retry = on_retry
+        self.gate = RateLimitGate()
         self._secrets = [api_key]
+
+    @property
+    def model_name(self) -> str | None:
+        return None  # the server decides
 
     @property
     def base_url(self) -> str:
@@ -97,6 +122,7 @@ class OpenAIHTTPProducer:
         path, body = openai_body(request)
         attempt = 0
         while True:
+            await self.gate.wait()
             try:
                 await self._stream_once(path, body, send)
                 return
@@ -108,7 +134,10 @@ class OpenAIHTTPProducer:
                 if self.on_retry is not None:
                     self.on_retry(error, delay)
                 attempt += 1
-                await trio.sleep(delay)
+                if error.status == 429:
+                    self.gate.hold(delay)  # everyone waits, this request included
+                else:
+                    await trio.sleep(delay)
 
     async def _stream_once(
         self, path: str, body: dict[str, Any], send: trio.MemorySendChannel[Batch]

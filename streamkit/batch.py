@@ -1,0 +1,262 @@
+"""JSONL batches: one reader, N workers, one writer, in one nursery.
+
+::
+
+    reader ──► [jobs, N] ──► worker × N ──► [results, N] ──► writer ──► output
+       └── takes a window slot per line ─────── the writer frees it ──┘
+
+Memory stays flat however long the input: the reader takes one of ``window``
+slots before handing a line on and the writer frees it when that line's
+result is written, so at most ``window`` lines are between reading and
+writing -- including results parked in the writer's reorder buffer while an
+earlier line is still running.
+
+Every input line yields exactly one output record: a result, or an error
+record (``{"id", "error": {"type", "message", "status"}}``) for a malformed
+line or a failed request. Each record is written and flushed as one whole
+line. On Ctrl-C the workers are cancelled, and results that were finished
+but still waiting for an earlier line are written before returning, so no
+finished work is lost (``--resume`` redoes only what is missing).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import msgspec
+import trio
+
+from streamkit.backend import Backend
+from streamkit.events import Batch, encode_event_line
+from streamkit.pipeline import run_stream
+from streamkit.protocol.ndjson import BatchRecord, InputProblem, LineSplitter, parse_record
+from streamkit.request import GenerationOptions
+from streamkit.sinks.stats import StatsRecorder
+
+READ_SIZE = 64 * 1024
+
+_encode = msgspec.json.Encoder().encode
+
+
+def id_key(value: Any) -> bytes:
+    """A record id as a comparable key (``1`` and ``"1"`` stay different)."""
+    return _encode(value)
+
+
+class BatchSummary(msgspec.Struct):
+    total: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+
+class _Output:
+    """Whole-line writes to the output, flushed one by one."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+
+    def write(self, record: Any) -> None:
+        self.out.write(_encode(record) + b"\n")
+        self.out.flush()
+
+    def write_raw(self, line: bytes) -> None:
+        self.out.write(line)
+        self.out.flush()
+
+
+class BatchRunner:
+    """Runs every line of a JSONL input through ``backend``."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        out: BinaryIO,
+        *,
+        kind: str,
+        model: str | None,
+        defaults: GenerationOptions,
+        concurrency: int = 8,
+        ordered: bool = True,
+        events: bool = False,
+        skip_ids: frozenset[bytes] = frozenset(),
+        request_timeout: float | None = None,
+        model_label: str | None = None,
+    ) -> None:
+        self.backend = backend
+        self.output = _Output(out)
+        self.kind = kind
+        self.model = model
+        self.defaults = defaults
+        self.concurrency = concurrency
+        self.ordered = ordered
+        self.events = events
+        self.skip_ids = skip_ids
+        self.request_timeout = request_timeout
+        self.model_label = model_label or model
+        self.window = max(4 * concurrency, 16)
+        self.summary = BatchSummary()
+
+    async def run(self, source: trio.abc.ReceiveStream) -> BatchSummary:
+        slots = trio.Semaphore(self.window)
+        jobs_send, jobs_receive = trio.open_memory_channel[tuple[int, Any]](self.concurrency)
+        results_send, results_receive = trio.open_memory_channel[tuple[int, Any]](
+            self.concurrency
+        )
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._write, results_receive, slots)
+            async with results_send, jobs_receive:
+                for _ in range(self.concurrency):
+                    nursery.start_soon(self._work, jobs_receive.clone(), results_send.clone())
+            nursery.start_soon(self._read, source, jobs_send, slots)
+        return self.summary
+
+    async def _read(
+        self,
+        source: trio.abc.ReceiveStream,
+        jobs: trio.MemorySendChannel[tuple[int, Any]],
+        slots: trio.Semaphore,
+    ) -> None:
+        splitter = LineSplitter()
+        seq = 0
+        async with jobs:
+            while True:
+                data = await source.receive_some(READ_SIZE)
+                lines = splitter.feed(data) if data else splitter.close()
+                for number, line in lines:
+                    if not line.strip():
+                        continue
+                    job = parse_record(
+                        number, line, kind=self.kind, model=self.model, defaults=self.defaults
+                    )
+                    if id_key(job.id) in self.skip_ids:
+                        self.summary.skipped += 1
+                        continue
+                    await slots.acquire()
+                    await jobs.send((seq, job))
+                    seq += 1
+                if not data:
+                    return
+
+    async def _work(
+        self,
+        jobs: trio.MemoryReceiveChannel[tuple[int, Any]],
+        results: trio.MemorySendChannel[tuple[int, Any]],
+    ) -> None:
+        async with jobs, results:
+            async for seq, job in jobs:
+                if isinstance(job, InputProblem):
+                    record = _error_record(job.id, "input", job.message, None)
+                else:
+                    record = await self._run_one(job)
+                await results.send((seq, record))
+
+    async def _run_one(self, job: BatchRecord) -> dict[str, Any]:
+        recorder = StatsRecorder()
+        consumers: list[Callable] = [recorder]
+        if self.events:
+            consumers.append(partial(_forward_events, self.output, job.id))
+        scope = trio.CancelScope(relative_deadline=self.request_timeout or math.inf)
+        reply = await run_stream(partial(self.backend.stream, job.request), consumers, stop=scope)
+        if reply.error is not None:
+            record = _error_record(job.id, reply.error.kind, reply.error.message,
+                                   reply.error.status)
+            if reply.text:
+                record["text"] = reply.text  # what was received before the failure
+            return record
+        ended = recorder.ended_at or trio.current_time()
+        record: dict[str, Any] = {
+            "id": job.id,
+            "text": reply.text,
+            "finish_reason": reply.finish_reason,
+            "usage": msgspec.structs.asdict(reply.usage) if reply.usage else None,
+            "model": job.request.model or self.model_label,
+            "latency": {
+                "ttft_s": (
+                    round(recorder.first_token_at - recorder.started, 6)
+                    if recorder.first_token_at is not None
+                    else None
+                ),
+                "total_s": round(ended - recorder.started, 6),
+            },
+        }
+        if reply.tool_calls:
+            record["tool_calls"] = [
+                {"id": c.id, "type": "function",
+                 "function": {"name": c.name, "arguments": c.arguments}}
+                for c in reply.tool_calls
+            ]
+        return record
+
+    async def _write(
+        self, results: trio.MemoryReceiveChannel[tuple[int, Any]], slots: trio.Semaphore
+    ) -> None:
+        parked: dict[int, dict[str, Any]] = {}
+        next_seq = 0
+        try:
+            async with results:
+                async for seq, record in results:
+                    if not self.ordered:
+                        self._emit(record)
+                        slots.release()
+                        continue
+                    parked[seq] = record
+                    while next_seq in parked:
+                        self._emit(parked.pop(next_seq))
+                        slots.release()
+                        next_seq += 1
+        finally:
+            # Interrupted: finished results still waiting for an earlier line
+            # are written anyway (out of order) rather than lost.
+            for seq in sorted(parked):
+                self._emit(parked.pop(seq))
+
+    def _emit(self, record: dict[str, Any]) -> None:
+        self.summary.total += 1
+        if "error" in record:
+            self.summary.failed += 1
+        self.output.write({"type": "result", **record} if self.events else record)
+
+
+async def _forward_events(
+    output: _Output, record_id: Any, receive: trio.MemoryReceiveChannel[Batch]
+) -> None:
+    """``--events``: each event as a JSON line tagged with its input line's id."""
+    prefix = b'{"id":' + _encode(record_id) + b","
+    async with receive:
+        async for batch in receive:
+            output.write_raw(b"".join(prefix + encode_event_line(e)[1:] for e in batch))
+
+
+def _error_record(record_id: Any, kind: str, message: str, status: int | None) -> dict[str, Any]:
+    return {"id": record_id, "error": {"type": kind, "message": message, "status": status}}
+
+
+def finished_ids(path: Path) -> frozenset[bytes]:
+    """Ids with a successful result in an earlier run's output, for ``--resume``.
+
+    A torn last line (a run killed mid-write) is cut off, so the output stays
+    one whole JSON record a line when the resumed run appends to it.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return frozenset()
+    complete = data[: data.rfind(b"\n") + 1]
+    if len(complete) != len(data):
+        with path.open("r+b") as handle:
+            handle.truncate(len(complete))
+    done = set()
+    for line in complete.splitlines():
+        try:
+            record = msgspec.json.decode(line)
+        except msgspec.DecodeError:
+            continue
+        if not isinstance(record, dict) or "error" in record or "id" not in record:
+            continue
+        if record.get("type", "result") == "result":
+            done.add(id_key(record["id"]))
+    return frozenset(done)

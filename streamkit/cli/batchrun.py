@@ -1,0 +1,104 @@
+"""The ``--jsonl`` mode shared by ``chat`` and ``complete``: files, resume, exit code."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import trio
+import typer
+
+from streamkit.backend import open_backend
+from streamkit.batch import BatchRunner, finished_ids
+from streamkit.cli.runner import report
+from streamkit.config import Settings
+from streamkit.errors import PartialBatchError, UsageError
+from streamkit.interrupts import Interrupts
+from streamkit.request import GenerationOptions
+
+BATCH = "Batch (JSONL)"
+
+JSONL = Annotated[
+    bool,
+    typer.Option("--jsonl", help="Batch mode: one JSON record a line in, one result a line out",
+                 rich_help_panel=BATCH),
+]
+InputFile = Annotated[
+    Path | None,
+    typer.Option("--input", "-i", help="Read JSONL from FILE instead of stdin",
+                 rich_help_panel=BATCH, show_default=False, dir_okay=False),
+]
+OutputFile = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Write results to FILE instead of stdout",
+                 rich_help_panel=BATCH, show_default=False, dir_okay=False),
+]
+Concurrency = Annotated[
+    int,
+    typer.Option("--concurrency", "-j", min=1, max=1024, help="Requests in flight at once",
+                 rich_help_panel=BATCH),
+]
+Unordered = Annotated[
+    bool,
+    typer.Option("--unordered", help="Write results as they finish, not in input order",
+                 rich_help_panel=BATCH),
+]
+Resume = Annotated[
+    bool,
+    typer.Option("--resume", help="With --output: skip ids already answered there, append the rest",
+                 rich_help_panel=BATCH),
+]
+
+
+async def run_jsonl(
+    *,
+    kind: str,
+    settings: Settings,
+    options: GenerationOptions,
+    interrupts: Interrupts,
+    input_path: Path | None,
+    output_path: Path | None,
+    concurrency: int,
+    ordered: bool,
+    events: bool,
+    resume: bool,
+) -> int:
+    """Run a JSONL batch; 0 when every line succeeded, 7 when some failed."""
+    if resume and output_path is None:
+        raise UsageError("--resume needs --output FILE (the results to resume from)")
+    if input_path is None and sys.stdin.isatty():
+        raise UsageError("--jsonl reads records from stdin or --input FILE; stdin is a terminal")
+    skip = finished_ids(output_path) if resume and output_path else frozenset()
+    try:
+        fd = os.open(input_path, os.O_RDONLY) if input_path else os.dup(sys.stdin.fileno())
+    except OSError as exc:
+        raise UsageError(f"cannot read {input_path}: {exc.strerror}") from None
+    try:
+        out = output_path.open("ab" if resume else "wb") if output_path else sys.stdout.buffer
+    except OSError as exc:
+        os.close(fd)
+        raise UsageError(f"cannot write {output_path}: {exc.strerror}") from None
+    try:
+        async with trio.lowlevel.FdStream(fd) as source, open_backend(settings) as backend:
+            runner = BatchRunner(
+                backend, out, kind=kind, model=settings.model, defaults=options,
+                concurrency=concurrency, ordered=ordered, events=events, skip_ids=skip,
+                request_timeout=settings.timeout,
+                model_label=backend.model_name or settings.model,
+            )
+            with interrupts.guard() as scope, scope:
+                summary = await runner.run(source)
+    finally:
+        if output_path:
+            out.close()
+    if interrupts.exit_code is not None:
+        return interrupts.exit_code
+    if summary.failed:
+        error = PartialBatchError(
+            f"{summary.failed} of {summary.total} lines failed (see their error records)"
+        )
+        report(error)
+        return error.exit_code
+    return 0

@@ -1,0 +1,162 @@
+"""JSONL batch mode: every line one record, bounded concurrency, resume, pipes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from streamkit.protocol.ndjson import BatchRecord, InputProblem, LineSplitter, parse_record
+from streamkit.request import GenerationOptions
+
+
+def records(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+def jsonl(*items: object) -> str:
+    return "".join((item if isinstance(item, str) else json.dumps(item)) + "\n" for item in items)
+
+
+# -- sans-IO: lines and records ------------------------------------------------
+
+
+def test_line_splitter_same_result_however_chunked():
+    data = b'{"a":1}\r\n\n{"b":2}\n{"c":3}'
+    whole = LineSplitter()
+    expected = whole.feed(data) + whole.close()
+    assert expected == [(1, b'{"a":1}'), (2, b""), (3, b'{"b":2}'), (4, b'{"c":3}')]
+    for cut in range(len(data) + 1):
+        splitter = LineSplitter()
+        got = splitter.feed(data[:cut]) + splitter.feed(data[cut:]) + splitter.close()
+        assert got == expected
+
+
+def test_parse_record_fields_defaults_and_problems():
+    defaults = GenerationOptions(max_tokens=10, temperature=0.5)
+    ok = parse_record(3, b'{"prompt": "hi", "stop": "x", "max_tokens": 2, "extra": 1}',
+                      kind="completion", model="m", defaults=defaults)
+    assert isinstance(ok, BatchRecord)
+    assert ok.id == 3  # no id: the line number
+    assert ok.request.options == GenerationOptions(max_tokens=2, temperature=0.5, stop=("x",))
+    assert ok.request.model == "m"
+    chat = parse_record(1, b'{"id": "q", "prompt": "hi", "system": "be brief"}',
+                        kind="chat", model=None, defaults=defaults)
+    assert [(m.role, m.content) for m in chat.request.messages] == [
+        ("system", "be brief"), ("user", "hi"),
+    ]
+    for line, fragment in [
+        (b"{oops", "not valid JSON"),
+        (b'"a string"', "expected a JSON object"),
+        (b'{"id": "x", "prompt": 5}', "$.prompt"),
+        (b'{"id": "x", "messages": [{"role": "user"}]}', "content"),
+        (b'{"id": "x"}', "no `prompt`"),
+    ]:
+        problem = parse_record(9, line, kind="completion", model=None, defaults=defaults)
+        assert isinstance(problem, InputProblem), line
+        assert fragment in problem.message
+        assert problem.message.startswith("line 9: ")
+    assert parse_record(9, b'{"id": "x", "prompt": 5}', kind="chat", model=None,
+                        defaults=defaults).id == "x"
+
+
+# -- against servers -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("order", ["ordered", "unordered"])
+def test_real_server_batch_of_20(run_cli, llama_server, order):
+    lines = [{"id": f"q{i}", "prompt": f"Question {i}: what is {i} + {i}?", "max_tokens": 4}
+             for i in range(20)]
+    args = ["chat", "--jsonl", "--base-url", llama_server, "-j", "4", "--seed", "1"]
+    if order == "unordered":
+        args.append("--unordered")
+    result = run_cli(*args, input=jsonl(*lines))
+    assert result.code == 0, result.stderr
+    out = records(result.stdout)
+    ids = [r["id"] for r in out]
+    if order == "ordered":
+        assert ids == [line["id"] for line in lines]
+    else:
+        assert sorted(ids) == sorted(line["id"] for line in lines)
+    for record in out:
+        assert record["text"]
+        assert record["finish_reason"] in ("stop", "length")
+        assert record["latency"]["total_s"] >= record["latency"]["ttft_s"] > 0
+    assert result.stderr == ""
+
+
+def test_mixed_faults_every_line_has_exactly_one_record(run_cli, fault_url):
+    scenarios = ["ok"] * 16 + ["always-500", "malformed", "stall", "drop"]
+    lines = [{"id": f"r{i}", "prompt": f"p{i}", "model": name}
+             for i, name in enumerate(scenarios)]
+    lines.insert(5, "this line is not JSON")
+    result = run_cli("complete", "--jsonl", "--base-url", fault_url("by-model"),
+                     "--max-retries", "1", "--idle-timeout", "1", "-j", "8",
+                     input=jsonl(*lines))
+    assert result.code == 7
+    out = records(result.stdout)
+    assert len(out) == len(lines)
+    by_id = {r["id"]: r for r in out}
+    assert len(by_id) == len(lines)  # one record per line, no duplicates
+    assert by_id[6]["error"]["type"] == "input"  # the bad line, named by its line number
+    failed = {i: by_id[f"r{i}"]["error"]["type"] for i in (16, 17, 18, 19)}
+    assert failed == {16: "http", 17: "protocol", 18: "timeout", 19: "protocol"}
+    assert by_id["r16"]["error"]["status"] == 500
+    assert by_id["r19"]["text"] == "partial text"  # received before the drop: kept
+    assert all(by_id[f"r{i}"]["text"] == "Hello, world" for i in range(16))
+    assert all("error" not in by_id[f"r{i}"] for i in range(16))
+    assert result.stderr.strip().splitlines()[-1] == (
+        "streamkit: 5 of 21 lines failed (see their error records)"
+    )
+
+
+def test_batch_events_are_tagged_with_ids(run_cli, fault_url):
+    result = run_cli("chat", "--jsonl", "--events", "--base-url", fault_url("ok"),
+                     input=jsonl({"id": "a", "prompt": "x"}, {"id": "b", "prompt": "y"}))
+    assert result.code == 0
+    out = records(result.stdout)
+    assert {r["id"] for r in out} == {"a", "b"}
+    assert [r["type"] for r in out if r["id"] == "a"] == ["delta", "delta", "finish", "result"]
+
+
+def test_resume_after_sigint_covers_every_id_exactly_once(fault_url, cli_env, tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_text(jsonl(*({"id": i, "prompt": f"p{i}"} for i in range(40))))
+    output = tmp_path / "out.jsonl"
+    url = fault_url("delayed")
+    args = [sys.executable, "-m", "streamkit", "chat", "--jsonl", "-i", str(source),
+            "-o", str(output), "-j", "2", "--base-url", url]
+    proc = subprocess.Popen(args, env=cli_env, stdin=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not output.exists() or output.read_text().count("\n") < 6:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=10)
+    assert proc.returncode == 130
+    assert b"Traceback" not in stderr
+    first = records(output.read_text())
+    assert 6 <= len(first) < 40
+    # A torn line from a crash must not break the resumed file.
+    with output.open("a") as handle:
+        handle.write('{"id": 39, "te')
+    second = subprocess.run([*args, "--resume"], env=cli_env, capture_output=True, timeout=60)
+    assert second.returncode == 0, second.stderr
+    ids = [r["id"] for r in records(output.read_text())]
+    assert sorted(ids) == list(range(40))
+
+
+def test_closed_stdout_ends_quietly(fault_url, cli_env):
+    lines = jsonl(*({"id": i, "prompt": "x"} for i in range(200)))
+    proc = subprocess.run(
+        f"{sys.executable} -m streamkit complete --jsonl --base-url {fault_url('ok')} | head -1",
+        shell=True, input=lines.encode(), capture_output=True, env=cli_env, timeout=60,
+    )
+    assert proc.returncode == 0
+    assert json.loads(proc.stdout)["id"] == 0
+    assert proc.stderr == b""
