@@ -1,8 +1,5 @@
 """streamkit: stream language-model output from the command line, on Trio."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("streamkit")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+source"
+# A literal, not importlib.metadata: looking the version up costs ~30 ms of
+# start-up, which every command would pay before its first token.
+__version__ = "0.1.0"

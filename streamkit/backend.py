@@ -19,7 +19,6 @@ from streamkit.errors import StreamkitError
 from streamkit.events import Batch
 from streamkit.localmodels import resolve_local_model
 from streamkit.providers.llama_local import LlamaLocalProducer, LocalModel
-from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
 from streamkit.request import GenerationRequest
 
 _loaded: dict[Path, LocalModel] = {}
@@ -55,6 +54,9 @@ async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
         name, path = resolve_local_model(settings.model, settings.local_models)
         yield LlamaLocalProducer(local_model(path, name))
         return
+    # Imported here: httpx costs ~45 ms of start-up that local runs never need.
+    from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
+
     client = build_client(
         settings.base_url,
         settings.api_key,

@@ -110,31 +110,36 @@ class SSEDecoder:
         return dropped
 
     def _process(self, lines: list[bytes]) -> list[ServerSentEvent]:
+        # The hot loop: one iteration per line, the common "data:" line and
+        # blank-line dispatch handled inline with locals; rarer fields go
+        # through _field. Events are built with tuple.__new__, skipping the
+        # NamedTuple's Python-level __new__.
         events: list[ServerSentEvent] = []
+        append = events.append
+        new = tuple.__new__
         data = self._data
         for line in lines:
             if not line:
                 if data:
-                    events.append(self._dispatch(data))
+                    raw = data[0] if len(data) == 1 else b"\n".join(data)
+                    append(
+                        new(
+                            ServerSentEvent,
+                            (
+                                self._event_type or "message",
+                                raw.decode("utf-8", "replace"),
+                                self.last_event_id,
+                                self.retry,
+                            ),
+                        )
+                    )
                     data = self._data = []
-                else:
-                    self._event_type = ""
+                self._event_type = ""
             elif line[:5] == b"data:":
                 data.append(line[6:] if line[5:6] == b" " else line[5:])
             elif line[0] != 0x3A:  # not a ":" comment
                 self._field(line, data)
         return events
-
-    def _dispatch(self, data: list[bytes]) -> ServerSentEvent:
-        raw = data[0] if len(data) == 1 else b"\n".join(data)
-        event = ServerSentEvent(
-            self._event_type or "message",
-            raw.decode("utf-8", "replace"),
-            self.last_event_id,
-            self.retry,
-        )
-        self._event_type = ""
-        return event
 
     def _field(self, line: bytes, data: list[bytes]) -> None:
         name, colon, value = line.partition(b":")

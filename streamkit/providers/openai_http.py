@@ -59,9 +59,16 @@ def build_client(
     timeout = httpx.Timeout(
         connect=connect_timeout, read=idle_timeout, write=idle_timeout, pool=connect_timeout
     )
+    # Building the default TLS context costs ~30 ms of start-up; a plain
+    # http:// server (the usual local one) never uses it, and redirects are
+    # not followed, so no request of this client can reach TLS.
+    plain_http = base_url.startswith("http://")
     try:
         return httpx.AsyncClient(
-            base_url=base_url.rstrip("/") + "/", headers=headers, timeout=timeout
+            base_url=base_url.rstrip("/") + "/",
+            headers=headers,
+            timeout=timeout,
+            verify=not plain_http,
         )
     except (httpx.InvalidURL, ValueError) as exc:
         raise UsageError(f"invalid base URL {base_url!r}: {exc}") from None
