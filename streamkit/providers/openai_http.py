@@ -69,6 +69,9 @@ def build_client(
             headers=headers,
             timeout=timeout,
             verify=not plain_http,
+            # Concurrency is bounded by the caller (batch workers), not by
+            # httpx's default pool of 100, which would silently cap -j 256.
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
         )
     except (httpx.InvalidURL, ValueError) as exc:
         raise UsageError(f"invalid base URL {base_url!r}: {exc}") from None
