@@ -38,6 +38,11 @@ class Backend(Protocol):
         """The model that answers when a request names none, if known."""
         ...
 
+    @property
+    def provider(self) -> str:
+        """Where generation happens: the server's base URL, or ``local``."""
+        ...
+
     async def stream(
         self, request: GenerationRequest, send: trio.MemorySendChannel[Batch]
     ) -> None: ...

@@ -46,6 +46,8 @@ class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     default_profile: str | None = None
     profiles: dict[str, Profile] = {}
     models: dict[str, str] = {}  # local model name -> .gguf path
+    log: bool = True  # keep a conversation log (--no-log turns it off once)
+    db: str | None = None  # the log database, if not the default
 
 
 class Settings(msgspec.Struct, frozen=True):
@@ -59,6 +61,8 @@ class Settings(msgspec.Struct, frozen=True):
     timeout: float | None
     max_retries: int
     local_models: dict[str, str] = {}
+    log: bool = True
+    db: str | None = None
 
 
 def config_path() -> Path:
@@ -126,4 +130,6 @@ def resolve_settings(
         timeout=first(timeout, chosen.timeout),
         max_retries=first(max_retries, chosen.max_retries, 2),
         local_models=config.models,
+        log=config.log,
+        db=config.db,
     )

@@ -8,11 +8,12 @@ from functools import partial
 import trio
 
 from streamkit.backend import Backend
-from streamkit.pipeline import run_stream
+from streamkit.pipeline import Consumer, run_stream
 from streamkit.reply import Reply
 from streamkit.request import GenerationRequest
 from streamkit.sinks.printer import Printer
 from streamkit.sinks.stats import StatsRecorder
+from streamkit.sinks.store import ConversationLog
 
 
 async def stream_turn(
@@ -22,6 +23,8 @@ async def stream_turn(
     stop: trio.CancelScope,
     events: bool = False,
     stats: bool = False,
+    log: ConversationLog | None = None,
+    prompt_text: str | None = None,
 ) -> Reply:
     """Stream one reply to stdout (text, or JSON event lines) and return it.
 
@@ -30,11 +33,23 @@ async def stream_turn(
     or the error line that follows starts on a line of its own. ``stop`` is
     the scope that interrupts the reply (see ``run_stream``). With ``stats``,
     a line with time to first token and tokens/s follows on stderr.
+    With ``log``, the prompt (``prompt_text``) and the reply, as it streams,
+    are written to the conversation log.
     """
     out = sys.stdout.buffer
     printer = Printer(out, events=events)
     recorder = StatsRecorder()
-    consumers = [printer, recorder] if stats else [printer]
+    consumers: list[Consumer] = [printer]
+    if stats:
+        consumers.append(recorder)
+    if log is not None:
+        if prompt_text is not None:
+            await log.add_message("user", prompt_text)
+        consumers.append(
+            await log.reply_recorder(
+                request, provider=backend.provider, model=request.model or backend.model_name
+            )
+        )
     reply = await run_stream(partial(backend.stream, request), consumers, stop=stop)
     if printer.wrote_text and not printer.ends_with_newline:
         out.write(b"\n")

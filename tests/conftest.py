@@ -102,13 +102,14 @@ def fault_url(fault_server_root: str):
 
 @pytest.fixture
 def cli_env(tmp_path: Path) -> dict[str, str]:
-    """An environment with no user config and no inherited API settings."""
+    """An environment with no user config, no inherited API settings, a private log."""
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("OPENAI_", "STREAMKIT_"))
     }
     env["STREAMKIT_CONFIG"] = str(tmp_path / "config.toml")
+    env["STREAMKIT_DB"] = str(tmp_path / "default-log.db")
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

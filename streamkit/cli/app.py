@@ -6,6 +6,7 @@ import typer
 
 from streamkit.cli.chat import chat
 from streamkit.cli.complete import complete
+from streamkit.cli.logs import logs_app
 from streamkit.cli.models import models
 
 app = typer.Typer(
@@ -19,3 +20,4 @@ app = typer.Typer(
 app.command(rich_help_panel="Generate")(chat)
 app.command(rich_help_panel="Generate")(complete)
 app.command(rich_help_panel="Servers and models")(models)
+app.add_typer(logs_app, rich_help_panel="Conversation log")

@@ -18,6 +18,7 @@ from streamkit.config import Settings, resolve_settings
 from streamkit.errors import UsageError
 from streamkit.interrupts import Interrupts
 from streamkit.request import GenerationOptions, GenerationRequest, Message
+from streamkit.sinks.store import ConversationLog, open_conversation
 from streamkit.turn import stream_turn
 
 EXIT_COMMANDS = {"/exit", "/quit"}
@@ -58,6 +59,18 @@ def chat(
     idle_timeout: opt.IdleTimeout = None,
     timeout: opt.Timeout = None,
     max_retries: opt.MaxRetries = None,
+    continue_last: Annotated[
+        bool,
+        typer.Option("--continue", "-c", help="Continue the last conversation",
+                     rich_help_panel=opt.LOG),
+    ] = False,
+    conversation_id: Annotated[
+        str | None,
+        typer.Option("--cid", help="Continue the conversation with this id (see `logs list`)",
+                     rich_help_panel=opt.LOG, show_default=False),
+    ] = None,
+    db: opt.Database = None,
+    no_log: opt.NoLog = False,
 ) -> None:
     """Chat with a model: stream the reply to MESSAGE, or converse interactively.
 
@@ -73,6 +86,8 @@ def chat(
       streamkit chat --base-url http://127.0.0.1:8000/v1
 
       jq -c '{id, prompt: .question}' qs.jsonl | streamkit chat --jsonl > answers.jsonl
+
+      streamkit chat -c "And in French?"
     """
 
     async def body(interrupts: Interrupts) -> int:
@@ -90,18 +105,22 @@ def chat(
                 input_path=input_path, output_path=output_path, concurrency=concurrency,
                 ordered=not unordered, events=events, resume=resume,
             )
-        history = [Message("system", system)] if system else []
-        async with open_backend(settings) as backend:
+        conversation = open_conversation(
+            opt.database_path(db, settings), enabled=settings.log and not no_log,
+            continue_last=continue_last, conversation_id=conversation_id, system=system,
+        )
+        async with open_backend(settings) as backend, conversation as (log, history):
             if message is None and sys.stdin.isatty():
                 await backend.check_model(settings.model)
-                return await _converse(backend, settings, options, history,
+                return await _converse(backend, settings, options, history, log=log,
                                        interrupts=interrupts, events=events, stats=stats)
             text = await read_prompt_argument(message)
             history.append(Message("user", text))
             request = GenerationRequest("chat", settings.model, options, messages=tuple(history))
             with interrupts.guard(settings.timeout) as reply_scope:
                 reply = await stream_turn(
-                    backend, request, stop=reply_scope, events=events, stats=stats
+                    backend, request, stop=reply_scope, events=events, stats=stats,
+                    log=log, prompt_text=text,
                 )
         error = reply.exception()
         if error is not None and interrupts.exit_code is None:
@@ -118,11 +137,12 @@ async def _converse(
     options: GenerationOptions,
     history: list[Message],
     *,
+    log: ConversationLog | None,
     interrupts: Interrupts,
     events: bool,
     stats: bool,
 ) -> int:
-    """The interactive loop; history lives in memory for the session."""
+    """The interactive loop: history in memory, every turn in the log."""
     print("Chatting. /exit or Ctrl-D to end; Ctrl-C stops a reply.", file=sys.stderr)
     while True:
         sys.stderr.write("> ")
@@ -144,7 +164,8 @@ async def _converse(
         request = GenerationRequest("chat", settings.model, options, messages=tuple(history))
         with interrupts.guard(settings.timeout) as reply_scope:
             reply = await stream_turn(
-                backend, request, stop=reply_scope, events=events, stats=stats
+                backend, request, stop=reply_scope, events=events, stats=stats,
+                log=log, prompt_text=text,
             )
         if reply.text:
             history.append(Message("assistant", reply.text))

@@ -16,6 +16,7 @@ from streamkit.config import resolve_settings
 from streamkit.errors import UsageError
 from streamkit.interrupts import Interrupts
 from streamkit.request import GenerationRequest
+from streamkit.sinks.store import open_conversation
 from streamkit.turn import stream_turn
 
 
@@ -46,6 +47,8 @@ def complete(
     idle_timeout: opt.IdleTimeout = None,
     timeout: opt.Timeout = None,
     max_retries: opt.MaxRetries = None,
+    db: opt.Database = None,
+    no_log: opt.NoLog = False,
 ) -> None:
     """Continue PROMPT with the completions endpoint, streaming the text to stdout.
 
@@ -75,10 +78,14 @@ def complete(
             )
         text = await read_prompt_argument(prompt)
         request = GenerationRequest("completion", settings.model, options, prompt=text)
-        async with open_backend(settings) as backend:
+        conversation = open_conversation(
+            opt.database_path(db, settings), enabled=settings.log and not no_log
+        )
+        async with open_backend(settings) as backend, conversation as (log, _):
             with interrupts.guard(settings.timeout) as reply_scope:
                 reply = await stream_turn(
-                    backend, request, stop=reply_scope, events=events, stats=stats
+                    backend, request, stop=reply_scope, events=events, stats=stats,
+                    log=log, prompt_text=text,
                 )
         error = reply.exception()
         if error is not None and interrupts.exit_code is None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from streamkit.config import Settings
 from streamkit.request import GenerationOptions
+from streamkit.store import default_db_path
 
 CONNECTION = "Connection"
 GENERATION = "Generation"
@@ -138,3 +142,23 @@ Stats = Annotated[
     typer.Option("--stats", help="After each reply, print time to first token and tokens/s "
                  "on stderr", rich_help_panel=OUTPUT),
 ]
+LOG = "Conversation log"
+Database = Annotated[
+    Path | None,
+    typer.Option("--db", help="Log database [env: STREAMKIT_DB; default: in the user data dir]",
+                 rich_help_panel=LOG, show_default=False, dir_okay=False),
+]
+NoLog = Annotated[
+    bool,
+    typer.Option("--no-log", help="Do not write this run to the conversation log",
+                 rich_help_panel=LOG),
+]
+
+
+def database_path(flag: Path | None, settings: Settings) -> Path:
+    """``--db``, else ``$STREAMKIT_DB``, else the config's ``db``, else the default."""
+    if flag is not None:
+        return flag
+    if os.environ.get("STREAMKIT_DB"):
+        return Path(os.environ["STREAMKIT_DB"])
+    return Path(settings.db).expanduser() if settings.db else default_db_path()

@@ -45,6 +45,16 @@ def run_command(body: CommandBody) -> int:
     return code or 0
 
 
+def run_blocking_command(body: Callable[[], int | None]) -> int:
+    """Run a short command that does no streaming (no Trio run, same error handling)."""
+    try:
+        return body() or 0
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BaseException as exc:
+        return _exit_code_for(exc, Interrupts())
+
+
 def _leaves(exc: BaseException) -> list[BaseException]:
     if isinstance(exc, BaseExceptionGroup):
         return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]

@@ -185,6 +185,10 @@ class LlamaLocalProducer:
     def model_name(self) -> str:
         return self.model.name
 
+    @property
+    def provider(self) -> str:
+        return "local"
+
     async def stream(
         self, request: GenerationRequest, send: trio.MemorySendChannel[Batch]
     ) -> None:

@@ -118,6 +118,10 @@ class OpenAIHTTPProducer:
         return None  # the server decides
 
     @property
+    def provider(self) -> str:
+        return self.base_url
+
+    @property
     def base_url(self) -> str:
         return str(self.client.base_url).rstrip("/")
 

@@ -1,0 +1,176 @@
+"""``streamkit logs``: list, show, search, export and remove logged conversations."""
+
+from __future__ import annotations
+
+import datetime
+import sys
+from typing import Annotated
+
+import msgspec
+import typer
+
+from streamkit.cli import options as opt
+from streamkit.cli.runner import run_blocking_command
+from streamkit.config import load_config, resolve_settings
+from streamkit.errors import UsageError
+from streamkit.store import Store, StoredMessage
+
+logs_app = typer.Typer(
+    name="logs",
+    help="The conversation log: every prompt and reply, kept in SQLite.",
+    no_args_is_help=True,
+)
+
+JSONOutput = Annotated[bool, typer.Option("--json", help="One JSON object a line")]
+Limit = Annotated[int, typer.Option("--limit", "-n", min=1, help="Show at most this many")]
+
+
+def _open(db: opt.Database) -> Store:
+    config = load_config()
+    settings = resolve_settings(
+        profile=None, base_url=None, api_key=None, model=None, connect_timeout=None,
+        idle_timeout=None, timeout=None, max_retries=None, config=config,
+    )
+    return Store(opt.database_path(db, settings))
+
+
+def _when(timestamp: float) -> str:
+    return datetime.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
+
+
+def _one_line(text: str, width: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def _print_json(value: object) -> None:
+    sys.stdout.buffer.write(msgspec.json.encode(value) + b"\n")
+
+
+@logs_app.command("list")
+def list_conversations(db: opt.Database = None, limit: Limit = 20,
+                       as_json: JSONOutput = False) -> None:
+    """The latest conversations: id, when, messages, model, first prompt.
+
+    Examples:
+
+      streamkit logs list -n 5
+
+      streamkit logs list --json | jq -r .id
+    """
+
+    def body() -> None:
+        store = _open(db)
+        for item in store.conversations(limit):
+            if as_json:
+                _print_json(item)
+            else:
+                print(f"{item.id}  {_when(item.updated_at)}  {item.messages:3d} msgs  "
+                      f"{item.model or '-':<12}  {_one_line(item.first_prompt, 50)}")
+
+    raise typer.Exit(run_blocking_command(body))
+
+
+@logs_app.command("show")
+def show(
+    conversation_id: Annotated[str, typer.Argument(help="Conversation id (see `logs list`)")],
+    db: opt.Database = None,
+    as_json: JSONOutput = False,
+) -> None:
+    """Every message of one conversation, with how each reply ended.
+
+    Examples:
+
+      streamkit logs show 3f2a9c1d0b7e
+
+      streamkit logs show 3f2a9c1d0b7e --json | jq -r 'select(.role=="assistant").content'
+    """
+
+    def body() -> None:
+        store = _open(db)
+        if not store.has_conversation(conversation_id):
+            raise UsageError(f"no conversation {conversation_id!r} in the log")
+        for message in store.messages(conversation_id):
+            if as_json:
+                _print_json(message)
+            else:
+                print(f"## {message.role}{_reply_facts(message)}\n{message.content}\n")
+
+    raise typer.Exit(run_blocking_command(body))
+
+
+def _reply_facts(message: StoredMessage) -> str:
+    if message.role != "assistant":
+        return ""
+    facts = [message.model or "?", message.status]
+    if message.finish_reason:
+        facts.append(f"finish={message.finish_reason}")
+    if message.ttft_s is not None:
+        facts.append(f"ttft={message.ttft_s * 1000:.0f}ms")
+    if message.error:
+        facts.append(f"error: {message.error}")
+    return " (" + ", ".join(facts) + ")"
+
+
+@logs_app.command("search")
+def search(
+    query: Annotated[str, typer.Argument(help="Full-text query (SQLite FTS5 syntax)")],
+    db: opt.Database = None,
+    limit: Limit = 20,
+    as_json: JSONOutput = False,
+) -> None:
+    """Messages matching words, best match first.
+
+    Examples:
+
+      streamkit logs search primes
+
+      streamkit logs search '"capital of" AND France'
+    """
+
+    def body() -> None:
+        store = _open(db)
+        for message, snippet in store.search(query, limit):
+            if as_json:
+                _print_json({**msgspec.structs.asdict(message), "snippet": snippet})
+            else:
+                print(f"{message.conversation_id}  {message.role:<9}  {_one_line(snippet, 80)}")
+
+    raise typer.Exit(run_blocking_command(body))
+
+
+@logs_app.command("export")
+def export(db: opt.Database = None) -> None:
+    """Every logged message as JSON lines, oldest first.
+
+    Examples:
+
+      streamkit logs export > backup.jsonl
+    """
+
+    def body() -> None:
+        for message in _open(db).all_messages():
+            _print_json(message)
+
+    raise typer.Exit(run_blocking_command(body))
+
+
+@logs_app.command("rm")
+def remove(
+    conversation_ids: Annotated[list[str], typer.Argument(help="Conversation ids to delete")],
+    db: opt.Database = None,
+) -> None:
+    """Delete conversations and everything in them.
+
+    Examples:
+
+      streamkit logs rm 3f2a9c1d0b7e
+    """
+
+    def body() -> None:
+        store = _open(db)
+        missing = [cid for cid in conversation_ids if not store.delete_conversation(cid)]
+        if missing:
+            raise UsageError(f"no conversation {', '.join(map(repr, missing))} in the log")
+
+    raise typer.Exit(run_blocking_command(body))

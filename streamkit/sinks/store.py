@@ -1,0 +1,209 @@
+"""The store consumer: a streamed reply written to the log as it arrives.
+
+It must not slow the producer or the printer, so receiving never waits on
+the disk: the receiving task only appends text to a buffer, and a second task
+writes the buffer in a worker thread about every 200 ms or 1 KiB, whichever
+comes first. The reply row is created with the first text; when the stream
+ends, the row gets its status (``complete``, ``interrupted`` for Ctrl-C,
+SIGTERM or a timeout, ``error``), finish reason, usage, TTFT and duration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import trio
+
+from streamkit.errors import UsageError
+from streamkit.events import Batch, TextDelta
+from streamkit.reply import Reply
+from streamkit.request import GenerationRequest, Message
+from streamkit.store import Store
+
+FLUSH_INTERVAL = 0.2  # seconds
+FLUSH_BYTES = 1024
+
+
+class AsyncStore:
+    """A ``Store`` whose calls run in a worker thread, one at a time."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._limiter = trio.CapacityLimiter(1)
+
+    @classmethod
+    async def open(cls, path: Path) -> AsyncStore:
+        return cls(await trio.to_thread.run_sync(Store, path))
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        function = partial(getattr(self.store, method), *args, **kwargs)
+        return await trio.to_thread.run_sync(function, limiter=self._limiter)
+
+    async def aclose(self) -> None:
+        await self.call("close")
+
+
+@asynccontextmanager
+async def open_conversation(
+    db: Path,
+    *,
+    enabled: bool,
+    continue_last: bool = False,
+    conversation_id: str | None = None,
+    system: str | None = None,
+) -> AsyncIterator[tuple[ConversationLog | None, list[Message]]]:
+    """The conversation to log into and the history it already has.
+
+    With logging off, yields ``(None, [])`` -- unless a conversation to
+    continue was asked for, which needs the log.
+    """
+    if not enabled:
+        if continue_last or conversation_id:
+            raise UsageError("--continue and --cid need the conversation log (not --no-log)")
+        yield None, []
+        return
+    store = await AsyncStore.open(db)
+    try:
+        history: list[Message] = []
+        if continue_last or conversation_id:
+            chosen = conversation_id or await store.call("last_conversation")
+            if chosen is None:
+                raise UsageError("no earlier conversation to continue")
+            if not await store.call("has_conversation", chosen):
+                raise UsageError(f"no conversation {chosen!r} in the log")
+            history = [
+                Message(m.role, m.content)
+                for m in await store.call("messages", chosen)
+                if m.content and m.role in ("system", "user", "assistant")
+            ]
+        else:
+            chosen = await store.call("new_conversation")
+        log = ConversationLog(store, chosen)
+        if system and not (history and history[0].role == "system"):
+            await log.add_message("system", system)
+            history.insert(0, Message("system", system))
+        yield log, history
+    finally:
+        with trio.CancelScope(shield=True):
+            await store.aclose()
+
+
+class ConversationLog:
+    """One conversation in the store, as the commands use it."""
+
+    def __init__(self, store: AsyncStore, conversation_id: str) -> None:
+        self.store = store
+        self.conversation_id = conversation_id
+
+    async def add_message(self, role: str, content: str) -> None:
+        await self.store.call("add_message", self.conversation_id, role, content)
+
+    async def reply_recorder(
+        self, request: GenerationRequest, *, provider: str, model: str | None
+    ) -> ReplyRecorder:
+        """Log the request (options only: no key, no headers) and return the reply's sink."""
+        options = msgspec.structs.asdict(request.options)
+        request_id = await self.store.call(
+            "add_request", self.conversation_id, kind=request.kind, provider=provider,
+            model=model, options={k: v for k, v in options.items() if v not in (None, ())},
+        )
+        return ReplyRecorder(self, request_id=request_id, provider=provider, model=model)
+
+
+class ReplyRecorder:
+    """Consumer: streams one reply into the store."""
+
+    def __init__(
+        self, log: ConversationLog, *, request_id: int, provider: str, model: str | None
+    ) -> None:
+        self.log = log
+        self.request_id = request_id
+        self.provider = provider
+        self.model = model
+        self.reply = Reply()
+        self.message_id: int | None = None
+        self._pending: list[str] = []
+        self._pending_bytes = 0
+        self._seq = 0
+        self._done = False
+        self._wake = trio.Event()
+        self._started = trio.current_time()
+        self._first_token_at: float | None = None
+
+    async def __call__(self, receive: trio.MemoryReceiveChannel[Batch]) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._write_loop)
+            try:
+                async with receive:
+                    async for batch in receive:
+                        self._take(batch)
+            finally:
+                self._done = True
+                self._wake.set()
+
+    def _take(self, batch: Batch) -> None:
+        self.reply.add(batch)
+        for event in batch:
+            if type(event) is TextDelta and event.choice == 0 and event.text:
+                if self._first_token_at is None:
+                    self._first_token_at = trio.current_time()
+                    self._wake.set()  # the row is created at the first token
+                self._pending.append(event.text)
+                self._pending_bytes += len(event.text)
+        if self._pending_bytes >= FLUSH_BYTES:
+            self._wake.set()
+
+    async def _write_loop(self) -> None:
+        store = self.log.store
+        while True:
+            with trio.move_on_after(FLUSH_INTERVAL):
+                await self._wake.wait()
+            self._wake = trio.Event()
+            # Read before flushing: text that arrives while a flush is in
+            # its thread must still get a flush of its own.
+            done = self._done
+            await self._flush()
+            if done:
+                break
+        await self._ensure_row()
+        reply = self.reply
+        usage = reply.usage
+        ended = trio.current_time()
+        status = "complete"
+        if reply.error is not None:
+            status = "interrupted" if reply.error.kind == "timeout" else "error"
+        elif reply.finish_reason == "cancelled":
+            status = "interrupted"
+        await store.call(
+            "finish_message", self.message_id, status=status,
+            finish_reason=reply.finish_reason,
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            completion_tokens=usage.completion_tokens if usage else None,
+            ttft_s=(self._first_token_at - self._started) if self._first_token_at else None,
+            duration_s=ended - self._started,
+            error=reply.error.message if reply.error else None,
+        )
+
+    async def _ensure_row(self) -> None:
+        if self.message_id is None:
+            self.message_id = await self.log.store.call(
+                "add_message", self.log.conversation_id, "assistant",
+                request_id=self.request_id, model=self.model, provider=self.provider,
+                status="streaming",
+            )
+
+    async def _flush(self) -> None:
+        if not self._pending and self._first_token_at is None:
+            return
+        await self._ensure_row()
+        if not self._pending:
+            return
+        text = "".join(self._pending)
+        self._pending, self._pending_bytes = [], 0
+        await self.log.store.call("append_chunk", self.message_id, self._seq, text)
+        self._seq += 1

@@ -1,0 +1,369 @@
+"""The conversation log: every prompt and reply in a SQLite file.
+
+Layout
+    ``conversations`` hold ``messages`` (role, content, model, provider,
+    timestamps, finish reason, usage, TTFT, duration, status); each reply
+    points at the ``requests`` row with the options it was made with (never
+    an API key or a header). ``messages_fts`` is an FTS5 index over content.
+
+Streaming writes
+    A reply is written while it streams: its text goes into
+    ``message_chunks`` one batch at a time (an INSERT per batch, so a long
+    reply costs O(n), where ``content = content || ?`` would rewrite the row
+    every time), and when the reply ends the chunks are compacted into
+    ``messages.content`` in one short transaction. A reply still marked
+    ``streaming`` when a process opens the database belonged to a process that
+    died (``kill -9``): it is compacted and marked ``interrupted``.
+
+Concurrency
+    WAL mode, a busy timeout and short transactions, so several streamkit
+    processes can log to one file at once. All calls here are blocking; the
+    async side runs them in a worker thread (``streamkit.sinks.store``).
+
+Schema versions
+    ``PRAGMA user_version`` is the schema version; ``MIGRATIONS[i]`` takes a
+    database from version ``i`` to ``i + 1``. Opening a database applies the
+    missing ones, in one transaction each.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import platformdirs
+
+from streamkit.errors import UsageError
+
+BUSY_TIMEOUT_MS = 10_000
+
+MIGRATIONS: list[str] = [
+    # 0 -> 1: conversations, requests, messages, streamed chunks.
+    """
+    CREATE TABLE conversations (
+        id TEXT PRIMARY KEY,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        batch TEXT
+    );
+    CREATE TABLE requests (
+        id INTEGER PRIMARY KEY,
+        conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        created_at REAL NOT NULL,
+        kind TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        model TEXT,
+        options TEXT NOT NULL
+    );
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        request_id INTEGER REFERENCES requests(id) ON DELETE SET NULL,
+        role TEXT NOT NULL,
+        content TEXT NOT NULL DEFAULT '',
+        model TEXT,
+        provider TEXT,
+        created_at REAL NOT NULL,
+        finished_at REAL,
+        finish_reason TEXT,
+        prompt_tokens INTEGER,
+        completion_tokens INTEGER,
+        ttft_s REAL,
+        duration_s REAL,
+        status TEXT NOT NULL DEFAULT 'complete'
+            CHECK (status IN ('streaming', 'complete', 'interrupted', 'error')),
+        error TEXT
+    );
+    CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
+    CREATE INDEX messages_streaming ON messages(status) WHERE status = 'streaming';
+    CREATE TABLE message_chunks (
+        message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        PRIMARY KEY (message_id, seq)
+    );
+    """,
+    # 1 -> 2: full-text search over message content, kept in step by triggers.
+    """
+    CREATE VIRTUAL TABLE messages_fts USING fts5(
+        content, content='messages', content_rowid='id'
+    );
+    INSERT INTO messages_fts(rowid, content) SELECT id, content FROM messages;
+    CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
+    END;
+    CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts(messages_fts, rowid, content)
+            VALUES ('delete', old.id, old.content);
+    END;
+    CREATE TRIGGER messages_au AFTER UPDATE OF content ON messages BEGIN
+        INSERT INTO messages_fts(messages_fts, rowid, content)
+            VALUES ('delete', old.id, old.content);
+        INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
+    END;
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def default_db_path() -> Path:
+    return Path(platformdirs.user_data_dir("streamkit")) / "logs.db"
+
+
+class StoredMessage(msgspec.Struct, frozen=True):
+    id: int
+    conversation_id: str
+    role: str
+    content: str
+    model: str | None
+    provider: str | None
+    created_at: float
+    finish_reason: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    ttft_s: float | None
+    duration_s: float | None
+    status: str
+    error: str | None
+
+
+class ConversationSummary(msgspec.Struct, frozen=True):
+    id: str
+    updated_at: float
+    messages: int
+    model: str | None
+    first_prompt: str
+
+
+_MESSAGE_COLUMNS = (
+    "id, conversation_id, role, content, model, provider, created_at, finish_reason, "
+    "prompt_tokens, completion_tokens, ttft_s, duration_s, status, error"
+)
+
+
+class Store:
+    """A connection to the log database (blocking calls; one thread at a time)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                check_same_thread=False,
+            )
+            self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            self._migrate()
+            self.recover()
+        except sqlite3.DatabaseError as exc:
+            raise UsageError(f"cannot use the log database {path}: {exc}") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- schema --------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise UsageError(
+                f"the log database {self.path} has schema version {version}; this "
+                f"streamkit knows up to {SCHEMA_VERSION} (upgrade streamkit or use --db)"
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with self._transaction():
+                # Re-check inside the write lock: another process may have migrated.
+                if self.db.execute("PRAGMA user_version").fetchone()[0] >= target:
+                    continue
+                for statement in _statements(MIGRATIONS[target - 1]):
+                    self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version = {target}")
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self.db)
+
+    def recover(self) -> int:
+        """Mark replies left ``streaming`` by a dead process as ``interrupted``."""
+        rows = self.db.execute("SELECT id FROM messages WHERE status = 'streaming'").fetchall()
+        for (message_id,) in rows:
+            self.finish_message(message_id, status="interrupted",
+                                error="the process ended before the reply did")
+        return len(rows)
+
+    # -- writes --------------------------------------------------------------
+
+    def new_conversation(self, batch: str | None = None) -> str:
+        conversation_id = uuid.uuid4().hex[:12]
+        now = time.time()
+        self.db.execute(
+            "INSERT INTO conversations (id, created_at, updated_at, batch) VALUES (?, ?, ?, ?)",
+            (conversation_id, now, now, batch),
+        )
+        return conversation_id
+
+    def add_request(
+        self, conversation_id: str, *, kind: str, provider: str, model: str | None,
+        options: dict[str, Any],
+    ) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO requests (conversation_id, created_at, kind, provider, model, options)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (conversation_id, time.time(), kind, provider, model,
+             msgspec.json.encode(options).decode()),
+        )
+        return int(cursor.lastrowid)
+
+    def add_message(
+        self, conversation_id: str, role: str, content: str = "", *,
+        request_id: int | None = None, model: str | None = None, provider: str | None = None,
+        status: str = "complete",
+    ) -> int:
+        now = time.time()
+        with self._transaction():
+            cursor = self.db.execute(
+                "INSERT INTO messages (conversation_id, request_id, role, content, model,"
+                " provider, created_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (conversation_id, request_id, role, content, model, provider, now, status),
+            )
+            self.db.execute(
+                "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
+            )
+        return int(cursor.lastrowid)
+
+    def append_chunk(self, message_id: int, seq: int, text: str) -> None:
+        """Append one batch of streamed text to a reply (one row, one short transaction)."""
+        with self._transaction():
+            self.db.execute(
+                "INSERT INTO message_chunks (message_id, seq, text) VALUES (?, ?, ?)",
+                (message_id, seq, text),
+            )
+
+    def finish_message(
+        self, message_id: int, *, status: str, finish_reason: str | None = None,
+        prompt_tokens: int | None = None, completion_tokens: int | None = None,
+        ttft_s: float | None = None, duration_s: float | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Compact the streamed chunks into the content and record how it ended."""
+        with self._transaction():
+            (streamed,) = self.db.execute(
+                "SELECT group_concat(text, '') FROM"
+                " (SELECT text FROM message_chunks WHERE message_id = ? ORDER BY seq)",
+                (message_id,),
+            ).fetchone()
+            self.db.execute(
+                "UPDATE messages SET content = content || ?, status = ?, finish_reason = ?,"
+                " prompt_tokens = ?, completion_tokens = ?, ttft_s = ?, duration_s = ?,"
+                " error = ?, finished_at = ? WHERE id = ?",
+                (streamed or "", status, finish_reason, prompt_tokens, completion_tokens,
+                 ttft_s, duration_s, error, time.time(), message_id),
+            )
+            self.db.execute("DELETE FROM message_chunks WHERE message_id = ?", (message_id,))
+
+    def delete_conversation(self, conversation_id: str) -> bool:
+        with self._transaction():
+            cursor = self.db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+        return cursor.rowcount > 0
+
+    # -- reads ---------------------------------------------------------------
+
+    def last_conversation(self) -> str | None:
+        row = self.db.execute(
+            "SELECT id FROM conversations WHERE batch IS NULL"
+            " ORDER BY updated_at DESC, rowid DESC LIMIT 1"
+        ).fetchone()
+        return row[0] if row else None
+
+    def has_conversation(self, conversation_id: str) -> bool:
+        return self.db.execute(
+            "SELECT 1 FROM conversations WHERE id = ?", (conversation_id,)
+        ).fetchone() is not None
+
+    def messages(self, conversation_id: str) -> list[StoredMessage]:
+        """A conversation's messages; a reply still streaming shows its chunks so far."""
+        rows = self.db.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY id",
+            (conversation_id,),
+        ).fetchall()
+        out = []
+        for row in rows:
+            message = StoredMessage(*row)
+            if message.status == "streaming":
+                (streamed,) = self.db.execute(
+                    "SELECT group_concat(text, '') FROM (SELECT text FROM message_chunks"
+                    " WHERE message_id = ? ORDER BY seq)", (message.id,),
+                ).fetchone()
+                message = msgspec.structs.replace(message,
+                                                  content=message.content + (streamed or ""))
+            out.append(message)
+        return out
+
+    def conversations(self, limit: int = 20) -> list[ConversationSummary]:
+        rows = self.db.execute(
+            """
+            SELECT c.id, c.updated_at, count(m.id),
+                   (SELECT model FROM messages WHERE conversation_id = c.id
+                        AND role = 'assistant' ORDER BY id DESC LIMIT 1),
+                   coalesce((SELECT content FROM messages WHERE conversation_id = c.id
+                        AND role = 'user' ORDER BY id LIMIT 1), '')
+            FROM conversations c LEFT JOIN messages m ON m.conversation_id = c.id
+            GROUP BY c.id ORDER BY c.updated_at DESC, c.rowid DESC LIMIT ?
+            """,
+            (limit,),
+        ).fetchall()
+        return [ConversationSummary(*row) for row in rows]
+
+    def search(self, query: str, limit: int = 20) -> list[tuple[StoredMessage, str]]:
+        """Messages matching an FTS5 query, best first, with a highlighted snippet."""
+        try:
+            rows = self.db.execute(
+                f"SELECT {', '.join('m.' + c for c in _MESSAGE_COLUMNS.split(', '))},"
+                " snippet(messages_fts, 0, '[', ']', '…', 12)"
+                " FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
+                " WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?",
+                (query, limit),
+            ).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise UsageError(f"bad search query {query!r}: {exc}") from None
+        return [(StoredMessage(*row[:-1]), row[-1]) for row in rows]
+
+    def all_messages(self) -> Iterator[StoredMessage]:
+        for row in self.db.execute(f"SELECT {_MESSAGE_COLUMNS} FROM messages ORDER BY id"):
+            yield StoredMessage(*row)
+
+
+class _Transaction:
+    """``with store._transaction():`` -- BEGIN IMMEDIATE ... COMMIT / ROLLBACK.
+
+    IMMEDIATE takes the write lock up front, so a writer waits (busy timeout)
+    instead of failing with "database is locked" half-way through.
+    """
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: object, value: object, traceback: object) -> None:
+        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into statements (trigger bodies kept whole)."""
+    statements, current = [], []
+    for line in script.strip().splitlines():
+        current.append(line)
+        candidate = "\n".join(current)
+        if sqlite3.complete_statement(candidate):
+            statements.append(candidate.strip())
+            current = []
+    return statements

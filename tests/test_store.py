@@ -1,0 +1,216 @@
+"""The conversation log: real SQLite files, real subprocesses, real signals."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import trio
+
+from streamkit.events import Finish, TextDelta
+from streamkit.pipeline import run_stream
+from streamkit.request import GenerationRequest
+from streamkit.sinks.store import AsyncStore, ConversationLog
+from streamkit.store import MIGRATIONS, SCHEMA_VERSION, Store
+
+from test_signals_cli import start_streaming
+
+
+def assistant_rows(db: Path) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(
+            "SELECT content, status, finish_reason, error FROM messages"
+            " WHERE role = 'assistant' ORDER BY id"
+        ).fetchall()
+
+
+def test_real_server_reply_is_stored_as_printed(run_cli, llama_server, tmp_path):
+    db = tmp_path / "log.db"
+    result = run_cli("chat", "Name a fruit.", "--base-url", llama_server, "-n", "16",
+                     "--seed", "4", "--db", str(db))
+    assert result.code == 0, result.stderr
+    [(content, status, finish, error)] = assistant_rows(db)
+    assert content + "\n" == result.stdout
+    assert (status, error) == ("complete", None)
+    assert finish in ("stop", "length")
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT content FROM messages WHERE role='user'").fetchall() == [
+            ("Name a fruit.",)
+        ]
+        assert conn.execute("SELECT count(*) FROM message_chunks").fetchone() == (0,)
+
+
+def test_sigint_leaves_interrupted_reply_equal_to_what_was_printed(fault_url, cli_env, tmp_path):
+    db = tmp_path / "log.db"
+    proc, received = start_streaming(
+        ["chat", "hi", "--base-url", fault_url("slow"), "--db", str(db)], cli_env
+    )
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 130
+    printed = (received + rest).decode()
+    [(content, status, finish, _)] = assistant_rows(db)
+    assert status == "interrupted"
+    assert finish == "cancelled"
+    assert content + "\n" == printed
+    assert content.startswith("t0 t1 ")
+
+
+def test_kill_9_keeps_the_partial_reply_and_the_next_run_marks_it(
+    fault_url, cli_env, tmp_path, run_cli
+):
+    db = tmp_path / "log.db"
+    proc, received = start_streaming(
+        ["chat", "hi", "--base-url", fault_url("slow"), "--db", str(db)], cli_env
+    )
+    deadline = time.monotonic() + 30
+    while _streamed_chunks(db) < 2:  # wait for some 200 ms store batches
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    rest, _ = proc.communicate(timeout=10)
+    printed = (received + rest).decode()
+    with sqlite3.connect(db) as conn:  # opens cleanly: WAL recovery
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        (status,) = conn.execute(
+            "SELECT status FROM messages WHERE role = 'assistant'"
+        ).fetchone()
+        assert status == "streaming"
+    partial = Store(db).messages(_only_conversation(db))[-1].content
+    assert partial  # what was received up to the last batch ...
+    assert printed.startswith(partial)  # ... and nothing that was not received
+    # The next start (any command that opens the log) marks it interrupted.
+    assert run_cli("logs", "list", "--db", str(db)).code == 0
+    [(content, status, _, error)] = assistant_rows(db)
+    assert status == "interrupted"
+    assert content == partial
+    assert "ended before the reply" in error
+
+
+def _streamed_chunks(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT count(*) FROM message_chunks").fetchone()[0]
+
+
+def _only_conversation(db: Path) -> str:
+    with sqlite3.connect(db) as conn:
+        [(cid,)] = conn.execute("SELECT id FROM conversations").fetchall()
+    return cid
+
+
+def test_stream_error_is_stored_with_status_and_text(run_cli, fault_url, tmp_path):
+    db = tmp_path / "log.db"
+    result = run_cli("chat", "hi", "--base-url", fault_url("drop"), "--db", str(db))
+    assert result.code == 6
+    [(content, status, _, error)] = assistant_rows(db)
+    assert (content, status) == ("partial text", "error")
+    assert "broke mid-stream" in error
+
+
+def test_continue_sends_the_logged_history(run_cli, fault_url, tmp_path):
+    db = tmp_path / "log.db"
+    url = fault_url("ok")
+    assert run_cli("chat", "first question", "--base-url", url, "--db", str(db)).code == 0
+    assert run_cli("chat", "-c", "second question", "--base-url", url, "--db", str(db)).code == 0
+    store = Store(db)
+    [conversation] = store.conversations()
+    assert conversation.messages == 4
+    assert [m.content for m in store.messages(conversation.id)] == [
+        "first question", "Hello, world", "second question", "Hello, world",
+    ]
+    missing = run_cli("chat", "--cid", "nope", "x", "--base-url", url, "--db", str(db))
+    assert missing.code == 2
+    assert "no conversation 'nope'" in missing.stderr
+
+
+def test_api_key_never_reaches_the_database(run_cli, fault_url, tmp_path):
+    db = tmp_path / "log.db"
+    key = "sk-very-secret-key-424242"
+    assert run_cli("chat", "hi", "--base-url", fault_url("ok"), "--api-key", key,
+                   "--db", str(db)).code == 0
+    assert run_cli("complete", "hi", "--base-url", fault_url("ok"), "--db", str(db),
+                   env={"OPENAI_API_KEY": key}).code == 0
+    assert run_cli("chat", "hi", "--base-url", fault_url("401"), "--api-key", key,
+                   "--db", str(db)).code == 4
+    files = [p for p in tmp_path.iterdir() if p.name.startswith("log.db")]
+    assert files
+    for path in files:
+        assert key.encode() not in path.read_bytes()
+
+
+def test_no_log_writes_nothing(run_cli, fault_url, tmp_path):
+    db = tmp_path / "log.db"
+    assert run_cli("chat", "hi", "--base-url", fault_url("ok"), "--db", str(db),
+                   "--no-log").code == 0
+    assert not db.exists()
+
+
+def test_two_processes_log_to_one_file_at_once(fault_url, cli_env, tmp_path):
+    db = tmp_path / "log.db"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "streamkit", "chat", f"question {i}", "--base-url",
+             fault_url("delayed"), "--db", str(db)],
+            env=cli_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for i in range(4)
+    ]
+    for proc in procs:
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 0, stderr
+    store = Store(db)
+    assert len(store.conversations()) == 4
+    hits = store.search("world")
+    assert len(hits) == 4
+    assert all("[world]" in snippet for _, snippet in hits)
+
+
+def test_migration_from_version_1_keeps_the_data(tmp_path):
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as conn:
+        conn.executescript(MIGRATIONS[0])
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute("INSERT INTO conversations VALUES ('c1', 1.0, 1.0, NULL)")
+        conn.execute(
+            "INSERT INTO messages (conversation_id, role, content, created_at)"
+            " VALUES ('c1', 'assistant', 'an old zebra reply', 1.0)"
+        )
+    store = Store(db)
+    assert store.db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    assert [m.content for m in store.messages("c1")] == ["an old zebra reply"]
+    [(message, _)] = store.search("zebra")  # the new index covers the old rows
+    assert message.conversation_id == "c1"
+
+
+async def test_reply_is_written_in_batches_not_per_token(tmp_path, autojump_clock):
+    store = Store(tmp_path / "log.db")
+    writes: list[str] = []
+    original = store.append_chunk
+
+    def counting_append(message_id: int, seq: int, text: str) -> None:
+        writes.append(text)
+        original(message_id, seq, text)
+
+    store.append_chunk = counting_append
+    log = ConversationLog(AsyncStore(store), store.new_conversation())
+    recorder = await log.reply_recorder(
+        GenerationRequest("completion", "m", prompt="x"), provider="test", model="m"
+    )
+
+    async def produce(send):
+        for i in range(2000):  # 2000 tokens, one every 2 ms: 4 s of streaming
+            await send.send([TextDelta(f"w{i} ")])
+            await trio.sleep(0.002)
+        await send.send([Finish("stop")])
+
+    await run_stream(produce, [recorder])
+    text = "".join(f"w{i} " for i in range(2000))
+    assert "".join(writes) == text
+    assert len(writes) < 2000 / 20  # batches of ~200 ms / 1 KiB, not tokens
+    [message] = store.messages(log.conversation_id)
+    assert (message.content, message.status) == (text, "complete")
