@@ -7,7 +7,7 @@ learn whether the tokens come from a remote server or a local model.
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Protocol
@@ -19,7 +19,7 @@ from streamkit.errors import StreamkitError
 from streamkit.events import Batch
 from streamkit.localmodels import resolve_local_model
 from streamkit.providers.llama_local import LlamaLocalProducer, LocalModel
-from streamkit.request import GenerationRequest
+from streamkit.request import GenerationRequest, Message
 
 _loaded: dict[Path, LocalModel] = {}
 
@@ -46,6 +46,12 @@ class Backend(Protocol):
     async def stream(
         self, request: GenerationRequest, send: trio.MemorySendChannel[Batch]
     ) -> None: ...
+
+    async def context_budget(
+        self, request: GenerationRequest
+    ) -> tuple[int, Callable[[Sequence[Message]], int]] | None:
+        """The prompt's token budget and a token counter, when the backend knows them."""
+        ...
 
     async def list_models(self) -> list[str]: ...
 

@@ -174,3 +174,34 @@ def test_cli_sigint_during_local_generation(cli_env):
     assert proc.returncode == 130
     assert (received + rest).endswith(b"\n")
     assert b"Traceback" not in stderr
+
+
+async def test_long_history_is_trimmed_to_the_context_window(capsys):
+    from streamkit.cli.chat import fitted_request
+    from streamkit.history import fit_history
+
+    small = LocalModel(embedded_model_path(), "smollm2", n_ctx=256)
+    producer = LlamaLocalProducer(small)
+    history = [Message("system", "Be brief.")]
+    for i in range(12):
+        history += [Message("user", f"Tell me fact number {i} about the sea. " * 3),
+                    Message("assistant", f"Fact {i}: the sea is large and salty. " * 3)]
+    history.append(Message("user", "Thanks!"))
+    options = GenerationOptions(max_tokens=16)
+    request = await fitted_request(producer, None, options, history)
+    sent = request.messages
+    assert sent[0] == Message("system", "Be brief.") and sent[-1] == Message("user", "Thanks!")
+    assert len(sent) < len(history)
+    assert sent[1:] == tuple(history[len(history) - len(sent) + 1 :])  # newest kept, in order
+    assert len(small.prompt_tokens(request)) <= 256 - 16
+    assert "without its" in capsys.readouterr().err
+    reply = await run_stream(lambda send: producer.stream(request, send), [])
+    assert reply.error is None
+
+    # The pure rule: nothing dropped when it fits; system and last always kept.
+    def by_count(messages):
+        return len(messages)
+
+    assert fit_history(history, 100, by_count) == (history, 0)
+    kept, dropped = fit_history(history, 1, by_count)
+    assert kept == [history[0], history[-1]] and dropped == len(history) - 2

@@ -6,6 +6,7 @@ import signal
 import sys
 from typing import Annotated
 
+import msgspec
 import trio
 import typer
 
@@ -16,6 +17,7 @@ from streamkit.cli.complete import read_prompt_argument
 from streamkit.cli.runner import report, run_command
 from streamkit.config import Settings, resolve_settings
 from streamkit.errors import UsageError
+from streamkit.history import fit_history
 from streamkit.interrupts import Interrupts
 from streamkit.request import GenerationOptions, GenerationRequest, Message
 from streamkit.sinks.store import ConversationLog, open_conversation
@@ -116,7 +118,7 @@ def chat(
                                        interrupts=interrupts, events=events, stats=stats)
             text = await read_prompt_argument(message)
             history.append(Message("user", text))
-            request = GenerationRequest("chat", settings.model, options, messages=tuple(history))
+            request = await fitted_request(backend, settings.model, options, history)
             with interrupts.guard(settings.timeout) as reply_scope:
                 reply = await stream_turn(
                     backend, request, stop=reply_scope, events=events, stats=stats,
@@ -161,7 +163,7 @@ async def _converse(
         if not text.strip():
             continue
         history.append(Message("user", text))
-        request = GenerationRequest("chat", settings.model, options, messages=tuple(history))
+        request = await fitted_request(backend, settings.model, options, history)
         with interrupts.guard(settings.timeout) as reply_scope:
             reply = await stream_turn(
                 backend, request, stop=reply_scope, events=events, stats=stats,
@@ -178,3 +180,23 @@ async def _converse(
             if interrupts.signum != signal.SIGINT:  # SIGTERM ends the conversation
                 return interrupts.exit_code
             interrupts.forget()
+
+
+async def fitted_request(
+    backend: Backend, model: str | None, options: GenerationOptions, history: list[Message]
+) -> GenerationRequest:
+    """The chat request for ``history``, its oldest turns dropped if the model needs it.
+
+    ``history`` itself keeps everything (it is what the log and later turns
+    see); only what is sent shrinks, and the user is told.
+    """
+    request = GenerationRequest("chat", model, options, messages=tuple(history))
+    budget = await backend.context_budget(request)
+    if budget is None:
+        return request
+    limit, count = budget
+    messages, dropped = fit_history(history, limit, count)
+    if dropped:
+        print(f"streamkit: the conversation is longer than the context window; "
+              f"sending it without its {dropped} oldest message(s)", file=sys.stderr)
+    return msgspec.structs.replace(request, messages=tuple(messages))

@@ -34,15 +34,17 @@ import contextlib
 import os
 import random
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import trio
 
 from streamkit.errors import ModelError
 from streamkit.events import Batch, Event, Finish, StreamError, TextDelta, Usage
 from streamkit.protocol.stops import StopFilter
-from streamkit.request import GenerationRequest
+from streamkit.request import GenerationRequest, Message
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -294,6 +296,18 @@ class LlamaLocalProducer:
         if tail:
             mailbox.put(TextDelta(tail))
         return reason, count
+
+    async def context_budget(self, request: GenerationRequest) -> tuple[int, Callable] | None:
+        """Tokens the prompt may use (the window less the reply's room), and a counter."""
+        llm = await self.model.llm()
+        reply_room = request.options.max_tokens or min(512, llm.n_ctx() // 4)
+
+        def count(messages: Sequence[Message]) -> int:
+            return len(self.model.prompt_tokens(
+                msgspec.structs.replace(request, messages=tuple(messages))
+            ))
+
+        return llm.n_ctx() - reply_room, count
 
     async def list_models(self) -> list[str]:
         return [self.model.name]

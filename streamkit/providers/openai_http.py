@@ -219,6 +219,10 @@ class OpenAIHTTPProducer:
             return ProtocolError(f"the connection to {url} broke mid-stream: {_one_line(exc)}")
         return ConnectFailed(f"cannot connect to {url}: {_one_line(exc)}", retryable=True)
 
+    async def context_budget(self, request: GenerationRequest) -> tuple[int, Callable] | None:
+        """Unknown for a remote server: its context window is not part of the API."""
+        return None
+
     async def list_models(self) -> list[str]:
         """The model ids the server offers (GET /models)."""
         try:
