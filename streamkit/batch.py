@@ -35,6 +35,7 @@ from streamkit.events import Batch, encode_event_line
 from streamkit.pipeline import run_stream
 from streamkit.protocol.ndjson import BatchRecord, InputProblem, LineSplitter, parse_record
 from streamkit.request import GenerationOptions
+from streamkit.sinks.progress import BatchProgress
 from streamkit.sinks.stats import StatsRecorder
 
 READ_SIZE = 64 * 1024
@@ -85,6 +86,7 @@ class BatchRunner:
         skip_ids: frozenset[bytes] = frozenset(),
         request_timeout: float | None = None,
         model_label: str | None = None,
+        progress: BatchProgress | None = None,
     ) -> None:
         self.backend = backend
         self.output = _Output(out)
@@ -97,6 +99,7 @@ class BatchRunner:
         self.skip_ids = skip_ids
         self.request_timeout = request_timeout
         self.model_label = model_label or model
+        self.progress = progress
         self.window = max(4 * concurrency, 16)
         self.summary = BatchSummary()
 
@@ -148,10 +151,14 @@ class BatchRunner:
     ) -> None:
         async with jobs, results:
             async for seq, job in jobs:
+                if self.progress:
+                    self.progress.started()
                 if isinstance(job, InputProblem):
                     record = _error_record(job.id, "input", job.message, None)
                 else:
                     record = await self._run_one(job)
+                if self.progress:
+                    self.progress.finished(record)
                 await results.send((seq, record))
 
     async def _run_one(self, job: BatchRecord) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from streamkit.config import Settings
 from streamkit.errors import PartialBatchError, UsageError
 from streamkit.interrupts import Interrupts
 from streamkit.request import GenerationOptions
+from streamkit.sinks.progress import BatchProgress
 
 BATCH = "Batch (JSONL)"
 
@@ -80,15 +82,19 @@ async def run_jsonl(
     except OSError as exc:
         os.close(fd)
         raise UsageError(f"cannot write {output_path}: {exc.strerror}") from None
+    progress = (
+        BatchProgress(_count_lines(input_path) if input_path else None)
+        if sys.stderr.isatty() else None
+    )
     try:
         async with trio.lowlevel.FdStream(fd) as source, open_backend(settings) as backend:
             runner = BatchRunner(
                 backend, out, kind=kind, model=settings.model, defaults=options,
                 concurrency=concurrency, ordered=ordered, events=events, skip_ids=skip,
                 request_timeout=settings.timeout,
-                model_label=backend.model_name or settings.model,
+                model_label=backend.model_name or settings.model, progress=progress,
             )
-            with interrupts.guard() as scope, scope:
+            with interrupts.guard() as scope, scope, progress or contextlib.nullcontext():
                 summary = await runner.run(source)
     finally:
         if output_path:
@@ -102,3 +108,12 @@ async def run_jsonl(
         report(error)
         return error.exit_code
     return 0
+
+
+def _count_lines(path: Path) -> int | None:
+    """Non-blank lines of the input, for the progress bar's total (None if unreadable)."""
+    try:
+        with path.open("rb") as handle:
+            return sum(1 for line in handle if line.strip())
+    except OSError:
+        return None
