@@ -29,6 +29,7 @@ import msgspec
 import platformdirs
 
 from streamkit.errors import UsageError
+from streamkit.tools.registry import ToolSpec
 
 
 class Profile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -46,6 +47,7 @@ class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     default_profile: str | None = None
     profiles: dict[str, Profile] = {}
     models: dict[str, str] = {}  # local model name -> .gguf path
+    tools: dict[str, ToolSpec] = {}  # offered with --tool NAME
     log: bool = True  # keep a conversation log (--no-log turns it off once)
     db: str | None = None  # the log database, if not the default
 
@@ -63,6 +65,7 @@ class Settings(msgspec.Struct, frozen=True):
     local_models: dict[str, str] = {}
     log: bool = True
     db: str | None = None
+    tools: dict[str, ToolSpec] = {}
 
 
 def config_path() -> Path:
@@ -131,5 +134,6 @@ def resolve_settings(
         max_retries=first(max_retries, chosen.max_retries, 2),
         local_models=config.models,
         log=config.log,
+        tools=config.tools,
         db=config.db,
     )

@@ -17,6 +17,7 @@ Exit codes (documented in README.md):
 6     protocol error (a stream that cannot be decoded)
 7     a batch finished with some failed lines
 8     model error (unknown model, unusable model file)
+9     the model was still calling tools at the --max-hops limit
 130   interrupted by Ctrl-C (SIGINT)
 143   terminated by SIGTERM
 ====  ===================================================
@@ -103,6 +104,13 @@ class ModelError(StreamkitError):
 
 
 
+class ToolHopLimit(StreamkitError):
+    """The model kept calling tools past ``--max-hops``."""
+
+    kind = "tool_hops"
+    exit_code = 9
+
+
 _BY_KIND: dict[str, type[StreamkitError]] = {
     cls.kind: cls
     for cls in (
@@ -114,6 +122,7 @@ _BY_KIND: dict[str, type[StreamkitError]] = {
         ProtocolError,
         PartialBatchError,
         ModelError,
+        ToolHopLimit,
     )
 }
 

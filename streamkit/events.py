@@ -69,7 +69,22 @@ class StreamError(msgspec.Struct, frozen=True, tag="error", tag_field="type"):
     status: int | None = None
 
 
-Event = TextDelta | ToolCallDelta | Usage | Finish | StreamError
+class ToolResult(msgspec.Struct, frozen=True, tag="tool_result", tag_field="type"):
+    """What a tool call produced (or why it did not run), as fed back to the model.
+
+    ``status``: ``ok``, ``error`` (the tool failed), ``invalid`` (bad call or
+    arguments), ``refused`` (not approved), ``timeout``.
+    """
+
+    call_id: str | None
+    name: str | None
+    status: str
+    content: str
+    duration_s: float = 0.0
+    hop: int = 1
+
+
+Event = TextDelta | ToolCallDelta | Usage | Finish | StreamError | ToolResult
 Batch = list[Event]
 
 _encoder = msgspec.json.Encoder()

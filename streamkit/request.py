@@ -11,11 +11,34 @@ from typing import Any, Literal
 import msgspec
 
 
+class ToolCallRef(msgspec.Struct, frozen=True):
+    """A tool call as it appears in an assistant message of the history."""
+
+    id: str
+    name: str
+    arguments: str
+
+
 class Message(msgspec.Struct, frozen=True):
-    """One chat message."""
+    """One chat message: ``tool_calls`` on an assistant turn that asked for
+    tools, ``tool_call_id`` on the ``tool`` message answering one of them."""
 
     role: str
     content: str
+    tool_calls: tuple[ToolCallRef, ...] = ()
+    tool_call_id: str | None = None
+
+    def to_openai(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            out["tool_calls"] = [
+                {"id": c.id, "type": "function",
+                 "function": {"name": c.name, "arguments": c.arguments}}
+                for c in self.tool_calls
+            ]
+        if self.tool_call_id is not None:
+            out["tool_call_id"] = self.tool_call_id
+        return out
 
 
 class GenerationOptions(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -37,6 +60,8 @@ class GenerationRequest(msgspec.Struct, frozen=True):
     options: GenerationOptions = GenerationOptions()
     messages: tuple[Message, ...] = ()
     prompt: str = ""
+    tools: tuple[dict[str, Any], ...] = ()  # OpenAI "function" tool definitions
+    tool_choice: str | None = None  # a tool name to force, or "auto" / "none"
 
 
 def openai_body(request: GenerationRequest) -> tuple[str, dict[str, Any]]:
@@ -52,7 +77,15 @@ def openai_body(request: GenerationRequest) -> tuple[str, dict[str, Any]]:
     if opts.stop:
         body["stop"] = list(opts.stop)
     if request.kind == "chat":
-        body["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
+        body["messages"] = [m.to_openai() for m in request.messages]
+        if request.tools:
+            body["tools"] = list(request.tools)
+            if request.tool_choice in (None, "auto", "none", "required"):
+                body["tool_choice"] = request.tool_choice or "auto"
+            else:
+                body["tool_choice"] = {
+                    "type": "function", "function": {"name": request.tool_choice}
+                }
         if opts.logprobs is not None:
             body["logprobs"] = True
             body["top_logprobs"] = opts.logprobs

@@ -107,6 +107,26 @@ MIGRATIONS: list[str] = [
         INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
     END;
     """,
+    # 2 -> 3: tool calls -- on the assistant message that made them, on the
+    # tool message that answers one, and every run in order with its hop.
+    """
+    ALTER TABLE messages ADD COLUMN tool_calls TEXT;
+    ALTER TABLE messages ADD COLUMN tool_call_id TEXT;
+    CREATE TABLE tool_calls (
+        id INTEGER PRIMARY KEY,
+        conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        message_id INTEGER REFERENCES messages(id) ON DELETE CASCADE,
+        hop INTEGER NOT NULL,
+        call_id TEXT,
+        name TEXT,
+        arguments TEXT NOT NULL,
+        result TEXT NOT NULL,
+        status TEXT NOT NULL,
+        duration_s REAL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX tool_calls_by_conversation ON tool_calls(conversation_id, id);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -130,6 +150,18 @@ class StoredMessage(msgspec.Struct, frozen=True):
     duration_s: float | None
     status: str
     error: str | None
+    tool_calls: str | None = None  # JSON list of {id, name, arguments}
+    tool_call_id: str | None = None
+
+
+class StoredToolCall(msgspec.Struct, frozen=True):
+    hop: int
+    call_id: str | None
+    name: str | None
+    arguments: str
+    result: str
+    status: str
+    duration_s: float | None
 
 
 class ConversationSummary(msgspec.Struct, frozen=True):
@@ -142,7 +174,8 @@ class ConversationSummary(msgspec.Struct, frozen=True):
 
 _MESSAGE_COLUMNS = (
     "id, conversation_id, role, content, model, provider, created_at, finish_reason, "
-    "prompt_tokens, completion_tokens, ttft_s, duration_s, status, error"
+    "prompt_tokens, completion_tokens, ttft_s, duration_s, status, error, tool_calls, "
+    "tool_call_id"
 )
 
 
@@ -224,14 +257,15 @@ class Store:
     def add_message(
         self, conversation_id: str, role: str, content: str = "", *,
         request_id: int | None = None, model: str | None = None, provider: str | None = None,
-        status: str = "complete",
+        status: str = "complete", tool_call_id: str | None = None,
     ) -> int:
         now = time.time()
         with self._transaction():
             cursor = self.db.execute(
                 "INSERT INTO messages (conversation_id, request_id, role, content, model,"
-                " provider, created_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (conversation_id, request_id, role, content, model, provider, now, status),
+                " provider, created_at, status, tool_call_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (conversation_id, request_id, role, content, model, provider, now, status,
+                 tool_call_id),
             )
             self.db.execute(
                 "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
@@ -250,7 +284,7 @@ class Store:
         self, message_id: int, *, status: str, finish_reason: str | None = None,
         prompt_tokens: int | None = None, completion_tokens: int | None = None,
         ttft_s: float | None = None, duration_s: float | None = None,
-        error: str | None = None,
+        error: str | None = None, tool_calls: str | None = None,
     ) -> None:
         """Compact the streamed chunks into the content and record how it ended."""
         with self._transaction():
@@ -262,11 +296,31 @@ class Store:
             self.db.execute(
                 "UPDATE messages SET content = content || ?, status = ?, finish_reason = ?,"
                 " prompt_tokens = ?, completion_tokens = ?, ttft_s = ?, duration_s = ?,"
-                " error = ?, finished_at = ? WHERE id = ?",
+                " error = ?, finished_at = ?, tool_calls = ? WHERE id = ?",
                 (streamed or "", status, finish_reason, prompt_tokens, completion_tokens,
-                 ttft_s, duration_s, error, time.time(), message_id),
+                 ttft_s, duration_s, error, time.time(), tool_calls, message_id),
             )
             self.db.execute("DELETE FROM message_chunks WHERE message_id = ?", (message_id,))
+
+    def add_tool_call(
+        self, conversation_id: str, message_id: int | None, *, hop: int, call_id: str | None,
+        name: str | None, arguments: str, result: str, status: str, duration_s: float,
+    ) -> None:
+        with self._transaction():
+            self.db.execute(
+                "INSERT INTO tool_calls (conversation_id, message_id, hop, call_id, name,"
+                " arguments, result, status, duration_s, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (conversation_id, message_id, hop, call_id, name, arguments, result, status,
+                 duration_s, time.time()),
+            )
+
+    def tool_calls(self, conversation_id: str) -> list[StoredToolCall]:
+        rows = self.db.execute(
+            "SELECT hop, call_id, name, arguments, result, status, duration_s FROM tool_calls"
+            " WHERE conversation_id = ? ORDER BY id", (conversation_id,),
+        ).fetchall()
+        return [StoredToolCall(*row) for row in rows]
 
     def delete_conversation(self, conversation_id: str) -> bool:
         with self._transaction():

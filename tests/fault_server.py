@@ -43,6 +43,46 @@ DONE = b"data: [DONE]\n\n"
 HELLO = [chunk("Hello"), chunk(", world"), chunk(finish="stop"), DONE]
 
 
+def tool_scenario(body: dict) -> list[bytes]:
+    """Ask for the tool calls the first user message describes, then answer with results.
+
+    The first user message is JSON: ``{"calls": [{"name", "arguments"} or
+    {"name", "arguments_raw"}], "always": false}``. After tool results, the
+    answer quotes them -- unless ``always``, which asks again (hop limit).
+    """
+    messages = body["messages"]
+    spec = json.loads(next(m["content"] for m in messages if m["role"] == "user"))
+    if messages[-1]["role"] == "tool" and not spec.get("always"):
+        results = []
+        for message in reversed(messages):
+            if message["role"] != "tool":
+                break
+            results.insert(0, message["content"])
+        return [chunk("Results: "), chunk(" | ".join(results)), chunk(finish="stop"), DONE]
+    hop = sum(1 for m in messages if m["role"] == "assistant")
+    fragments = []
+    for index, call in enumerate(spec["calls"]):
+        raw = call.get("arguments_raw", json.dumps(call.get("arguments", {})))
+        thirds = [raw[: len(raw) // 3], raw[len(raw) // 3 : 2 * len(raw) // 3],
+                  raw[2 * len(raw) // 3 :]]
+        fragments.append([(index, call.get("name"), f"call_{hop}_{index}", part)
+                          for part in thirds])
+    pieces = [chunk("Let me check. ")]
+    for step in range(3):  # interleave the calls' fragments
+        for frags in fragments:
+            index, call_name, call_id, part = frags[step]
+            delta: dict = {"index": index, "function": {"arguments": part}}
+            if step == 0:
+                delta.update(id=call_id, type="function")
+                if call_name:
+                    delta["function"]["name"] = call_name
+            payload = {"choices": [{"index": 0, "delta": {"tool_calls": [delta]},
+                                    "finish_reason": None}]}
+            pieces.append(b"data: " + json.dumps(payload).encode() + b"\n\n")
+    pieces += [chunk(finish="tool_calls"), DONE]
+    return pieces
+
+
 async def send_head(stream: trio.SocketStream, status: str, headers: dict[str, str]) -> None:
     lines = [f"HTTP/1.1 {status}"] + [f"{k}: {v}" for k, v in headers.items()]
     await stream.send_all(("\r\n".join(lines) + "\r\n\r\n").encode())
@@ -92,6 +132,8 @@ async def scenario(stream: trio.SocketStream, name: str, key: str, request: dict
     auth = request["headers"].get("authorization", "")
     if name == "ok":
         await stream_pieces(stream, HELLO)
+    elif name == "tools":
+        await stream_pieces(stream, tool_scenario(json.loads(request["body"])))
     elif name == "delayed":  # a short stream after 200 ms, like a busy server
         await trio.sleep(0.2)
         await stream_pieces(stream, HELLO)

@@ -177,8 +177,8 @@ def test_cli_sigint_during_local_generation(cli_env):
 
 
 async def test_long_history_is_trimmed_to_the_context_window(capsys):
-    from streamkit.cli.chat import fitted_request
     from streamkit.history import fit_history
+    from streamkit.session import fitted_request
 
     small = LocalModel(embedded_model_path(), "smollm2", n_ctx=256)
     producer = LlamaLocalProducer(small)

@@ -4,26 +4,30 @@ from __future__ import annotations
 
 import signal
 import sys
+from functools import partial
+from pathlib import Path
 from typing import Annotated
 
-import msgspec
 import trio
 import typer
 
-from streamkit.backend import Backend, open_backend
+from streamkit.backend import open_backend
 from streamkit.cli import batchrun as batch
 from streamkit.cli import options as opt
 from streamkit.cli.complete import read_prompt_argument
 from streamkit.cli.runner import report, run_command
-from streamkit.config import Settings, resolve_settings
-from streamkit.errors import UsageError
-from streamkit.history import fit_history
+from streamkit.config import resolve_settings
+from streamkit.errors import StreamkitError, UsageError
 from streamkit.interrupts import Interrupts
-from streamkit.request import GenerationOptions, GenerationRequest, Message
-from streamkit.sinks.store import ConversationLog, open_conversation
-from streamkit.turn import stream_turn
+from streamkit.session import ChatSession
+from streamkit.sinks.store import open_conversation
+from streamkit.tools.builtins import builtin_tools
+from streamkit.tools.confirm import confirm_on_terminal
+from streamkit.tools.dispatch import DEFAULT_TIMEOUT, Dispatcher
+from streamkit.tools.registry import select_tools
 
 EXIT_COMMANDS = {"/exit", "/quit"}
+TOOLS = "Tools"
 
 
 def chat(
@@ -73,6 +77,44 @@ def chat(
     ] = None,
     db: opt.Database = None,
     no_log: opt.NoLog = False,
+    tool_names: Annotated[
+        list[str] | None,
+        typer.Option("--tool", help="Offer this tool to the model (repeatable): a built-in "
+                     "(now, calculate, read_file) or one from the config file",
+                     rich_help_panel=TOOLS, show_default=False),
+    ] = None,
+    tools_files: Annotated[
+        list[Path] | None,
+        typer.Option("--tools", help="Offer every tool of this TOML file (repeatable)",
+                     rich_help_panel=TOOLS, show_default=False, dir_okay=False),
+    ] = None,
+    tool_choice: Annotated[
+        str | None,
+        typer.Option("--tool-choice", help="Force the first reply to call this tool (or "
+                     "auto / none / required); later replies are free",
+                     rich_help_panel=TOOLS, show_default=False),
+    ] = None,
+    tool_timeout: Annotated[
+        float,
+        typer.Option("--tool-timeout", min=0.001, help="Seconds a tool may run (a tool's "
+                     "own `timeout` in the config wins)", rich_help_panel=TOOLS),
+    ] = DEFAULT_TIMEOUT,
+    max_hops: Annotated[
+        int,
+        typer.Option("--max-hops", min=1, help="Replies with tool calls before giving up "
+                     "(exit 9)", rich_help_panel=TOOLS),
+    ] = 8,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", "-y", help="Run tools marked `confirm` without asking",
+                     rich_help_panel=TOOLS),
+    ] = False,
+    tool_root: Annotated[
+        Path | None,
+        typer.Option("--tool-root", help="Directory the read_file tool may read "
+                     "[default: the current directory]", rich_help_panel=TOOLS,
+                     show_default=False, file_okay=False),
+    ] = None,
 ) -> None:
     """Chat with a model: stream the reply to MESSAGE, or converse interactively.
 
@@ -90,6 +132,8 @@ def chat(
       jq -c '{id, prompt: .question}' qs.jsonl | streamkit chat --jsonl > answers.jsonl
 
       streamkit chat -c "And in French?"
+
+      streamkit chat --tool calculate --tool now "What is 17% of 2350?"
     """
 
     async def body(interrupts: Interrupts) -> int:
@@ -111,19 +155,23 @@ def chat(
             opt.database_path(db, settings), enabled=settings.log and not no_log,
             continue_last=continue_last, conversation_id=conversation_id, system=system,
         )
+        tools = select_tools(tool_names or [], tools_files or [], settings.tools,
+                             builtin_tools(tool_root or Path.cwd()))
+        if tool_choice and tool_choice not in (*tools, "auto", "none", "required"):
+            raise UsageError(f"--tool-choice {tool_choice!r} is not one of the tools offered")
+        dispatcher = Dispatcher(
+            tools, approve=partial(confirm_on_terminal, yes), timeout=tool_timeout,
+        ) if tools else None
         async with open_backend(settings) as backend, conversation as (log, history):
+            session = ChatSession(
+                backend, settings, options, history, interrupts=interrupts, log=log,
+                events=events, stats=stats, dispatcher=dispatcher, max_hops=max_hops,
+                tool_choice=tool_choice,
+            )
             if message is None and sys.stdin.isatty():
                 await backend.check_model(settings.model)
-                return await _converse(backend, settings, options, history, log=log,
-                                       interrupts=interrupts, events=events, stats=stats)
-            text = await read_prompt_argument(message)
-            history.append(Message("user", text))
-            request = await fitted_request(backend, settings.model, options, history)
-            with interrupts.guard(settings.timeout) as reply_scope:
-                reply = await stream_turn(
-                    backend, request, stop=reply_scope, events=events, stats=stats,
-                    log=log, prompt_text=text,
-                )
+                return await _converse(session, interrupts)
+            reply = await session.ask(await read_prompt_argument(message))
         error = reply.exception()
         if error is not None and interrupts.exit_code is None:
             report(error)
@@ -133,17 +181,7 @@ def chat(
     raise typer.Exit(run_command(body))
 
 
-async def _converse(
-    backend: Backend,
-    settings: Settings,
-    options: GenerationOptions,
-    history: list[Message],
-    *,
-    log: ConversationLog | None,
-    interrupts: Interrupts,
-    events: bool,
-    stats: bool,
-) -> int:
+async def _converse(session: ChatSession, interrupts: Interrupts) -> int:
     """The interactive loop: history in memory, every turn in the log."""
     print("Chatting. /exit or Ctrl-D to end; Ctrl-C stops a reply.", file=sys.stderr)
     while True:
@@ -162,17 +200,11 @@ async def _converse(
             return 0
         if not text.strip():
             continue
-        history.append(Message("user", text))
-        request = await fitted_request(backend, settings.model, options, history)
-        with interrupts.guard(settings.timeout) as reply_scope:
-            reply = await stream_turn(
-                backend, request, stop=reply_scope, events=events, stats=stats,
-                log=log, prompt_text=text,
-            )
-        if reply.text:
-            history.append(Message("assistant", reply.text))
-        else:
-            history.pop()  # nothing came back: let the user ask again
+        try:
+            reply = await session.ask(text)
+        except StreamkitError as error:  # e.g. the tool hop limit: the chat goes on
+            report(error)
+            continue
         error = reply.exception()
         if error is not None:
             report(error)
@@ -180,23 +212,3 @@ async def _converse(
             if interrupts.signum != signal.SIGINT:  # SIGTERM ends the conversation
                 return interrupts.exit_code
             interrupts.forget()
-
-
-async def fitted_request(
-    backend: Backend, model: str | None, options: GenerationOptions, history: list[Message]
-) -> GenerationRequest:
-    """The chat request for ``history``, its oldest turns dropped if the model needs it.
-
-    ``history`` itself keeps everything (it is what the log and later turns
-    see); only what is sent shrinks, and the user is told.
-    """
-    request = GenerationRequest("chat", model, options, messages=tuple(history))
-    budget = await backend.context_budget(request)
-    if budget is None:
-        return request
-    limit, count = budget
-    messages, dropped = fit_history(history, limit, count)
-    if dropped:
-        print(f"streamkit: the conversation is longer than the context window; "
-              f"sending it without its {dropped} oldest message(s)", file=sys.stderr)
-    return msgspec.structs.replace(request, messages=tuple(messages))

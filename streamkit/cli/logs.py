@@ -94,12 +94,17 @@ def show(
             if as_json:
                 _print_json(message)
             else:
-                print(f"## {message.role}{_reply_facts(message)}\n{message.content}\n")
+                print(f"## {message.role}{_reply_facts(message)}\n{message.content}")
+                for call in msgspec.json.decode(message.tool_calls or "[]"):
+                    print(f"-> {call['name']}({call['arguments']})  [{call['id']}]")
+                print()
 
     raise typer.Exit(run_blocking_command(body))
 
 
 def _reply_facts(message: StoredMessage) -> str:
+    if message.role == "tool":
+        return f" (answer to {message.tool_call_id})"
     if message.role != "assistant":
         return ""
     facts = [message.model or "?", message.status]

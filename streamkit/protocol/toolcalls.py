@@ -15,6 +15,22 @@ class ToolCall(msgspec.Struct, frozen=True):
     name: str | None
     arguments: str
 
+    def problem(self) -> str | None:
+        """Why the call cannot be run (no name, arguments not a JSON object), or None."""
+        if not self.name:
+            return "the tool call has no function name"
+        try:
+            value = msgspec.json.decode(self.arguments or "{}")
+        except msgspec.DecodeError as exc:
+            return f"the arguments are not valid JSON: {exc}"
+        if not isinstance(value, dict):
+            return "the arguments are not a JSON object"
+        return None
+
+    def parsed_arguments(self) -> dict:
+        """The arguments as a dict (call only when ``problem()`` is None)."""
+        return msgspec.json.decode(self.arguments or "{}")
+
 
 class ToolCallAccumulator:
     """Merges ``ToolCallDelta`` fragments by ``index``.

@@ -170,7 +170,7 @@ class LocalModel:
         if self._chat_format is None:
             raise ModelError(f"model {self.name} has no chat template; use `complete`")
         result = self._chat_format(
-            messages=[{"role": m.role, "content": m.content} for m in request.messages]
+            messages=[m.to_openai() for m in request.messages]
         )
         return llm.tokenize(
             result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True

@@ -20,10 +20,10 @@ import msgspec
 import trio
 
 from streamkit.errors import UsageError
-from streamkit.events import Batch, TextDelta
+from streamkit.events import Batch, TextDelta, ToolResult
 from streamkit.reply import Reply
-from streamkit.request import GenerationRequest, Message
-from streamkit.store import Store
+from streamkit.request import GenerationRequest, Message, ToolCallRef
+from streamkit.store import Store, StoredMessage
 
 FLUSH_INTERVAL = 0.2  # seconds
 FLUSH_BYTES = 1024
@@ -77,9 +77,9 @@ async def open_conversation(
             if not await store.call("has_conversation", chosen):
                 raise UsageError(f"no conversation {chosen!r} in the log")
             history = [
-                Message(m.role, m.content)
-                for m in await store.call("messages", chosen)
-                if m.content and m.role in ("system", "user", "assistant")
+                _as_message(m) for m in await store.call("messages", chosen)
+                if (m.content or m.tool_calls)
+                and m.role in ("system", "user", "assistant", "tool")
             ]
         else:
             chosen = await store.call("new_conversation")
@@ -99,9 +99,24 @@ class ConversationLog:
     def __init__(self, store: AsyncStore, conversation_id: str) -> None:
         self.store = store
         self.conversation_id = conversation_id
+        self.last_reply_id: int | None = None  # the newest assistant row
 
-    async def add_message(self, role: str, content: str) -> None:
-        await self.store.call("add_message", self.conversation_id, role, content)
+    async def add_message(
+        self, role: str, content: str, *, tool_call_id: str | None = None
+    ) -> None:
+        await self.store.call("add_message", self.conversation_id, role, content,
+                              tool_call_id=tool_call_id)
+
+    async def add_tool_result(
+        self, message_id: int | None, arguments: str, result: ToolResult
+    ) -> None:
+        """One tool run: in ``tool_calls`` (for the record) and as a ``tool`` message."""
+        await self.store.call(
+            "add_tool_call", self.conversation_id, message_id, hop=result.hop,
+            call_id=result.call_id, name=result.name, arguments=arguments,
+            result=result.content, status=result.status, duration_s=result.duration_s,
+        )
+        await self.add_message("tool", result.content, tool_call_id=result.call_id)
 
     async def reply_recorder(
         self, request: GenerationRequest, *, provider: str, model: str | None
@@ -187,6 +202,13 @@ class ReplyRecorder:
             ttft_s=(self._first_token_at - self._started) if self._first_token_at else None,
             duration_s=ended - self._started,
             error=reply.error.message if reply.error else None,
+            tool_calls=(
+                msgspec.json.encode(
+                    [{"id": c.id, "name": c.name, "arguments": c.arguments}
+                     for c in reply.tool_calls]
+                ).decode()
+                if reply.tool_calls else None
+            ),
         )
 
     async def _ensure_row(self) -> None:
@@ -196,6 +218,7 @@ class ReplyRecorder:
                 request_id=self.request_id, model=self.model, provider=self.provider,
                 status="streaming",
             )
+            self.log.last_reply_id = self.message_id
 
     async def _flush(self) -> None:
         if not self._pending and self._first_token_at is None:
@@ -207,3 +230,13 @@ class ReplyRecorder:
         self._pending, self._pending_bytes = [], 0
         await self.log.store.call("append_chunk", self.message_id, self._seq, text)
         self._seq += 1
+
+
+def _as_message(stored: StoredMessage) -> Message:
+    calls = msgspec.json.decode(stored.tool_calls) if stored.tool_calls else []
+    return Message(
+        stored.role, stored.content,
+        tool_calls=tuple(ToolCallRef(c["id"] or "", c["name"] or "", c["arguments"])
+                         for c in calls),
+        tool_call_id=stored.tool_call_id,
+    )

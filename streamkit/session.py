@@ -1,0 +1,96 @@
+"""A chat session: the history, the log, the tools, and how one turn runs."""
+
+from __future__ import annotations
+
+import sys
+
+import msgspec
+
+from streamkit.backend import Backend
+from streamkit.config import Settings
+from streamkit.history import fit_history
+from streamkit.interrupts import Interrupts
+from streamkit.reply import Reply
+from streamkit.request import GenerationOptions, GenerationRequest, Message
+from streamkit.sinks.store import ConversationLog
+from streamkit.toolloop import run_with_tools
+from streamkit.tools.dispatch import Dispatcher
+from streamkit.turn import stream_turn
+
+
+class ChatSession:
+    """Runs the turns of one conversation, to stdout and the log."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        settings: Settings,
+        options: GenerationOptions,
+        history: list[Message],
+        *,
+        interrupts: Interrupts,
+        log: ConversationLog | None,
+        events: bool = False,
+        stats: bool = False,
+        dispatcher: Dispatcher | None = None,
+        max_hops: int = 8,
+        tool_choice: str | None = None,
+    ) -> None:
+        self.backend = backend
+        self.settings = settings
+        self.options = options
+        self.history = history
+        self.interrupts = interrupts
+        self.log = log
+        self.events = events
+        self.stats = stats
+        self.dispatcher = dispatcher
+        self.max_hops = max_hops
+        self.tool_choice = tool_choice
+
+    async def ask(self, text: str) -> Reply:
+        """One user message and the model's answer (after any tool calls)."""
+        self.history.append(Message("user", text))
+        request = await fitted_request(self.backend, self.settings.model, self.options,
+                                       self.history)
+        if self.dispatcher is not None:
+            request = msgspec.structs.replace(request, tool_choice=self.tool_choice)
+            reply = await run_with_tools(
+                self.backend, request, self.history, dispatcher=self.dispatcher,
+                max_hops=self.max_hops, guard=self._guard, events=self.events,
+                stats=self.stats, log=self.log, prompt_text=text,
+            )
+        else:
+            with self._guard() as scope:
+                reply = await stream_turn(
+                    self.backend, request, stop=scope, events=self.events, stats=self.stats,
+                    log=self.log, prompt_text=text,
+                )
+        if reply.text:
+            self.history.append(Message("assistant", reply.text))
+        elif self.history[-1].role == "user":
+            self.history.pop()  # nothing came back: the user may ask again
+        return reply
+
+    def _guard(self):
+        return self.interrupts.guard(self.settings.timeout)
+
+
+async def fitted_request(
+    backend: Backend, model: str | None, options: GenerationOptions, history: list[Message]
+) -> GenerationRequest:
+    """The chat request for ``history``, its oldest turns dropped if the model needs it.
+
+    ``history`` itself keeps everything (it is what the log and later turns
+    see); only what is sent shrinks, and the user is told.
+    """
+    request = GenerationRequest("chat", model, options, messages=tuple(history))
+    budget = await backend.context_budget(request)
+    if budget is None:
+        return request
+    limit, count = budget
+    messages, dropped = fit_history(history, limit, count)
+    if dropped:
+        print(f"streamkit: the conversation is longer than the context window; "
+              f"sending it without its {dropped} oldest message(s)", file=sys.stderr)
+    return msgspec.structs.replace(request, messages=tuple(messages))

@@ -1,0 +1,214 @@
+"""Running the tool calls of one reply: validate, approve, run concurrently, cap.
+
+Every call yields exactly one ``ToolResult`` -- the model always sees an
+answer for each call it made: a call with no name, arguments that are not a
+JSON object or do not match the tool's schema, an unknown tool, a refusal,
+a failure or a timeout all become an error result instead of a crash.
+
+The calls of one reply run concurrently in one nursery. Command tools run
+without a shell in a new process group, which is killed when the call times
+out or the command is interrupted, so nothing is left running. Output beyond
+``output_cap`` bytes is cut, with a marker saying how much was dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+import jsonschema
+import msgspec
+import trio
+
+from streamkit.events import ToolResult
+from streamkit.protocol.toolcalls import ToolCall
+from streamkit.tools.registry import Tool, is_async
+
+DEFAULT_TIMEOUT = 30.0  # seconds a tool may run
+DEFAULT_OUTPUT_CAP = 16 * 1024  # bytes of a tool's answer the model gets
+_STDERR_CAP = 2048
+
+Approver = Callable[[Tool, dict[str, Any]], Awaitable[bool]]
+
+
+class ToolFailed(Exception):
+    """The tool ran and failed; the message goes back to the model."""
+
+
+class Dispatcher:
+    """Runs tool calls against a set of tools."""
+
+    def __init__(
+        self,
+        tools: dict[str, Tool],
+        *,
+        approve: Approver,
+        timeout: float = DEFAULT_TIMEOUT,
+        output_cap: int = DEFAULT_OUTPUT_CAP,
+    ) -> None:
+        self.tools = tools
+        self.approve = approve
+        self.timeout = timeout
+        self.output_cap = output_cap
+        self._asking = trio.Lock()  # one confirmation prompt at a time
+
+    def definitions(self) -> tuple[dict[str, Any], ...]:
+        return tuple(tool.definition() for tool in self.tools.values())
+
+    async def run_all(self, calls: list[ToolCall], hop: int) -> list[ToolResult]:
+        """Results for ``calls``, in the order of the calls, run concurrently."""
+        results: list[ToolResult | None] = [None] * len(calls)
+
+        async def run_into(index: int, call: ToolCall) -> None:
+            results[index] = await self.run(call, hop)
+
+        async with trio.open_nursery() as nursery:
+            for index, call in enumerate(calls):
+                nursery.start_soon(run_into, index, call)
+        return [result for result in results if result is not None]
+
+    async def run(self, call: ToolCall, hop: int) -> ToolResult:
+        started = trio.current_time()
+
+        def result(status: str, content: str) -> ToolResult:
+            return ToolResult(call.id, call.name, status, content,
+                              round(trio.current_time() - started, 6), hop)
+
+        problem = call.problem()
+        if problem is not None:
+            return result("invalid", problem)
+        tool = self.tools.get(call.name or "")
+        if tool is None:
+            return result("invalid", f"there is no tool named {call.name!r}")
+        arguments = call.parsed_arguments()
+        try:
+            jsonschema.validate(arguments, tool.spec.parameters)
+        except jsonschema.ValidationError as exc:
+            return result("invalid", f"the arguments do not match the schema: {exc.message}")
+        except jsonschema.SchemaError as exc:
+            return result("error", f"the tool's own schema is broken: {exc.message}")
+        if tool.spec.confirm:
+            async with self._asking:
+                if not await self.approve(tool, arguments):
+                    return result("refused", "the user did not approve this tool call")
+        limit = tool.spec.timeout or self.timeout
+        with trio.move_on_after(limit):
+            try:
+                output = await self._execute(tool, arguments)
+            except ToolFailed as exc:
+                return result("error", _cap(str(exc), self.output_cap))
+            return result("ok", output)
+        return result("timeout", f"the tool did not finish within {limit:g} s")
+
+    async def _execute(self, tool: Tool, arguments: dict[str, Any]) -> str:
+        if tool.function is not None:
+            return _cap(await _call_python(tool.function, arguments), self.output_cap)
+        assert tool.spec.command is not None
+        payload = json.dumps(arguments)
+        argv = [*tool.spec.command]
+        if tool.spec.arguments == "argument":
+            argv.append(payload)
+            stdin = b""
+        else:
+            stdin = payload.encode()
+        return await _run_command(argv, stdin, self.output_cap)
+
+
+async def _call_python(function: Callable[..., Any], arguments: dict[str, Any]) -> str:
+    try:
+        if is_async(function):
+            value = await function(**arguments)
+        else:
+            # Not abandoned on cancel: a thread cannot be killed, so Ctrl-C
+            # waits for a sync Python tool to return (keep them quick).
+            value = await trio.to_thread.run_sync(partial(function, **arguments))
+    except Exception as exc:
+        raise ToolFailed(f"{type(exc).__name__}: {exc}") from None
+    if isinstance(value, str):
+        return value
+    try:
+        return msgspec.json.encode(value).decode()
+    except (TypeError, msgspec.EncodeError):
+        return str(value)
+
+
+async def _run_command(argv: list[str], stdin: bytes, cap: int) -> str:
+    """Run ``argv`` (no shell) in its own process group; its stdout, capped."""
+    try:
+        process = await trio.lowlevel.open_process(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise ToolFailed(f"cannot run {argv[0]!r}: {exc.strerror}") from None
+    out = _Capped(cap)
+    err = _Capped(_STDERR_CAP)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_feed, process.stdin, stdin)
+            nursery.start_soon(out.drain, process.stdout)
+            nursery.start_soon(err.drain, process.stderr)
+            await process.wait()
+    finally:
+        if process.returncode is None:
+            _kill_group(process.pid)
+            with trio.CancelScope(shield=True):
+                await process.wait()
+    if process.returncode != 0:
+        detail = err.text().strip().splitlines()[-1:] or [""]
+        raise ToolFailed(f"exit status {process.returncode}: {detail[0]}".rstrip(": "))
+    return out.text()
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+async def _feed(stream: trio.abc.SendStream | None, data: bytes) -> None:
+    if stream is None:
+        return
+    async with stream:
+        try:
+            if data:
+                await stream.send_all(data)
+        except trio.BrokenResourceError:
+            pass  # the tool did not read its input: its answer still counts
+
+
+class _Capped:
+    """Keeps the first ``cap`` bytes of a stream and counts the rest."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.kept = bytearray()
+        self.dropped = 0
+
+    async def drain(self, stream: trio.abc.ReceiveStream | None) -> None:
+        if stream is None:
+            return
+        async with stream:
+            while data := await stream.receive_some(65536):
+                room = self.cap - len(self.kept)
+                self.kept += data[:room]
+                self.dropped += max(0, len(data) - room)
+
+    def text(self) -> str:
+        text = self.kept.decode("utf-8", "replace")
+        if self.dropped:
+            text += f"\n[output truncated: {self.dropped} more bytes]"
+        return text
+
+
+def _cap(text: str, cap: int) -> str:
+    data = text.encode()
+    if len(data) <= cap:
+        return text
+    return (data[:cap].decode("utf-8", "ignore")
+            + f"\n[output truncated: {len(data) - cap} more bytes]")
