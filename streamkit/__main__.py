@@ -10,13 +10,15 @@ import sys
 
 def main() -> None:
     try:
-        from streamkit.cli.app import app
+        from streamkit.cli.app import app, disable_colour_if_asked
+
+        disable_colour_if_asked(sys.argv[1:])
 
         # The hundreds of module objects imported above live until exit; moving
         # them out of the collector's reach makes exit ~40 ms faster, which is
         # most of the time between Ctrl-C and the shell prompt.
         gc.freeze()
-        app()
+        app(prog_name="streamkit")
     except KeyboardInterrupt:
         sys.exit(130)
 

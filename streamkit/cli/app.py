@@ -2,22 +2,75 @@
 
 from __future__ import annotations
 
-import typer
+import os
+import platform
+from typing import Annotated
 
+import typer
+from typer import rich_utils
+
+from streamkit import __version__
 from streamkit.cli.chat import chat
 from streamkit.cli.complete import complete
+from streamkit.cli.config_cmd import config_app
 from streamkit.cli.logs import logs_app
 from streamkit.cli.models import models
+
+EXIT_CODES = """Exit codes: 0 ok, 1 other failure, 2 usage, 3 cannot connect, 4 HTTP error,
+5 timeout, 6 protocol error, 7 batch with failed lines, 8 model error,
+9 tool hop limit, 130 Ctrl-C, 141 stdout closed, 143 SIGTERM."""
 
 app = typer.Typer(
     name="streamkit",
     help="Stream language-model output from the command line.",
+    epilog=EXIT_CODES,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+
+def disable_colour_if_asked(argv: list[str]) -> None:
+    """``NO_COLOR`` (any value) or ``--no-color``: no ANSI styling at all, help included.
+
+    Set before Typer parses anything, because ``--help`` is rendered while
+    parsing, before any callback could react to ``--no-color``.
+    """
+    if os.environ.get("NO_COLOR") or "--no-color" in argv:
+        os.environ["NO_COLOR"] = "1"
+        rich_utils.COLOR_SYSTEM = None
+
+
+def _version(value: bool) -> None:
+    if not value:
+        return
+    try:
+        import llama_cpp
+
+        local = f"llama-cpp-python {llama_cpp.__version__} (local models usable)"
+    except ImportError as exc:
+        local = f"llama-cpp-python not usable ({exc}): local models unavailable"
+    print(f"streamkit {__version__}\nPython {platform.python_version()}\n{local}")
+    raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True,
+                     help="Show versions (streamkit, Python, llama-cpp-python) and exit"),
+    ] = False,
+    no_color: Annotated[
+        bool, typer.Option("--no-color", help="No colour, even on a terminal [env: NO_COLOR]")
+    ] = False,
+) -> None:
+    """Stream language-model output from the command line."""
+    # --no-color itself is acted on in disable_colour_if_asked, before parsing.
+
+
 app.command(rich_help_panel="Generate")(chat)
 app.command(rich_help_panel="Generate")(complete)
 app.command(rich_help_panel="Servers and models")(models)
 app.add_typer(logs_app, rich_help_panel="Conversation log")
+app.add_typer(config_app, rich_help_panel="Settings")

@@ -8,7 +8,9 @@ from typing import Annotated
 
 import typer
 
-from streamkit.config import Settings
+from streamkit.config import Settings, load_config
+from streamkit.errors import StreamkitError
+from streamkit.localmodels import known_local_models
 from streamkit.request import GenerationOptions
 from streamkit.store import default_db_path
 
@@ -35,11 +37,28 @@ APIKey = Annotated[
         show_default=False,
     ),
 ]
+def _complete_profile(incomplete: str) -> list[str]:
+    try:
+        names = load_config().profiles
+    except StreamkitError:
+        return []
+    return [name for name in names if name.startswith(incomplete)]
+
+
+def _complete_model(incomplete: str) -> list[str]:
+    try:
+        configured = load_config().models
+    except StreamkitError:
+        configured = {}
+    return [name for name, _ in known_local_models(configured) if name.startswith(incomplete)]
+
+
 Profile = Annotated[
     str | None,
     typer.Option(
         "--profile",
         "-p",
+        autocompletion=_complete_profile,
         help="Named profile from the config file [env: STREAMKIT_PROFILE]",
         rich_help_panel=CONNECTION,
         show_default=False,
@@ -50,6 +69,7 @@ Model = Annotated[
     typer.Option(
         "--model",
         "-m",
+        autocompletion=_complete_model,
         help="Model name [env: STREAMKIT_MODEL]",
         rich_help_panel=CONNECTION,
         show_default=False,

@@ -1,0 +1,1 @@
+complete --command streamkit --no-files --arguments "(env _STREAMKIT_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) streamkit)" --condition "env _STREAMKIT_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) streamkit"
