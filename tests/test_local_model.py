@@ -205,3 +205,34 @@ async def test_long_history_is_trimmed_to_the_context_window(capsys):
     assert fit_history(history, 100, by_count) == (history, 0)
     kept, dropped = fit_history(history, 1, by_count)
     assert kept == [history[0], history[-1]] and dropped == len(history) - 2
+
+
+async def test_local_logprobs_greedy_tokens_are_the_best_and_match_the_server(
+    model, llama_server
+):
+    from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
+
+    request = GenerationRequest(
+        # 3 tokens: past them the server's default repeat penalty (1.1) makes
+        # its greedy text differ from an unpenalised local run.
+        "completion", "smollm2", GenerationOptions(max_tokens=3, temperature=0, logprobs=3),
+        prompt="The capital of France is",
+    )
+    events: list = []
+    reply = await run_stream(
+        lambda send: LlamaLocalProducer(model).stream(request, send), [collector(events)]
+    )
+    local = [lp for e in events if isinstance(e, TextDelta) for lp in e.logprobs]
+    assert "".join(lp.token for lp in local) == reply.text
+    for lp in local:
+        assert lp.logprob <= 0
+        assert max(lp.top, key=lp.top.get) == lp.token  # greedy: the best token
+        assert lp.top[lp.token] == lp.logprob
+    remote_events: list = []
+    async with build_client(llama_server, None, connect_timeout=5, idle_timeout=60) as client:
+        producer = OpenAIHTTPProducer(client)
+        remote_reply = await run_stream(lambda send: producer.stream(request, send),
+                                        [collector(remote_events)])
+    remote = [lp for e in remote_events if isinstance(e, TextDelta) for lp in e.logprobs]
+    assert remote_reply.text == reply.text
+    assert [round(lp.logprob, 3) for lp in remote] == [round(lp.logprob, 3) for lp in local]

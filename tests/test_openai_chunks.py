@@ -201,3 +201,18 @@ def test_stop_filter_holds_back_partial_stops_however_split():
     assert stop.feed("ep") == "STep"
     assert stop.feed("x S") == "x "
     assert stop.flush() == "S" and not stop.stopped
+
+
+def test_retry_after_seconds_date_and_caps():
+    from streamkit.retry import RETRY_AFTER_CAP, backoff_delay, parse_retry_after
+
+    now = 1_700_000_000.0
+    assert parse_retry_after("2", now) == 2.0
+    assert parse_retry_after("Tue, 14 Nov 2023 22:13:30 GMT", now) == 10.0
+    assert parse_retry_after("Tue, 14 Nov 2023 22:13:10 GMT", now) == 0.0  # in the past
+    assert parse_retry_after("99999", now) == RETRY_AFTER_CAP
+    assert parse_retry_after("soon", now) is None
+    assert parse_retry_after(None, now) is None
+    assert backoff_delay(3, 1.5) == 1.5
+    assert backoff_delay(0, uniform=lambda lo, hi: hi) == 0.5
+    assert backoff_delay(10, uniform=lambda lo, hi: hi) == 8.0  # capped

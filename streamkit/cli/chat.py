@@ -50,6 +50,7 @@ def chat(
     top_p: opt.TopP = None,
     seed: opt.Seed = None,
     stop: opt.Stop = None,
+    logprobs: opt.Logprobs = None,
     events: opt.Events = False,
     stats: opt.Stats = False,
     jsonl: batch.JSONL = False,
@@ -142,7 +143,7 @@ def chat(
             connect_timeout=connect_timeout, idle_timeout=idle_timeout, timeout=timeout,
             max_retries=max_retries,
         )
-        options = opt.generation_options(max_tokens, temperature, top_p, seed, stop)
+        options = opt.generation_options(max_tokens, temperature, top_p, seed, stop, logprobs)
         if jsonl or input_path:
             if message is not None:
                 raise UsageError("--jsonl takes its messages from the input, not an argument")

@@ -136,6 +136,12 @@ Stop = Annotated[
     typer.Option(help="Stop sequence (repeatable)", rich_help_panel=GENERATION,
                  show_default=False),
 ]
+Logprobs = Annotated[
+    int | None,
+    typer.Option("--logprobs", min=0, max=20, help="Log-probability of each token, and of "
+                 "the N best alternatives (0: the token's own); shown with --events",
+                 rich_help_panel=GENERATION, show_default=False),
+]
 Events = Annotated[
     bool,
     typer.Option("--events", help="Print the event stream as JSON lines instead of text",
@@ -149,6 +155,7 @@ def generation_options(
     top_p: float | None,
     seed: int | None,
     stop: list[str] | None,
+    logprobs: int | None = None,
 ) -> GenerationOptions:
     return GenerationOptions(
         max_tokens=max_tokens,
@@ -156,6 +163,7 @@ def generation_options(
         top_p=top_p,
         seed=seed,
         stop=tuple(stop or ()),
+        logprobs=logprobs,
     )
 Stats = Annotated[
     bool,

@@ -42,7 +42,15 @@ import msgspec
 import trio
 
 from streamkit.errors import ModelError
-from streamkit.events import Batch, Event, Finish, StreamError, TextDelta, Usage
+from streamkit.events import (
+    Batch,
+    Event,
+    Finish,
+    StreamError,
+    TextDelta,
+    TokenLogprob,
+    Usage,
+)
 from streamkit.protocol.stops import StopFilter
 from streamkit.request import GenerationRequest, Message
 
@@ -266,6 +274,8 @@ class LlamaLocalProducer:
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         stops = StopFilter(opts.stop)
         vocab = llm._model.vocab
+        want_logprobs = opts.logprobs is not None
+        logprobs: list[TokenLogprob] = []  # tokens whose text is still held back
         count = 0
         reason = "length"
         tokens = llm.generate(
@@ -282,9 +292,13 @@ class LlamaLocalProducer:
                     reason = "stop"
                     break
                 count += 1
-                text = stops.feed(decoder.decode(llm.detokenize([token])))
+                piece = llm.detokenize([token])
+                text = stops.feed(decoder.decode(piece))
+                if want_logprobs:
+                    logprobs.append(_token_logprob(llm, token, piece, opts.logprobs or 0))
                 if text:
-                    mailbox.put(TextDelta(text))
+                    mailbox.put(TextDelta(text, 0, tuple(logprobs) if want_logprobs else None))
+                    logprobs = []
                 if stops.stopped:
                     reason = "stop"
                     break
@@ -294,7 +308,7 @@ class LlamaLocalProducer:
             tokens.close()
         tail = stops.feed(decoder.decode(b"", final=True)) + stops.flush()
         if tail:
-            mailbox.put(TextDelta(tail))
+            mailbox.put(TextDelta(tail, 0, tuple(logprobs) if want_logprobs else None))
         return reason, count
 
     async def context_budget(self, request: GenerationRequest) -> tuple[int, Callable] | None:
@@ -314,6 +328,31 @@ class LlamaLocalProducer:
 
     async def check_model(self, model: str | None) -> None:
         await self.model.llm()
+
+
+def _token_logprob(llm: Llama, token: int, piece: bytes, top: int) -> TokenLogprob:
+    """The sampled token's log-probability (and the ``top`` best), from the raw logits.
+
+    The logits of the position just sampled are still in llama.cpp's buffer
+    when ``generate`` yields; log-softmax in float64 (not the sampler's
+    temperature-scaled distribution: the model's own).
+    """
+    import numpy as np
+
+    logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))
+    values = logits.astype(np.float64)
+    peak = values.max()
+    log_total = peak + np.log(np.exp(values - peak).sum())
+    alternatives = None
+    if top > 0:
+        best = np.argpartition(values, -top)[-top:]
+        best = best[np.argsort(values[best])[::-1]]
+        alternatives = {
+            llm.detokenize([int(i)]).decode("utf-8", "replace"): float(values[i] - log_total)
+            for i in best
+        }
+    return TokenLogprob(piece.decode("utf-8", "replace"), float(values[token] - log_total),
+                        alternatives)
 
 
 def _chat_formatter(llm: Llama) -> Any:
