@@ -1,0 +1,104 @@
+"""``streamkit relay``: a model behind a WebSocket server."""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+from typing import Annotated
+
+import trio
+import typer
+
+from streamkit.backend import open_backend
+from streamkit.cli import options as opt
+from streamkit.cli.runner import run_command
+from streamkit.config import resolve_settings
+from streamkit.errors import UsageError
+from streamkit.interrupts import Interrupts
+from streamkit.relay import Relay, RelayLimits
+
+RELAY = "Relay"
+_DEFAULTS = RelayLimits()
+
+
+def relay(
+    host: Annotated[str, typer.Option(help="Address to listen on", rich_help_panel=RELAY)]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free port)",
+                                      rich_help_panel=RELAY)] = 8765,
+    token: Annotated[str | None, typer.Option(
+        help="Clients must send `Authorization: Bearer TOKEN` (or ?token=TOKEN) "
+        "[env: STREAMKIT_RELAY_TOKEN]", envvar="STREAMKIT_RELAY_TOKEN",
+        rich_help_panel=RELAY, show_default=False)] = None,
+    allowed_origin: Annotated[list[str] | None, typer.Option(
+        help="Browser Origin allowed to connect (repeatable; default: any)",
+        rich_help_panel=RELAY, show_default=False)] = None,
+    max_connections: Annotated[int, typer.Option(min=1, rich_help_panel=RELAY)]
+    = _DEFAULTS.max_connections,
+    max_requests: Annotated[int, typer.Option(
+        min=1, help="Concurrent requests per connection", rich_help_panel=RELAY)]
+    = _DEFAULTS.max_requests_per_connection,
+    max_message_bytes: Annotated[int, typer.Option(min=1024, rich_help_panel=RELAY)]
+    = _DEFAULTS.max_message_bytes,
+    idle_timeout: Annotated[float, typer.Option(
+        "--client-idle-timeout", min=0.001, help="Seconds without a frame before a client "
+        "is closed", rich_help_panel=RELAY)] = _DEFAULTS.idle_timeout,
+    slow_client_timeout: Annotated[float, typer.Option(
+        min=0.001, help="Seconds a frame may wait for a client before it is dropped",
+        rich_help_panel=RELAY)] = _DEFAULTS.slow_client_timeout,
+    max_tokens: opt.MaxTokens = None,
+    model: opt.Model = None,
+    base_url: opt.BaseURL = None,
+    api_key: opt.APIKey = None,
+    profile: opt.Profile = None,
+    connect_timeout: opt.ConnectTimeout = None,
+    upstream_idle_timeout: opt.IdleTimeout = None,
+    max_retries: opt.MaxRetries = None,
+) -> None:
+    """Serve a model over WebSocket: JSON frames in, streamed events out.
+
+    Examples:
+
+      streamkit relay --port 8765
+
+      streamkit relay --host 0.0.0.0 --token "$(openssl rand -hex 16)" --base-url http://127.0.0.1:8000/v1
+
+      streamkit relay --port 0 -m ~/models/tiny.gguf 2>&1 | head -1
+    """
+
+    async def body(interrupts: Interrupts) -> int:
+        if token is None and not _is_loopback(host):
+            raise UsageError(f"refusing to listen on {host} without --token "
+                             "(anyone who can reach it could use the model)")
+        settings = resolve_settings(
+            profile=profile, base_url=base_url, api_key=api_key, model=model,
+            connect_timeout=connect_timeout, idle_timeout=upstream_idle_timeout, timeout=None,
+            max_retries=max_retries,
+        )
+        limits = RelayLimits(
+            max_message_bytes=max_message_bytes, max_connections=max_connections,
+            max_requests_per_connection=max_requests, idle_timeout=idle_timeout,
+            max_tokens=max_tokens, slow_client_timeout=slow_client_timeout,
+        )
+        async with open_backend(settings) as backend:
+            server = Relay(backend, limits=limits, token=token,
+                           allowed_origins=tuple(allowed_origin or ()),
+                           default_model=settings.model)
+            async with trio.open_nursery() as nursery:
+                bound = await nursery.start(server.serve, host, port)
+                print(f"listening on ws://{host}:{bound}/", file=sys.stderr, flush=True)
+                with interrupts.guard() as scope, scope:
+                    await trio.sleep_forever()
+                server.stop()  # Ctrl-C / SIGTERM: a graceful end, within a second
+        return 0
+
+    raise typer.Exit(run_command(body))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,105 @@
+"""The relay's JSON frame protocol, sans-IO: client frames in, checked values out.
+
+Client to relay (text frames, one JSON object each)::
+
+    {"type": "chat", "id": "r1", "messages": [{"role": "user", "content": "Hi"}],
+     "max_tokens": 64, "temperature": 0.7, "top_p": 0.9, "seed": 1, "stop": "\\n",
+     "model": "..."}
+    {"type": "complete", "id": "r2", "prompt": "Once upon a time", ...options}
+    {"type": "cancel", "id": "r1"}
+
+Relay to client, every frame with the request ``id``: ``delta`` (``text``),
+``tool_call`` (``call``), ``usage`` (``usage``), ``queued`` (``position``),
+then exactly one ``finish`` (``finish_reason``) or ``error`` (``error``:
+``{"type", "message"}``), which is the request's last frame.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+from streamkit.request import GenerationOptions, GenerationRequest, Message
+
+
+class _MessageIn(msgspec.Struct, forbid_unknown_fields=True):
+    role: str
+    content: str
+
+
+class _Generate(msgspec.Struct, forbid_unknown_fields=True):
+    type: Literal["chat", "complete"]
+    id: str | int
+    messages: list[_MessageIn] | None = None
+    prompt: str | None = None
+    model: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    stop: str | list[str] | None = None
+
+
+class _Cancel(msgspec.Struct, forbid_unknown_fields=True):
+    type: Literal["cancel"]
+    id: str | int
+
+
+class GenerateFrame(msgspec.Struct, frozen=True):
+    id: str | int
+    request: GenerationRequest
+
+
+class CancelFrame(msgspec.Struct, frozen=True):
+    id: str | int
+
+
+class BadFrame(msgspec.Struct, frozen=True):
+    """A frame that cannot be acted on; ``id`` is None when it had none."""
+
+    id: str | int | None
+    message: str
+
+
+def parse_frame(
+    data: str | bytes, *, default_model: str | None, max_tokens: int | None
+) -> GenerateFrame | CancelFrame | BadFrame:
+    try:
+        raw = msgspec.json.decode(data)
+    except msgspec.DecodeError as exc:
+        return BadFrame(None, f"not valid JSON: {exc}")
+    if not isinstance(raw, dict):
+        return BadFrame(None, "a frame must be a JSON object")
+    frame_id = raw.get("id")
+    if not isinstance(frame_id, str | int) or isinstance(frame_id, bool):
+        return BadFrame(None, "a frame needs an `id` (string or integer)")
+    kind = raw.get("type")
+    try:
+        if kind == "cancel":
+            return CancelFrame(msgspec.convert(raw, _Cancel).id)
+        frame = msgspec.convert(raw, _Generate)
+    except msgspec.ValidationError as exc:
+        return BadFrame(frame_id, str(exc))
+    if frame.type == "chat" and not frame.messages:
+        return BadFrame(frame_id, "a chat frame needs `messages`")
+    if frame.type == "complete" and frame.prompt is None:
+        return BadFrame(frame_id, "a complete frame needs `prompt`")
+    if max_tokens is not None and frame.max_tokens is not None and frame.max_tokens > max_tokens:
+        return BadFrame(frame_id, f"max_tokens is limited to {max_tokens} here")
+    stop = (frame.stop,) if isinstance(frame.stop, str) else tuple(frame.stop or ())
+    options = GenerationOptions(
+        max_tokens=frame.max_tokens if frame.max_tokens is not None else max_tokens,
+        temperature=frame.temperature, top_p=frame.top_p, seed=frame.seed, stop=stop,
+    )
+    model = frame.model or default_model
+    if frame.type == "chat":
+        messages = tuple(Message(m.role, m.content) for m in frame.messages or ())
+        request = GenerationRequest("chat", model, options, messages=messages)
+    else:
+        request = GenerationRequest("completion", model, options, prompt=frame.prompt or "")
+    return GenerateFrame(frame_id, request)
+
+
+def error_frame(frame_id: Any, kind: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "id": frame_id, "error": {"type": kind, "message": message}}

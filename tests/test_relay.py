@@ -1,0 +1,204 @@
+"""The WebSocket relay with real clients over loopback (trio-websocket's client)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+from contextlib import asynccontextmanager
+
+import pytest
+import trio
+from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
+
+from streamkit.localmodels import embedded_model_path
+from streamkit.providers.llama_local import THREAD_NAME, LlamaLocalProducer, LocalModel
+from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
+from streamkit.relay import Relay, RelayLimits
+
+from fault_server import serve as serve_faults
+
+
+@asynccontextmanager
+async def running_relay(scenario: str | None = "ok", *, backend=None, **options):
+    """A relay on a free port in front of the scripted server (or ``backend``)."""
+    async with trio.open_nursery() as nursery:
+        client = None
+        if backend is None:
+            fault_port = await nursery.start(serve_faults)
+            client = build_client(f"http://127.0.0.1:{fault_port}/{scenario}/k/v1", None,
+                                  connect_timeout=5, idle_timeout=30)
+            backend = OpenAIHTTPProducer(client)
+        limits = options.pop("limits", RelayLimits())
+        relay = Relay(backend, limits=limits, **options)
+        port = await nursery.start(relay.serve, "127.0.0.1", 0)
+        yield f"ws://127.0.0.1:{port}/", relay
+        nursery.cancel_scope.cancel()
+    if client is not None:
+        await client.aclose()
+
+
+async def frames_until_end(ws, ids: set) -> list[dict]:
+    """Receive frames until every id in ``ids`` has had its finish or error."""
+    frames, open_ids = [], set(ids)
+    while open_ids:
+        frame = json.loads(await ws.get_message())
+        frames.append(frame)
+        if frame["type"] in ("finish", "error"):
+            open_ids.discard(frame["id"])
+    return frames
+
+
+def chat(frame_id, text="hi", **options) -> str:
+    return json.dumps({"type": "chat", "id": frame_id,
+                       "messages": [{"role": "user", "content": text}], **options})
+
+
+async def test_stream_and_concurrent_requests_on_one_connection():
+    async with running_relay("ok") as (url, _), open_websocket_url(url) as ws:
+        await ws.send_message(chat("a"))
+        await ws.send_message(json.dumps({"type": "complete", "id": 2, "prompt": "x",
+                                          "stop": "\n", "max_tokens": 5}))
+        frames = await frames_until_end(ws, {"a", 2})
+    for frame_id in ("a", 2):
+        mine = [f for f in frames if f["id"] == frame_id]
+        assert "".join(f["text"] for f in mine if f["type"] == "delta") == "Hello, world"
+        assert mine[-1] == {"type": "finish", "id": frame_id, "finish_reason": "stop"}
+        assert [f["type"] for f in mine].count("finish") == 1
+
+
+async def test_cancel_by_id_ends_with_a_cancelled_finish():
+    async with running_relay("slow") as (url, relay), open_websocket_url(url) as ws:
+        await ws.send_message(chat("r1"))
+        first = json.loads(await ws.get_message())
+        assert first["type"] == "delta"
+        await ws.send_message(json.dumps({"type": "cancel", "id": "r1"}))
+        frames = await frames_until_end(ws, {"r1"})
+        assert frames[-1] == {"type": "finish", "id": "r1", "finish_reason": "cancelled"}
+        await ws.send_message(json.dumps({"type": "cancel", "id": "r1"}))
+        again = json.loads(await ws.get_message())
+        assert again["type"] == "error" and again["error"]["type"] == "unknown_id"
+        assert relay.connections
+
+
+async def test_bad_frames_get_error_frames_and_the_connection_stays():
+    async with running_relay("ok") as (url, _), open_websocket_url(url) as ws:
+        answers = []
+        for raw in ["not json", "[1, 2]", json.dumps({"type": "chat"}),
+                    json.dumps({"type": "chat", "id": "x", "messages": "hi"}),
+                    json.dumps({"type": "complete", "id": "y"}),
+                    json.dumps({"type": "dance", "id": "z"})]:
+            await ws.send_message(raw)
+            answers.append(json.loads(await ws.get_message()))
+        assert [a["id"] for a in answers] == [None, None, None, "x", "y", "z"]
+        assert all(a["type"] == "error" and a["error"]["type"] == "bad_frame" for a in answers)
+        await ws.send_message(chat("ok"))  # still usable
+        frames = await frames_until_end(ws, {"ok"})
+        assert frames[-1]["type"] == "finish"
+
+
+async def test_request_limit_per_connection():
+    limits = RelayLimits(max_requests_per_connection=2)
+    async with running_relay("slow", limits=limits) as (url, _), open_websocket_url(url) as ws:
+        for frame_id in ("a", "b", "c"):
+            await ws.send_message(chat(frame_id))
+        while True:
+            frame = json.loads(await ws.get_message())
+            if frame["type"] == "error":
+                break
+        assert frame["id"] == "c" and frame["error"]["type"] == "too_many_requests"
+
+
+async def test_token_and_origin_are_checked_before_the_websocket_opens():
+    async with running_relay("ok", token="s3cret", allowed_origins=("https://ok.example",)
+                             ) as (url, _):
+        for headers, path, status in [
+            ([], "", 401),
+            ([(b"Authorization", b"Bearer wrong")], "", 401),
+            ([(b"Authorization", b"Bearer s3cret"), (b"Origin", b"https://evil.example")],
+             "", 403),
+        ]:
+            with pytest.raises(ConnectionRejected) as rejected:
+                async with open_websocket_url(url + path, extra_headers=headers):
+                    pass
+            assert rejected.value.status_code == status
+        async with open_websocket_url(url + "?token=s3cret") as ws:
+            await ws.send_message(chat("a"))
+            assert (await frames_until_end(ws, {"a"}))[-1]["type"] == "finish"
+
+
+async def test_slow_client_is_dropped_while_another_completes():
+    limits = RelayLimits(slow_client_timeout=0.5, send_queue=64)
+    async with (
+        running_relay("many-300000", limits=limits) as (url, relay),
+        open_websocket_url(url) as stalled,
+        open_websocket_url(url) as healthy,
+    ):
+        await stalled.send_message(chat("big"))  # ... and never reads again
+        await healthy.send_message(chat("mine"))
+        frames = await frames_until_end(healthy, {"mine"})
+        text = "".join(f["text"] for f in frames if f["type"] == "delta")
+        assert text == "tok " * 300000
+        assert frames[-1]["type"] == "finish"
+        with trio.fail_after(10):
+            while len(relay.connections) > 1:  # noqa: ASYNC110 - the stalled one is dropped
+                await trio.sleep(0.05)
+        with pytest.raises(ConnectionClosed):
+            while True:
+                await stalled.get_message()
+
+
+@pytest.fixture(scope="module")
+def local_backend():
+    return LlamaLocalProducer(LocalModel(embedded_model_path(), "smollm2"))
+
+
+async def test_disconnect_stops_local_generation(local_backend):
+    async with running_relay(backend=local_backend) as (url, relay):
+        async with open_websocket_url(url) as ws:
+            await ws.send_message(json.dumps({"type": "complete", "id": 1, "max_tokens": 3000,
+                                              "prompt": "A long story:"}))
+            assert json.loads(await ws.get_message())["type"] == "delta"
+            assert any(t.name == THREAD_NAME for t in threading.enumerate())
+        with trio.fail_after(5):
+            while relay.connections or any(  # noqa: ASYNC110 - polling a thread's end
+                t.name == THREAD_NAME for t in threading.enumerate()
+            ):
+                await trio.sleep(0.02)
+
+
+def test_cli_relay_refuses_public_bind_without_token(run_cli):
+    result = run_cli("relay", "--host", "0.0.0.0", "--base-url", "http://127.0.0.1:9/v1")
+    assert result.code == 2
+    assert "without --token" in result.stderr
+
+
+def test_cli_relay_graceful_shutdown_on_sigint(fault_url, cli_env):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamkit", "relay", "--port", "0",
+         "--base-url", fault_url("slow")],
+        env=cli_env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    line = proc.stderr.readline().decode()
+    assert line.startswith("listening on ws://127.0.0.1:")
+    url = line.split()[-1]
+
+    async def client() -> list[dict]:
+        async with open_websocket_url(url) as ws:
+            await ws.send_message(chat("r"))
+            frames = [json.loads(await ws.get_message())]
+            proc.send_signal(signal.SIGINT)
+            try:
+                while True:
+                    frames.append(json.loads(await ws.get_message()))
+            except ConnectionClosed as closed:
+                assert closed.reason.code == 1001
+            return frames
+
+    frames = trio.run(client)
+    assert proc.wait(timeout=10) == 130
+    assert frames[-1] == {"type": "error", "id": "r", "error": {
+        "type": "shutting_down", "message": "the relay is shutting down"}}
+    assert b"Traceback" not in proc.stderr.read()
