@@ -34,9 +34,11 @@ from streamkit.backend import Backend
 from streamkit.events import Batch, encode_event_line
 from streamkit.pipeline import run_stream
 from streamkit.protocol.ndjson import BatchRecord, InputProblem, LineSplitter, parse_record
-from streamkit.request import GenerationOptions
+from streamkit.request import GenerationOptions, Message
 from streamkit.sinks.progress import BatchProgress
 from streamkit.sinks.stats import StatsRecorder
+from streamkit.sinks.store import AsyncStore, ConversationLog, replay_or_record
+from streamkit.store import StoredMessage
 
 READ_SIZE = 64 * 1024
 
@@ -87,6 +89,8 @@ class BatchRunner:
         request_timeout: float | None = None,
         model_label: str | None = None,
         progress: BatchProgress | None = None,
+        store: AsyncStore | None = None,
+        batch_name: str | None = None,
     ) -> None:
         self.backend = backend
         self.output = _Output(out)
@@ -100,6 +104,8 @@ class BatchRunner:
         self.request_timeout = request_timeout
         self.model_label = model_label or model
         self.progress = progress
+        self.store = store  # the conversation log: one conversation per line
+        self.batch_name = batch_name
         self.window = max(4 * concurrency, 16)
         self.summary = BatchSummary()
 
@@ -166,6 +172,20 @@ class BatchRunner:
         consumers: list[Callable] = [recorder]
         if self.events:
             consumers.append(partial(_forward_events, self.output, job.id))
+        if self.store is not None:
+            log = ConversationLog(
+                self.store, await self.store.call("new_conversation", batch=self.batch_name)
+            )
+            stored = await replay_or_record(log, job.idempotency_key)
+            if stored is not None:
+                return _replayed_record(job, stored)
+            request = job.request
+            for message in request.messages or (Message("user", request.prompt),):
+                await log.add_message(message.role, message.content)
+            consumers.append(await log.reply_recorder(
+                request, provider=self.backend.provider,
+                model=request.model or self.model_label,
+            ))
         scope = trio.CancelScope(relative_deadline=self.request_timeout or math.inf)
         reply = await run_stream(partial(self.backend.stream, job.request), consumers, stop=scope)
         if reply.error is not None:
@@ -236,6 +256,19 @@ async def _forward_events(
     async with receive:
         async for batch in receive:
             output.write_raw(b"".join(prefix + encode_event_line(e)[1:] for e in batch))
+
+
+def _replayed_record(job: BatchRecord, stored: StoredMessage) -> dict[str, Any]:
+    """The result of an idempotent line that already completed in an earlier run."""
+    usage = None
+    if stored.completion_tokens is not None:
+        usage = {"prompt_tokens": stored.prompt_tokens,
+                 "completion_tokens": stored.completion_tokens,
+                 "total_tokens": (stored.prompt_tokens or 0) + stored.completion_tokens}
+    return {"id": job.id, "text": stored.content, "finish_reason": stored.finish_reason,
+            "usage": usage, "model": stored.model,
+            "latency": {"ttft_s": stored.ttft_s, "total_s": stored.duration_s},
+            "replayed": True}
 
 
 def _error_record(record_id: Any, kind: str, message: str, status: int | None) -> dict[str, Any]:

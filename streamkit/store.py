@@ -127,6 +127,12 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX tool_calls_by_conversation ON tool_calls(conversation_id, id);
     """,
+    # 3 -> 4: idempotency keys, so a repeated request can replay its result.
+    """
+    ALTER TABLE requests ADD COLUMN idempotency_key TEXT;
+    CREATE INDEX requests_by_key ON requests(idempotency_key)
+        WHERE idempotency_key IS NOT NULL;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -244,15 +250,26 @@ class Store:
 
     def add_request(
         self, conversation_id: str, *, kind: str, provider: str, model: str | None,
-        options: dict[str, Any],
+        options: dict[str, Any], idempotency_key: str | None = None,
     ) -> int:
         cursor = self.db.execute(
-            "INSERT INTO requests (conversation_id, created_at, kind, provider, model, options)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO requests (conversation_id, created_at, kind, provider, model, options,"
+            " idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (conversation_id, time.time(), kind, provider, model,
-             msgspec.json.encode(options).decode()),
+             msgspec.json.encode(options).decode(), idempotency_key),
         )
         return int(cursor.lastrowid)
+
+    def completed_reply(self, idempotency_key: str) -> StoredMessage | None:
+        """The reply of the latest *completed* request made with this key."""
+        columns = ", ".join("m." + c for c in _MESSAGE_COLUMNS.split(", "))
+        row = self.db.execute(
+            f"SELECT {columns} FROM requests r JOIN messages m ON m.request_id = r.id"
+            " WHERE r.idempotency_key = ? AND m.role = 'assistant' AND m.status = 'complete'"
+            " ORDER BY m.id DESC LIMIT 1",
+            (idempotency_key,),
+        ).fetchone()
+        return StoredMessage(*row) if row else None
 
     def add_message(
         self, conversation_id: str, role: str, content: str = "", *,

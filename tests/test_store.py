@@ -214,3 +214,52 @@ async def test_reply_is_written_in_batches_not_per_token(tmp_path, autojump_cloc
     assert len(writes) < 2000 / 20  # batches of ~200 ms / 1 KiB, not tokens
     [message] = store.messages(log.conversation_id)
     assert (message.content, message.status) == (text, "complete")
+
+
+def test_request_id_replays_a_completed_reply(run_cli, fault_url, tmp_path):
+    db = tmp_path / "log.db"
+    first = run_cli("chat", "hi", "--request-id", "job-7", "--base-url", fault_url("ok"),
+                    "--db", str(db))
+    assert first.code == 0 and first.stdout == "Hello, world\n"
+    # The server is now unreachable: a replay must not need it.
+    again = run_cli("chat", "hi", "--request-id", "job-7", "--base-url",
+                    "http://127.0.0.1:9/v1", "--db", str(db))
+    assert again.code == 0
+    assert again.stdout == "Hello, world\n"
+    assert "replayed the stored reply of request 'job-7'" in again.stderr
+    assert len(Store(db).conversations()) == 1  # the replay left no empty conversation
+    # A key whose request failed is not replayed: the request is made again.
+    failed = run_cli("chat", "hi", "--request-id", "job-8", "--base-url", fault_url("drop"),
+                     "--db", str(db))
+    assert failed.code == 6
+    retried = run_cli("chat", "hi", "--request-id", "job-8", "--base-url", fault_url("ok"),
+                      "--db", str(db))
+    assert retried.code == 0 and "replayed" not in retried.stderr
+    assert run_cli("chat", "hi", "--request-id", "k", "--no-log").code == 2
+
+
+def test_batch_lines_are_logged_and_idempotency_keys_replay(run_cli, fault_url, tmp_path):
+    import json
+
+    db = tmp_path / "log.db"
+    lines = "".join(json.dumps(r) + "\n" for r in [
+        {"id": "a", "prompt": "first", "idempotency_key": "ka"},
+        {"id": "b", "messages": [{"role": "system", "content": "be brief"},
+                                 {"role": "user", "content": "second"}]},
+    ])
+    first = run_cli("chat", "--jsonl", "--base-url", fault_url("ok"), "--db", str(db),
+                    input=lines)
+    assert first.code == 0, first.stderr
+    store = Store(db)
+    conversations = store.conversations()
+    assert len(conversations) == 2
+    contents = sorted(tuple(m.content for m in store.messages(c.id)) for c in conversations)
+    assert contents == [("be brief", "second", "Hello, world"), ("first", "Hello, world")]
+    batches = {row[0] for row in store.db.execute("SELECT batch FROM conversations")}
+    assert len(batches) == 1 and None not in batches
+    second = run_cli("chat", "--jsonl", "--base-url", "http://127.0.0.1:9/v1",
+                     "--max-retries", "0", "--db", str(db), input=lines)
+    records = {r["id"]: r for r in map(json.loads, second.stdout.splitlines())}
+    assert records["a"]["replayed"] is True and records["a"]["text"] == "Hello, world"
+    assert records["b"]["error"]["type"] == "connection"  # no key: really asked again
+    assert second.code == 7

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from streamkit.errors import PartialBatchError, UsageError
 from streamkit.interrupts import Interrupts
 from streamkit.request import GenerationOptions
 from streamkit.sinks.progress import BatchProgress
+from streamkit.sinks.store import AsyncStore
 
 BATCH = "Batch (JSONL)"
 
@@ -66,8 +68,13 @@ async def run_jsonl(
     ordered: bool,
     events: bool,
     resume: bool,
+    db: Path | None,
 ) -> int:
-    """Run a JSONL batch; 0 when every line succeeded, 7 when some failed."""
+    """Run a JSONL batch; 0 when every line succeeded, 7 when some failed.
+
+    With ``db``, every line is logged as a conversation of its own, tagged
+    with the batch, and ``idempotency_key`` fields replay completed lines.
+    """
     if resume and output_path is None:
         raise UsageError("--resume needs --output FILE (the results to resume from)")
     if input_path is None and sys.stdin.isatty():
@@ -86,6 +93,8 @@ async def run_jsonl(
         BatchProgress(_count_lines(input_path) if input_path else None)
         if sys.stderr.isatty() else None
     )
+    store = await AsyncStore.open(db) if db is not None else None
+    batch_name = f"{input_path or 'stdin'} {datetime.datetime.now().isoformat(timespec='seconds')}"
     try:
         async with trio.lowlevel.FdStream(fd) as source, open_backend(settings) as backend:
             runner = BatchRunner(
@@ -93,12 +102,16 @@ async def run_jsonl(
                 concurrency=concurrency, ordered=ordered, events=events, skip_ids=skip,
                 request_timeout=settings.timeout,
                 model_label=backend.model_name or settings.model, progress=progress,
+                store=store, batch_name=batch_name,
             )
             with interrupts.guard() as scope, scope, progress or contextlib.nullcontext():
                 summary = await runner.run(source)
     finally:
         if output_path:
             out.close()
+        if store is not None:
+            with trio.CancelScope(shield=True):
+                await store.aclose()
     if interrupts.exit_code is not None:
         return interrupts.exit_code
     if summary.failed:

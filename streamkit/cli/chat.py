@@ -20,7 +20,7 @@ from streamkit.config import resolve_settings
 from streamkit.errors import StreamkitError, UsageError
 from streamkit.interrupts import Interrupts
 from streamkit.session import ChatSession
-from streamkit.sinks.store import open_conversation
+from streamkit.sinks.store import open_conversation, replay_or_record
 from streamkit.tools.builtins import builtin_tools
 from streamkit.tools.confirm import confirm_on_terminal
 from streamkit.tools.dispatch import DEFAULT_TIMEOUT, Dispatcher
@@ -78,6 +78,7 @@ def chat(
     ] = None,
     db: opt.Database = None,
     no_log: opt.NoLog = False,
+    request_id: opt.RequestId = None,
     tool_names: Annotated[
         list[str] | None,
         typer.Option("--tool", help="Offer this tool to the model (repeatable): a built-in "
@@ -151,6 +152,7 @@ def chat(
                 kind="chat", settings=settings, options=options, interrupts=interrupts,
                 input_path=input_path, output_path=output_path, concurrency=concurrency,
                 ordered=not unordered, events=events, resume=resume,
+                db=opt.database_path(db, settings) if settings.log and not no_log else None,
             )
         conversation = open_conversation(
             opt.database_path(db, settings), enabled=settings.log and not no_log,
@@ -172,7 +174,12 @@ def chat(
             if message is None and sys.stdin.isatty():
                 await backend.check_model(settings.model)
                 return await _converse(session, interrupts)
-            reply = await session.ask(await read_prompt_argument(message))
+            text = await read_prompt_argument(message)
+            stored = await replay_or_record(log, request_id)
+            if stored is not None:
+                opt.print_replayed(stored.content, request_id or "")
+                return 0
+            reply = await session.ask(text)
         error = reply.exception()
         if error is not None and interrupts.exit_code is None:
             report(error)

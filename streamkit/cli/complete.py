@@ -16,7 +16,7 @@ from streamkit.config import resolve_settings
 from streamkit.errors import UsageError
 from streamkit.interrupts import Interrupts
 from streamkit.request import GenerationRequest
-from streamkit.sinks.store import open_conversation
+from streamkit.sinks.store import open_conversation, replay_or_record
 from streamkit.turn import stream_turn
 
 
@@ -50,6 +50,7 @@ def complete(
     max_retries: opt.MaxRetries = None,
     db: opt.Database = None,
     no_log: opt.NoLog = False,
+    request_id: opt.RequestId = None,
 ) -> None:
     """Continue PROMPT with the completions endpoint, streaming the text to stdout.
 
@@ -76,6 +77,7 @@ def complete(
                 kind="completion", settings=settings, options=options, interrupts=interrupts,
                 input_path=input_path, output_path=output_path, concurrency=concurrency,
                 ordered=not unordered, events=events, resume=resume,
+                db=opt.database_path(db, settings) if settings.log and not no_log else None,
             )
         text = await read_prompt_argument(prompt)
         request = GenerationRequest("completion", settings.model, options, prompt=text)
@@ -83,6 +85,10 @@ def complete(
             opt.database_path(db, settings), enabled=settings.log and not no_log
         )
         async with open_backend(settings) as backend, conversation as (log, _):
+            stored = await replay_or_record(log, request_id)
+            if stored is not None:
+                opt.print_replayed(stored.content, request_id or "")
+                return 0
             with interrupts.guard(settings.timeout) as reply_scope:
                 reply = await stream_turn(
                     backend, request, stop=reply_scope, events=events, stats=stats,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -190,3 +191,16 @@ def database_path(flag: Path | None, settings: Settings) -> Path:
     if os.environ.get("STREAMKIT_DB"):
         return Path(os.environ["STREAMKIT_DB"])
     return Path(settings.db).expanduser() if settings.db else default_db_path()
+RequestId = Annotated[
+    str | None,
+    typer.Option("--request-id", help="Idempotency key: if a request with this key already "
+                 "completed, print its stored reply instead of asking the model again",
+                 rich_help_panel=LOG, show_default=False),
+]
+
+
+def print_replayed(text: str, key: str) -> None:
+    """A replayed reply: the stored text on stdout, a notice on stderr."""
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
+    print(f"streamkit: replayed the stored reply of request {key!r}", file=sys.stderr)

@@ -71,6 +71,7 @@ class _RecordIn(msgspec.Struct):
     top_p: float | None = None
     seed: int | None = None
     stop: str | list[str] | None = None
+    idempotency_key: str | None = None
 
 
 class BatchRecord(msgspec.Struct, frozen=True):
@@ -79,6 +80,7 @@ class BatchRecord(msgspec.Struct, frozen=True):
     line: int
     id: Any
     request: GenerationRequest
+    idempotency_key: str | None = None
 
 
 class InputProblem(msgspec.Struct, frozen=True):
@@ -147,11 +149,11 @@ def parse_record(
     if kind == "completion":
         request = GenerationRequest("completion", record.model or model, options,
                                     prompt=record.prompt or "")
-        return BatchRecord(line_number, record_id, request)
+        return BatchRecord(line_number, record_id, request, record.idempotency_key)
     messages = [Message(m.role, m.content) for m in record.messages or ()]
     if record.prompt is not None:
         messages.append(Message("user", record.prompt))
     if record.system is not None and not (messages and messages[0].role == "system"):
         messages.insert(0, Message("system", record.system))
     request = GenerationRequest("chat", record.model or model, options, messages=tuple(messages))
-    return BatchRecord(line_number, record_id, request)
+    return BatchRecord(line_number, record_id, request, record.idempotency_key)

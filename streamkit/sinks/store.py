@@ -93,6 +93,25 @@ async def open_conversation(
             await store.aclose()
 
 
+async def replay_or_record(log: ConversationLog | None, key: str | None) -> StoredMessage | None:
+    """Idempotency (``--request-id KEY``): the stored reply if KEY already completed.
+
+    Otherwise KEY is recorded with the request about to be made. A replayed
+    request leaves no trace of its own: the fresh, empty conversation goes.
+    """
+    if key is None:
+        return None
+    if log is None:
+        raise UsageError("--request-id needs the conversation log (not --no-log)")
+    stored = await log.store.call("completed_reply", key)
+    if stored is None:
+        log.idempotency_key = key
+        return None
+    if not await log.store.call("messages", log.conversation_id):
+        await log.store.call("delete_conversation", log.conversation_id)
+    return stored
+
+
 class ConversationLog:
     """One conversation in the store, as the commands use it."""
 
@@ -100,6 +119,7 @@ class ConversationLog:
         self.store = store
         self.conversation_id = conversation_id
         self.last_reply_id: int | None = None  # the newest assistant row
+        self.idempotency_key: str | None = None  # recorded on the next request
 
     async def add_message(
         self, role: str, content: str, *, tool_call_id: str | None = None
@@ -126,6 +146,7 @@ class ConversationLog:
         request_id = await self.store.call(
             "add_request", self.conversation_id, kind=request.kind, provider=provider,
             model=model, options={k: v for k, v in options.items() if v not in (None, ())},
+            idempotency_key=self.idempotency_key,
         )
         return ReplyRecorder(self, request_id=request_id, provider=provider, model=model)
 
