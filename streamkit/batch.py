@@ -25,7 +25,7 @@ import math
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import msgspec
 import trio
@@ -35,10 +35,12 @@ from streamkit.events import Batch, encode_event_line
 from streamkit.pipeline import run_stream
 from streamkit.protocol.ndjson import BatchRecord, InputProblem, LineSplitter, parse_record
 from streamkit.request import GenerationOptions, Message
-from streamkit.sinks.progress import BatchProgress
 from streamkit.sinks.stats import StatsRecorder
 from streamkit.sinks.store import AsyncStore, ConversationLog, replay_or_record
 from streamkit.store import StoredMessage
+
+if TYPE_CHECKING:  # rich.progress costs start-up time; only a terminal needs it
+    from streamkit.sinks.progress import BatchProgress
 
 READ_SIZE = 64 * 1024
 

@@ -68,6 +68,18 @@ class Settings(msgspec.Struct, frozen=True):
     tools: dict[str, ToolSpec] = {}
 
 
+class RelayLimits(msgspec.Struct, frozen=True):
+    """Every limit of the relay, named and defaulted in one place."""
+
+    max_message_bytes: int = 1 << 20
+    max_connections: int = 256
+    max_requests_per_connection: int = 8
+    idle_timeout: float = 300.0  # seconds without a frame from the client
+    max_tokens: int | None = None  # per request
+    slow_client_timeout: float = 10.0  # seconds one frame may take to send
+    send_queue: int = 1024  # frames waiting for a client, after merging
+
+
 def config_path() -> Path:
     override = os.environ.get("STREAMKIT_CONFIG")
     if override:

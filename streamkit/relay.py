@@ -34,24 +34,13 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
 
 from streamkit.backend import Backend
+from streamkit.config import RelayLimits
 from streamkit.errors import UsageError
 from streamkit.events import Batch, TextDelta, ToolCallDelta, Usage
 from streamkit.pipeline import run_stream
 from streamkit.protocol.relay import BadFrame, CancelFrame, GenerateFrame, error_frame, parse_frame
 
 _encode = msgspec.json.Encoder().encode
-
-
-class RelayLimits(msgspec.Struct, frozen=True):
-    """Every limit of the relay, named and defaulted in one place."""
-
-    max_message_bytes: int = 1 << 20
-    max_connections: int = 256
-    max_requests_per_connection: int = 8
-    idle_timeout: float = 300.0  # seconds without a frame from the client
-    max_tokens: int | None = None  # per request
-    slow_client_timeout: float = 10.0  # seconds one frame may take to send
-    send_queue: int = 1024  # frames waiting for a client, after merging
 
 
 class Outbox:

@@ -13,10 +13,11 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 
+from streamkit.config import RelayLimits
 from streamkit.localmodels import embedded_model_path
 from streamkit.providers.llama_local import THREAD_NAME, LlamaLocalProducer, LocalModel
 from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
-from streamkit.relay import Relay, RelayLimits
+from streamkit.relay import Relay
 
 from fault_server import serve as serve_faults
 

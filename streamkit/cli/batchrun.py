@@ -19,7 +19,6 @@ from streamkit.config import Settings
 from streamkit.errors import PartialBatchError, UsageError
 from streamkit.interrupts import Interrupts
 from streamkit.request import GenerationOptions
-from streamkit.sinks.progress import BatchProgress
 from streamkit.sinks.store import AsyncStore
 
 BATCH = "Batch (JSONL)"
@@ -89,10 +88,11 @@ async def run_jsonl(
     except OSError as exc:
         os.close(fd)
         raise UsageError(f"cannot write {output_path}: {exc.strerror}") from None
-    progress = (
-        BatchProgress(_count_lines(input_path) if input_path else None)
-        if sys.stderr.isatty() else None
-    )
+    progress = None
+    if sys.stderr.isatty():
+        from streamkit.sinks.progress import BatchProgress  # rich.progress: terminals only
+
+        progress = BatchProgress(_count_lines(input_path) if input_path else None)
     store = await AsyncStore.open(db) if db is not None else None
     batch_name = f"{input_path or 'stdin'} {datetime.datetime.now().isoformat(timespec='seconds')}"
     try:

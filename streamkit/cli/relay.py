@@ -12,10 +12,9 @@ import typer
 from streamkit.backend import open_backend
 from streamkit.cli import options as opt
 from streamkit.cli.runner import run_command
-from streamkit.config import resolve_settings
+from streamkit.config import RelayLimits, resolve_settings
 from streamkit.errors import UsageError
 from streamkit.interrupts import Interrupts
-from streamkit.relay import Relay, RelayLimits
 
 RELAY = "Relay"
 _DEFAULTS = RelayLimits()
@@ -80,6 +79,8 @@ def relay(
             max_requests_per_connection=max_requests, idle_timeout=idle_timeout,
             max_tokens=max_tokens, slow_client_timeout=slow_client_timeout,
         )
+        from streamkit.relay import Relay  # trio-websocket: loaded only when serving
+
         async with open_backend(settings) as backend:
             server = Relay(backend, limits=limits, token=token,
                            allowed_origins=tuple(allowed_origin or ()),

@@ -22,7 +22,6 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
-import jsonschema
 import msgspec
 import trio
 
@@ -87,6 +86,8 @@ class Dispatcher:
         if tool is None:
             return result("invalid", f"there is no tool named {call.name!r}")
         arguments = call.parsed_arguments()
+        import jsonschema  # ~20 ms to import: only once a tool is actually called
+
         try:
             jsonschema.validate(arguments, tool.spec.parameters)
         except jsonschema.ValidationError as exc:
