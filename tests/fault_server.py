@@ -21,6 +21,7 @@ import trio
 Handler = Callable[[trio.SocketStream, str, dict], Awaitable[None]]
 
 _attempts: Counter[tuple[str, str]] = Counter()
+arrivals: list[tuple[str, float]] = []  # (scenario, trio time) of each request, in-process
 
 
 def chunk(content: str | None = None, finish: str | None = None) -> bytes:
@@ -129,6 +130,7 @@ async def scenario(stream: trio.SocketStream, name: str, key: str, request: dict
         key = f"{key}/{json.loads(request['body']).get('prompt', '')}"
     attempt = _attempts[name, key]
     _attempts[name, key] += 1
+    arrivals.append((name, trio.current_time()))
     auth = request["headers"].get("authorization", "")
     if name == "ok":
         await stream_pieces(stream, HELLO)

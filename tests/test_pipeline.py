@@ -154,3 +154,33 @@ async def test_status_error_without_retries_left_is_an_error_event():
     assert reply.error.message.startswith("HTTP 500 Internal Server Error from POST /always-500/")
     assert reply.error.message.endswith("/v1/chat/completions: down")
     assert retries == []
+
+
+async def test_a_429_pauses_every_request_of_the_producer(autojump_clock):
+    """One request's 429 + Retry-After holds back the others (a batch slows as a whole)."""
+    from fault_server import arrivals
+
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(serve)
+        url = f"http://127.0.0.1:{port}/429-then-ok/{uuid.uuid4().hex}/v1"
+        async with build_client(url, None, connect_timeout=5, idle_timeout=60) as client:
+            producer = OpenAIHTTPProducer(client)
+            request = GenerationRequest("chat", "m", messages=(Message("user", "hi"),))
+            start = trio.current_time()
+            arrivals.clear()
+            replies = []
+
+            async def one(delay: float) -> None:
+                await trio.sleep(delay)
+                replies.append(await run_stream(
+                    lambda send: producer.stream(request, send), []))
+
+            async with trio.open_nursery() as requests:
+                requests.start_soon(one, 0.0)  # gets the 429, Retry-After: 2
+                requests.start_soon(one, 0.5)  # must wait for the pause too
+        nursery.cancel_scope.cancel()
+    times = [round(t - start, 3) for _, t in arrivals]
+    assert times[0] == 0.0
+    assert all(t >= 2.0 for t in times[1:]), times  # nobody went before the pause ended
+    assert len(times) == 3
+    assert [r.text for r in replies] == ["Hello, world", "Hello, world"]
