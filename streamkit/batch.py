@@ -93,6 +93,7 @@ class BatchRunner:
         progress: BatchProgress | None = None,
         store: AsyncStore | None = None,
         batch_name: str | None = None,
+        replay: dict[bytes, StoredMessage] | None = None,
     ) -> None:
         self.backend = backend
         self.output = _Output(out)
@@ -108,6 +109,7 @@ class BatchRunner:
         self.progress = progress
         self.store = store  # the conversation log: one conversation per line
         self.batch_name = batch_name
+        self.replay = replay or {}  # --resume from the log: id key -> completed reply
         self.window = max(4 * concurrency, 16)
         self.summary = BatchSummary()
 
@@ -174,10 +176,13 @@ class BatchRunner:
         consumers: list[Callable] = [recorder]
         if self.events:
             consumers.append(partial(_forward_events, self.output, job.id))
+        done = self.replay.get(id_key(job.id))
+        if done is not None:
+            return _replayed_record(job, done)
         if self.store is not None:
-            log = ConversationLog(
-                self.store, await self.store.call("new_conversation", batch=self.batch_name)
-            )
+            log = ConversationLog(self.store, await self.store.call(
+                "new_conversation", batch=self.batch_name, record_id=id_key(job.id).decode()
+            ))
             stored = await replay_or_record(log, job.idempotency_key)
             if stored is not None:
                 return _replayed_record(job, stored)

@@ -133,6 +133,12 @@ MIGRATIONS: list[str] = [
     CREATE INDEX requests_by_key ON requests(idempotency_key)
         WHERE idempotency_key IS NOT NULL;
     """,
+    # 4 -> 5: which input line of a batch a conversation answers (for --resume).
+    """
+    ALTER TABLE conversations ADD COLUMN record_id TEXT;
+    CREATE INDEX conversations_by_batch ON conversations(batch, record_id)
+        WHERE batch IS NOT NULL;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -239,14 +245,27 @@ class Store:
 
     # -- writes --------------------------------------------------------------
 
-    def new_conversation(self, batch: str | None = None) -> str:
+    def new_conversation(self, batch: str | None = None, record_id: str | None = None) -> str:
         conversation_id = uuid.uuid4().hex[:12]
         now = time.time()
         self.db.execute(
-            "INSERT INTO conversations (id, created_at, updated_at, batch) VALUES (?, ?, ?, ?)",
-            (conversation_id, now, now, batch),
+            "INSERT INTO conversations (id, created_at, updated_at, batch, record_id)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (conversation_id, now, now, batch, record_id),
         )
         return conversation_id
+
+    def completed_batch_replies(self, batch: str) -> dict[str, StoredMessage]:
+        """record id (JSON) -> the completed reply, for the lines of ``batch`` that finished."""
+        columns = ", ".join("m." + c for c in _MESSAGE_COLUMNS.split(", "))
+        rows = self.db.execute(
+            f"SELECT c.record_id, {columns} FROM conversations c"
+            " JOIN messages m ON m.conversation_id = c.id"
+            " WHERE c.batch = ? AND c.record_id IS NOT NULL AND m.role = 'assistant'"
+            " AND m.status = 'complete' ORDER BY m.id",
+            (batch,),
+        ).fetchall()
+        return {row[0]: StoredMessage(*row[1:]) for row in rows}
 
     def add_request(
         self, conversation_id: str, *, kind: str, provider: str, model: str | None,

@@ -263,3 +263,24 @@ def test_batch_lines_are_logged_and_idempotency_keys_replay(run_cli, fault_url, 
     assert records["a"]["replayed"] is True and records["a"]["text"] == "Hello, world"
     assert records["b"]["error"]["type"] == "connection"  # no key: really asked again
     assert second.code == 7
+
+
+def test_batch_resume_from_the_log_without_an_output_file(run_cli, fault_url, tmp_path):
+    import json
+
+    db = tmp_path / "log.db"
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"id": i, "prompt": f"p{i}", "model": m}) + "\n"
+                              for i, m in enumerate(["ok", "drop", "ok"])))
+    args = ["complete", "--jsonl", "-i", str(source), "--db", str(db), "--max-retries", "0"]
+    first = run_cli(*args, "--base-url", fault_url("by-model"))
+    assert first.code == 7  # line 1 broke off mid-stream
+    # Resume against a server that now answers everything: only line 1 is asked again.
+    again = run_cli(*args, "--resume", "--base-url", fault_url("ok"))
+    assert again.code == 0, again.stderr
+    records = {r["id"]: r for r in map(json.loads, again.stdout.splitlines())}
+    assert sorted(records) == [0, 1, 2]
+    assert records[0].get("replayed") and records[2].get("replayed")
+    assert "replayed" not in records[1] and records[1]["text"] == "Hello, world"
+    no_name = run_cli("complete", "--jsonl", "--resume", "--db", str(db), input="")
+    assert no_name.code == 2 and "--batch NAME" in no_name.stderr

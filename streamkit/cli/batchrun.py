@@ -50,8 +50,14 @@ Unordered = Annotated[
 ]
 Resume = Annotated[
     bool,
-    typer.Option("--resume", help="With --output: skip ids already answered there, append the rest",
-                 rich_help_panel=BATCH),
+    typer.Option("--resume", help="Skip ids already answered: in --output FILE (the rest is "
+                 "appended), or else in the log's record of this --batch (their stored "
+                 "results are written again)", rich_help_panel=BATCH),
+]
+BatchName = Annotated[
+    str | None,
+    typer.Option("--batch", help="Name of this batch in the log [default: the --input "
+                 "file's absolute path]", rich_help_panel=BATCH, show_default=False),
 ]
 
 
@@ -68,14 +74,19 @@ async def run_jsonl(
     events: bool,
     resume: bool,
     db: Path | None,
+    batch_name: str | None = None,
 ) -> int:
     """Run a JSONL batch; 0 when every line succeeded, 7 when some failed.
 
     With ``db``, every line is logged as a conversation of its own, tagged
     with the batch, and ``idempotency_key`` fields replay completed lines.
     """
-    if resume and output_path is None:
-        raise UsageError("--resume needs --output FILE (the results to resume from)")
+    if batch_name is None and input_path is not None:
+        batch_name = str(await trio.Path(input_path).resolve())
+    from_log = resume and output_path is None
+    if from_log and (db is None or batch_name is None):
+        raise UsageError("--resume needs --output FILE, or the log and a batch name "
+                         "(--input FILE or --batch NAME) to resume from")
     if input_path is None and sys.stdin.isatty():
         raise UsageError("--jsonl reads records from stdin or --input FILE; stdin is a terminal")
     skip = finished_ids(output_path) if resume and output_path else frozenset()
@@ -94,7 +105,11 @@ async def run_jsonl(
 
         progress = BatchProgress(_count_lines(input_path) if input_path else None)
     store = await AsyncStore.open(db) if db is not None else None
-    batch_name = f"{input_path or 'stdin'} {datetime.datetime.now().isoformat(timespec='seconds')}"
+    replay = None
+    if from_log and store is not None:
+        done = await store.call("completed_batch_replies", batch_name)
+        replay = {key.encode(): message for key, message in done.items()}
+    batch_name = batch_name or f"stdin {datetime.datetime.now().isoformat(timespec='seconds')}"
     try:
         async with trio.lowlevel.FdStream(fd) as source, open_backend(settings) as backend:
             runner = BatchRunner(
@@ -102,7 +117,7 @@ async def run_jsonl(
                 concurrency=concurrency, ordered=ordered, events=events, skip_ids=skip,
                 request_timeout=settings.timeout,
                 model_label=backend.model_name or settings.model, progress=progress,
-                store=store, batch_name=batch_name,
+                store=store, batch_name=batch_name, replay=replay,
             )
             with interrupts.guard() as scope, scope, progress or contextlib.nullcontext():
                 summary = await runner.run(source)

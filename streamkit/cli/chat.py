@@ -59,6 +59,7 @@ def chat(
     concurrency: batch.Concurrency = 8,
     unordered: batch.Unordered = False,
     resume: batch.Resume = False,
+    batch_name: batch.BatchName = None,
     base_url: opt.BaseURL = None,
     api_key: opt.APIKey = None,
     profile: opt.Profile = None,
@@ -153,6 +154,7 @@ def chat(
                 input_path=input_path, output_path=output_path, concurrency=concurrency,
                 ordered=not unordered, events=events, resume=resume,
                 db=opt.database_path(db, settings) if settings.log and not no_log else None,
+                batch_name=batch_name,
             )
         conversation = open_conversation(
             opt.database_path(db, settings), enabled=settings.log and not no_log,

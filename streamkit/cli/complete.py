@@ -41,6 +41,7 @@ def complete(
     concurrency: batch.Concurrency = 8,
     unordered: batch.Unordered = False,
     resume: batch.Resume = False,
+    batch_name: batch.BatchName = None,
     base_url: opt.BaseURL = None,
     api_key: opt.APIKey = None,
     profile: opt.Profile = None,
@@ -78,6 +79,7 @@ def complete(
                 input_path=input_path, output_path=output_path, concurrency=concurrency,
                 ordered=not unordered, events=events, resume=resume,
                 db=opt.database_path(db, settings) if settings.log and not no_log else None,
+                batch_name=batch_name,
             )
         text = await read_prompt_argument(prompt)
         request = GenerationRequest("completion", settings.model, options, prompt=text)
