@@ -80,6 +80,7 @@ async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
             api_key=settings.api_key,
             max_retries=settings.max_retries,
             on_retry=_print_retry,
+            context_tokens=settings.context_tokens,
         )
 
 

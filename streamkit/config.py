@@ -41,6 +41,7 @@ class Profile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     idle_timeout: float | None = None
     timeout: float | None = None
     max_retries: int | None = None
+    context_tokens: int | None = None  # the server model's context window, if known
 
 
 class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -62,6 +63,7 @@ class Settings(msgspec.Struct, frozen=True):
     idle_timeout: float | None
     timeout: float | None
     max_retries: int
+    context_tokens: int | None = None
     local_models: dict[str, str] = {}
     log: bool = True
     db: str | None = None
@@ -144,6 +146,7 @@ def resolve_settings(
         idle_timeout=first(idle_timeout, chosen.idle_timeout, 120.0),
         timeout=first(timeout, chosen.timeout),
         max_retries=first(max_retries, chosen.max_retries, 2),
+        context_tokens=chosen.context_tokens,
         local_models=config.models,
         log=config.log,
         tools=config.tools,

@@ -155,3 +155,16 @@ def free_port_url() -> str:
     from conftest import free_port
 
     return f"http://127.0.0.1:{free_port()}/v1"
+
+
+def test_profile_context_tokens_trims_a_long_remote_history(run_cli, fault_url, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text(f'[profiles.small]\nbase_url = "{fault_url("ok")}"\ncontext_tokens = 300\n')
+    env = {"STREAMKIT_CONFIG": str(config), "STREAMKIT_DB": str(tmp_path / "log.db")}
+    long = "word " * 100  # ~125 approximate tokens a turn
+    result = run_cli("chat", "-p", "small", long, "-n", "16", env=env)
+    for _ in range(2):
+        assert result.code == 0, result.stderr
+        result = run_cli("chat", "-p", "small", "-c", long, "-n", "16", env=env)
+    assert result.code == 0, result.stderr
+    assert "without its 2 oldest message(s)" in result.stderr

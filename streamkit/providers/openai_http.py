@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -35,7 +35,7 @@ from streamkit.errors import (
 )
 from streamkit.events import Batch, StreamError
 from streamkit.protocol.openai import OpenAIStreamDecoder
-from streamkit.request import GenerationRequest, openai_body
+from streamkit.request import GenerationRequest, Message, openai_body
 from streamkit.retry import backoff_delay, is_retryable_status, parse_retry_after
 
 _ERROR_BODY_LIMIT = 64 * 1024
@@ -106,8 +106,10 @@ class OpenAIHTTPProducer:
         api_key: str | None = None,
         max_retries: int = 2,
         on_retry: Callable[[StreamkitError, float], None] | None = None,
+        context_tokens: int | None = None,
     ) -> None:
         self.client = client
+        self.context_tokens = context_tokens
         self.max_retries = max_retries
         self.on_retry = on_retry
         self.gate = RateLimitGate()
@@ -220,8 +222,19 @@ class OpenAIHTTPProducer:
         return ConnectFailed(f"cannot connect to {url}: {_one_line(exc)}", retryable=True)
 
     async def context_budget(self, request: GenerationRequest) -> tuple[int, Callable] | None:
-        """Unknown for a remote server: its context window is not part of the API."""
-        return None
+        """From the profile's ``context_tokens`` (the API does not tell it), else None.
+
+        Remote tokenizers are unknown, so messages are counted approximately:
+        about four characters a token, plus a few tokens of framing each.
+        """
+        if self.context_tokens is None:
+            return None
+        reply_room = request.options.max_tokens or min(1024, self.context_tokens // 4)
+
+        def approximate(messages: Sequence[Message]) -> int:
+            return sum(len(m.content) // 4 + 8 for m in messages)
+
+        return self.context_tokens - reply_room, approximate
 
     async def list_models(self) -> list[str]:
         """The model ids the server offers (GET /models)."""
