@@ -94,6 +94,7 @@ class Relay:
         self.allowed_origins = allowed_origins
         self.default_model = default_model
         self.connections: set[_Connection] = set()
+        self.local_in_flight = 0  # requests running or waiting on a one-at-a-time model
         self._listening = trio.CancelScope()
 
     async def serve(
@@ -212,10 +213,19 @@ class _Connection:
         else:
             scope = trio.CancelScope()
             self.requests[frame.id] = scope
+            # A local model runs one request at a time: a request that must
+            # wait is told how many are ahead of it, counted here, in arrival
+            # order (tasks may start in any order).
+            relay, ahead = self.relay, None
+            if getattr(relay.backend, "serializes", False):
+                ahead = relay.local_in_flight
+                relay.local_in_flight += 1
             assert self._nursery is not None
-            self._nursery.start_soon(self._run_request, frame, scope)
+            self._nursery.start_soon(self._run_request, frame, scope, ahead)
 
-    async def _run_request(self, frame: GenerateFrame, scope: trio.CancelScope) -> None:
+    async def _run_request(
+        self, frame: GenerateFrame, scope: trio.CancelScope, ahead: int | None
+    ) -> None:
         outbox, frame_id = self.outbox, frame.id
 
         async def forward(receive: trio.MemoryReceiveChannel[Batch]) -> None:
@@ -232,10 +242,15 @@ class _Connection:
                             outbox.put({"type": "usage", "id": frame_id,
                                         "usage": msgspec.to_builtins(event)})
 
+        relay = self.relay
+        if ahead:
+            outbox.put({"type": "queued", "id": frame_id, "position": ahead})
         try:
-            reply = await run_stream(partial(self.relay.backend.stream, frame.request),
+            reply = await run_stream(partial(relay.backend.stream, frame.request),
                                      [forward], stop=scope)
         finally:
+            if ahead is not None:
+                relay.local_in_flight -= 1
             del self.requests[frame_id]
             if not self.requests:
                 self._no_requests.set()

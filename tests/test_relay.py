@@ -170,6 +170,19 @@ async def test_disconnect_stops_local_generation(local_backend):
                 await trio.sleep(0.02)
 
 
+async def test_local_requests_wait_their_turn_with_queued_frames(local_backend):
+    async with running_relay(backend=local_backend) as (url, _), open_websocket_url(url) as ws:
+        for frame_id in (1, 2, 3):
+            await ws.send_message(json.dumps({"type": "complete", "id": frame_id,
+                                              "prompt": "Hello", "max_tokens": 4}))
+        frames = await frames_until_end(ws, {1, 2, 3})
+    queued = {f["id"]: f["position"] for f in frames if f["type"] == "queued"}
+    assert queued == {2: 1, 3: 2}
+    for frame_id in (1, 2, 3):
+        mine = [f["type"] for f in frames if f["id"] == frame_id]
+        assert mine[-1] == "finish" and "delta" in mine
+
+
 def test_cli_relay_refuses_public_bind_without_token(run_cli):
     result = run_cli("relay", "--host", "0.0.0.0", "--base-url", "http://127.0.0.1:9/v1")
     assert result.code == 2
@@ -203,3 +216,76 @@ def test_cli_relay_graceful_shutdown_on_sigint(fault_url, cli_env):
     assert frames[-1] == {"type": "error", "id": "r", "error": {
         "type": "shutting_down", "message": "the relay is shutting down"}}
     assert b"Traceback" not in proc.stderr.read()
+
+
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--remote-debugging-port=0",
+]
+
+
+async def test_the_html_page_streams_a_reply_in_chromium(tmp_path):
+    """examples/relay-chat.html in headless Chromium, driven over the DevTools protocol."""
+    import shutil
+    from pathlib import Path
+
+    chromium = shutil.which("chromium")
+    assert chromium, "chromium is not installed (.ci/install --dev installs it)"
+    page = Path(__file__).parent.parent / "examples" / "relay-chat.html"
+    async with running_relay("ok") as (url, _):
+        browser = await trio.lowlevel.open_process(
+            [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path}", "about:blank"],
+            stderr=subprocess.PIPE,
+        )
+        try:
+            devtools = await _devtools_url(browser.stderr)
+            async with open_websocket_url(devtools, max_message_size=1 << 24) as cdp:
+                calls = _Devtools(cdp)
+                target = await calls.send("Target.createTarget",
+                                          url=f"{page.as_uri()}?url={url}&prompt=hi&send=1")
+                session = (await calls.send("Target.attachToTarget", flatten=True,
+                                            targetId=target["targetId"]))["sessionId"]
+                with trio.fail_after(20):
+                    while await calls.evaluate(session, "document.title") not in (  # noqa: ASYNC110
+                        "done", "error"
+                    ):
+                        await trio.sleep(0.1)
+                log = await calls.evaluate(session, "document.getElementById('log').innerText")
+        finally:
+            browser.kill()
+            await browser.wait()
+    assert log.splitlines() == ["> hi", "Hello, world"]
+
+
+async def _devtools_url(stderr) -> str:
+    buffer = b""
+    with trio.fail_after(30):
+        while b"DevTools listening on " not in buffer or not buffer.endswith(b"\n"):
+            buffer += await stderr.receive_some(4096)
+    return buffer.split(b"DevTools listening on ", 1)[1].split()[0].decode()
+
+
+class _Devtools:
+    """Just enough of the Chrome DevTools Protocol: numbered calls, their results."""
+
+    def __init__(self, ws) -> None:
+        self.ws = ws
+        self.next_id = 0
+
+    async def send(self, method: str, session: str | None = None, **params):
+        self.next_id += 1
+        message = {"id": self.next_id, "method": method, "params": params}
+        if session:
+            message["sessionId"] = session
+        await self.ws.send_message(json.dumps(message))
+        while True:
+            answer = json.loads(await self.ws.get_message())
+            if answer.get("id") == self.next_id:
+                assert "error" not in answer, answer
+                return answer["result"]
+
+    async def evaluate(self, session: str, expression: str):
+        result = await self.send("Runtime.evaluate", session, expression=expression,
+                                 returnByValue=True)
+        return result["result"].get("value")

@@ -323,6 +323,8 @@ class LlamaLocalProducer:
 
         return llm.n_ctx() - reply_room, count
 
+    serializes = True  # one request at a time: callers may tell waiting clients
+
     async def list_models(self) -> list[str]:
         return [self.model.name]
 
