@@ -39,6 +39,8 @@ from streamkit.errors import UsageError
 from streamkit.events import Batch, TextDelta, ToolCallDelta, Usage
 from streamkit.pipeline import run_stream
 from streamkit.protocol.relay import BadFrame, CancelFrame, GenerateFrame, error_frame, parse_frame
+from streamkit.request import Message
+from streamkit.sinks.store import AsyncStore, ConversationLog, ReplyRecorder
 
 _encode = msgspec.json.Encoder().encode
 
@@ -87,12 +89,14 @@ class Relay:
         token: str | None = None,
         allowed_origins: tuple[str, ...] = (),
         default_model: str | None = None,
+        store: AsyncStore | None = None,
     ) -> None:
         self.backend = backend
         self.limits = limits
         self.token = token
         self.allowed_origins = allowed_origins
         self.default_model = default_model
+        self.store = store  # with --log: one conversation per relayed request
         self.connections: set[_Connection] = set()
         self.local_in_flight = 0  # requests running or waiting on a one-at-a-time model
         self._listening = trio.CancelScope()
@@ -245,9 +249,12 @@ class _Connection:
         relay = self.relay
         if ahead:
             outbox.put({"type": "queued", "id": frame_id, "position": ahead})
+        consumers: list = [forward]
+        if relay.store is not None:
+            consumers.append(await self._recorder(frame))
         try:
             reply = await run_stream(partial(relay.backend.stream, frame.request),
-                                     [forward], stop=scope)
+                                     consumers, stop=scope)
         finally:
             if ahead is not None:
                 relay.local_in_flight -= 1
@@ -261,6 +268,19 @@ class _Connection:
         else:
             outbox.put({"type": "finish", "id": frame_id,
                         "finish_reason": reply.finish_reason or "stop"})
+
+    async def _recorder(self, frame: GenerateFrame) -> ReplyRecorder:
+        """Log the request as a conversation of its own (``--log``)."""
+        store = self.relay.store
+        assert store is not None
+        log = ConversationLog(store, await store.call("new_conversation", batch="relay"))
+        request = frame.request
+        for message in request.messages or (Message("user", request.prompt),):
+            await log.add_message(message.role, message.content)
+        return await log.reply_recorder(
+            request, provider=self.relay.backend.provider,
+            model=request.model or self.relay.backend.model_name,
+        )
 
     async def _send_loop(self) -> None:
         while True:

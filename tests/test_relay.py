@@ -183,6 +183,22 @@ async def test_local_requests_wait_their_turn_with_queued_frames(local_backend):
         assert mine[-1] == "finish" and "delta" in mine
 
 
+async def test_relay_log_keeps_each_request(tmp_path):
+    from streamkit.sinks.store import AsyncStore
+    from streamkit.store import Store
+
+    store = Store(tmp_path / "log.db")
+    async with (
+        running_relay("ok", store=AsyncStore(store)) as (url, _),
+        open_websocket_url(url) as ws,
+    ):
+        await ws.send_message(chat("a", "remember me"))
+        await frames_until_end(ws, {"a"})
+    [conversation] = store.conversations()
+    assert [m.content for m in store.messages(conversation.id)] == ["remember me",
+                                                                     "Hello, world"]
+
+
 def test_cli_relay_refuses_public_bind_without_token(run_cli):
     result = run_cli("relay", "--host", "0.0.0.0", "--base-url", "http://127.0.0.1:9/v1")
     assert result.code == 2

@@ -15,6 +15,7 @@ from streamkit.cli.runner import run_command
 from streamkit.config import RelayLimits, resolve_settings
 from streamkit.errors import UsageError
 from streamkit.interrupts import Interrupts
+from streamkit.sinks.store import AsyncStore
 
 RELAY = "Relay"
 _DEFAULTS = RelayLimits()
@@ -53,6 +54,9 @@ def relay(
     connect_timeout: opt.ConnectTimeout = None,
     upstream_idle_timeout: opt.IdleTimeout = None,
     max_retries: opt.MaxRetries = None,
+    log: Annotated[bool, typer.Option("--log", help="Keep relayed requests in the "
+                                      "conversation log", rich_help_panel=opt.LOG)] = False,
+    db: opt.Database = None,
 ) -> None:
     """Serve a model over WebSocket: JSON frames in, streamed events out.
 
@@ -81,16 +85,19 @@ def relay(
         )
         from streamkit.relay import Relay  # trio-websocket: loaded only when serving
 
+        store = await AsyncStore.open(opt.database_path(db, settings)) if log else None
         async with open_backend(settings) as backend:
             server = Relay(backend, limits=limits, token=token,
                            allowed_origins=tuple(allowed_origin or ()),
-                           default_model=settings.model)
+                           default_model=settings.model, store=store)
             async with trio.open_nursery() as nursery:
                 bound = await nursery.start(server.serve, host, port)
                 print(f"listening on ws://{host}:{bound}/", file=sys.stderr, flush=True)
                 with interrupts.guard() as scope, scope:
                     await trio.sleep_forever()
                 server.stop()  # Ctrl-C / SIGTERM: a graceful end, within a second
+        if store is not None:
+            await store.aclose()
         return 0
 
     raise typer.Exit(run_command(body))
