@@ -73,7 +73,7 @@ def test_fish_completes_commands_and_local_models(shell_env):
 
 
 COMMANDS = [
-    ["chat"], ["complete"], ["models"], ["logs", "list"], ["logs", "show"],
+    ["chat"], ["complete"], ["score"], ["relay"], ["models"], ["logs", "list"], ["logs", "show"],
     ["logs", "search"], ["logs", "export"], ["logs", "rm"], ["config", "path"],
     ["config", "show"], ["config", "init"],
 ]
@@ -89,7 +89,8 @@ def test_every_command_help_has_examples(run_cli, command):
 
 def test_top_level_help_groups_commands_and_lists_exit_codes(run_cli):
     out = run_cli("--help").stdout
-    for group in ("Generate", "Conversation log", "Settings", "Servers and models"):
+    for group in ("Generate", "Evaluate", "Conversation log", "Settings",
+                  "Servers and models"):
         assert group in out
     assert "130 Ctrl-C" in out and "9 tool hop limit" in out
 

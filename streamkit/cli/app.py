@@ -16,6 +16,7 @@ from streamkit.cli.config_cmd import config_app
 from streamkit.cli.logs import logs_app
 from streamkit.cli.models import models
 from streamkit.cli.relay import relay
+from streamkit.cli.score import score
 
 EXIT_CODES = """Exit codes: 0 ok, 1 other failure, 2 usage, 3 cannot connect, 4 HTTP error,
 5 timeout, 6 protocol error, 7 batch with failed lines, 8 model error,
@@ -72,6 +73,7 @@ def main(
 
 app.command(rich_help_panel="Generate")(chat)
 app.command(rich_help_panel="Generate")(complete)
+app.command(rich_help_panel="Evaluate")(score)
 app.command(rich_help_panel="Servers and models")(models)
 app.command(rich_help_panel="Servers and models")(relay)
 app.add_typer(logs_app, rich_help_panel="Conversation log")

@@ -1,0 +1,190 @@
+"""Scoring text: exact log-probabilities of a continuation under a local model.
+
+Tokenization, as evaluation harnesses do it
+    ``context + continuation`` is tokenized as one string and split where its
+    tokens stop matching the context's own tokenization. A token that
+    straddles the boundary (made of the context's last characters and the
+    continuation's first) belongs to the continuation: it is scored, which
+    makes the score slightly pessimistic rather than silently dropping text.
+    A BOS token is added when the model's metadata asks for one. The very
+    first token of a text has nothing before it to predict it from, so with
+    an empty context and no BOS token it is not scored (``n_tokens`` says how
+    many were).
+
+Exactness
+    The model is loaded with ``logits_all`` so one evaluation yields the
+    logits of every position; each row gets a float64 log-softmax, and
+    ``is_greedy`` is whether every continuation token was the argmax.
+
+Prefix reuse
+    The tokens evaluated last are remembered. A new input keeps the KV cache
+    (and the logit rows) of the longest common prefix and evaluates only the
+    rest, so many continuations of one context pay for the context once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from streamkit.errors import ModelError, UsageError
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+SCORING_CONTEXT = 2048  # tokens; logits for every position cost n_ctx x n_vocab floats
+
+
+class ScoreResult(msgspec.Struct, omit_defaults=True):
+    """The JSON result of one scored text."""
+
+    id: Any
+    logprob: float
+    n_tokens: int
+    is_greedy: bool
+    perplexity: float
+    tokens: list[str]
+    token_logprobs: list[float]
+    top_logprobs: list[dict[str, float]] | None = None
+    ranges: list[dict[str, Any]] | None = None
+
+
+def parse_range(value: str) -> tuple[int, int]:
+    """``START:END`` character offsets (END exclusive)."""
+    start, colon, end = value.partition(":")
+    try:
+        first, last = int(start), int(end)
+    except ValueError:
+        raise UsageError(f"--range {value!r}: expected START:END, e.g. 0:12") from None
+    if not colon or first < 0 or last <= first:
+        raise UsageError(f"--range {value!r}: expected 0 <= START < END")
+    return first, last
+
+
+class LocalScorer:
+    """Scores texts with one GGUF model (blocking: call from a worker thread)."""
+
+    def __init__(self, path: Path, *, n_ctx: int = SCORING_CONTEXT) -> None:
+        if not path.is_file():
+            raise ModelError(f"model file not found: {path}")
+        try:
+            from llama_cpp import Llama
+
+            self.llm: Llama = Llama(model_path=str(path), n_ctx=n_ctx, logits_all=True,
+                                    verbose=False)
+        except ImportError:
+            raise ModelError("scoring needs llama-cpp-python: pip install llama-cpp-python") \
+                from None
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelError(f"cannot load model {path}: {exc}") from None
+        self._evaluated: list[int] = []  # the tokens whose KV cache and logits are live
+
+    def score(
+        self,
+        record_id: Any,
+        context: str,
+        continuation: str,
+        *,
+        top: int = 0,
+        ranges: Sequence[tuple[int, int]] = (),
+    ) -> ScoreResult:
+        import numpy as np
+
+        if not continuation:
+            raise UsageError("nothing to score: the continuation is empty")
+        llm = self.llm
+        context_tokens = llm.tokenize(context.encode(), add_bos=True) if context else \
+            llm.tokenize(b"", add_bos=True)
+        full = llm.tokenize((context + continuation).encode(), add_bos=True)
+        if len(full) > llm.n_ctx():
+            raise UsageError(f"the text is {len(full)} tokens; the scoring window is "
+                             f"{llm.n_ctx()}")
+        split = max(1, _common_prefix(context_tokens, full))
+        scored = full[split:]
+        if not scored:
+            raise UsageError("nothing to score: the continuation adds no token")
+        rows = self._logits(full)[split - 1 : len(full) - 1].astype(np.float64)
+        peaks = rows.max(axis=1, keepdims=True)
+        log_totals = peaks[:, 0] + np.log(np.exp(rows - peaks).sum(axis=1))
+        picked = rows[np.arange(len(scored)), scored] - log_totals
+        pieces = [llm.detokenize([t]) for t in scored]
+        token_logprobs = [float(v) for v in picked]
+        total = math.fsum(token_logprobs)
+        result = ScoreResult(
+            id=record_id,
+            logprob=total,
+            n_tokens=len(scored),
+            is_greedy=bool(np.all(rows.argmax(axis=1) == np.array(scored))),
+            perplexity=math.exp(-total / len(scored)),
+            tokens=[p.decode("utf-8", "replace") for p in pieces],
+            token_logprobs=token_logprobs,
+        )
+        if top > 0:
+            result.top_logprobs = [
+                {llm.detokenize([int(i)]).decode("utf-8", "replace"): float(row[i] - lse)
+                 for i in np.argsort(row)[::-1][:top]}
+                for row, lse in zip(rows, log_totals, strict=True)
+            ]
+        if ranges:
+            result.ranges = _sum_ranges(pieces, token_logprobs, context, continuation, ranges)
+        return result
+
+    def _logits(self, full: list[int]) -> Any:
+        """Logit rows of every position of ``full`` but the last, reusing a shared prefix."""
+        llm = self.llm
+        needed = full[:-1]
+        keep = _common_prefix(self._evaluated, needed)
+        self._evaluated = []  # unknown state until the evaluation below succeeds
+        if keep < llm.n_tokens:
+            llm._ctx.kv_cache_seq_rm(-1, keep, -1)  # roll back to the shared prefix
+            llm.n_tokens = keep
+        if needed[keep:]:
+            llm.eval(needed[keep:])
+        self._evaluated = list(needed)
+        return llm.scores[: len(needed)]
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    count = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        count += 1
+    return count
+
+
+def _sum_ranges(
+    pieces: list[bytes],
+    logprobs: list[float],
+    context: str,
+    continuation: str,
+    ranges: Sequence[tuple[int, int]],
+) -> list[dict[str, Any]]:
+    """Sum the tokens overlapping each character range of the continuation.
+
+    Token spans are found in the UTF-8 bytes of the scored tokens, which end
+    exactly where the text ends; a token straddling a range edge counts in.
+    """
+    text = continuation.encode()
+    scored_bytes = b"".join(pieces)
+    start_byte = len(text) - len(scored_bytes)  # < 0 when a token straddles the context
+    spans = []
+    position = start_byte
+    for piece in pieces:
+        spans.append((position, position + len(piece)))
+        position += len(piece)
+    out = []
+    for first, last in ranges:
+        if last > len(continuation):
+            raise UsageError(f"--range {first}:{last} is past the end of the text "
+                             f"({len(continuation)} characters)")
+        lo = len(continuation[:first].encode())
+        hi = len(continuation[:last].encode())
+        chosen = [lp for (a, b), lp in zip(spans, logprobs, strict=True) if a < hi and b > lo]
+        out.append({"start": first, "end": last, "logprob": math.fsum(chosen),
+                    "n_tokens": len(chosen)})
+    return out
