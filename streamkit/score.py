@@ -25,6 +25,7 @@ Prefix reuse
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,7 +75,9 @@ class LocalScorer:
         try:
             from llama_cpp import Llama
 
+            threads = max(1, min(os.cpu_count() or 1, 8))
             self.llm: Llama = Llama(model_path=str(path), n_ctx=n_ctx, logits_all=True,
+                                    n_threads=threads, n_threads_batch=threads,
                                     verbose=False)
         except ImportError:
             raise ModelError("scoring needs llama-cpp-python: pip install llama-cpp-python") \
