@@ -43,6 +43,7 @@ from streamkit.request import Message
 from streamkit.sinks.store import AsyncStore, ConversationLog, ReplyRecorder
 
 _encode = msgspec.json.Encoder().encode
+MERGE_LIMIT = 64 * 1024  # characters of one merged delta frame, well under message limits
 
 
 class Outbox:
@@ -59,7 +60,7 @@ class Outbox:
     def put(self, frame: dict[str, Any]) -> None:
         last = self.frames[-1] if self.frames else None
         if (last is not None and frame["type"] == "delta" and last["type"] == "delta"
-                and last["id"] == frame["id"]):
+                and last["id"] == frame["id"] and len(last["text"]) < MERGE_LIMIT):
             last["text"] += frame["text"]  # merged: the client is behind
         else:
             self.frames.append(frame)
