@@ -13,7 +13,8 @@ from typing import Any
 
 import msgspec
 
-from streamkit.request import GenerationOptions, GenerationRequest, Message
+from streamkit.protocol.records import GenerationFields, build_request
+from streamkit.request import GenerationOptions, GenerationRequest
 
 DEFAULT_MAX_LINE_BYTES = 16 << 20
 
@@ -53,24 +54,10 @@ class LineSplitter:
         return [(self._count, tail[:-1] if tail.endswith(b"\r") else tail)]
 
 
-class _MessageIn(msgspec.Struct, forbid_unknown_fields=True):
-    role: str
-    content: str
-
-
-class _RecordIn(msgspec.Struct):
+class _RecordIn(GenerationFields):
     """One input line; unknown keys are allowed (they ride along unused)."""
 
     id: str | int | None = None
-    prompt: str | None = None
-    messages: list[_MessageIn] | None = None
-    system: str | None = None
-    model: str | None = None
-    max_tokens: int | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    seed: int | None = None
-    stop: str | list[str] | None = None
     idempotency_key: str | None = None
 
 
@@ -119,41 +106,7 @@ def parse_record(
         record = msgspec.convert(raw, _RecordIn)
     except msgspec.ValidationError as exc:
         return InputProblem(line_number, record_id, f"line {line_number}: {exc}")
-    if kind == "completion":
-        if record.prompt is None:
-            return InputProblem(line_number, record_id, f"line {line_number}: no `prompt`")
-        if record.messages is not None:
-            return InputProblem(
-                line_number, record_id,
-                f"line {line_number}: `messages` needs `chat`, not `complete`",
-            )
-    elif record.prompt is None and not record.messages:
-        return InputProblem(
-            line_number, record_id, f"line {line_number}: no `messages` and no `prompt`"
-        )
-    stop = (record.stop,) if isinstance(record.stop, str) else record.stop
-    options = msgspec.structs.replace(
-        defaults,
-        **{
-            name: value
-            for name, value in (
-                ("max_tokens", record.max_tokens),
-                ("temperature", record.temperature),
-                ("top_p", record.top_p),
-                ("seed", record.seed),
-                ("stop", None if stop is None else tuple(stop)),
-            )
-            if value is not None
-        },
-    )
-    if kind == "completion":
-        request = GenerationRequest("completion", record.model or model, options,
-                                    prompt=record.prompt or "")
-        return BatchRecord(line_number, record_id, request, record.idempotency_key)
-    messages = [Message(m.role, m.content) for m in record.messages or ()]
-    if record.prompt is not None:
-        messages.append(Message("user", record.prompt))
-    if record.system is not None and not (messages and messages[0].role == "system"):
-        messages.insert(0, Message("system", record.system))
-    request = GenerationRequest("chat", record.model or model, options, messages=tuple(messages))
+    request = build_request(kind, record, model=model, defaults=defaults)
+    if isinstance(request, str):
+        return InputProblem(line_number, record_id, f"line {line_number}: {request}")
     return BatchRecord(line_number, record_id, request, record.idempotency_key)

@@ -20,25 +20,13 @@ from typing import Any, Literal
 
 import msgspec
 
-from streamkit.request import GenerationOptions, GenerationRequest, Message
+from streamkit.protocol.records import GenerationFields, build_request
+from streamkit.request import GenerationOptions, GenerationRequest
 
 
-class _MessageIn(msgspec.Struct, forbid_unknown_fields=True):
-    role: str
-    content: str
-
-
-class _Generate(msgspec.Struct, forbid_unknown_fields=True):
+class _Generate(GenerationFields, forbid_unknown_fields=True, kw_only=True):
     type: Literal["chat", "complete"]
     id: str | int
-    messages: list[_MessageIn] | None = None
-    prompt: str | None = None
-    model: str | None = None
-    max_tokens: int | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    seed: int | None = None
-    stop: str | list[str] | None = None
 
 
 class _Cancel(msgspec.Struct, forbid_unknown_fields=True):
@@ -81,23 +69,13 @@ def parse_frame(
         frame = msgspec.convert(raw, _Generate)
     except msgspec.ValidationError as exc:
         return BadFrame(frame_id, str(exc))
-    if frame.type == "chat" and not frame.messages:
-        return BadFrame(frame_id, "a chat frame needs `messages`")
-    if frame.type == "complete" and frame.prompt is None:
-        return BadFrame(frame_id, "a complete frame needs `prompt`")
     if max_tokens is not None and frame.max_tokens is not None and frame.max_tokens > max_tokens:
         return BadFrame(frame_id, f"max_tokens is limited to {max_tokens} here")
-    stop = (frame.stop,) if isinstance(frame.stop, str) else tuple(frame.stop or ())
-    options = GenerationOptions(
-        max_tokens=frame.max_tokens if frame.max_tokens is not None else max_tokens,
-        temperature=frame.temperature, top_p=frame.top_p, seed=frame.seed, stop=stop,
-    )
-    model = frame.model or default_model
-    if frame.type == "chat":
-        messages = tuple(Message(m.role, m.content) for m in frame.messages or ())
-        request = GenerationRequest("chat", model, options, messages=messages)
-    else:
-        request = GenerationRequest("completion", model, options, prompt=frame.prompt or "")
+    kind = "chat" if frame.type == "chat" else "completion"
+    request = build_request(kind, frame, model=default_model,
+                            defaults=GenerationOptions(max_tokens=max_tokens))
+    if isinstance(request, str):
+        return BadFrame(frame_id, request)
     return GenerateFrame(frame_id, request)
 
 

@@ -1,0 +1,67 @@
+"""The generation fields shared by JSONL batch records and relay frames, sans-IO.
+
+Both let a client say what to generate with the same names: ``prompt`` or
+``messages`` (plus ``system``), ``model``, ``max_tokens``, ``temperature``,
+``top_p``, ``seed`` and ``stop`` (a string or a list). They are checked and
+turned into a ``GenerationRequest`` here, once.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from streamkit.request import GenerationOptions, GenerationRequest, Message
+
+
+class MessageIn(msgspec.Struct, forbid_unknown_fields=True):
+    role: str
+    content: str
+
+
+class GenerationFields(msgspec.Struct):
+    prompt: str | None = None
+    messages: list[MessageIn] | None = None
+    system: str | None = None
+    model: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    stop: str | list[str] | None = None
+
+
+def build_request(
+    kind: str, fields: GenerationFields, *, model: str | None, defaults: GenerationOptions
+) -> GenerationRequest | str:
+    """The request the fields ask for (they beat ``defaults``), or why there is none.
+
+    ``kind`` is ``chat`` (``messages``, or a ``prompt`` taken as one user
+    message) or ``completion`` (``prompt`` only).
+    """
+    if kind == "completion":
+        if fields.prompt is None:
+            return "no `prompt`"
+        if fields.messages is not None:
+            return "`messages` needs a chat request, not a completion"
+    elif fields.prompt is None and not fields.messages:
+        return "no `messages` and no `prompt`"
+    stop = (fields.stop,) if isinstance(fields.stop, str) else fields.stop
+    given = {
+        "max_tokens": fields.max_tokens,
+        "temperature": fields.temperature,
+        "top_p": fields.top_p,
+        "seed": fields.seed,
+        "stop": None if stop is None else tuple(stop),
+    }
+    options = msgspec.structs.replace(
+        defaults, **{name: value for name, value in given.items() if value is not None}
+    )
+    chosen_model = fields.model or model
+    if kind == "completion":
+        return GenerationRequest("completion", chosen_model, options, prompt=fields.prompt or "")
+    messages = [Message(m.role, m.content) for m in fields.messages or ()]
+    if fields.prompt is not None:
+        messages.append(Message("user", fields.prompt))
+    if fields.system is not None and not (messages and messages[0].role == "system"):
+        messages.insert(0, Message("system", fields.system))
+    return GenerationRequest("chat", chosen_model, options, messages=tuple(messages))
