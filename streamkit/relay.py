@@ -291,7 +291,14 @@ class _Connection:
                 return
             for frame in batch:
                 with trio.move_on_after(self.limits.slow_client_timeout) as slow:
-                    await self.ws.send_message(_encode(frame).decode())
+                    try:
+                        await self.ws.send_message(_encode(frame).decode())
+                    except ConnectionClosed:
+                        # The client went away mid-send: a disconnect like any
+                        # other, which ends this connection's requests only.
+                        assert self._nursery is not None
+                        self._nursery.cancel_scope.cancel()
+                        return
                 if slow.cancelled_caught:
                     await self._drop("the client stopped reading")
                     return

@@ -151,6 +151,23 @@ async def test_slow_client_is_dropped_while_another_completes():
                 await stalled.get_message()
 
 
+async def test_clients_closing_mid_send_do_not_take_the_relay_down():
+    async with running_relay("many-200000") as (url, relay):
+        for frames_read in range(1, 21):
+            async with open_websocket_url(url) as ws:
+                await ws.send_message(chat("big"))
+                for _ in range(frames_read):
+                    await ws.get_message()
+            # leaving the block closes the WebSocket while the relay is sending
+        async with open_websocket_url(url) as ws:  # the relay still serves
+            await ws.send_message(json.dumps({"type": "complete", "id": 1, "prompt": "x",
+                                              "max_tokens": 1}))
+            assert json.loads(await ws.get_message())["type"] in ("delta", "finish")
+        with trio.fail_after(10):
+            while relay.connections:  # noqa: ASYNC110 - every closed client is let go
+                await trio.sleep(0.02)
+
+
 @pytest.fixture(scope="module")
 def local_backend():
     return LlamaLocalProducer(LocalModel(embedded_model_path(), "smollm2"))
