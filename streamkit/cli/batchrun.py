@@ -64,6 +64,7 @@ BatchName = Annotated[
 async def run_jsonl(
     *,
     kind: str,
+    argument: str | None,
     settings: Settings,
     options: GenerationOptions,
     interrupts: Interrupts,
@@ -80,7 +81,10 @@ async def run_jsonl(
 
     With ``db``, every line is logged as a conversation of its own, tagged
     with the batch, and ``idempotency_key`` fields replay completed lines.
+    ``argument`` is the command's positional argument, which a batch must not have.
     """
+    if argument is not None:
+        raise UsageError("--jsonl takes its input from stdin or --input, not an argument")
     if batch_name is None and input_path is not None:
         batch_name = str(await trio.Path(input_path).resolve())
     from_log = resume and output_path is None

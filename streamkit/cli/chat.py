@@ -147,13 +147,12 @@ def chat(
         )
         options = opt.generation_options(max_tokens, temperature, top_p, seed, stop, logprobs)
         if jsonl or input_path:
-            if message is not None:
-                raise UsageError("--jsonl takes its messages from the input, not an argument")
             return await batch.run_jsonl(
+                argument=message,
                 kind="chat", settings=settings, options=options, interrupts=interrupts,
                 input_path=input_path, output_path=output_path, concurrency=concurrency,
                 ordered=not unordered, events=events, resume=resume,
-                db=opt.database_path(db, settings) if settings.log and not no_log else None,
+                db=opt.log_database(db, settings, no_log),
                 batch_name=batch_name,
             )
         conversation = open_conversation(

@@ -184,6 +184,11 @@ NoLog = Annotated[
 ]
 
 
+def log_database(flag: Path | None, settings: Settings, no_log: bool) -> Path | None:
+    """The log database to write to, or None when logging is off (``--no-log``, config)."""
+    return database_path(flag, settings) if settings.log and not no_log else None
+
+
 def database_path(flag: Path | None, settings: Settings) -> Path:
     """``--db``, else ``$STREAMKIT_DB``, else the config's ``db``, else the default."""
     if flag is not None:
