@@ -44,10 +44,18 @@ from streamkit.sinks.store import AsyncStore, ConversationLog, ReplyRecorder
 
 _encode = msgspec.json.Encoder().encode
 MERGE_LIMIT = 64 * 1024  # characters of one merged delta frame, well under message limits
+HIGH_WATER = 256 * 1024  # unsent characters at which a connection's requests pause
 
 
 class Outbox:
-    """A connection's frames waiting to be sent; ``put`` never blocks."""
+    """A connection's frames waiting to be sent; ``put`` never blocks.
+
+    ``wait_for_room`` lets the requests of *this* connection pause while it
+    holds more than ``HIGH_WATER`` characters of unsent text, so a client that
+    stops reading also stops its own upstream streams (flow control reaches
+    the server) instead of the relay reading them at full speed into memory.
+    No other connection waits on it.
+    """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -56,6 +64,12 @@ class Outbox:
         self.sent = trio.Event()  # set while every frame put so far has been sent
         self.sent.set()
         self._ready = trio.Event()
+        self._queued_chars = 0
+        self._room = trio.Event()
+        self._room.set()
+
+    async def wait_for_room(self) -> None:
+        await self._room.wait()
 
     def put(self, frame: dict[str, Any]) -> None:
         last = self.frames[-1] if self.frames else None
@@ -66,6 +80,9 @@ class Outbox:
             self.frames.append(frame)
             if len(self.frames) > self.limit:
                 self.overflowed = True
+        self._queued_chars += len(frame.get("text", "")) + 1
+        if self._queued_chars > HIGH_WATER and self._room.is_set():
+            self._room = trio.Event()
         if self.sent.is_set():
             self.sent = trio.Event()
         self._ready.set()
@@ -76,6 +93,8 @@ class Outbox:
             await self._ready.wait()
         batch = list(self.frames)
         self.frames.clear()
+        self._queued_chars = 0
+        self._room.set()
         return batch
 
 
@@ -236,6 +255,7 @@ class _Connection:
         async def forward(receive: trio.MemoryReceiveChannel[Batch]) -> None:
             async with receive:
                 async for batch in receive:
+                    await outbox.wait_for_room()
                     for event in batch:
                         if isinstance(event, TextDelta):
                             if event.choice == 0:
