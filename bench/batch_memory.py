@@ -29,54 +29,20 @@ alone takes about 3), ``--quick`` (under a minute).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import select
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
+from support import PYTHON, child_env, fresh_key, start_server, write_input
+
 CONCURRENCY = 64
 SAMPLE_EVERY_S = 0.25
 GOAL = 1.2
-
-
-def child_env(tmp: Path) -> dict[str, str]:
-    """The environment without settings that could change the client."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("STREAMKIT_", "OPENAI_"))
-    }
-    env["STREAMKIT_CONFIG"] = str(tmp / "absent.toml")
-    return env
-
-
-def start_server(env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
-    server = subprocess.Popen(
-        [PYTHON, str(ROOT / "tests" / "fault_server.py")],
-        stdout=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    assert server.stdout is not None
-    line = server.stdout.readline()
-    if not line.startswith("PORT "):
-        server.kill()
-        raise RuntimeError(f"fault server did not start: {line!r}")
-    return server, int(line.split()[1])
-
-
-def write_input(path: Path, lines: int) -> None:
-    with path.open("w", encoding="utf-8") as out:
-        for i in range(lines):
-            out.write(json.dumps({"id": i, "prompt": f"Write a haiku about the number {i}."})
-                      + "\n")
 
 
 def status_kib(pid: int) -> dict[str, int]:
@@ -109,7 +75,7 @@ class Measurement:
 
 
 def measure(port: int, src: Path, lines: int, env: dict[str, str]) -> Measurement:
-    url = f"http://127.0.0.1:{port}/ok/{uuid.uuid4().hex[:12]}/v1"
+    url = f"http://127.0.0.1:{port}/ok/{fresh_key()}/v1"
     argv = [PYTHON, "-m", "streamkit", "chat", "--jsonl", "--base-url", url,
             "-j", str(CONCURRENCY), "-i", str(src), "-o", os.devnull]
     start = time.perf_counter()

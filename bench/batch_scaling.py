@@ -64,14 +64,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
+from support import PYTHON, child_env, fresh_key, start_server, write_input
+
 DELAY_S = 0.2  # the delayed scenario's fixed wait before answering
 LEVELS = (1, 8, 64, 256)
 EXPECTED_TEXT = "Hello, world"
@@ -129,35 +128,6 @@ def sdk_client(base_url: str, concurrency: int, input_path: str, output_path: st
         records = [json.loads(line) for line in source if line.strip()]
     with open(output_path, "w", encoding="utf-8") as out:
         asyncio.run(main(records, out))
-
-
-def child_env(tmp: Path) -> dict[str, str]:
-    """The environment without settings that could change either client."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("STREAMKIT_", "OPENAI_"))
-    }
-    env["STREAMKIT_CONFIG"] = str(tmp / "absent.toml")
-    return env
-
-
-def start_server(env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
-    server = subprocess.Popen(
-        [PYTHON, str(ROOT / "tests" / "fault_server.py")],
-        stdout=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    assert server.stdout is not None
-    line = server.stdout.readline()
-    if not line.startswith("PORT "):
-        server.kill()
-        raise RuntimeError(f"fault server did not start: {line!r}")
-    return server, int(line.split()[1])
-
-
-def fresh_key() -> str:
-    return uuid.uuid4().hex[:12]
 
 
 def process_cpu_s(pid: int) -> float:
@@ -227,13 +197,6 @@ def check_output(client: str, out: Path, lines: int) -> float:
         raise RuntimeError(f"{client}: {len(records)} records for {lines} lines, "
                            f"{len(bad)} wrong, e.g. {bad[:1]}")
     return statistics.fmean(r["latency"]["total_s"] for r in records) * 1e3
-
-
-def write_input(path: Path, lines: int) -> None:
-    with path.open("w", encoding="utf-8") as out:
-        for i in range(lines):
-            out.write(json.dumps({"id": i, "prompt": f"Write a haiku about the number {i}."})
-                      + "\n")
 
 
 def lines_for(concurrency: int, quick: bool) -> int:

@@ -33,37 +33,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
+from support import PYTHON, child_env, fresh_key, start_server
+
 EXIT_INTERRUPTED = 130
-
-
-def child_env(tmp: Path) -> dict[str, str]:
-    """The environment without settings that could change the client."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("STREAMKIT_", "OPENAI_"))
-    }
-    env["STREAMKIT_CONFIG"] = str(tmp / "absent.toml")
-    return env
-
-
-def start_server(env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
-    server = subprocess.Popen(
-        [PYTHON, str(ROOT / "tests" / "fault_server.py")],
-        stdout=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    assert server.stdout is not None
-    line = server.stdout.readline()
-    if not line.startswith("PORT "):
-        server.kill()
-        raise RuntimeError(f"fault server did not start: {line!r}")
-    return server, int(line.split()[1])
 
 
 def wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> None:
@@ -82,7 +56,7 @@ def wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> None:
 
 def one_run(port: int, env: dict[str, str], delay: float) -> tuple[float, int, bytes, bytes]:
     """Seconds from SIGINT to exit, the exit code, stdout and stderr."""
-    url = f"http://127.0.0.1:{port}/slow/{uuid.uuid4().hex[:12]}/v1"
+    url = f"http://127.0.0.1:{port}/slow/{fresh_key()}/v1"
     proc = subprocess.Popen(
         [PYTHON, "-m", "streamkit", "chat", "hi", "--base-url", url],
         stdout=subprocess.PIPE,

@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-PYTHON = sys.executable
+from support import PYTHON, child_env
 
 REFERENCES: list[tuple[str, list[str]]] = [
     ("python -c pass", ["-c", "pass"]),
@@ -42,15 +42,6 @@ REFERENCES: list[tuple[str, list[str]]] = [
     ("python -m streamkit --help", ["-m", "streamkit", "--help"]),
 ]
 CHAT = ["-m", "streamkit", "chat", "Hi", "-n", "1"]
-
-
-def child_env(tmp: Path) -> dict[str, str]:
-    """The environment without settings that could select a server or a model."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("STREAMKIT_", "OPENAI_"))
-    }
-    env["STREAMKIT_CONFIG"] = str(tmp / "absent.toml")
-    return env
 
 
 def time_to_exit(args: list[str], env: dict[str, str]) -> float:

@@ -82,7 +82,6 @@ import tempfile
 import termios
 import threading
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,8 +91,8 @@ import trio
 from httpx_sse import aconnect_sse
 from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
+from support import PYTHON, child_env, fresh_key, start_server
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 TOKEN = "tok "
 STALL_GOAL = 0.95
@@ -102,25 +101,6 @@ LATENCY_TOKENS = 5  # read this many tokens of the slow scenario, then disconnec
 
 
 # -- processes ---------------------------------------------------------------
-
-
-def child_env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMKIT_", "OPENAI_"))}
-    env["STREAMKIT_CONFIG"] = str(tmp / "absent.toml")
-    return env
-
-
-def start_server(env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
-    server = subprocess.Popen(
-        [PYTHON, str(ROOT / "tests" / "fault_server.py")],
-        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env,
-    )
-    assert server.stdout is not None
-    line = server.stdout.readline()
-    if not line.startswith("PORT "):
-        server.kill()
-        raise RuntimeError(f"fault server did not start: {line!r}")
-    return server, int(line.split()[1])
 
 
 @dataclass
@@ -135,7 +115,7 @@ class RelayProcess:
 
 
 def start_relay(env: dict[str, str], server_port: int) -> RelayProcess:
-    base_url = f"http://127.0.0.1:{server_port}/by-model/{uuid.uuid4().hex[:12]}/v1"
+    base_url = f"http://127.0.0.1:{server_port}/by-model/{fresh_key()}/v1"
     proc = subprocess.Popen(
         [PYTHON, "-m", "streamkit", "relay", "--port", "0", "--base-url", base_url,
          "--max-retries", "0", "--slow-client-timeout", str(SLOW_CLIENT_TIMEOUT)],
@@ -393,7 +373,7 @@ class Bench:
         return {"relay": self.relay.proc.pid, "server": self.server_pid}
 
     def direct_base(self, model: str) -> str:
-        return f"http://127.0.0.1:{self.server_port}/{model}/{uuid.uuid4().hex[:12]}/v1"
+        return f"http://127.0.0.1:{self.server_port}/{model}/{fresh_key()}/v1"
 
     async def settle(self) -> float:
         return await wait_idle(self.relay.proc.pid)

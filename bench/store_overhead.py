@@ -54,14 +54,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
+from support import PYTHON, child_env, fresh_key, start_server
+
 GOAL = 0.97
 MODES = ("--no-log", "--db (fresh file)")
 TOKEN = "tok "
@@ -77,31 +76,6 @@ class Run:
 class Samples:
     full: list[Run] = field(default_factory=list)  # many-N
     fixed: list[Run] = field(default_factory=list)  # many-1
-
-
-def child_env(tmp: Path) -> dict[str, str]:
-    """The environment without settings that could change the command."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMKIT_", "OPENAI_"))}
-    env["STREAMKIT_CONFIG"] = str(tmp / "absent.toml")
-    env["STREAMKIT_DB"] = str(tmp / "never-used.db")  # --db or --no-log is always given
-    return env
-
-
-def start_server(env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
-    server = subprocess.Popen(
-        [PYTHON, str(ROOT / "tests" / "fault_server.py")],
-        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env,
-    )
-    assert server.stdout is not None
-    line = server.stdout.readline()
-    if not line.startswith("PORT "):
-        server.kill()
-        raise RuntimeError(f"fault server did not start: {line!r}")
-    return server, int(line.split()[1])
-
-
-def fresh_key() -> str:
-    return uuid.uuid4().hex[:12]
 
 
 def complete_argv(port: int, scenario: str, mode: str, tmp: Path) -> list[str]:
@@ -387,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        env = child_env(tmp)
+        env = child_env(tmp, db=tmp / "never-used.db")  # --db or --no-log is always given
         server, port = start_server(env)
         try:
             print(f"Python {sys.version.split()[0]} on {os.cpu_count()} CPU(s), shared with "

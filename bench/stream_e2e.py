@@ -46,12 +46,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
+from support import PYTHON, child_env, fresh_key, start_server
 
 RAW_CLIENT = r"""
 import socket, sys
@@ -99,35 +97,6 @@ def sdk_client(base_url: str) -> None:
         print(written, file=sys.stderr)
 
     asyncio.run(main())
-
-
-def child_env(tmp: Path) -> dict[str, str]:
-    """The environment without settings that could change either client."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("STREAMKIT_", "OPENAI_"))
-    }
-    env["STREAMKIT_CONFIG"] = str(tmp / "absent.toml")
-    return env
-
-
-def start_server(env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
-    server = subprocess.Popen(
-        [PYTHON, str(ROOT / "tests" / "fault_server.py")],
-        stdout=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    assert server.stdout is not None
-    line = server.stdout.readline()
-    if not line.startswith("PORT "):
-        server.kill()
-        raise RuntimeError(f"fault server did not start: {line!r}")
-    return server, int(line.split()[1])
-
-
-def fresh_key() -> str:
-    return uuid.uuid4().hex[:12]
 
 
 def timed_run(argv: Sequence[str], env: dict[str, str]) -> tuple[float, int, str]:
