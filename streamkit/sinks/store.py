@@ -3,8 +3,8 @@
 It must not slow the producer or the printer, so receiving never waits on
 the disk: the receiving task only appends text to a buffer, and a second task
 writes the buffer in a worker thread about every 200 ms or 1 KiB, whichever
-comes first. The reply row is created with the first text; when the stream
-ends, the row gets its status (``complete``, ``interrupted`` for Ctrl-C,
+comes first (but not more than once per 20 ms). The reply row is created
+with the first text; when the stream ends, the row gets its status (``complete``, ``interrupted`` for Ctrl-C,
 SIGTERM or a timeout, ``error``), finish reason, usage, TTFT and duration.
 """
 
@@ -27,6 +27,7 @@ from streamkit.store import Store, StoredMessage
 
 FLUSH_INTERVAL = 0.2  # seconds
 FLUSH_BYTES = 1024
+MIN_GAP = 0.02  # seconds between two writes, at least
 
 
 class AsyncStore:
@@ -204,6 +205,10 @@ class ReplyRecorder:
             # its thread must still get a flush of its own.
             done = self._done
             await self._flush()
+            if not done:
+                # At most one write per MIN_GAP however fast the stream: a
+                # 1 KiB trigger alone would write every few hundred tokens.
+                await trio.sleep(MIN_GAP)
             if done:
                 break
         await self._ensure_row()
