@@ -4,8 +4,9 @@ It must not slow the producer or the printer, so receiving never waits on
 the disk: the receiving task only appends text to a buffer, and a second task
 writes the buffer in a worker thread about every 200 ms or 1 KiB, whichever
 comes first (but not more than once per 20 ms). The reply row is created
-with the first text; when the stream ends, the row gets its status (``complete``, ``interrupted`` for Ctrl-C,
-SIGTERM or a timeout, ``error``), finish reason, usage, TTFT and duration.
+with the first text; when the stream ends, the row gets its status
+(``complete``, ``interrupted`` for Ctrl-C, SIGTERM or a timeout, ``error``),
+finish reason, usage, TTFT and duration.
 """
 
 from __future__ import annotations
