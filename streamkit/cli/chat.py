@@ -156,7 +156,7 @@ def chat(
                 batch_name=batch_name,
             )
         conversation = open_conversation(
-            opt.database_path(db, settings), enabled=settings.log and not no_log,
+            opt.log_database(db, settings, no_log),
             continue_last=continue_last, conversation_id=conversation_id, system=system,
         )
         tools = select_tools(tool_names or [], tools_files or [], settings.tools,

@@ -82,9 +82,7 @@ def complete(
             )
         text = await read_prompt_argument(prompt)
         request = GenerationRequest("completion", settings.model, options, prompt=text)
-        conversation = open_conversation(
-            opt.database_path(db, settings), enabled=settings.log and not no_log
-        )
+        conversation = open_conversation(opt.log_database(db, settings, no_log))
         async with open_backend(settings) as backend, conversation as (log, _):
             stored = await replay_or_record(log, request_id)
             if stored is not None:

@@ -52,19 +52,18 @@ class AsyncStore:
 
 @asynccontextmanager
 async def open_conversation(
-    db: Path,
+    db: Path | None,
     *,
-    enabled: bool,
     continue_last: bool = False,
     conversation_id: str | None = None,
     system: str | None = None,
 ) -> AsyncIterator[tuple[ConversationLog | None, list[Message]]]:
     """The conversation to log into and the history it already has.
 
-    With logging off, yields ``(None, [])`` -- unless a conversation to
-    continue was asked for, which needs the log.
+    With logging off (``db`` is None), yields ``(None, [])`` -- unless a
+    conversation to continue was asked for, which needs the log.
     """
-    if not enabled:
+    if db is None:
         if continue_last or conversation_id:
             raise UsageError("--continue and --cid need the conversation log (not --no-log)")
         yield None, []
