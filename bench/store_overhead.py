@@ -277,8 +277,7 @@ def one_reply(url: str, path: Path) -> ReplyWrites:
             producer = OpenAIHTTPProducer(client, max_retries=0)
             log = ConversationLog(AsyncStore(store), store.new_conversation())
             request = GenerationRequest("chat", None, messages=(Message("user", "x"),))
-            recorder = await log.reply_recorder(request, provider=producer.provider,
-                                                model=None)
+            recorder = await log.reply_recorder(request, producer)
             before = proc_io()
             start = time.perf_counter()
             printer = Printer(Discard())  # type: ignore[arg-type]

@@ -34,7 +34,7 @@ from streamkit.backend import Backend
 from streamkit.events import Batch, encode_event_line
 from streamkit.pipeline import run_stream
 from streamkit.protocol.ndjson import BatchRecord, InputProblem, LineSplitter, parse_record
-from streamkit.request import GenerationOptions, Message
+from streamkit.request import GenerationOptions
 from streamkit.sinks.stats import StatsRecorder
 from streamkit.sinks.store import AsyncStore, ConversationLog, replay_or_record
 from streamkit.store import StoredMessage
@@ -89,7 +89,6 @@ class BatchRunner:
         events: bool = False,
         skip_ids: frozenset[bytes] = frozenset(),
         request_timeout: float | None = None,
-        model_label: str | None = None,
         progress: BatchProgress | None = None,
         store: AsyncStore | None = None,
         batch_name: str | None = None,
@@ -105,7 +104,6 @@ class BatchRunner:
         self.events = events
         self.skip_ids = skip_ids
         self.request_timeout = request_timeout
-        self.model_label = model_label or model
         self.progress = progress
         self.store = store  # the conversation log: one conversation per line
         self.batch_name = batch_name
@@ -172,13 +170,13 @@ class BatchRunner:
                 await results.send((seq, record))
 
     async def _run_one(self, job: BatchRecord) -> dict[str, Any]:
+        done = self.replay.get(id_key(job.id))
+        if done is not None:
+            return _replayed_record(job, done)
         recorder = StatsRecorder()
         consumers: list[Callable] = [recorder]
         if self.events:
             consumers.append(partial(_forward_events, self.output, job.id))
-        done = self.replay.get(id_key(job.id))
-        if done is not None:
-            return _replayed_record(job, done)
         if self.store is not None:
             log = ConversationLog(self.store, await self.store.call(
                 "new_conversation", batch=self.batch_name, record_id=id_key(job.id).decode()
@@ -186,13 +184,7 @@ class BatchRunner:
             stored = await replay_or_record(log, job.idempotency_key)
             if stored is not None:
                 return _replayed_record(job, stored)
-            request = job.request
-            for message in request.messages or (Message("user", request.prompt),):
-                await log.add_message(message.role, message.content)
-            consumers.append(await log.reply_recorder(
-                request, provider=self.backend.provider,
-                model=request.model or self.model_label,
-            ))
+            consumers.append(await log.record_request(job.request, self.backend))
         scope = trio.CancelScope(relative_deadline=self.request_timeout or math.inf)
         reply = await run_stream(partial(self.backend.stream, job.request), consumers, stop=scope)
         if reply.error is not None:
@@ -207,7 +199,7 @@ class BatchRunner:
             "text": reply.text,
             "finish_reason": reply.finish_reason,
             "usage": msgspec.structs.asdict(reply.usage) if reply.usage else None,
-            "model": job.request.model or self.model_label,
+            "model": job.request.model or self.backend.model_name,
             "latency": {
                 "ttft_s": (
                     round(recorder.first_token_at - recorder.started, 6)

@@ -39,7 +39,6 @@ from streamkit.errors import UsageError
 from streamkit.events import Batch, TextDelta, ToolCallDelta, Usage
 from streamkit.pipeline import run_stream
 from streamkit.protocol.relay import BadFrame, CancelFrame, GenerateFrame, error_frame, parse_frame
-from streamkit.request import Message
 from streamkit.sinks.store import AsyncStore, ConversationLog, ReplyRecorder
 
 _encode = msgspec.json.Encoder().encode
@@ -295,13 +294,7 @@ class _Connection:
         store = self.relay.store
         assert store is not None
         log = ConversationLog(store, await store.call("new_conversation", batch="relay"))
-        request = frame.request
-        for message in request.messages or (Message("user", request.prompt),):
-            await log.add_message(message.role, message.content)
-        return await log.reply_recorder(
-            request, provider=self.relay.backend.provider,
-            model=request.model or self.relay.backend.model_name,
-        )
+        return await log.record_request(frame.request, self.relay.backend)
 
     async def _send_loop(self) -> None:
         while True:

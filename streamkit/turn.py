@@ -45,11 +45,7 @@ async def stream_turn(
     if log is not None:
         if prompt_text is not None:
             await log.add_message("user", prompt_text)
-        consumers.append(
-            await log.reply_recorder(
-                request, provider=backend.provider, model=request.model or backend.model_name
-            )
-        )
+        consumers.append(await log.reply_recorder(request, backend))
     reply = await run_stream(partial(backend.stream, request), consumers, stop=stop)
     if printer.wrote_text and not printer.ends_with_newline:
         out.write(b"\n")

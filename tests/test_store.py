@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import trio
 
@@ -201,9 +202,8 @@ async def test_reply_is_written_in_batches_not_per_token(tmp_path, autojump_cloc
 
     store.append_chunk = counting_append
     log = ConversationLog(AsyncStore(store), store.new_conversation())
-    recorder = await log.reply_recorder(
-        GenerationRequest("completion", "m", prompt="x"), provider="test", model="m"
-    )
+    backend = SimpleNamespace(provider="test", model_name="m")
+    recorder = await log.reply_recorder(GenerationRequest("completion", "m", prompt="x"), backend)
 
     async def produce(send):
         for i in range(2000):  # 2000 tokens, one every 2 ms: 4 s of streaming

@@ -120,7 +120,7 @@ async def run_jsonl(
                 backend, out, kind=kind, model=settings.model, defaults=options,
                 concurrency=concurrency, ordered=ordered, events=events, skip_ids=skip,
                 request_timeout=settings.timeout,
-                model_label=backend.model_name or settings.model, progress=progress,
+                progress=progress,
                 store=store, batch_name=batch_name, replay=replay,
             )
             with interrupts.guard() as scope, scope, progress or contextlib.nullcontext():

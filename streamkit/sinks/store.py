@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import trio
@@ -25,6 +25,9 @@ from streamkit.events import Batch, TextDelta, ToolResult
 from streamkit.reply import Reply
 from streamkit.request import GenerationRequest, Message, ToolCallRef
 from streamkit.store import Store, StoredMessage
+
+if TYPE_CHECKING:
+    from streamkit.backend import Backend
 
 FLUSH_INTERVAL = 0.2  # seconds
 FLUSH_BYTES = 1024
@@ -139,17 +142,23 @@ class ConversationLog:
         )
         await self.add_message("tool", result.content, tool_call_id=result.call_id)
 
-    async def reply_recorder(
-        self, request: GenerationRequest, *, provider: str, model: str | None
-    ) -> ReplyRecorder:
+    async def reply_recorder(self, request: GenerationRequest, backend: Backend) -> ReplyRecorder:
         """Log the request (options only: no key, no headers) and return the reply's sink."""
         options = msgspec.structs.asdict(request.options)
+        model = request.model or backend.model_name
         request_id = await self.store.call(
-            "add_request", self.conversation_id, kind=request.kind, provider=provider,
+            "add_request", self.conversation_id, kind=request.kind, provider=backend.provider,
             model=model, options={k: v for k, v in options.items() if v not in (None, ())},
             idempotency_key=self.idempotency_key,
         )
-        return ReplyRecorder(self, request_id=request_id, provider=provider, model=model)
+        return ReplyRecorder(self, request_id=request_id, provider=backend.provider, model=model)
+
+    async def record_request(self, request: GenerationRequest, backend: Backend) -> ReplyRecorder:
+        """A whole request at once (batch lines, relayed requests): its messages, then
+        the sink of its reply."""
+        for message in request.messages or (Message("user", request.prompt),):
+            await self.add_message(message.role, message.content)
+        return await self.reply_recorder(request, backend)
 
 
 class ReplyRecorder:
