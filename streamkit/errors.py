@@ -142,3 +142,17 @@ def redact(text: str, secrets: list[str | None]) -> str:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
     return text
+
+
+def one_line(value: object, width: int | None = None) -> str:
+    """``value`` on one line (each run of whitespace one space), cut to ``width``.
+
+    An exception whose message is empty is named by its type, so that an
+    error line never ends in nothing.
+    """
+    text = " ".join(str(value).split())
+    if not text and not isinstance(value, str):
+        text = type(value).__name__
+    if width is not None and len(text) > width:
+        text = text[: width - 1] + "…"
+    return text

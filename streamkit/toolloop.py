@@ -17,7 +17,7 @@ import msgspec
 import trio
 
 from streamkit.backend import Backend
-from streamkit.errors import ToolHopLimit
+from streamkit.errors import ToolHopLimit, one_line
 from streamkit.events import ToolResult, encode_event_line
 from streamkit.reply import Reply
 from streamkit.request import GenerationRequest, Message, ToolCallRef
@@ -86,11 +86,5 @@ def _show(result: ToolResult, arguments: str, events: bool) -> None:
         sys.stdout.buffer.flush()
         return
     mark = "" if result.status == "ok" else f" [{result.status}]"
-    print(f"streamkit: tool {result.name}({_flat(arguments, 200)}) -> "
-          f"{_flat(result.content, 120)}{mark}", file=sys.stderr, flush=True)
-
-
-def _flat(text: str, width: int) -> str:
-    """``text`` on one line, cut to ``width`` characters."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
+    print(f"streamkit: tool {result.name}({one_line(arguments, 200)}) -> "
+          f"{one_line(result.content, 120)}{mark}", file=sys.stderr, flush=True)

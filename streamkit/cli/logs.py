@@ -12,7 +12,7 @@ import typer
 from streamkit.cli import options as opt
 from streamkit.cli.runner import run_blocking_command
 from streamkit.config import load_config, resolve_settings
-from streamkit.errors import UsageError
+from streamkit.errors import UsageError, one_line
 from streamkit.store import Store, StoredMessage
 
 logs_app = typer.Typer(
@@ -38,11 +38,6 @@ def _when(timestamp: float) -> str:
     return datetime.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
 
 
-def _one_line(text: str, width: int) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
-
-
 def _print_json(value: object) -> None:
     sys.stdout.buffer.write(msgspec.json.encode(value) + b"\n")
 
@@ -66,7 +61,7 @@ def list_conversations(db: opt.Database = None, limit: Limit = 20,
                 _print_json(item)
             else:
                 print(f"{item.id}  {_when(item.updated_at)}  {item.messages:3d} msgs  "
-                      f"{item.model or '-':<12}  {_one_line(item.first_prompt, 50)}")
+                      f"{item.model or '-':<12}  {one_line(item.first_prompt, 50)}")
 
     raise typer.Exit(run_blocking_command(body))
 
@@ -139,7 +134,7 @@ def search(
             if as_json:
                 _print_json({**msgspec.structs.asdict(message), "snippet": snippet})
             else:
-                print(f"{message.conversation_id}  {message.role:<9}  {_one_line(snippet, 80)}")
+                print(f"{message.conversation_id}  {message.role:<9}  {one_line(snippet, 80)}")
 
     raise typer.Exit(run_blocking_command(body))
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 
+from streamkit.errors import one_line
 from streamkit.events import (
     Event,
     Finish,
@@ -179,7 +180,7 @@ class ChunkParser:
             message = error.get("message") or msgspec.json.encode(error).decode()
             code = error.get("code")
             status = code if isinstance(code, int) else None
-        text = " ".join(str(message).split())
+        text = one_line(message)
         return StreamError("http", f"the server reported an error mid-stream: {text}", status)
 
 

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import trio
 
-from streamkit.errors import ModelError
+from streamkit.errors import ModelError, one_line
 from streamkit.events import (
     Batch,
     Event,
@@ -165,7 +165,7 @@ class LocalModel:
                 verbose=False,
             )
         except (ValueError, RuntimeError, OSError) as exc:
-            raise ModelError(f"cannot load model {self.path}: {_one_line(exc)}") from None
+            raise ModelError(f"cannot load model {self.path}: {one_line(exc)}") from None
         self._chat_format = _chat_formatter(llm)
         self._llm = llm
 
@@ -253,7 +253,7 @@ class LlamaLocalProducer:
             mailbox.put(StreamError(exc.kind, exc.message))
             return
         except (RuntimeError, ValueError) as exc:  # llama.cpp failures
-            mailbox.put(StreamError("model", f"the model failed: {_one_line(exc)}"))
+            mailbox.put(StreamError("model", f"the model failed: {one_line(exc)}"))
             return
         if reason != "cancelled":
             mailbox.put(Finish(reason))
@@ -375,7 +375,3 @@ def _chat_formatter(llm: Llama) -> Any:
         eos_token=token_text("tokenizer.ggml.eos_token_id"),
         bos_token=token_text("tokenizer.ggml.bos_token_id"),
     )
-
-
-def _one_line(value: object) -> str:
-    return " ".join(str(value).split()) or type(value).__name__

@@ -31,6 +31,7 @@ from streamkit.errors import (
     RequestTimeout,
     StreamkitError,
     UsageError,
+    one_line,
     redact,
 )
 from streamkit.events import Batch, StreamError
@@ -214,12 +215,12 @@ class OpenAIHTTPProducer:
         if isinstance(exc, httpx.TimeoutException):
             return RequestTimeout(f"no data from {url} within the idle timeout (--idle-timeout)")
         if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-            return UsageError(f"invalid base URL {url!r}: {_one_line(exc)}")
+            return UsageError(f"invalid base URL {url!r}: {one_line(exc)}")
         if isinstance(exc, httpx.DecodingError):
-            return ProtocolError(f"undecodable response body from {url}: {_one_line(exc)}")
+            return ProtocolError(f"undecodable response body from {url}: {one_line(exc)}")
         if sent_any:
-            return ProtocolError(f"the connection to {url} broke mid-stream: {_one_line(exc)}")
-        return ConnectFailed(f"cannot connect to {url}: {_one_line(exc)}", retryable=True)
+            return ProtocolError(f"the connection to {url} broke mid-stream: {one_line(exc)}")
+        return ConnectFailed(f"cannot connect to {url}: {one_line(exc)}", retryable=True)
 
     async def context_budget(self, request: GenerationRequest) -> tuple[int, Callable] | None:
         """From the profile's ``context_tokens`` (the API does not tell it), else None.
@@ -263,17 +264,12 @@ def _error_detail(raw: bytes) -> str:
     try:
         payload = msgspec.json.decode(raw)
     except msgspec.DecodeError:
-        return _one_line(raw.decode("utf-8", "replace"))[:300]
+        return one_line(raw.decode("utf-8", "replace"))[:300]
     if isinstance(payload, dict):
         error = payload.get("error")
         if isinstance(error, dict) and error.get("message"):
-            return _one_line(str(error["message"]))[:500]
+            return one_line(str(error["message"]))[:500]
         for key in ("error", "detail", "message"):
             if payload.get(key):
-                return _one_line(str(payload[key]))[:500]
-    return _one_line(raw.decode("utf-8", "replace"))[:300]
-
-
-def _one_line(value: object) -> str:
-    text = " ".join(str(value).split())
-    return text or type(value).__name__
+                return one_line(str(payload[key]))[:500]
+    return one_line(raw.decode("utf-8", "replace"))[:300]
