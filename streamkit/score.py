@@ -25,7 +25,6 @@ Prefix reuse
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from streamkit.errors import ModelError, UsageError
+from streamkit.localmodels import LLAMA_THREADS
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -75,9 +75,8 @@ class LocalScorer:
         try:
             from llama_cpp import Llama
 
-            threads = max(1, min(os.cpu_count() or 1, 8))
             self.llm: Llama = Llama(model_path=str(path), n_ctx=n_ctx, logits_all=True,
-                                    n_threads=threads, n_threads_batch=threads,
+                                    n_threads=LLAMA_THREADS, n_threads_batch=LLAMA_THREADS,
                                     verbose=False)
         except ImportError:
             raise ModelError("scoring needs llama-cpp-python: pip install llama-cpp-python") \

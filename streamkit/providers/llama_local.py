@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import os
 import random
 import threading
 from collections.abc import Callable, Sequence
@@ -51,6 +50,7 @@ from streamkit.events import (
     TokenLogprob,
     Usage,
 )
+from streamkit.localmodels import LLAMA_THREADS
 from streamkit.protocol.stops import StopFilter
 from streamkit.request import GenerationRequest, Message
 
@@ -161,7 +161,7 @@ class LocalModel:
             llm = Llama(
                 model_path=str(self.path),
                 n_ctx=self.n_ctx,
-                n_threads=max(1, min(os.cpu_count() or 1, 8)),
+                n_threads=LLAMA_THREADS,
                 verbose=False,
             )
         except (ValueError, RuntimeError, OSError) as exc:
