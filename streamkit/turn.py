@@ -38,9 +38,9 @@ async def stream_turn(
     """
     out = sys.stdout.buffer
     printer = Printer(out, events=events)
-    recorder = StatsRecorder()
     consumers: list[Consumer] = [printer]
-    if stats:
+    recorder = StatsRecorder() if stats else None
+    if recorder is not None:
         consumers.append(recorder)
     if log is not None:
         if prompt_text is not None:
@@ -50,6 +50,6 @@ async def stream_turn(
     if printer.wrote_text and not printer.ends_with_newline:
         out.write(b"\n")
         out.flush()
-    if stats:
+    if recorder is not None:
         print(f"streamkit: {recorder.summary()}", file=sys.stderr, flush=True)
     return reply
