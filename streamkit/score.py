@@ -37,6 +37,8 @@ from streamkit.localmodels import LLAMA_THREADS
 if TYPE_CHECKING:
     from llama_cpp import Llama
 
+# Split into batches three ways at load, to see whether prefix reuse is exact.
+_PROBE_TEXT = "The quick brown fox jumps over the lazy dog while the cat sleeps in the sun."
 SCORING_CONTEXT = 2048  # tokens; logits for every position cost n_ctx x n_vocab floats
 
 
@@ -52,6 +54,7 @@ class ScoreResult(msgspec.Struct, omit_defaults=True):
     token_logprobs: list[float]
     top_logprobs: list[dict[str, float]] | None = None
     ranges: list[dict[str, Any]] | None = None
+    trusted: bool | None = None  # remote only: did the server pass the consistency check
 
 
 def parse_range(value: str) -> tuple[int, int]:
@@ -84,6 +87,34 @@ class LocalScorer:
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelError(f"cannot load model {path}: {exc}") from None
         self._evaluated: list[int] = []  # the tokens whose KV cache and logits are live
+        self.reuses_prefixes = self._batch_invariant()
+
+    def _batch_invariant(self) -> bool:
+        """Whether this model's logits are the same however a text is split into batches.
+
+        llama.cpp's CPU kernels for some weight types (repacked K-quants, for
+        one: Gemma 3's Q4_K_M) compute a row differently depending on the rows
+        evaluated with it, by up to a few hundredths of a nat. Prefix reuse
+        evaluates a text in two batches, so for such a model it would change
+        the numbers; it is used only when a probe shows identical logits.
+        """
+        llm = self.llm
+        probe = llm.tokenize(_PROBE_TEXT.encode(), add_bos=True)
+        whole = self._evaluate_in_batches(probe, [len(probe)])
+        return all(
+            (self._evaluate_in_batches(probe, split) == whole).all()
+            for split in ([len(probe) - 3, 3], [5, len(probe) - 5], [len(probe) - 1, 1])
+        )
+
+    def _evaluate_in_batches(self, tokens: list[int], sizes: list[int]) -> Any:
+        llm = self.llm
+        llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        llm.n_tokens = 0
+        start = 0
+        for size in sizes:
+            llm.eval(tokens[start : start + size])
+            start += size
+        return llm.scores[: len(tokens)].copy()
 
     def score(
         self,
@@ -113,41 +144,66 @@ class LocalScorer:
         peaks = rows.max(axis=1, keepdims=True)
         log_totals = peaks[:, 0] + np.log(np.exp(rows - peaks).sum(axis=1))
         picked = rows[np.arange(len(scored)), scored] - log_totals
-        pieces = [llm.detokenize([t]) for t in scored]
-        token_logprobs = [float(v) for v in picked]
-        total = math.fsum(token_logprobs)
-        result = ScoreResult(
-            id=record_id,
-            logprob=total,
-            n_tokens=len(scored),
-            is_greedy=bool(np.all(rows.argmax(axis=1) == np.array(scored))),
-            perplexity=math.exp(-total / len(scored)),
-            tokens=[p.decode("utf-8", "replace") for p in pieces],
-            token_logprobs=token_logprobs,
-        )
+        alternatives = None
         if top > 0:
-            result.top_logprobs = [
+            alternatives = [
                 {llm.detokenize([int(i)]).decode("utf-8", "replace"): float(row[i] - lse)
                  for i in np.argsort(row)[::-1][:top]}
                 for row, lse in zip(rows, log_totals, strict=True)
             ]
-        if ranges:
-            result.ranges = _sum_ranges(pieces, token_logprobs, context, continuation, ranges)
-        return result
+        return build_result(
+            record_id,
+            [llm.detokenize([t]) for t in scored],
+            [float(v) for v in picked],
+            is_greedy=bool(np.all(rows.argmax(axis=1) == np.array(scored))),
+            top_logprobs=alternatives,
+            continuation=continuation,
+            ranges=ranges,
+        )
 
     def _logits(self, full: list[int]) -> Any:
-        """Logit rows of every position of ``full`` but the last, reusing a shared prefix."""
+        """Logit rows of every position of ``full``, reusing a shared prefix if exact.
+
+        All of ``full`` is evaluated, its last token too, so that a text scored
+        afresh is one batch exactly as an independent evaluation would run it.
+        """
         llm = self.llm
-        needed = full[:-1]
-        keep = _common_prefix(self._evaluated, needed)
+        keep = _common_prefix(self._evaluated, full) if self.reuses_prefixes else 0
         self._evaluated = []  # unknown state until the evaluation below succeeds
         if keep < llm.n_tokens:
             llm._ctx.kv_cache_seq_rm(-1, keep, -1)  # roll back to the shared prefix
             llm.n_tokens = keep
-        if needed[keep:]:
-            llm.eval(needed[keep:])
-        self._evaluated = list(needed)
-        return llm.scores[: len(needed)]
+        if full[keep:]:
+            llm.eval(full[keep:])
+        self._evaluated = list(full)
+        return llm.scores[: len(full)]
+
+
+def build_result(
+    record_id: Any,
+    pieces: list[bytes],
+    token_logprobs: list[float],
+    *,
+    is_greedy: bool,
+    top_logprobs: list[dict[str, float]] | None,
+    continuation: str,
+    ranges: Sequence[tuple[int, int]] = (),
+    trusted: bool | None = None,
+) -> ScoreResult:
+    """The result of the scored tokens ``pieces`` (UTF-8 bytes, ending the text)."""
+    total = math.fsum(token_logprobs)
+    return ScoreResult(
+        id=record_id,
+        logprob=total,
+        n_tokens=len(pieces),
+        is_greedy=is_greedy,
+        perplexity=math.exp(-total / len(pieces)),
+        tokens=[p.decode("utf-8", "replace") for p in pieces],
+        token_logprobs=token_logprobs,
+        top_logprobs=top_logprobs,
+        ranges=_sum_ranges(pieces, token_logprobs, continuation, ranges) if ranges else None,
+        trusted=trusted,
+    )
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -162,7 +218,6 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 def _sum_ranges(
     pieces: list[bytes],
     logprobs: list[float],
-    context: str,
     continuation: str,
     ranges: Sequence[tuple[int, int]],
 ) -> list[dict[str, Any]]:

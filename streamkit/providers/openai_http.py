@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import httpx
 import msgspec
@@ -40,6 +40,7 @@ from streamkit.request import GenerationRequest, Message, openai_body
 from streamkit.retry import backoff_delay, is_retryable_status, parse_retry_after
 
 _ERROR_BODY_LIMIT = 64 * 1024
+T = TypeVar("T")
 
 
 def build_client(
@@ -137,16 +138,24 @@ class OpenAIHTTPProducer:
         has been sent yet. The channel is not closed here: the caller owns it.
         """
         path, body = openai_body(request)
+        try:
+            await self._with_retries(lambda: self._stream_once(path, body, send))
+        except StreamkitError as error:
+            await send.send([StreamError(error.kind, error.message, error.status)])
+
+    async def _with_retries(self, attempt_once: Callable[[], Awaitable[T]]) -> T:
+        """``attempt_once()`` until it succeeds, fails for good or runs out of retries.
+
+        After a 429 the shared gate holds every request of this producer.
+        """
         attempt = 0
         while True:
             await self.gate.wait()
             try:
-                await self._stream_once(path, body, send)
-                return
+                return await attempt_once()
             except StreamkitError as error:
                 if not error.retryable or attempt >= self.max_retries:
-                    await send.send([StreamError(error.kind, error.message, error.status)])
-                    return
+                    raise
                 delay = backoff_delay(attempt, error.retry_after)
                 if self.on_retry is not None:
                     self.on_retry(error, delay)
@@ -237,18 +246,32 @@ class OpenAIHTTPProducer:
 
         return self.context_tokens - reply_room, approximate
 
-    async def list_models(self) -> list[str]:
-        """The model ids the server offers (GET /models)."""
+    async def request_json(self, method: str, path: str, body: Any = None) -> Any:
+        """One non-streamed request: the decoded JSON answer, or a ``StreamkitError``.
+
+        Retried like a stream that has sent nothing yet: it has no output to lose.
+        """
+        return await self._with_retries(lambda: self._request_json_once(method, path, body))
+
+    async def _request_json_once(self, method: str, path: str, body: Any) -> Any:
         try:
-            response = await self.client.get("models")
+            response = await self.client.request(method, path, json=body)
         except (httpx.HTTPError, OSError) as exc:
             raise self._translate(exc, False) from None
         if response.status_code >= 400:
             raise await self._status_error(response)
         try:
-            payload = msgspec.json.decode(response.content)
+            return msgspec.json.decode(response.content)
+        except msgspec.DecodeError as exc:
+            raise ProtocolError(f"unexpected /{path} answer from {self.base_url}: "
+                                f"{exc}") from None
+
+    async def list_models(self) -> list[str]:
+        """The model ids the server offers (GET /models)."""
+        payload = await self._request_json_once("GET", "models", None)  # a preflight: no retries
+        try:
             return [item["id"] for item in payload["data"]]
-        except (msgspec.DecodeError, KeyError, TypeError) as exc:
+        except (KeyError, TypeError) as exc:
             raise ProtocolError(f"unexpected /models answer from {self.base_url}: {exc}") from None
 
     async def check_model(self, model: str | None) -> None:
