@@ -9,6 +9,7 @@ only the clock is virtual.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import statistics
 import uuid
@@ -23,7 +24,8 @@ from streamkit.loadtest.client import HTTPTarget
 from streamkit.loadtest.metrics import Sample, parse_slo, run_figures, summarize
 from streamkit.loadtest.runner import EARLY_STOP_FAILURES, Runner, RunResult, RunSpec
 from streamkit.loadtest.schedule import arrival_times, spaced_rates, split
-from streamkit.loadtest.workload import Item, Workload, random_workload
+from streamkit.loadtest.workload import Item, Tokenizer, Workload, load_dataset, random_workload
+from streamkit.localmodels import embedded_model_path
 from streamkit.providers.openai_http import OpenAIHTTPProducer
 from streamkit.request import GenerationOptions, GenerationRequest, Message
 
@@ -192,3 +194,49 @@ def test_figures_without_any_completed_request():
     figures = run_figures(failed, 0.3)
     assert figures["errors"] == {"connection": 3}
     assert figures["ttft_ms"] is None and figures["request_throughput"] == 0
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return Tokenizer(embedded_model_path())
+
+
+def test_random_prompts_have_the_asked_length_in_model_tokens(tokenizer):
+    items = random_workload(5, kind="completion", model=None, prompt_tokens=40,
+                            output_tokens=9, prompt_stdev=5, seed=2, tokenizer=tokenizer)
+    assert not items.approximate
+    for item in items.items:
+        assert item.prompt_tokens == tokenizer.count(item.request.prompt)
+        assert item.extra_body() == {"min_tokens": 9, "ignore_eos": True}
+    assert len({item.prompt_tokens for item in items.items}) > 1  # the spread
+    again = random_workload(5, kind="completion", model=None, prompt_tokens=40,
+                            output_tokens=9, prompt_stdev=5, seed=2, tokenizer=tokenizer)
+    assert again.items == items.items  # seeded
+
+
+def test_datasets_jsonl_and_sharegpt(tmp_path, tokenizer):
+    jsonl = tmp_path / "d.jsonl"
+    jsonl.write_text('{"id": 1, "prompt": "Hello there"}\n\n'
+                     '{"messages": [{"role": "user", "content": "Name a colour"}], '
+                     '"max_tokens": 5}\n')
+    items = load_dataset(jsonl, kind="chat", model="m", output_tokens=None, tokenizer=tokenizer)
+    assert [i.request.messages[-1].content for i in items.items] == ["Hello there",
+                                                                     "Name a colour"]
+    assert items.items[1].request.options.max_tokens == 5
+    assert items.items[0].prompt_tokens == tokenizer.count("Hello there")
+    assert items[2] == items[0]  # cycled
+
+    sharegpt = tmp_path / "sg.json"
+    sharegpt.write_text(json.dumps([
+        {"conversations": [{"from": "human", "value": "What is two and two?"},
+                           {"from": "gpt", "value": "It is four, of course."}]},
+        {"conversations": [{"from": "human", "value": "a lone turn"}]},
+    ]))
+    items = load_dataset(sharegpt, kind="chat", model=None, output_tokens=None,
+                         tokenizer=tokenizer)
+    assert len(items) == 1
+    assert items[0].output_tokens == tokenizer.count("It is four, of course.")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "ok"}\nnot json\n')
+    with pytest.raises(UsageError, match="line 2"):
+        load_dataset(bad, kind="chat", model=None, output_tokens=None, tokenizer=None)

@@ -84,6 +84,7 @@ def test_bench_reports_against_the_timed_server(run_cli, timed_url, tmp_path):
     for name in FILES:
         assert (tmp_path / "plots" / name).read_bytes().startswith(PNG)
     assert "concurrency" in result.stdout and "TTFT p50" in result.stdout
+    assert result.stderr == ""  # not a terminal: no live view
     everything = result.stdout + result.stderr + "".join(
         p.read_text() for p in (tmp_path / "r.json", tmp_path / "r.csv"))
     assert "SECRET" not in everything
@@ -210,3 +211,16 @@ def test_real_server_short_runs_give_a_complete_report_and_plots(run_cli, llama_
     assert report["prompt_tokens_approximate"] is True
     for name in FILES:
         assert (tmp_path / "plots" / name).read_bytes().startswith(PNG)
+
+
+def test_local_model_without_a_base_url(run_cli, tmp_path):
+    result = run_cli("bench", "--requests", "2", "--prompt-tokens", "8", "--output-tokens", "4",
+                     "--json", str(tmp_path / "local.json"), timeout=300)
+    assert result.code == 0, result.stderr
+    assert result.stderr == ""  # not a terminal: no live view, no llama.cpp noise
+    report = check_report(tmp_path / "local.json", runs=1)
+    assert (report["base_url"], report["model"]) == ("local", "smollm2")
+    assert report["prompt_tokens_approximate"] is False  # the local GGUF's tokenizer
+    run = report["runs"][0]
+    assert run["requests_completed"] == 2 and run["output_tokens_source"] == "usage"
+    assert 0 < run["output_tokens"] <= 8

@@ -133,6 +133,13 @@ def _tokenizer(config: BenchConfig, settings: Settings) -> Tokenizer | None:
     return None
 
 
+def _model_name(settings: Settings) -> str | None:
+    """The model asked for; for the local backend, the one that will answer."""
+    if settings.base_url:
+        return settings.model
+    return resolve_local_model(settings.model, settings.local_models)[0]
+
+
 def build_workload(config: BenchConfig, settings: Settings, count: int,
                    tokenizer: Tokenizer | None) -> Workload:
     kind = "completion" if config.endpoint == "completions" else "chat"
@@ -187,7 +194,8 @@ async def run_bench(config: BenchConfig, settings: Settings, interrupts: Interru
         build_workload, config, settings, total if total > config.warmup else DURATION_POOL,
         tokenizer)
     info = ReportInfo(
-        base_url=settings.base_url or "local", model=settings.model, endpoint=config.endpoint,
+        base_url=settings.base_url or "local", model=_model_name(settings),
+        endpoint=config.endpoint,
         started_at=now_iso(), workload=workload.description,
         prompt_tokens_approximate=workload.approximate,
         slo_ms={k: v * 1000 for k, v in config.slo.items()} if config.slo else None,
