@@ -10,6 +10,7 @@ import typer
 from typer import rich_utils
 
 from streamkit import __version__
+from streamkit.cli.bench import bench_app
 from streamkit.cli.chat import chat
 from streamkit.cli.complete import complete
 from streamkit.cli.config_cmd import config_app
@@ -76,5 +77,6 @@ app.command(rich_help_panel="Generate")(complete)
 app.command(rich_help_panel="Evaluate")(score)
 app.command(rich_help_panel="Servers and models")(models)
 app.command(rich_help_panel="Servers and models")(relay)
+app.add_typer(bench_app, rich_help_panel="Evaluate")
 app.add_typer(logs_app, rich_help_panel="Conversation log")
 app.add_typer(config_app, rich_help_panel="Settings")

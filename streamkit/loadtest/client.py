@@ -1,0 +1,173 @@
+"""One timed request: every timestamp is taken when its bytes arrive, before parsing.
+
+A ``Measurement`` is filled in as the response arrives, so that a request
+cut short (the caller's ``--timeout`` cancel scope, a broken connection)
+still tells what it received. bench never retries: a failure is recorded
+with its type -- ``http_<status>``, ``connection``, ``timeout``,
+``protocol``, ``model`` -- and the run goes on.
+
+Two targets share the measurement: ``HTTPTarget`` (an OpenAI-compatible
+server; the response body is read with httpx on Trio and decoded by the
+sans-IO ``OpenAIStreamDecoder``) and ``BackendTarget`` (the local model, whose
+event batches are timed as they leave the model thread).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+import trio
+
+from streamkit.errors import StreamkitError
+from streamkit.events import Batch, Event, StreamError, TextDelta, ToolCallDelta, Usage
+from streamkit.loadtest.metrics import Sample
+from streamkit.loadtest.workload import Item, Tokenizer
+from streamkit.protocol.openai import OpenAIStreamDecoder
+from streamkit.request import openai_body
+
+if TYPE_CHECKING:
+    from streamkit.backend import Backend
+    from streamkit.providers.openai_http import OpenAIHTTPProducer
+
+_CONTENT = (TextDelta, ToolCallDelta)
+
+
+def error_type(kind: str, status: int | None) -> str:
+    """The key a failure is counted under: ``http_503``, ``timeout``, ..."""
+    return f"http_{status}" if kind == "http" and status else kind
+
+
+class Measurement:
+    """What one request received, and when (``trio.current_time()`` seconds)."""
+
+    __slots__ = ("chunks", "end", "error", "first", "itl", "last", "message", "sent", "text",
+                 "usage")
+
+    def __init__(self, sent: float) -> None:
+        self.sent = sent
+        self.first: float | None = None
+        self.last = sent
+        self.end: float | None = None
+        self.itl: list[float] = []
+        self.chunks = 0
+        self.text: list[str] = []
+        self.usage: Usage | None = None
+        self.error: str | None = None
+        self.message: str | None = None
+
+    def feed(self, events: list[Event], at: float) -> None:
+        """Events decoded from the bytes that arrived at ``at``."""
+        for event in events:
+            if isinstance(event, _CONTENT):
+                if self.first is None:
+                    self.first = at
+                else:
+                    self.itl.append(at - self.last)
+                self.last = at
+                self.chunks += 1
+                if type(event) is TextDelta:
+                    self.text.append(event.text)
+            elif type(event) is Usage:
+                self.usage = event
+            elif type(event) is StreamError:
+                self.fail(error_type(event.kind, event.status), event.message)
+
+    def fail(self, kind: str, message: str) -> None:
+        if self.error is None:
+            self.error, self.message = kind, message
+
+    def sample(
+        self, index: int, origin: float, *, item: Item, tokenizer: Tokenizer | None,
+        scheduled_at: float | None = None, end: float | None = None,
+    ) -> Sample:
+        """The finished measurement as a ``Sample``, times relative to ``origin``."""
+        end = end if end is not None else self.end if self.end is not None else self.last
+        usage = self.usage
+        prompt = usage.prompt_tokens if usage and usage.prompt_tokens else item.prompt_tokens
+        if usage is not None and usage.completion_tokens is not None:
+            output, source = usage.completion_tokens, "usage"
+        elif tokenizer is not None:
+            output, source = tokenizer.count("".join(self.text)), "tokenizer"
+        else:
+            output, source = self.chunks, "chunks"
+        return Sample(
+            index=index,
+            sent_at=self.sent - origin,
+            end_at=end - origin,
+            scheduled_at=scheduled_at,
+            first_at=None if self.first is None else self.first - origin,
+            itl=self.itl,
+            prompt_tokens=prompt,
+            output_tokens=output,
+            tokens_source=source,
+            error=self.error,
+            message=self.message,
+        )
+
+
+class Target(Protocol):
+    """Where requests go; ``send`` fills ``measurement`` and never raises for a failure."""
+
+    async def send(self, item: Item, measurement: Measurement) -> None: ...
+
+
+class HTTPTarget:
+    """An OpenAI-compatible server, through the producer's client and error mapping."""
+
+    def __init__(self, producer: OpenAIHTTPProducer) -> None:
+        self.producer = producer
+        self.client = producer.client
+
+    async def send(self, item: Item, measurement: Measurement) -> None:
+        import httpx
+
+        path, body = openai_body(item.request)
+        body.update(item.extra_body())
+        clock = trio.current_time
+        decoder = OpenAIStreamDecoder()
+        try:
+            async with self.client.stream(
+                "POST", path, json=body, headers={"Accept": "text/event-stream"}
+            ) as response:
+                if response.status_code >= 400:
+                    error = await self.producer._status_error(response)
+                    measurement.end = clock()
+                    measurement.fail(error_type("http", error.status), error.message)
+                    return
+                async for data in response.aiter_bytes():
+                    at = clock()
+                    measurement.feed(decoder.feed(data), at)
+                    if decoder.chunks.done:
+                        measurement.end = at
+                        break
+                measurement.feed(decoder.close(), clock())
+                if measurement.end is None:
+                    measurement.end = clock()
+        except (httpx.HTTPError, OSError) as exc:
+            measurement.end = clock()
+            error = self.producer._translate(exc, measurement.first is not None)
+            measurement.fail(error.kind, error.message)
+        except StreamkitError as exc:  # an undecodable event stream
+            measurement.end = clock()
+            measurement.fail(exc.kind, exc.message)
+
+
+class BackendTarget:
+    """Any ``Backend`` (the local model): event batches timed as they arrive."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    async def send(self, item: Item, measurement: Measurement) -> None:
+        send, receive = trio.open_memory_channel[Batch](16)
+
+        async def produce() -> None:
+            async with send:
+                await self.backend.stream(item.request, send)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(produce)
+            async with receive:
+                async for batch in receive:
+                    measurement.feed(batch, trio.current_time())
+        measurement.end = trio.current_time()

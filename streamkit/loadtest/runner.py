@@ -1,0 +1,221 @@
+"""Running the load: a closed loop (N requests always in flight), an open loop
+(requests sent on a schedule), and a sweep between the two.
+
+Open-loop honesty: a request's send time is compared with the time the
+schedule gave it, so the report shows the client's own lateness (schedule
+lag) and latencies measured from the scheduled time as well as from the
+actual send. A client that falls behind cannot hide the queueing it caused
+(coordinated omission).
+
+A run whose first requests all fail stops early instead of hammering a
+broken server; Ctrl-C (the caller's cancel scope) ends the run and keeps
+every request that had finished, the run marked partial.
+
+One ``Runner`` may be one of several worker processes: ``part=(k, n)`` runs
+the k-th of n slices of the same run (every n-th request, a share of the
+concurrency, every n-th arrival of the schedule), with times relative to an
+``origin`` all workers share.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Iterator
+from typing import Protocol
+
+import msgspec
+import trio
+
+from streamkit.loadtest.client import Measurement, Target
+from streamkit.loadtest.metrics import Sample
+from streamkit.loadtest.schedule import arrival_times, split
+from streamkit.loadtest.workload import Tokenizer, Workload
+
+EARLY_STOP_FAILURES = 10  # failures in a row, with no success, that end a run
+LAG_WARNING_S = 0.010  # p99 schedule lag above this: the client fell behind
+
+
+class RunSpec(msgspec.Struct, frozen=True):
+    """One run: its load shape and how long it lasts."""
+
+    mode: str  # concurrency | rate | sweep-sync | sweep-throughput | sweep-rate
+    concurrency: int | None = None
+    rate: float | None = None
+    burstiness: float = 1.0
+    requests: int | None = None
+    duration: float | None = None
+    warmup: int = 0
+    seed: int = 0
+
+
+class RunResult(msgspec.Struct):
+    """What one run measured."""
+
+    spec: RunSpec
+    samples: list[Sample] = msgspec.field(default_factory=list)
+    duration: float = 0.0
+    partial: bool = False  # interrupted: only the requests that had finished
+    stopped: str | None = None  # why the run ended early, if it did
+    workers: int = 1
+
+
+class Observer(Protocol):
+    """Told about progress (the live view); every method must return at once."""
+
+    def run_started(self, spec: RunSpec) -> None: ...
+
+    def request_started(self) -> None: ...
+
+    def request_done(self, sample: Sample) -> None: ...
+
+
+class _Quiet:
+    def run_started(self, spec: RunSpec) -> None:
+        pass
+
+    def request_started(self) -> None:
+        pass
+
+    def request_done(self, sample: Sample) -> None:
+        pass
+
+
+def share(total: int, part: tuple[int, int]) -> int:
+    """Part ``k`` of ``n`` of ``total`` (the first ``total % n`` parts get one more)."""
+    k, n = part
+    return total // n + (1 if k < total % n else 0)
+
+
+class Runner:
+    """Runs ``RunSpec``s against one target with one workload."""
+
+    def __init__(
+        self,
+        target: Target,
+        workload: Workload,
+        *,
+        tokenizer: Tokenizer | None = None,
+        timeout: float | None = None,
+        observer: Observer | None = None,
+        part: tuple[int, int] = (0, 1),
+    ) -> None:
+        self.target = target
+        self.workload = workload
+        self.tokenizer = tokenizer
+        self.timeout = timeout
+        self.observer = observer or _Quiet()
+        self.part = part
+
+    async def run(self, result: RunResult, *, origin: float | None = None) -> None:
+        """Fill ``result`` with one run of ``result.spec``.
+
+        ``result`` is the caller's, so that when the caller cancels (Ctrl-C)
+        it keeps every request that had finished and the duration so far.
+        """
+        spec = result.spec
+        closed = self._closed_part(spec.concurrency or 1)
+        if spec.warmup and closed is not None:
+            k, n = closed
+            warm = range(k, spec.warmup, n)
+            concurrency = max(1, min(share(spec.concurrency or 1, closed), len(warm)))
+            await self._closed(concurrency, iter(warm), None, 0.0, lambda s: None,
+                               trio.CancelScope())
+        samples = result.samples
+        self.observer.run_started(spec)
+        origin = trio.current_time() if origin is None else origin
+        await trio.sleep_until(origin)
+        with trio.CancelScope() as stop:
+
+            def record(sample: Sample) -> None:
+                samples.append(sample)
+                self.observer.request_done(sample)
+                if (not sample.ok and len(samples) >= EARLY_STOP_FAILURES
+                        and all(not s.ok for s in samples)):
+                    result.stopped = (f"the first {len(samples)} requests all failed "
+                                      f"({sample.error}: {sample.message})")
+                    stop.cancel()
+
+            try:
+                if spec.rate is not None:
+                    await self._open(spec, origin, spec.warmup, record, stop)
+                elif closed is not None:
+                    k, n = closed
+                    indices = (range(k, spec.requests, n) if spec.requests is not None
+                               else itertools.count(k, n))
+                    deadline = origin + spec.duration if spec.duration else None
+                    await self._closed(share(spec.concurrency or 1, closed),
+                                       (spec.warmup + i for i in indices), deadline, origin,
+                                       record, stop)
+            finally:
+                result.duration = trio.current_time() - origin
+
+    def _closed_part(self, concurrency: int) -> tuple[int, int] | None:
+        """This worker's slice of a closed loop, or None when it has no loop to run.
+
+        Only ``min(workers, concurrency)`` workers take part: a worker with
+        no share of the concurrency must not be given requests.
+        """
+        k, n = self.part
+        active = min(n, concurrency)
+        return (k, active) if k < active else None
+
+    async def _closed(
+        self,
+        concurrency: int,
+        indices: Iterator[int],
+        deadline: float | None,
+        origin: float,
+        record: Callable[[Sample], None],
+        stop: trio.CancelScope,
+    ) -> None:
+        """``concurrency`` loops, each sending its next request when the last one ends.
+
+        ``stop`` ends the loops when cancelled, even if a request never
+        reached a checkpoint (a failure answered at once).
+        """
+        limit = deadline if deadline is not None else math.inf
+
+        async def loop() -> None:
+            for index in indices:  # shared: each index is taken by one loop
+                if trio.current_time() >= limit or stop.cancel_called:
+                    return
+                await self._one(index, None, origin, record)
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(concurrency):
+                nursery.start_soon(loop)
+
+    async def _open(
+        self, spec: RunSpec, origin: float, offset: int, record: Callable[[Sample], None],
+        stop: trio.CancelScope,
+    ) -> None:
+        """Send each request at its scheduled time, whatever is still in flight."""
+        assert spec.rate is not None
+        times = arrival_times(spec.rate, burstiness=spec.burstiness, seed=spec.seed,
+                              count=spec.requests, until=spec.duration)
+        mine = split(times, self.part[1])[self.part[0]]
+        async with trio.open_nursery() as nursery:
+            for index, at in mine:
+                await trio.sleep_until(origin + at)
+                if stop.cancel_called:
+                    return
+                nursery.start_soon(self._one, offset + index, at, origin, record)
+
+    async def _one(
+        self, index: int, scheduled: float | None, origin: float,
+        record: Callable[[Sample], None],
+    ) -> None:
+        item = self.workload[index]
+        measurement = Measurement(trio.current_time())
+        self.observer.request_started()
+        with trio.move_on_after(self.timeout or math.inf) as scope:
+            await self.target.send(item, measurement)
+        if scope.cancelled_caught:
+            measurement.end = trio.current_time()
+            measurement.fail("timeout", f"no complete response within {self.timeout:g} s "
+                             "(--timeout)")
+        sample = measurement.sample(index, origin, item=item, tokenizer=self.tokenizer,
+                                    scheduled_at=scheduled)
+        sample.worker = self.part[0]
+        record(sample)

@@ -1,0 +1,217 @@
+"""What a benchmark sends: random prompts of a given length, or a dataset file.
+
+Prompt lengths are counted with the model's own tokenizer when there is one
+(a GGUF file: the local model, or ``--tokenizer PATH.gguf``, read with only
+its vocabulary loaded); without one a random prompt is that many common
+English words, which is about as many tokens in most tokenizers, and the
+report says the lengths are approximate.
+
+Output length is forced where the server allows it: ``max_tokens`` plus
+``min_tokens`` and ``ignore_eos`` (vLLM, llama.cpp and SGLang read them;
+servers that do not, ignore unknown fields).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from streamkit.errors import ModelError, UsageError
+from streamkit.protocol.ndjson import BatchRecord, LineSplitter, parse_record
+from streamkit.request import GenerationOptions, GenerationRequest, Message
+
+WORDS = (
+    "time", "year", "people", "way", "day", "man", "thing", "woman", "life", "child", "world",
+    "school", "state", "family", "student", "group", "country", "problem", "hand", "part",
+    "place", "case", "week", "company", "system", "program", "question", "work", "government",
+    "number", "night", "point", "home", "water", "room", "mother", "area", "money", "story",
+    "fact", "month", "lot", "right", "study", "book", "eye", "job", "word", "business",
+    "issue", "side", "kind", "head", "house", "service", "friend", "father", "power", "hour",
+    "game", "line", "end", "member", "law", "car", "city", "name", "president", "team",
+    "minute", "idea", "kid", "body", "information", "back", "parent", "face", "others",
+    "level", "office", "door", "health", "person", "art", "war", "history", "party", "result",
+    "change", "morning", "reason", "research", "girl", "guy", "moment", "air", "teacher",
+    "force", "education", "river", "garden", "light", "music",
+)
+DURATION_POOL = 256  # distinct prompts cycled through by a --duration run
+
+
+class Tokenizer:
+    """A GGUF file's tokenizer: only its vocabulary is loaded, no weights, no context."""
+
+    def __init__(self, path: Path) -> None:
+        if not path.is_file():
+            raise UsageError(f"tokenizer file not found: {path}")
+        try:
+            import llama_cpp
+            from llama_cpp._internals import LlamaModel
+        except ImportError:
+            raise ModelError("counting tokens with a GGUF file needs llama-cpp-python") from None
+        params = llama_cpp.llama_model_default_params()
+        params.vocab_only = True
+        try:
+            self._model = LlamaModel(path_model=str(path), params=params, verbose=False)
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelError(f"cannot read the tokenizer of {path}: {exc}") from None
+        self.path = path
+
+    def encode(self, text: str) -> list[int]:
+        return self._model.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+
+    def count(self, text: str) -> int:
+        return len(self.encode(text))
+
+    def decode(self, tokens: list[int]) -> str:
+        return self._model.detokenize(tokens).decode("utf-8", "replace")
+
+
+class Item(msgspec.Struct, frozen=True):
+    """One request to send, with its prompt length and the output length to force."""
+
+    request: GenerationRequest
+    prompt_tokens: int | None = None
+    output_tokens: int | None = None
+
+    def extra_body(self) -> dict[str, Any]:
+        """Fields beyond the OpenAI ones that force the output length."""
+        if self.output_tokens is None:
+            return {}
+        return {"min_tokens": self.output_tokens, "ignore_eos": True}
+
+
+def _length(rng: random.Random, mean: int, stdev: float) -> int:
+    return max(1, round(rng.gauss(mean, stdev))) if stdev > 0 else mean
+
+
+def random_prompt(rng: random.Random, tokens: int, tokenizer: Tokenizer | None) -> tuple[str, int]:
+    """A prompt of ``tokens`` tokens (exact with a tokenizer) and its counted length."""
+    words = [rng.choice(WORDS) for _ in range(tokens + 8)]
+    if tokenizer is None:
+        return " ".join(words[:tokens]), tokens
+    ids = tokenizer.encode(" ".join(words))[:tokens]
+    text = tokenizer.decode(ids).strip()
+    return text, tokenizer.count(text)
+
+
+class Workload:
+    """The items of a run, by index: the same index always gives the same item."""
+
+    def __init__(self, items: list[Item], *, approximate: bool, description: str) -> None:
+        if not items:
+            raise UsageError("the dataset has no usable records")
+        self.items = items
+        self.approximate = approximate  # prompt lengths not counted with the model's tokenizer
+        self.description = description
+
+    def __getitem__(self, index: int) -> Item:
+        return self.items[index % len(self.items)]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def random_workload(
+    count: int,
+    *,
+    kind: str,
+    model: str | None,
+    prompt_tokens: int,
+    output_tokens: int,
+    prompt_stdev: float = 0.0,
+    output_stdev: float = 0.0,
+    seed: int = 0,
+    tokenizer: Tokenizer | None = None,
+    temperature: float | None = None,
+) -> Workload:
+    """``count`` random prompts (seeded), each forcing its output length."""
+    rng = random.Random(seed)
+    items = []
+    for _ in range(count):
+        wanted = _length(rng, prompt_tokens, prompt_stdev)
+        out = _length(rng, output_tokens, output_stdev)
+        text, counted = random_prompt(rng, wanted, tokenizer)
+        options = GenerationOptions(max_tokens=out, temperature=temperature)
+        items.append(Item(_request(kind, model, options, text), counted, out))
+    return Workload(items, approximate=tokenizer is None,
+                    description=f"random, {prompt_tokens} prompt / {output_tokens} output tokens")
+
+
+def _request(kind: str, model: str | None, options: GenerationOptions,
+             text: str) -> GenerationRequest:
+    if kind == "completion":
+        return GenerationRequest("completion", model, options, prompt=text)
+    return GenerationRequest("chat", model, options, messages=(Message("user", text),))
+
+
+def load_dataset(
+    path: Path,
+    *,
+    kind: str,
+    model: str | None,
+    output_tokens: int | None,
+    tokenizer: Tokenizer | None,
+    temperature: float | None = None,
+) -> Workload:
+    """A JSONL file of batch records, or a ShareGPT-style JSON file."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read dataset {path}: {exc.strerror}") from None
+    if raw.lstrip()[:1] == b"[":
+        items = _sharegpt(raw, path, kind, model, output_tokens, tokenizer, temperature)
+    else:
+        items = _jsonl(raw, kind, model, output_tokens, tokenizer, temperature)
+    return Workload(items, approximate=tokenizer is None, description=f"dataset {path.name}")
+
+
+def _jsonl(raw: bytes, kind: str, model: str | None, output_tokens: int | None,
+           tokenizer: Tokenizer | None, temperature: float | None) -> list[Item]:
+    defaults = GenerationOptions(max_tokens=output_tokens, temperature=temperature)
+    splitter = LineSplitter()
+    items = []
+    for number, line in splitter.feed(raw) + splitter.close():
+        if not line.strip():
+            continue
+        record = parse_record(number, line, kind=kind, model=model, defaults=defaults)
+        if not isinstance(record, BatchRecord):
+            raise UsageError(f"dataset: {record.message}")
+        request = record.request
+        text = request.prompt or "\n".join(m.content for m in request.messages)
+        counted = tokenizer.count(text) if tokenizer else None
+        items.append(Item(request, counted, output_tokens))
+    return items
+
+
+class _Turn(msgspec.Struct):
+    value: str
+    from_: str = msgspec.field(name="from", default="")
+
+
+class _Conversation(msgspec.Struct):
+    conversations: list[_Turn] = []
+
+
+def _sharegpt(raw: bytes, path: Path, kind: str, model: str | None, output_tokens: int | None,
+              tokenizer: Tokenizer | None, temperature: float | None) -> list[Item]:
+    """First human turn as the prompt; the reply's length as the output length."""
+    try:
+        conversations = msgspec.json.decode(raw, type=list[_Conversation])
+    except msgspec.DecodeError as exc:
+        raise UsageError(f"dataset {path}: not a ShareGPT-style JSON file: {exc}") from None
+    items = []
+    for conversation in conversations:
+        turns = conversation.conversations
+        if len(turns) < 2 or not turns[0].value.strip():
+            continue
+        prompt, reply = turns[0].value, turns[1].value
+        if output_tokens is not None:
+            out = output_tokens
+        else:
+            out = max(1, tokenizer.count(reply) if tokenizer else len(reply.split()))
+        counted = tokenizer.count(prompt) if tokenizer else None
+        options = GenerationOptions(max_tokens=out, temperature=temperature)
+        items.append(Item(_request(kind, model, options, prompt), counted, out))
+    return items
