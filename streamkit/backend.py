@@ -81,9 +81,15 @@ async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
             max_retries=settings.max_retries,
             on_retry=_print_retry,
             context_tokens=settings.context_tokens,
+            debug=_print_debug if settings.debug else None,
         )
 
 
 def _print_retry(error: StreamkitError, delay: float) -> None:
     """Tell the user, on stderr, why the request is about to be sent again."""
     print(f"streamkit: {error.message}; retrying in {delay:.1f} s", file=sys.stderr, flush=True)
+
+
+def _print_debug(line: str) -> None:
+    """``--debug``: one line per HTTP request, on stderr."""
+    print(f"streamkit: debug: {line}", file=sys.stderr, flush=True)

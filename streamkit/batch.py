@@ -31,7 +31,7 @@ import msgspec
 import trio
 
 from streamkit.backend import Backend
-from streamkit.events import Batch, encode_event_line
+from streamkit.events import Batch, encode_event_line, is_reply_event
 from streamkit.pipeline import run_stream
 from streamkit.protocol.ndjson import BatchRecord, InputProblem, LineSplitter, parse_record
 from streamkit.request import GenerationOptions
@@ -209,6 +209,8 @@ class BatchRunner:
                 "total_s": round(ended - recorder.started, 6),
             },
         }
+        if job.request.options.return_token_ids:
+            record["token_ids"] = reply.token_ids
         if reply.tool_calls:
             record["tool_calls"] = [
                 {"id": c.id, "type": "function",
@@ -254,7 +256,9 @@ async def _forward_events(
     prefix = b'{"id":' + _encode(record_id) + b","
     async with receive:
         async for batch in receive:
-            output.write_raw(b"".join(prefix + encode_event_line(e)[1:] for e in batch))
+            output.write_raw(b"".join(
+                prefix + encode_event_line(e)[1:] for e in batch if is_reply_event(e)
+            ))
 
 
 def _replayed_record(job: BatchRecord, stored: StoredMessage) -> dict[str, Any]:

@@ -68,6 +68,7 @@ class Settings(msgspec.Struct, frozen=True):
     log: bool = True
     db: str | None = None
     tools: dict[str, ToolSpec] = {}
+    debug: bool = False  # one stderr line per HTTP request (--debug, STREAMKIT_DEBUG=1)
 
 
 class RelayLimits(msgspec.Struct, frozen=True):
@@ -116,6 +117,7 @@ def resolve_settings(
     max_retries: int | None,
     config: ConfigFile | None = None,
     env: dict[str, str] | None = None,
+    debug: bool = False,
 ) -> Settings:
     """Merge flags, environment and the profile into ``Settings``."""
     env = dict(os.environ) if env is None else env
@@ -151,4 +153,5 @@ def resolve_settings(
         log=config.log,
         tools=config.tools,
         db=config.db,
+        debug=debug or env.get("STREAMKIT_DEBUG", "").lower() in ("1", "true", "yes", "on"),
     )

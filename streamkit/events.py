@@ -30,6 +30,7 @@ class TextDelta(msgspec.Struct, frozen=True, tag="delta", tag_field="type"):
     text: str
     choice: int = 0
     logprobs: tuple[TokenLogprob, ...] | None = None
+    token_ids: tuple[int, ...] | None = None  # the tokens of ``text``, when asked for
 
 
 class ToolCallDelta(msgspec.Struct, frozen=True, tag="tool_call", tag_field="type"):
@@ -84,7 +85,19 @@ class ToolResult(msgspec.Struct, frozen=True, tag="tool_result", tag_field="type
     hop: int = 1
 
 
-Event = TextDelta | ToolCallDelta | Usage | Finish | StreamError | ToolResult
+class ResponseInfo(msgspec.Struct, frozen=True, tag="response", tag_field="type"):
+    """A server's answer to one request, besides the text: HTTP status and the kept
+    headers (request id, rate limits; see ``streamkit.wire``).
+
+    It describes the exchange, not the reply, so ``--events`` output leaves it
+    out (``is_reply_event``); the log and ``--stats`` keep it.
+    """
+
+    status: int
+    headers: dict[str, str] = {}
+
+
+Event = TextDelta | ToolCallDelta | Usage | Finish | StreamError | ToolResult | ResponseInfo
 Batch = list[Event]
 
 _encoder = msgspec.json.Encoder()
@@ -93,3 +106,8 @@ _encoder = msgspec.json.Encoder()
 def encode_event_line(event: Event) -> bytes:
     """One event as a JSON line (``\\n``-terminated), for ``--events`` output."""
     return _encoder.encode(event) + b"\n"
+
+
+def is_reply_event(event: Event) -> bool:
+    """Whether ``--events`` shows the event (all but the exchange's ``ResponseInfo``)."""
+    return type(event) is not ResponseInfo

@@ -22,12 +22,15 @@ class Reply:
         self.usage: Usage | None = None
         self.error: StreamError | None = None
         self._tool_calls = ToolCallAccumulator()
+        self.token_ids: list[int] = []  # of the text, when the producer gave them
 
     def add(self, batch: list[Event]) -> None:
         for event in batch:
             if type(event) is TextDelta:
                 if event.choice == 0:
                     self._parts.append(event.text)
+                    if event.token_ids:
+                        self.token_ids.extend(event.token_ids)
             elif isinstance(event, ToolCallDelta):
                 if event.choice == 0:
                     self._tool_calls.add(event)

@@ -50,6 +50,13 @@ class GenerationOptions(msgspec.Struct, frozen=True, omit_defaults=True):
     seed: int | None = None
     stop: tuple[str, ...] = ()
     logprobs: int | None = None  # top alternatives per token; 0 = sampled token only
+    top_k: int | None = None
+    min_p: float | None = None
+    repetition_penalty: float | None = None
+    stop_token_ids: tuple[int, ...] = ()
+    priority: int | None = None  # scheduling priority (vLLM: lower runs first)
+    return_token_ids: bool = False  # ask for the ids of each generated piece
+    extra: dict[str, Any] = {}  # any other body field (-o / --extra), merged last
 
 
 class GenerationRequest(msgspec.Struct, frozen=True):
@@ -62,6 +69,7 @@ class GenerationRequest(msgspec.Struct, frozen=True):
     prompt: str = ""
     tools: tuple[dict[str, Any], ...] = ()  # OpenAI "function" tool definitions
     tool_choice: str | None = None  # a tool name to force, or "auto" / "none"
+    prompt_ids: tuple[int, ...] = ()  # a completion prompt given as token ids
 
 
 def openai_body(request: GenerationRequest) -> tuple[str, dict[str, Any]]:
@@ -76,6 +84,7 @@ def openai_body(request: GenerationRequest) -> tuple[str, dict[str, Any]]:
             body[name] = value
     if opts.stop:
         body["stop"] = list(opts.stop)
+    body.update(server_sampling_fields(opts))
     if request.kind == "chat":
         body["messages"] = [m.to_openai() for m in request.messages]
         if request.tools:
@@ -89,8 +98,22 @@ def openai_body(request: GenerationRequest) -> tuple[str, dict[str, Any]]:
         if opts.logprobs is not None:
             body["logprobs"] = True
             body["top_logprobs"] = opts.logprobs
-        return "chat/completions", body
-    body["prompt"] = request.prompt
+        return "chat/completions", {**body, **opts.extra}
+    body["prompt"] = list(request.prompt_ids) if request.prompt_ids else request.prompt
     if opts.logprobs is not None:
         body["logprobs"] = opts.logprobs
-    return "completions", body
+    return "completions", {**body, **opts.extra}
+
+
+def server_sampling_fields(opts: GenerationOptions) -> dict[str, Any]:
+    """The sampling fields beyond the OpenAI set, by the names vLLM and llama.cpp use."""
+    fields: dict[str, Any] = {
+        name: getattr(opts, name)
+        for name in ("top_k", "min_p", "repetition_penalty", "priority")
+        if getattr(opts, name) is not None
+    }
+    if opts.stop_token_ids:
+        fields["stop_token_ids"] = list(opts.stop_token_ids)
+    if opts.return_token_ids:
+        fields["return_token_ids"] = True
+    return fields

@@ -4,7 +4,10 @@ Layout
     ``conversations`` hold ``messages`` (role, content, model, provider,
     timestamps, finish reason, usage, TTFT, duration, status); each reply
     points at the ``requests`` row with the options it was made with (never
-    an API key or a header). ``messages_fts`` is an FTS5 index over content.
+    an API key or a header), the server's HTTP status and kept response
+    headers (request id, rate limits), and -- for a failed request only --
+    the endpoint and body exactly as sent, for ``streamkit replay``.
+    ``messages_fts`` is an FTS5 index over content.
 
 Streaming writes
     A reply is written while it streams: its text goes into
@@ -139,6 +142,17 @@ MIGRATIONS: list[str] = [
     CREATE INDEX conversations_by_batch ON conversations(batch, record_id)
         WHERE batch IS NOT NULL;
     """,
+    # 5 -> 6: what the server answered (status, request id, rate limits), and
+    # failed requests kept whole -- endpoint and body as sent, never headers --
+    # so that they can be listed and replayed.
+    """
+    ALTER TABLE requests ADD COLUMN http_status INTEGER;
+    ALTER TABLE requests ADD COLUMN response_headers TEXT;
+    ALTER TABLE requests ADD COLUMN endpoint TEXT;
+    ALTER TABLE requests ADD COLUMN body BLOB;
+    ALTER TABLE requests ADD COLUMN failed_at REAL;
+    CREATE INDEX requests_failed ON requests(failed_at) WHERE failed_at IS NOT NULL;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -164,6 +178,7 @@ class StoredMessage(msgspec.Struct, frozen=True):
     error: str | None
     tool_calls: str | None = None  # JSON list of {id, name, arguments}
     tool_call_id: str | None = None
+    request_id: int | None = None  # the ``requests`` row a reply answers
 
 
 class StoredToolCall(msgspec.Struct, frozen=True):
@@ -174,6 +189,30 @@ class StoredToolCall(msgspec.Struct, frozen=True):
     result: str
     status: str
     duration_s: float | None
+
+
+class FailedRequest(msgspec.Struct, frozen=True):
+    """A failed request as kept for listing and replay (never with any header sent)."""
+
+    id: int
+    conversation_id: str
+    failed_at: float
+    provider: str
+    model: str | None
+    endpoint: str
+    body: bytes
+    http_status: int | None
+    response_headers: str | None  # JSON
+    error: str | None
+    ttft_s: float | None
+    duration_s: float | None
+
+
+_FAILED_QUERY = (
+    "SELECT r.id, r.conversation_id, r.failed_at, r.provider, r.model, r.endpoint, r.body,"
+    " r.http_status, r.response_headers, m.error, m.ttft_s, m.duration_s FROM requests r"
+    " LEFT JOIN messages m ON m.request_id = r.id AND m.role = 'assistant'"
+)
 
 
 class ConversationSummary(msgspec.Struct, frozen=True):
@@ -187,7 +226,7 @@ class ConversationSummary(msgspec.Struct, frozen=True):
 _MESSAGE_COLUMNS = (
     "id, conversation_id, role, content, model, provider, created_at, finish_reason, "
     "prompt_tokens, completion_tokens, ttft_s, duration_s, status, error, tool_calls, "
-    "tool_call_id"
+    "tool_call_id, request_id"
 )
 
 
@@ -278,6 +317,44 @@ class Store:
              msgspec.json.encode(options).decode(), idempotency_key),
         )
         return int(cursor.lastrowid)
+
+    def record_response(
+        self, request_id: int, *, http_status: int, headers: dict[str, str]
+    ) -> None:
+        """What the server answered: status, request id and rate-limit headers."""
+        self.db.execute(
+            "UPDATE requests SET http_status = ?, response_headers = ? WHERE id = ?",
+            (http_status, msgspec.json.encode(headers).decode(), request_id),
+        )
+
+    def record_failure(self, request_id: int, *, endpoint: str, body: bytes) -> None:
+        """Keep a failed request's endpoint and body (as sent) for ``replay``."""
+        self.db.execute(
+            "UPDATE requests SET endpoint = ?, body = ?, failed_at = ? WHERE id = ?",
+            (endpoint, body, time.time(), request_id),
+        )
+
+    def failed_requests(self, limit: int = 20) -> list[FailedRequest]:
+        """The latest failed requests, newest first."""
+        rows = self.db.execute(
+            f"{_FAILED_QUERY} WHERE r.failed_at IS NOT NULL ORDER BY r.failed_at DESC, r.id DESC"
+            " LIMIT ?", (limit,),
+        ).fetchall()
+        return [FailedRequest(*row) for row in rows]
+
+    def failed_request(self, request_id: int) -> FailedRequest | None:
+        row = self.db.execute(
+            f"{_FAILED_QUERY} WHERE r.id = ? AND r.failed_at IS NOT NULL", (request_id,)
+        ).fetchone()
+        return FailedRequest(*row) if row else None
+
+    def responses(self, conversation_id: str) -> dict[int, tuple[int, dict[str, str]]]:
+        """request id -> (HTTP status, kept headers), for a conversation's requests."""
+        rows = self.db.execute(
+            "SELECT id, http_status, response_headers FROM requests"
+            " WHERE conversation_id = ? AND http_status IS NOT NULL", (conversation_id,),
+        ).fetchall()
+        return {row[0]: (row[1], msgspec.json.decode(row[2] or "{}")) for row in rows}
 
     def completed_reply(self, idempotency_key: str) -> StoredMessage | None:
         """The reply of the latest *completed* request made with this key."""

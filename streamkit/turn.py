@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from functools import partial
 
 import trio
 
 from streamkit.backend import Backend
-from streamkit.pipeline import Consumer, run_stream
+from streamkit.pipeline import Consumer, Producer, run_stream
 from streamkit.reply import Reply
 from streamkit.request import GenerationRequest
 from streamkit.sinks.printer import Printer
@@ -36,17 +37,29 @@ async def stream_turn(
     With ``log``, the prompt (``prompt_text``) and the reply, as it streams,
     are written to the conversation log.
     """
-    out = sys.stdout.buffer
-    printer = Printer(out, events=events)
-    consumers: list[Consumer] = [printer]
-    recorder = StatsRecorder() if stats else None
-    if recorder is not None:
-        consumers.append(recorder)
+    consumers: list[Consumer] = []
     if log is not None:
         if prompt_text is not None:
             await log.add_message("user", prompt_text)
         consumers.append(await log.reply_recorder(request, backend))
-    reply = await run_stream(partial(backend.stream, request), consumers, stop=stop)
+    return await print_stream(partial(backend.stream, request), stop=stop, events=events,
+                              stats=stats, consumers=consumers)
+
+
+async def print_stream(
+    produce: Producer,
+    *,
+    stop: trio.CancelScope,
+    events: bool = False,
+    stats: bool = False,
+    consumers: Sequence[Consumer] = (),
+) -> Reply:
+    """Stream what ``produce`` sends to stdout (and ``consumers``); see ``stream_turn``."""
+    out = sys.stdout.buffer
+    printer = Printer(out, events=events)
+    recorder = StatsRecorder() if stats else None
+    everyone = [printer, *([recorder] if recorder is not None else []), *consumers]
+    reply = await run_stream(produce, everyone, stop=stop)
     if printer.wrote_text and not printer.ends_with_newline:
         out.write(b"\n")
         out.flush()

@@ -17,6 +17,7 @@ from streamkit.cli.config_cmd import config_app
 from streamkit.cli.logs import logs_app
 from streamkit.cli.models import models
 from streamkit.cli.relay import relay
+from streamkit.cli.replay import replay
 from streamkit.cli.score import score
 
 EXIT_CODES = """Exit codes: 0 ok, 1 other failure, 2 usage, 3 cannot connect, 4 HTTP error,
@@ -79,4 +80,5 @@ app.command(rich_help_panel="Servers and models")(models)
 app.command(rich_help_panel="Servers and models")(relay)
 app.add_typer(bench_app, rich_help_panel="Evaluate")
 app.add_typer(logs_app, rich_help_panel="Conversation log")
+app.command(rich_help_panel="Conversation log")(replay)
 app.add_typer(config_app, rich_help_panel="Settings")

@@ -14,11 +14,13 @@ import typer
 from streamkit.backend import open_backend
 from streamkit.cli import batchrun as batch
 from streamkit.cli import options as opt
+from streamkit.cli import sampling_options as so
 from streamkit.cli.complete import read_prompt_argument
 from streamkit.cli.runner import report, run_command
 from streamkit.config import resolve_settings
 from streamkit.errors import StreamkitError, UsageError
 from streamkit.interrupts import Interrupts
+from streamkit.sampling import with_extra_parameters
 from streamkit.session import ChatSession
 from streamkit.sinks.store import open_conversation, replay_or_record
 from streamkit.tools.builtins import builtin_tools
@@ -80,6 +82,15 @@ def chat(
     db: opt.Database = None,
     no_log: opt.NoLog = False,
     request_id: opt.RequestId = None,
+    top_k: so.TopK = None,
+    min_p: so.MinP = None,
+    repetition_penalty: so.RepetitionPenalty = None,
+    stop_token_ids: so.StopTokenIds = None,
+    priority: so.Priority = None,
+    option_pairs: so.OptionPairs = None,
+    extra: so.Extra = None,
+    return_token_ids: so.ReturnTokenIds = False,
+    debug: so.Debug = False,
     tool_names: Annotated[
         list[str] | None,
         typer.Option("--tool", help="Offer this tool to the model (repeatable): a built-in "
@@ -137,15 +148,22 @@ def chat(
       streamkit chat -c "And in French?"
 
       streamkit chat --tool calculate --tool now "What is 17% of 2350?"
+
+      streamkit chat "Hi" --top-k 40 --repetition-penalty 1.1 -O chat_template_kwargs='{"x":1}'
     """
 
     async def body(interrupts: Interrupts) -> int:
         settings = resolve_settings(
             profile=profile, base_url=base_url, api_key=api_key, model=model,
             connect_timeout=connect_timeout, idle_timeout=idle_timeout, timeout=timeout,
-            max_retries=max_retries,
+            max_retries=max_retries, debug=debug,
         )
         options = opt.generation_options(max_tokens, temperature, top_p, seed, stop, logprobs)
+        options = with_extra_parameters(
+            options, top_k=top_k, min_p=min_p, repetition_penalty=repetition_penalty,
+            stop_token_ids=stop_token_ids, priority=priority, extra=extra,
+            option_pairs=option_pairs or (), return_token_ids=return_token_ids,
+        )
         if jsonl or input_path:
             return await batch.run_jsonl(
                 argument=message,

@@ -11,12 +11,14 @@ import typer
 from streamkit.backend import open_backend
 from streamkit.cli import batchrun as batch
 from streamkit.cli import options as opt
+from streamkit.cli import sampling_options as so
 from streamkit.cli.runner import report, run_command
 from streamkit.config import resolve_settings
 from streamkit.errors import UsageError
 from streamkit.interrupts import Interrupts
 from streamkit.request import GenerationRequest
-from streamkit.sinks.store import open_conversation, replay_or_record
+from streamkit.sampling import parse_id_list, with_extra_parameters
+from streamkit.sinks.store import logged_prompt, open_conversation, replay_or_record
 from streamkit.turn import stream_turn
 
 
@@ -52,6 +54,16 @@ def complete(
     db: opt.Database = None,
     no_log: opt.NoLog = False,
     request_id: opt.RequestId = None,
+    top_k: so.TopK = None,
+    min_p: so.MinP = None,
+    repetition_penalty: so.RepetitionPenalty = None,
+    stop_token_ids: so.StopTokenIds = None,
+    priority: so.Priority = None,
+    option_pairs: so.OptionPairs = None,
+    extra: so.Extra = None,
+    return_token_ids: so.ReturnTokenIds = False,
+    debug: so.Debug = False,
+    prompt_ids: so.PromptIds = None,
 ) -> None:
     """Continue PROMPT with the completions endpoint, streaming the text to stdout.
 
@@ -62,15 +74,28 @@ def complete(
       echo "Once upon a time" | streamkit complete --seed 1 --events | jq -c .
 
       streamkit complete --jsonl -i prompts.jsonl -o results.jsonl --resume -j 16
+
+      streamkit complete --prompt-ids 504,3575,282 --return-token-ids --events
+
+      streamkit complete "Once" --top-k 20 --min-p 0.05 -O ignore_eos=true
     """
 
     async def body(interrupts: Interrupts) -> int:
         settings = resolve_settings(
             profile=profile, base_url=base_url, api_key=api_key, model=model,
             connect_timeout=connect_timeout, idle_timeout=idle_timeout, timeout=timeout,
-            max_retries=max_retries,
+            max_retries=max_retries, debug=debug,
         )
         options = opt.generation_options(max_tokens, temperature, top_p, seed, stop, logprobs)
+        options = with_extra_parameters(
+            options, top_k=top_k, min_p=min_p, repetition_penalty=repetition_penalty,
+            stop_token_ids=stop_token_ids, priority=priority, extra=extra,
+            option_pairs=option_pairs or (), return_token_ids=return_token_ids,
+        )
+        ids = parse_id_list(prompt_ids, "--prompt-ids")
+        if ids and (prompt is not None or jsonl or input_path):
+            raise UsageError("--prompt-ids is the prompt: give no PROMPT argument, and in "
+                             "--jsonl records use the `prompt_ids` field")
         if jsonl or input_path:
             return await batch.run_jsonl(
                 argument=prompt,
@@ -80,8 +105,9 @@ def complete(
                 db=opt.log_database(db, settings, no_log),
                 batch_name=batch_name,
             )
-        text = await read_prompt_argument(prompt)
-        request = GenerationRequest("completion", settings.model, options, prompt=text)
+        text = "" if ids else await read_prompt_argument(prompt)
+        request = GenerationRequest("completion", settings.model, options, prompt=text,
+                                    prompt_ids=ids)
         conversation = open_conversation(opt.log_database(db, settings, no_log))
         async with open_backend(settings) as backend, conversation as (log, _):
             stored = await replay_or_record(log, request_id)
@@ -91,7 +117,7 @@ def complete(
             with interrupts.guard(settings.timeout) as reply_scope:
                 reply = await stream_turn(
                     backend, request, stop=reply_scope, events=events, stats=stats,
-                    log=log, prompt_text=text,
+                    log=log, prompt_text=logged_prompt(request),
                 )
         error = reply.exception()
         if error is not None and interrupts.exit_code is None:

@@ -10,6 +10,7 @@ import msgspec
 import typer
 
 from streamkit.cli import options as opt
+from streamkit.cli.failed import print_failed, response_line, with_response
 from streamkit.cli.runner import run_blocking_command
 from streamkit.config import load_config, resolve_settings
 from streamkit.errors import UsageError, one_line
@@ -43,8 +44,13 @@ def _print_json(value: object) -> None:
 
 
 @logs_app.command("list")
-def list_conversations(db: opt.Database = None, limit: Limit = 20,
-                       as_json: JSONOutput = False) -> None:
+def list_conversations(
+    db: opt.Database = None,
+    limit: Limit = 20,
+    as_json: JSONOutput = False,
+    failed: Annotated[bool, typer.Option("--failed", help="List failed requests instead "
+                                         "(their ids are what `streamkit replay` takes)")] = False,
+) -> None:
     """The latest conversations: id, when, messages, model, first prompt.
 
     Examples:
@@ -52,10 +58,15 @@ def list_conversations(db: opt.Database = None, limit: Limit = 20,
       streamkit logs list -n 5
 
       streamkit logs list --json | jq -r .id
+
+      streamkit logs list --failed
     """
 
     def body() -> None:
         store = _open(db)
+        if failed:
+            print_failed(store.failed_requests(limit), as_json=as_json)
+            return
         for item in store.conversations(limit):
             if as_json:
                 _print_json(item)
@@ -85,11 +96,16 @@ def show(
         store = _open(db)
         if not store.has_conversation(conversation_id):
             raise UsageError(f"no conversation {conversation_id!r} in the log")
+        responses = store.responses(conversation_id)
         for message in store.messages(conversation_id):
+            response = responses.get(message.request_id or -1)
             if as_json:
-                _print_json(message)
+                _print_json(with_response(message, response))
             else:
-                print(f"## {message.role}{_reply_facts(message)}\n{message.content}")
+                print(f"## {message.role}{_reply_facts(message)}")
+                if response is not None:
+                    print(response_line(message.request_id or 0, response))
+                print(message.content)
                 for call in msgspec.json.decode(message.tool_calls or "[]"):
                     print(f"-> {call['name']}({call['arguments']})  [{call['id']}]")
                 print()

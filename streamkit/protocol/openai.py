@@ -55,6 +55,7 @@ class _Choice(msgspec.Struct):
     text: str | None = None
     finish_reason: str | None = None
     logprobs: Any = None
+    token_ids: list[int] | None = None  # vLLM, with return_token_ids
 
 
 class _Usage(msgspec.Struct):
@@ -155,9 +156,10 @@ class ChunkParser:
             elif delta.function_call is not None:
                 fn = delta.function_call
                 out.append(ToolCallDelta(0, None, fn.name, fn.arguments or "", index))
-        if text:
+        if text or choice.token_ids:  # ids without text: a token whose text is held back
             logprobs = _logprobs(choice.logprobs) if choice.logprobs else None
-            out.append(TextDelta(text, index, logprobs))
+            token_ids = tuple(choice.token_ids) if choice.token_ids is not None else None
+            out.append(TextDelta(text or "", index, logprobs, token_ids))
         if choice.finish_reason is not None:
             self._open_choices.discard(index)
             self._finished_any = True

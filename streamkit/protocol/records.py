@@ -28,6 +28,7 @@ class GenerationFields(msgspec.Struct):
     top_p: float | None = None
     seed: int | None = None
     stop: str | list[str] | None = None
+    prompt_ids: list[int] | None = None  # a completion prompt as token ids
 
 
 def build_request(
@@ -38,7 +39,11 @@ def build_request(
     ``kind`` is ``chat`` (``messages``, or a ``prompt`` taken as one user
     message) or ``completion`` (``prompt`` only).
     """
-    if kind == "completion":
+    if fields.prompt_ids is not None:
+        problem = prompt_ids_problem(kind, fields)
+        if problem:
+            return problem
+    elif kind == "completion":
         if fields.prompt is None:
             return "no `prompt`"
         if fields.messages is not None:
@@ -58,10 +63,24 @@ def build_request(
     )
     chosen_model = fields.model or model
     if kind == "completion":
-        return GenerationRequest("completion", chosen_model, options, prompt=fields.prompt or "")
+        return GenerationRequest("completion", chosen_model, options, prompt=fields.prompt or "",
+                                 prompt_ids=tuple(fields.prompt_ids or ()))
     messages = [Message(m.role, m.content) for m in fields.messages or ()]
     if fields.prompt is not None:
         messages.append(Message("user", fields.prompt))
     if fields.system is not None and not (messages and messages[0].role == "system"):
         messages.insert(0, Message("system", fields.system))
     return GenerationRequest("chat", chosen_model, options, messages=tuple(messages))
+
+
+def prompt_ids_problem(kind: str, fields: GenerationFields) -> str | None:
+    """Why ``prompt_ids`` cannot be used as given, or None."""
+    if kind != "completion":
+        return "`prompt_ids` needs a completion request, not a chat"
+    if fields.prompt is not None or fields.messages is not None:
+        return "give `prompt_ids` or `prompt`, not both"
+    if not fields.prompt_ids:
+        return "`prompt_ids` is empty"
+    if any(i < 0 for i in fields.prompt_ids):
+        return "`prompt_ids` has a negative token id"
+    return None

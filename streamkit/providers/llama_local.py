@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import trio
 
-from streamkit.errors import ModelError, one_line
+from streamkit.errors import ModelError, UsageError, one_line
 from streamkit.events import (
     Batch,
     Event,
@@ -53,6 +53,7 @@ from streamkit.events import (
 from streamkit.localmodels import LLAMA_THREADS
 from streamkit.protocol.stops import StopFilter
 from streamkit.request import GenerationRequest, Message
+from streamkit.sampling import local_request
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -173,6 +174,8 @@ class LocalModel:
         """The request as model tokens: chat messages through the GGUF's template."""
         assert self._llm is not None
         llm = self._llm
+        if request.prompt_ids:
+            return list(request.prompt_ids)  # taken as given: no BOS added
         if request.kind == "completion":
             return llm.tokenize(request.prompt.encode("utf-8"), add_bos=True, special=False)
         if self._chat_format is None:
@@ -204,8 +207,9 @@ class LlamaLocalProducer:
     ) -> None:
         """Stream ``request`` into ``send``; a cancel stops within one token."""
         try:
-            await self.model.llm()
-        except ModelError as exc:
+            llm = await self.model.llm()
+            request, sampling = local_request(request, llm.n_vocab())
+        except (ModelError, UsageError) as exc:
             await send.send([StreamError(exc.kind, exc.message)])
             return
         mailbox = _Mailbox()
@@ -217,6 +221,7 @@ class LlamaLocalProducer:
                         self._generate,
                         request,
                         mailbox,
+                        sampling,
                         limiter=self.model.limiter,
                         thread_name=THREAD_NAME,
                     )
@@ -235,7 +240,9 @@ class LlamaLocalProducer:
                 ):
                     await send.send(leftover)
 
-    def _generate(self, request: GenerationRequest, mailbox: _Mailbox) -> None:
+    def _generate(
+        self, request: GenerationRequest, mailbox: _Mailbox, sampling: dict[str, Any]
+    ) -> None:
         """The worker thread: generate until done, cancelled or aborted."""
         llm = self.model._llm
         assert llm is not None
@@ -248,7 +255,7 @@ class LlamaLocalProducer:
                 )
             seed = request.options.seed
             llm.set_seed(seed if seed is not None else random.randrange(2**31))
-            reason, count = self._sample(llm, request, prompt, room, mailbox)
+            reason, count = self._sample(llm, request, prompt, room, mailbox, sampling)
         except ModelError as exc:
             mailbox.put(StreamError(exc.kind, exc.message))
             return
@@ -266,6 +273,7 @@ class LlamaLocalProducer:
         prompt: list[int],
         room: int,
         mailbox: _Mailbox,
+        sampling: dict[str, Any],
     ) -> tuple[str, int]:
         import llama_cpp
 
@@ -276,19 +284,23 @@ class LlamaLocalProducer:
         vocab = llm._model.vocab
         want_logprobs = opts.logprobs is not None
         logprobs: list[TokenLogprob] = []  # tokens whose text is still held back
+        want_ids = opts.return_token_ids
+        ids: list[int] = []  # the same, as ids
+        stop_ids = frozenset(opts.stop_token_ids)
         count = 0
         reason = "length"
         tokens = llm.generate(
             prompt,
             temp=DEFAULT_TEMPERATURE if opts.temperature is None else opts.temperature,
             top_p=DEFAULT_TOP_P if opts.top_p is None else opts.top_p,
+            **sampling,
         )
         try:
             for token in tokens:
                 if mailbox.aborted:
                     return "cancelled", count
                 trio.from_thread.check_cancelled()
-                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                if llama_cpp.llama_vocab_is_eog(vocab, token) or token in stop_ids:
                     reason = "stop"
                     break
                 count += 1
@@ -296,9 +308,12 @@ class LlamaLocalProducer:
                 text = stops.feed(decoder.decode(piece))
                 if want_logprobs:
                     logprobs.append(_token_logprob(llm, token, piece, opts.logprobs or 0))
+                if want_ids:
+                    ids.append(token)
                 if text:
-                    mailbox.put(TextDelta(text, 0, tuple(logprobs) if want_logprobs else None))
-                    logprobs = []
+                    mailbox.put(TextDelta(text, 0, tuple(logprobs) if want_logprobs else None,
+                                          tuple(ids) if want_ids else None))
+                    logprobs, ids = [], []
                 if stops.stopped:
                     reason = "stop"
                     break
@@ -308,7 +323,8 @@ class LlamaLocalProducer:
             tokens.close()
         tail = stops.feed(decoder.decode(b"", final=True)) + stops.flush()
         if tail:
-            mailbox.put(TextDelta(tail, 0, tuple(logprobs) if want_logprobs else None))
+            mailbox.put(TextDelta(tail, 0, tuple(logprobs) if want_logprobs else None,
+                                  tuple(ids) if want_ids else None))
         return reason, count
 
     async def context_budget(self, request: GenerationRequest) -> tuple[int, Callable] | None:

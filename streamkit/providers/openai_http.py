@@ -36,10 +36,14 @@ from streamkit.errors import (
 )
 from streamkit.events import Batch, StreamError
 from streamkit.protocol.openai import OpenAIStreamDecoder
-from streamkit.request import GenerationRequest, Message, openai_body
+from streamkit.protocol.validation import validation_summary
+from streamkit.providers.exchange import Exchange
+from streamkit.request import GenerationRequest, Message
 from streamkit.retry import backoff_delay, is_retryable_status, parse_retry_after
+from streamkit.wire import request_bytes
 
 _ERROR_BODY_LIMIT = 64 * 1024
+_HEADERS = {"Accept": "text/event-stream", "Content-Type": "application/json"}
 T = TypeVar("T")
 
 
@@ -109,8 +113,10 @@ class OpenAIHTTPProducer:
         max_retries: int = 2,
         on_retry: Callable[[StreamkitError, float], None] | None = None,
         context_tokens: int | None = None,
+        debug: Callable[[str], None] | None = None,
     ) -> None:
         self.client = client
+        self.debug = debug  # --debug: gets one line per HTTP request
         self.context_tokens = context_tokens
         self.max_retries = max_retries
         self.on_retry = on_retry
@@ -137,9 +143,16 @@ class OpenAIHTTPProducer:
         Retries (connection errors, 408/409/429/5xx) happen only while nothing
         has been sent yet. The channel is not closed here: the caller owns it.
         """
-        path, body = openai_body(request)
+        path, raw = request_bytes(request)
+        await self.stream_body(path, raw, send)
+
+    async def stream_body(
+        self, path: str, raw: bytes, send: trio.MemorySendChannel[Batch]
+    ) -> None:
+        """Stream the answer to a request body given as bytes (``replay`` sends stored
+        ones), with the retries of ``stream``."""
         try:
-            await self._with_retries(lambda: self._stream_once(path, body, send))
+            await self._with_retries(lambda: self._stream_once(path, raw, send))
         except StreamkitError as error:
             await send.send([StreamError(error.kind, error.message, error.status)])
 
@@ -166,18 +179,19 @@ class OpenAIHTTPProducer:
                     await trio.sleep(delay)
 
     async def _stream_once(
-        self, path: str, body: dict[str, Any], send: trio.MemorySendChannel[Batch]
+        self, path: str, raw: bytes, send: trio.MemorySendChannel[Batch]
     ) -> None:
         """One attempt. Raises ``StreamkitError`` only while nothing was sent."""
         sent_any = False
+        exchange = Exchange("POST", f"{self.base_url}/{path}")
         try:
-            async with self.client.stream(
-                "POST", path, json=body, headers={"Accept": "text/event-stream"}
-            ) as response:
+            async with self.client.stream("POST", path, content=raw, headers=_HEADERS) as response:
+                await send.send([exchange.answered(response)])
                 if response.status_code >= 400:
                     raise await self._status_error(response)
                 decoder = OpenAIStreamDecoder()
                 async for data in response.aiter_bytes():
+                    exchange.received()
                     events = decoder.feed(data)
                     if events:
                         sent_any = True
@@ -188,12 +202,17 @@ class OpenAIHTTPProducer:
                 if tail:
                     await send.send(tail)
         except (httpx.HTTPError, OSError) as exc:
+            exchange.failed(exc)
             error = self._translate(exc, sent_any)
             if not sent_any:
                 raise error from None
             await send.send([StreamError(error.kind, error.message, error.status)])
         except ProtocolError as exc:
             await send.send([StreamError(exc.kind, redact(exc.message, self._secrets))])
+        finally:
+            exchange.end()
+            if self.debug is not None:
+                self.debug(redact(exchange.line(), self._secrets))
 
     async def _status_error(self, response: httpx.Response) -> HTTPStatusError:
         raw = b""
@@ -202,6 +221,8 @@ class OpenAIHTTPProducer:
             if len(raw) >= _ERROR_BODY_LIMIT:
                 break
         detail = _error_detail(raw)
+        rejected = validation_summary(detail)  # the body is wrong: sending it again won't help
+        detail = rejected or detail
         reason = response.reason_phrase or ""
         where = f"{response.request.method} {response.request.url.path}"
         message = f"HTTP {response.status_code} {reason} from {where}".replace("  ", " ")
@@ -210,7 +231,7 @@ class OpenAIHTTPProducer:
         return HTTPStatusError(
             redact(message, self._secrets),
             status=response.status_code,
-            retryable=is_retryable_status(response.status_code),
+            retryable=is_retryable_status(response.status_code) and rejected is None,
             retry_after=parse_retry_after(response.headers.get("retry-after"), time.time()),
         )
 

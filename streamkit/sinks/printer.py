@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 import trio
 
-from streamkit.events import Batch, TextDelta, encode_event_line
+from streamkit.events import Batch, TextDelta, encode_event_line, is_reply_event
 
 FLUSH_INTERVAL = 0.05  # seconds
 FLUSH_CHUNKS = 16
@@ -66,7 +66,7 @@ class Printer:
                 pending.append(event.text.encode())
 
     def _render_events(self, batch: Batch) -> None:
-        self._pending.extend(map(encode_event_line, batch))
+        self._pending.extend(encode_event_line(e) for e in batch if is_reply_event(e))
 
     def flush(self) -> None:
         """Write everything pending, now."""

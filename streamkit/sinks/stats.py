@@ -3,14 +3,16 @@
 A consumer like the printer, so it measures the stream as delivered, with the
 pipeline's own cost included. Token counts come from the producer's ``usage``
 when it reports one; otherwise text deltas are counted, which is said in the
-report (a delta is usually, not always, one token).
+report (a delta is usually, not always, one token). The server's request id
+and rate-limit headers, when it sent them, end the line.
 """
 
 from __future__ import annotations
 
 import trio
 
-from streamkit.events import Batch, TextDelta, Usage
+from streamkit.events import Batch, ResponseInfo, TextDelta, Usage
+from streamkit.wire import describe_headers
 
 
 class StatsRecorder:
@@ -20,6 +22,7 @@ class StatsRecorder:
         self.ended_at: float | None = None
         self.deltas = 0
         self.usage: Usage | None = None
+        self.response: ResponseInfo | None = None
 
     async def __call__(self, receive: trio.MemoryReceiveChannel[Batch]) -> None:
         async with receive:
@@ -31,10 +34,18 @@ class StatsRecorder:
                         self.deltas += 1
                     elif isinstance(event, Usage):
                         self.usage = event
+                    elif type(event) is ResponseInfo:
+                        self.response = event
         self.ended_at = trio.current_time()
 
     def summary(self) -> str:
         """One line: TTFT, tokens, tokens/s after the first token."""
+        line = self._speed()
+        if self.response is not None and self.response.headers:
+            line += "; " + describe_headers(self.response.headers)
+        return line
+
+    def _speed(self) -> str:
         if self.first_token_at is None or self.ended_at is None:
             return "no tokens received"
         ttft = self.first_token_at - self.started

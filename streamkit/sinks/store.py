@@ -21,10 +21,11 @@ import msgspec
 import trio
 
 from streamkit.errors import UsageError
-from streamkit.events import Batch, TextDelta, ToolResult
+from streamkit.events import Batch, ResponseInfo, TextDelta, ToolResult
 from streamkit.reply import Reply
 from streamkit.request import GenerationRequest, Message, ToolCallRef
 from streamkit.store import Store, StoredMessage
+from streamkit.wire import request_bytes
 
 if TYPE_CHECKING:
     from streamkit.backend import Backend
@@ -148,15 +149,16 @@ class ConversationLog:
         model = request.model or backend.model_name
         request_id = await self.store.call(
             "add_request", self.conversation_id, kind=request.kind, provider=backend.provider,
-            model=model, options={k: v for k, v in options.items() if v not in (None, ())},
+            model=model, options={k: v for k, v in options.items() if _given(v)},
             idempotency_key=self.idempotency_key,
         )
-        return ReplyRecorder(self, request_id=request_id, provider=backend.provider, model=model)
+        return ReplyRecorder(self, request_id=request_id, provider=backend.provider, model=model,
+                             request=request)
 
     async def record_request(self, request: GenerationRequest, backend: Backend) -> ReplyRecorder:
         """A whole request at once (batch lines, relayed requests): its messages, then
         the sink of its reply."""
-        for message in request.messages or (Message("user", request.prompt),):
+        for message in request.messages or (Message("user", logged_prompt(request)),):
             await self.add_message(message.role, message.content)
         return await self.reply_recorder(request, backend)
 
@@ -165,9 +167,12 @@ class ReplyRecorder:
     """Consumer: streams one reply into the store."""
 
     def __init__(
-        self, log: ConversationLog, *, request_id: int, provider: str, model: str | None
+        self, log: ConversationLog, *, request_id: int, provider: str, model: str | None,
+        request: GenerationRequest | None = None,
     ) -> None:
         self.log = log
+        self.request = request  # its body is kept if it fails
+        self.response: ResponseInfo | None = None
         self.request_id = request_id
         self.provider = provider
         self.model = model
@@ -201,6 +206,8 @@ class ReplyRecorder:
                     self._wake.set()  # the row is created at the first token
                 self._pending.append(event.text)
                 self._pending_bytes += len(event.text)
+            elif type(event) is ResponseInfo:
+                self.response = event
         if self._pending_bytes >= FLUSH_BYTES:
             self._wake.set()
 
@@ -245,6 +252,17 @@ class ReplyRecorder:
                 if reply.tool_calls else None
             ),
         )
+        await self._record_exchange(reply)
+
+    async def _record_exchange(self, reply: Reply) -> None:
+        """The server's status and kept headers; for a failure, the body as sent."""
+        store = self.log.store
+        if self.response is not None:
+            await store.call("record_response", self.request_id,
+                             http_status=self.response.status, headers=self.response.headers)
+        if reply.error is not None and self.request is not None:
+            endpoint, body = request_bytes(self.request)
+            await store.call("record_failure", self.request_id, endpoint=endpoint, body=body)
 
     async def _ensure_row(self) -> None:
         if self.message_id is None:
@@ -275,3 +293,15 @@ def _as_message(stored: StoredMessage) -> Message:
                          for c in calls),
         tool_call_id=stored.tool_call_id,
     )
+
+
+def logged_prompt(request: GenerationRequest) -> str:
+    """A completion prompt as the log shows it: the text, or the token ids."""
+    if request.prompt_ids:
+        return "token ids: " + " ".join(map(str, request.prompt_ids))
+    return request.prompt
+
+
+def _given(value: object) -> bool:
+    """An option worth logging: not left at its empty default (``0`` is a value)."""
+    return value is not None and value is not False and value != () and value != {}

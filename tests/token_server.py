@@ -1,0 +1,99 @@
+"""A scripted server that keeps every request body, for tests that assert bodies.
+
+URLs are ``http://HOST:PORT/<scenario>/<key>/v1``; ``GET .../<key>/bodies``
+returns the bodies received under ``<key>``, byte for byte (as latin-1
+strings). Scenarios:
+
+- ``echo``: a short completion or chat stream; with ``return_token_ids`` in
+  the body, each text chunk carries ``token_ids`` like vLLM's.
+- ``fail-once``: the first request under a key gets HTTP 500, later ones
+  ``echo``.
+
+Every answer carries the response headers ``--debug`` and the log keep
+(``x-request-id``, ``x-ratelimit-*``, ``openai-processing-ms``) and one they
+must not (``set-cookie``). Run as a program, it prints ``PORT <n>``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+
+import trio
+
+from fault_server import DONE, end_chunked, read_request, send_head, send_json, send_piece
+
+bodies: defaultdict[str, list[bytes]] = defaultdict(list)
+
+PIECES = [("Hello", [9906]), (",", [11]), (" world", [1917])]
+
+
+def _headers(key: str, number: int) -> dict[str, str]:
+    return {
+        "x-request-id": f"req-{key[:8]}-{number}",
+        "x-ratelimit-remaining-requests": "99",
+        "x-ratelimit-limit-tokens": "5000",
+        "openai-processing-ms": "7",
+        "set-cookie": "session=secret-cookie",
+    }
+
+
+def _chunks(body: dict, chat: bool) -> list[bytes]:
+    out = []
+    for text, ids in PIECES:
+        choice: dict = {"index": 0, "finish_reason": None}
+        if chat:
+            choice["delta"] = {"content": text}
+        else:
+            choice["text"] = text
+        if body.get("return_token_ids"):
+            choice["token_ids"] = ids
+        out.append(b"data: " + json.dumps({"choices": [choice]}).encode() + b"\n\n")
+    end = {"index": 0, "finish_reason": "stop", **({"delta": {}} if chat else {"text": ""})}
+    out.append(b"data: " + json.dumps({"choices": [end]}).encode() + b"\n\n")
+    return [*out, DONE]
+
+
+async def handle(stream: trio.SocketStream) -> None:
+    async with stream:
+        request = await read_request(stream)
+        if request is None:
+            return
+        parts = request["target"].strip("/").split("/")
+        if parts[-1] == "models":
+            await send_json(stream, "200 OK", {"data": [{"id": "scripted"}]})
+            return
+        name, key = parts[0], parts[1]
+        if parts[-1] == "bodies":
+            await send_json(stream, "200 OK", [b.decode("latin-1") for b in bodies[key]])
+            return
+        bodies[key].append(request["body"])
+        number = len(bodies[key])
+        headers = _headers(key, number)
+        if name == "fail-once" and number == 1:
+            await send_json(stream, "500 Internal Server Error",
+                            {"error": {"message": "the scripted server failed"}},
+                            **{k.replace("-", "_"): v for k, v in headers.items()})
+            return
+        body = json.loads(request["body"])
+        await send_head(stream, "200 OK", {
+            "Content-Type": "text/event-stream", "Transfer-Encoding": "chunked",
+            "Connection": "close", **headers,
+        })
+        for piece in _chunks(body, parts[-1] == "completions" and parts[-2] == "chat"):
+            await send_piece(stream, piece)
+        await end_chunked(stream)
+
+
+async def _main() -> None:
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    print(f"PORT {listeners[0].socket.getsockname()[1]}", flush=True)
+    await trio.serve_listeners(handle, listeners)
+
+
+if __name__ == "__main__":
+    try:
+        trio.run(_main)
+    except KeyboardInterrupt:
+        sys.exit(0)
