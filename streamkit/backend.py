@@ -82,12 +82,17 @@ async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
             on_retry=_print_retry,
             context_tokens=settings.context_tokens,
             debug=_print_debug if settings.debug else None,
+            on_notice=_print_notice,
         )
 
 
 def _print_retry(error: StreamkitError, delay: float) -> None:
     """Tell the user, on stderr, why the request is about to be sent again."""
     print(f"streamkit: {error.message}; retrying in {delay:.1f} s", file=sys.stderr, flush=True)
+
+
+def _print_notice(line: str) -> None:
+    print(f"streamkit: {line}", file=sys.stderr, flush=True)
 
 
 def _print_debug(line: str) -> None:

@@ -38,6 +38,7 @@ from streamkit.request import GenerationOptions
 from streamkit.sinks.stats import StatsRecorder
 from streamkit.sinks.store import AsyncStore, ConversationLog, replay_or_record
 from streamkit.store import StoredMessage
+from streamkit.structured import PartialTracker, check_reply
 
 if TYPE_CHECKING:  # rich.progress costs start-up time; only a terminal needs it
     from streamkit.sinks.progress import BatchProgress
@@ -175,8 +176,10 @@ class BatchRunner:
             return _replayed_record(job, done)
         recorder = StatsRecorder()
         consumers: list[Callable] = [recorder]
+        schema = job.request.options.schema
         if self.events:
-            consumers.append(partial(_forward_events, self.output, job.id))
+            partials = PartialTracker() if schema is not None else None
+            consumers.append(partial(_forward_events, self.output, job.id, partials))
         if self.store is not None:
             log = ConversationLog(self.store, await self.store.call(
                 "new_conversation", batch=self.batch_name, record_id=id_key(job.id).decode()
@@ -194,9 +197,19 @@ class BatchRunner:
                 record["text"] = reply.text  # what was received before the failure
             return record
         ended = recorder.ended_at or trio.current_time()
-        record: dict[str, Any] = {
-            "id": job.id,
-            "text": reply.text,
+        record: dict[str, Any] = {"id": job.id}
+        if schema is None:
+            record["text"] = reply.text
+        else:  # the parsed value instead of the text, or an error record keeping the text
+            value, mismatch = check_reply(reply.text, schema)
+            if mismatch is not None:
+                record = _error_record(job.id, "schema", mismatch.message, None)
+                record["text"] = reply.text
+                return record
+            record["json"] = value
+            if reply.finish_reason == "length":
+                record["truncated"] = True  # closed early to stay valid
+        record.update({
             "finish_reason": reply.finish_reason,
             "usage": msgspec.structs.asdict(reply.usage) if reply.usage else None,
             "model": job.request.model or self.backend.model_name,
@@ -208,7 +221,7 @@ class BatchRunner:
                 ),
                 "total_s": round(ended - recorder.started, 6),
             },
-        }
+        })
         if job.request.options.return_token_ids:
             record["token_ids"] = reply.token_ids
         if reply.tool_calls:
@@ -250,15 +263,21 @@ class BatchRunner:
 
 
 async def _forward_events(
-    output: _Output, record_id: Any, receive: trio.MemoryReceiveChannel[Batch]
+    output: _Output,
+    record_id: Any,
+    partials: PartialTracker | None,
+    receive: trio.MemoryReceiveChannel[Batch],
 ) -> None:
-    """``--events``: each event as a JSON line tagged with its input line's id."""
+    """``--events``: each event as a JSON line tagged with its input line's id (with a
+    schema, the value parsed so far as ``json_partial`` events too)."""
     prefix = b'{"id":' + _encode(record_id) + b","
     async with receive:
         async for batch in receive:
-            output.write_raw(b"".join(
-                prefix + encode_event_line(e)[1:] for e in batch if is_reply_event(e)
-            ))
+            shown = [e for e in batch if is_reply_event(e)]
+            partial = partials.after(batch) if partials is not None else None
+            if partial is not None:
+                shown.append(partial)
+            output.write_raw(b"".join(prefix + encode_event_line(e)[1:] for e in shown))
 
 
 def _replayed_record(job: BatchRecord, stored: StoredMessage) -> dict[str, Any]:

@@ -18,6 +18,7 @@ Exit codes (documented in README.md):
 7     a batch finished with some failed lines
 8     model error (unknown model, unusable model file)
 9     the model was still calling tools at the --max-hops limit
+10    the reply does not validate against the --schema
 130   interrupted by Ctrl-C (SIGINT)
 143   terminated by SIGTERM
 ====  ===================================================
@@ -103,12 +104,18 @@ class ModelError(StreamkitError):
     exit_code = 8
 
 
-
 class ToolHopLimit(StreamkitError):
     """The model kept calling tools past ``--max-hops``."""
 
     kind = "tool_hops"
     exit_code = 9
+
+
+class SchemaError(StreamkitError):
+    """The reply is not JSON, or not valid against the requested schema."""
+
+    kind = "schema"
+    exit_code = 10
 
 
 _BY_KIND: dict[str, type[StreamkitError]] = {
@@ -123,6 +130,7 @@ _BY_KIND: dict[str, type[StreamkitError]] = {
         PartialBatchError,
         ModelError,
         ToolHopLimit,
+        SchemaError,
     )
 }
 

@@ -13,6 +13,8 @@ cost of the pipeline near zero.
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 
@@ -97,7 +99,17 @@ class ResponseInfo(msgspec.Struct, frozen=True, tag="response", tag_field="type"
     headers: dict[str, str] = {}
 
 
-Event = TextDelta | ToolCallDelta | Usage | Finish | StreamError | ToolResult | ResponseInfo
+class JsonPartial(msgspec.Struct, frozen=True, tag="json_partial", tag_field="type"):
+    """With a schema, under ``--events``: the JSON value parsed so far (see
+    ``streamkit.protocol.json_stream`` for what an unfinished value shows)."""
+
+    value: Any
+
+
+Event = (
+    TextDelta | ToolCallDelta | Usage | Finish | StreamError | ToolResult | ResponseInfo
+    | JsonPartial
+)
 Batch = list[Event]
 
 _encoder = msgspec.json.Encoder()

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from streamkit.structured import response_format, schema_instruction
+
 
 class ToolCallRef(msgspec.Struct, frozen=True):
     """A tool call as it appears in an assistant message of the history."""
@@ -57,6 +59,7 @@ class GenerationOptions(msgspec.Struct, frozen=True, omit_defaults=True):
     priority: int | None = None  # scheduling priority (vLLM: lower runs first)
     return_token_ids: bool = False  # ask for the ids of each generated piece
     extra: dict[str, Any] = {}  # any other body field (-o / --extra), merged last
+    schema: dict[str, Any] | None = None  # JSON Schema the reply must validate against
 
 
 class GenerationRequest(msgspec.Struct, frozen=True):
@@ -72,8 +75,14 @@ class GenerationRequest(msgspec.Struct, frozen=True):
     prompt_ids: tuple[int, ...] = ()  # a completion prompt given as token ids
 
 
-def openai_body(request: GenerationRequest) -> tuple[str, dict[str, Any]]:
-    """The endpoint path (relative to the base URL) and JSON body for a request."""
+def openai_body(
+    request: GenerationRequest, schema_form: str = "json_schema"
+) -> tuple[str, dict[str, Any]]:
+    """The endpoint path (relative to the base URL) and JSON body for a request.
+
+    With a schema, ``schema_form`` (one of ``structured.SCHEMA_FORMS``) says how
+    it is put in ``response_format``.
+    """
     opts = request.options
     body: dict[str, Any] = {"stream": True, "stream_options": {"include_usage": True}}
     if request.model:
@@ -85,8 +94,13 @@ def openai_body(request: GenerationRequest) -> tuple[str, dict[str, Any]]:
     if opts.stop:
         body["stop"] = list(opts.stop)
     body.update(server_sampling_fields(opts))
+    if opts.schema is not None:
+        body["response_format"] = response_format(schema_form, opts.schema)
     if request.kind == "chat":
-        body["messages"] = [m.to_openai() for m in request.messages]
+        messages = request.messages
+        if opts.schema is not None and schema_form == "json_object+prompt":
+            messages = (Message("system", schema_instruction(opts.schema)), *messages)
+        body["messages"] = [m.to_openai() for m in messages]
         if request.tools:
             body["tools"] = list(request.tools)
             if request.tool_choice in (None, "auto", "none", "required"):

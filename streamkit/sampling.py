@@ -16,6 +16,7 @@ import msgspec
 
 from streamkit.errors import UsageError
 from streamkit.request import GenerationOptions, GenerationRequest
+from streamkit.schema_syntax import load_schema, multi
 
 
 def parse_option_pairs(pairs: Iterable[str]) -> dict[str, Any]:
@@ -61,8 +62,11 @@ def with_extra_parameters(
     return_token_ids: bool = False,
     extra: str | None = None,
     option_pairs: Iterable[str] = (),
+    schema: str | None = None,
+    schema_multi: bool = False,
 ) -> GenerationOptions:
-    """``options`` with the command line's extra parameters (``-O`` beats ``--extra``)."""
+    """``options`` with the command line's extra parameters (``-O`` beats ``--extra``)
+    and ``--schema`` (``--schema-multi``: a list of them)."""
     return msgspec.structs.replace(
         options,
         top_k=top_k,
@@ -72,7 +76,21 @@ def with_extra_parameters(
         priority=priority,
         return_token_ids=return_token_ids,
         extra={**parse_extra(extra), **parse_option_pairs(option_pairs)},
+        schema=parse_schema_option(schema, schema_multi),
     )
+
+
+def parse_schema_option(text: str | None, as_list: bool) -> dict[str, Any] | None:
+    """``--schema`` (and ``--schema-multi``) as a JSON Schema; ``UsageError`` if bad."""
+    if text is None:
+        if as_list:
+            raise UsageError("--schema-multi needs --schema")
+        return None
+    try:
+        schema = load_schema(text)
+    except ValueError as exc:
+        raise UsageError(f"--schema: {exc}") from None
+    return multi(schema) if as_list else schema
 
 
 def parse_id_list(text: str | None, what: str) -> tuple[int, ...]:

@@ -5,16 +5,19 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from functools import partial
+from typing import Any
 
 import trio
 
 from streamkit.backend import Backend
+from streamkit.events import StreamError
 from streamkit.pipeline import Consumer, Producer, run_stream
 from streamkit.reply import Reply
 from streamkit.request import GenerationRequest
 from streamkit.sinks.printer import Printer
 from streamkit.sinks.stats import StatsRecorder
 from streamkit.sinks.store import ConversationLog
+from streamkit.structured import PartialTracker, check_reply
 
 
 async def stream_turn(
@@ -42,8 +45,23 @@ async def stream_turn(
         if prompt_text is not None:
             await log.add_message("user", prompt_text)
         consumers.append(await log.reply_recorder(request, backend))
-    return await print_stream(partial(backend.stream, request), stop=stop, events=events,
-                              stats=stats, consumers=consumers)
+    schema = request.options.schema
+    partials = PartialTracker() if schema is not None and events else None
+    reply = await print_stream(partial(backend.stream, request), stop=stop, events=events,
+                               stats=stats, consumers=consumers, partials=partials)
+    if schema is not None and reply.error is None and reply.finish_reason != "cancelled":
+        _check_structured(reply, schema)
+    return reply
+
+
+def _check_structured(reply: Reply, schema: dict[str, Any]) -> None:
+    """A reply asked for with a schema must validate: if not, that is its error."""
+    _, mismatch = check_reply(reply.text, schema)
+    if mismatch is not None:
+        reply.error = StreamError("schema", mismatch.message)
+    elif reply.finish_reason == "length":
+        print("streamkit: the reply reached its token limit and was closed early to stay "
+              "valid (truncated)", file=sys.stderr, flush=True)
 
 
 async def print_stream(
@@ -53,10 +71,11 @@ async def print_stream(
     events: bool = False,
     stats: bool = False,
     consumers: Sequence[Consumer] = (),
+    partials: PartialTracker | None = None,
 ) -> Reply:
     """Stream what ``produce`` sends to stdout (and ``consumers``); see ``stream_turn``."""
     out = sys.stdout.buffer
-    printer = Printer(out, events=events)
+    printer = Printer(out, events=events, partials=partials)
     recorder = StatsRecorder() if stats else None
     everyone = [printer, *([recorder] if recorder is not None else []), *consumers]
     reply = await run_stream(produce, everyone, stop=stop)

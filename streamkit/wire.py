@@ -22,9 +22,11 @@ KEPT_PREFIXES = ("x-ratelimit-",)
 _encode = msgspec.json.Encoder().encode
 
 
-def request_bytes(request: GenerationRequest) -> tuple[str, bytes]:
+def request_bytes(
+    request: GenerationRequest, schema_form: str = "json_schema"
+) -> tuple[str, bytes]:
     """The endpoint path (relative to the base URL) and the JSON body, as sent."""
-    path, body = openai_body(request)
+    path, body = openai_body(request, schema_form)
     return path, _encode(body)
 
 

@@ -8,6 +8,12 @@ strings). Scenarios:
   the body, each text chunk carries ``token_ids`` like vLLM's.
 - ``fail-once``: the first request under a key gets HTTP 500, later ones
   ``echo``.
+- ``no-json-schema``: HTTP 400 for a ``response_format`` of type
+  ``json_schema`` (as servers without structured outputs answer), else
+  ``echo``.
+
+Any scenario streams the body's ``scripted_reply`` (a string, else its JSON),
+four characters a chunk, instead of "Hello, world" when the body has one.
 
 Every answer carries the response headers ``--debug`` and the log keep
 (``x-request-id``, ``x-ratelimit-*``, ``openai-processing-ms``) and one they
@@ -39,9 +45,17 @@ def _headers(key: str, number: int) -> dict[str, str]:
     }
 
 
+def _pieces(body: dict) -> list[tuple[str, list[int]]]:
+    reply = body.get("scripted_reply")
+    if reply is None:
+        return PIECES
+    text = reply if isinstance(reply, str) else json.dumps(reply)
+    return [(text[i:i + 4], [i]) for i in range(0, len(text), 4)]
+
+
 def _chunks(body: dict, chat: bool) -> list[bytes]:
     out = []
-    for text, ids in PIECES:
+    for text, ids in _pieces(body):
         choice: dict = {"index": 0, "finish_reason": None}
         if chat:
             choice["delta"] = {"content": text}
@@ -77,6 +91,12 @@ async def handle(stream: trio.SocketStream) -> None:
                             **{k.replace("-", "_"): v for k, v in headers.items()})
             return
         body = json.loads(request["body"])
+        if name == "no-json-schema" and body.get("response_format", {}).get("type") == (
+            "json_schema"
+        ):
+            await send_json(stream, "400 Bad Request", {"error": {
+                "message": "response_format: json_schema is not supported"}})
+            return
         await send_head(stream, "200 OK", {
             "Content-Type": "text/event-stream", "Transfer-Encoding": "chunked",
             "Connection": "close", **headers,

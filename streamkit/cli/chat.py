@@ -91,6 +91,8 @@ def chat(
     extra: so.Extra = None,
     return_token_ids: so.ReturnTokenIds = False,
     debug: so.Debug = False,
+    schema: so.SchemaText = None,
+    schema_multi: so.SchemaMulti = False,
     tool_names: Annotated[
         list[str] | None,
         typer.Option("--tool", help="Offer this tool to the model (repeatable): a built-in "
@@ -163,6 +165,7 @@ def chat(
             options, top_k=top_k, min_p=min_p, repetition_penalty=repetition_penalty,
             stop_token_ids=stop_token_ids, priority=priority, extra=extra,
             option_pairs=option_pairs or (), return_token_ids=return_token_ids,
+            schema=schema, schema_multi=schema_multi,
         )
         if jsonl or input_path:
             return await batch.run_jsonl(

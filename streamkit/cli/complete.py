@@ -63,6 +63,8 @@ def complete(
     extra: so.Extra = None,
     return_token_ids: so.ReturnTokenIds = False,
     debug: so.Debug = False,
+    schema: so.SchemaText = None,
+    schema_multi: so.SchemaMulti = False,
     prompt_ids: so.PromptIds = None,
 ) -> None:
     """Continue PROMPT with the completions endpoint, streaming the text to stdout.
@@ -91,6 +93,7 @@ def complete(
             options, top_k=top_k, min_p=min_p, repetition_penalty=repetition_penalty,
             stop_token_ids=stop_token_ids, priority=priority, extra=extra,
             option_pairs=option_pairs or (), return_token_ids=return_token_ids,
+            schema=schema, schema_multi=schema_multi,
         )
         ids = parse_id_list(prompt_ids, "--prompt-ids")
         if ids and (prompt is not None or jsonl or input_path):

@@ -66,3 +66,15 @@ Debug = Annotated[
                  "headers, first byte and end, request id and rate-limit headers (never the "
                  "key) [env: STREAMKIT_DEBUG=1]", rich_help_panel="Connection"),
 ]
+SchemaText = Annotated[
+    str | None,
+    typer.Option("--schema", metavar="SCHEMA", help="The reply must be JSON valid against "
+                 "SCHEMA: a JSON Schema, a file holding one, or fields like 'name, age int, "
+                 "tags list[str]' (see README); checked at the end (exit 10 if not)",
+                 rich_help_panel=GENERATION, show_default=False),
+]
+SchemaMulti = Annotated[
+    bool,
+    typer.Option("--schema-multi", help="A list of --schema objects, as {\"items\": [...]}",
+                 rich_help_panel=GENERATION),
+]

@@ -8,9 +8,20 @@ turned into a ``GenerationRequest`` here, once.
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from streamkit.request import GenerationOptions, GenerationRequest, Message
+from streamkit.schema_syntax import checked_schema, parse_short_schema
+
+
+def record_schema(value: dict[str, Any] | str) -> dict[str, Any]:
+    """A record's ``schema``: a JSON Schema object, or the short syntax (no file paths:
+    a record does not name files to read)."""
+    if isinstance(value, str):
+        return parse_short_schema(value)
+    return checked_schema(value, "`schema`")
 
 
 class MessageIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -29,6 +40,7 @@ class GenerationFields(msgspec.Struct):
     seed: int | None = None
     stop: str | list[str] | None = None
     prompt_ids: list[int] | None = None  # a completion prompt as token ids
+    schema: dict[str, Any] | str | None = None  # JSON Schema, or the short syntax
 
 
 def build_request(
@@ -50,6 +62,12 @@ def build_request(
             return "`messages` needs a chat request, not a completion"
     elif fields.prompt is None and not fields.messages:
         return "no `messages` and no `prompt`"
+    if fields.schema is not None:
+        try:
+            schema = record_schema(fields.schema)
+        except ValueError as exc:
+            return str(exc)
+        defaults = msgspec.structs.replace(defaults, schema=schema)
     stop = (fields.stop,) if isinstance(fields.stop, str) else fields.stop
     given = {
         "max_tokens": fields.max_tokens,

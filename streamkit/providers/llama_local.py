@@ -51,12 +51,15 @@ from streamkit.events import (
     Usage,
 )
 from streamkit.localmodels import LLAMA_THREADS
+from streamkit.protocol.json_stream import JSONStream, JSONStreamError
 from streamkit.protocol.stops import StopFilter
+from streamkit.providers.json_grammar import json_grammar
 from streamkit.request import GenerationRequest, Message
 from streamkit.sampling import local_request
+from streamkit.structured import bounded_schema
 
 if TYPE_CHECKING:
-    from llama_cpp import Llama
+    from llama_cpp import Llama, LlamaGrammar
 
 MAILBOX_LIMIT = 1024  # events the thread may run ahead of a slow consumer
 DEFAULT_CONTEXT = 4096  # tokens of context window
@@ -65,6 +68,9 @@ THREAD_NAME = "streamkit-llama"
 # llama.cpp's defaults for the sampling options a request leaves unset.
 DEFAULT_TEMPERATURE = 0.8
 DEFAULT_TOP_P = 0.95
+# With a schema: within this many tokens of max_tokens, check each token whether
+# closing the JSON document would take the rest of the budget.
+CLOSING_WINDOW = 64
 
 
 class _Mailbox:
@@ -140,6 +146,7 @@ class LocalModel:
         self.limiter = trio.CapacityLimiter(1)
         self._llm: Llama | None = None
         self._chat_format: Any = None
+        self._grammars: dict[bytes, LlamaGrammar] = {}
 
     async def llm(self) -> Llama:
         if self._llm is None:
@@ -169,6 +176,21 @@ class LocalModel:
             raise ModelError(f"cannot load model {self.path}: {one_line(exc)}") from None
         self._chat_format = _chat_formatter(llm)
         self._llm = llm
+
+    def grammar(self, schema: dict[str, Any]) -> LlamaGrammar:
+        """The grammar that constrains generation to ``schema``, compiled once per schema."""
+        key = msgspec.json.encode(schema)
+        if key not in self._grammars:
+            from llama_cpp import LlamaGrammar
+
+            try:
+                self._grammars[key] = LlamaGrammar.from_string(
+                    json_grammar(schema), verbose=False
+                )
+            except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+                raise ModelError(f"cannot turn the schema into a grammar: {one_line(exc)}"
+                                 ) from None
+        return self._grammars[key]
 
     def prompt_tokens(self, request: GenerationRequest) -> list[int]:
         """The request as model tokens: chat messages through the GGUF's template."""
@@ -287,12 +309,15 @@ class LlamaLocalProducer:
         want_ids = opts.return_token_ids
         ids: list[int] = []  # the same, as ids
         stop_ids = frozenset(opts.stop_token_ids)
+        schema = bounded_schema(opts.schema) if opts.schema is not None else None
+        document = JSONStream() if schema is not None else None  # the JSON so far
         count = 0
         reason = "length"
         tokens = llm.generate(
             prompt,
             temp=DEFAULT_TEMPERATURE if opts.temperature is None else opts.temperature,
             top_p=DEFAULT_TOP_P if opts.top_p is None else opts.top_p,
+            grammar=self.model.grammar(schema) if schema is not None else None,
             **sampling,
         )
         try:
@@ -314,14 +339,25 @@ class LlamaLocalProducer:
                     mailbox.put(TextDelta(text, 0, tuple(logprobs) if want_logprobs else None,
                                           tuple(ids) if want_ids else None))
                     logprobs, ids = [], []
+                    if document is not None:
+                        document = _fed(document, text)
                 if stops.stopped:
                     reason = "stop"
                     break
                 if count >= limit:
                     break
+                if document is not None and limit - count <= CLOSING_WINDOW and _closing_cost(
+                    llm, document, schema
+                ) >= limit - count:
+                    break  # the rest of the budget goes to closing the document
         finally:
             tokens.close()
         tail = stops.feed(decoder.decode(b"", final=True)) + stops.flush()
+        if document is not None and reason == "length":
+            document = _fed(document, tail)
+            if document is not None and not document.done:  # cut short: close it validly
+                count += _closing_cost(llm, document, schema)
+                tail += document.closing_text(schema)
         if tail:
             mailbox.put(TextDelta(tail, 0, tuple(logprobs) if want_logprobs else None,
                                   tuple(ids) if want_ids else None))
@@ -391,3 +427,19 @@ def _chat_formatter(llm: Llama) -> Any:
         eos_token=token_text("tokenizer.ggml.eos_token_id"),
         bos_token=token_text("tokenizer.ggml.bos_token_id"),
     )
+
+
+def _closing_cost(llm: Llama, document: JSONStream, schema: dict[str, Any] | None) -> int:
+    """Tokens the shortest schema-valid end of ``document`` takes."""
+    closing = document.closing_text(schema)
+    return len(llm.tokenize(closing.encode("utf-8"), add_bos=False, special=False))
+
+
+def _fed(document: JSONStream, text: str) -> JSONStream | None:
+    """``document`` after ``text``, or None once it is not JSON (the grammar should
+    prevent that; the final check then reports the reply)."""
+    try:
+        document.feed(text)
+    except JSONStreamError:
+        return None
+    return document

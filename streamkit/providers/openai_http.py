@@ -40,6 +40,7 @@ from streamkit.protocol.validation import validation_summary
 from streamkit.providers.exchange import Exchange
 from streamkit.request import GenerationRequest, Message
 from streamkit.retry import backoff_delay, is_retryable_status, parse_retry_after
+from streamkit.structured import SCHEMA_FORMS, names_response_format
 from streamkit.wire import request_bytes
 
 _ERROR_BODY_LIMIT = 64 * 1024
@@ -114,8 +115,12 @@ class OpenAIHTTPProducer:
         on_retry: Callable[[StreamkitError, float], None] | None = None,
         context_tokens: int | None = None,
         debug: Callable[[str], None] | None = None,
+        on_notice: Callable[[str], None] | None = None,
     ) -> None:
         self.client = client
+        self.on_notice = on_notice  # things the user should know, once (stderr)
+        self.schema_form: str | None = None  # the response_format form that worked
+        self._schema_probe = trio.Lock()
         self.debug = debug  # --debug: gets one line per HTTP request
         self.context_tokens = context_tokens
         self.max_retries = max_retries
@@ -143,8 +148,52 @@ class OpenAIHTTPProducer:
         Retries (connection errors, 408/409/429/5xx) happen only while nothing
         has been sent yet. The channel is not closed here: the caller owns it.
         """
+        if request.options.schema is not None:
+            await self._stream_structured(request, send)
+            return
         path, raw = request_bytes(request)
         await self.stream_body(path, raw, send)
+
+    async def _stream_structured(
+        self, request: GenerationRequest, send: trio.MemorySendChannel[Batch]
+    ) -> None:
+        """A request with a schema: in the ``response_format`` form this server takes.
+
+        Until a form has worked, one request at a time probes them in order
+        (the others wait on the lock), so a batch pays for the probe once; a
+        refusal is only ever an HTTP error before any output, so asking again
+        in the next form is safe.
+        """
+        if self.schema_form is not None:
+            await self.stream_body(*request_bytes(request, self.schema_form), send)
+            return
+        async with self._schema_probe:
+            if self.schema_form is not None:
+                await self.stream_body(*request_bytes(request, self.schema_form), send)
+                return
+            refusals: list[str] = []
+            for form in SCHEMA_FORMS:
+                try:
+                    await self._with_retries(
+                        lambda form=form: self._stream_once(*request_bytes(request, form), send)
+                    )
+                except HTTPStatusError as error:
+                    if not _refuses_schema(error) or form == SCHEMA_FORMS[-1]:
+                        message = error.message
+                        if refusals:
+                            message += " (after refusing " + "; ".join(refusals) + ")"
+                        await send.send([StreamError(error.kind, message, error.status)])
+                        return
+                    refusals.append(f"{form}: {error.message}")
+                    continue
+                except StreamkitError as error:
+                    await send.send([StreamError(error.kind, error.message, error.status)])
+                    return
+                self.schema_form = form
+                if refusals and self.on_notice is not None:
+                    self.on_notice(f"the server takes a schema as {form} (refused: "
+                                   + "; ".join(refusals) + "); used for the rest of the run")
+                return
 
     async def stream_body(
         self, path: str, raw: bytes, send: trio.MemorySendChannel[Batch]
@@ -317,3 +366,12 @@ def _error_detail(raw: bytes) -> str:
             if payload.get(key):
                 return one_line(str(payload[key]))[:500]
     return one_line(raw.decode("utf-8", "replace"))[:300]
+
+
+def _refuses_schema(error: HTTPStatusError) -> bool:
+    """A refusal worth another ``response_format`` form: a 4xx about the request (not
+    auth, not a missing model or route, not rate limits), or a 5xx naming the field."""
+    status = error.status or 0
+    if 400 <= status < 500:
+        return status not in (401, 403, 404, 408, 409, 429)
+    return names_response_format(error.message)

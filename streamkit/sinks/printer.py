@@ -21,6 +21,7 @@ from typing import BinaryIO
 import trio
 
 from streamkit.events import Batch, TextDelta, encode_event_line, is_reply_event
+from streamkit.structured import PartialTracker
 
 FLUSH_INTERVAL = 0.05  # seconds
 FLUSH_CHUNKS = 16
@@ -29,9 +30,12 @@ FLUSH_CHUNKS = 16
 class Printer:
     """Consumes batches of events and writes them to ``out``."""
 
-    def __init__(self, out: BinaryIO, *, events: bool = False) -> None:
+    def __init__(
+        self, out: BinaryIO, *, events: bool = False, partials: PartialTracker | None = None
+    ) -> None:
         self.out = out
         self.events = events
+        self.partials = partials  # with a schema: ``json_partial`` events after the deltas
         self.wrote_text = False  # any reply text reached ``out``
         self.ends_with_newline = True
         self._pending: list[bytes] = []
@@ -67,6 +71,9 @@ class Printer:
 
     def _render_events(self, batch: Batch) -> None:
         self._pending.extend(encode_event_line(e) for e in batch if is_reply_event(e))
+        partial = self.partials.after(batch) if self.partials is not None else None
+        if partial is not None:
+            self._pending.append(encode_event_line(partial))
 
     def flush(self) -> None:
         """Write everything pending, now."""
