@@ -262,3 +262,25 @@ def test_local_closing_keeps_what_was_generated(run_cli):
         assert full.stdout.startswith("".join(deltas[:-1]))
         if any(e["type"] == "finish" and e["reason"] == "length" for e in events):
             assert "truncated" in cut.stderr
+
+
+@pytest.mark.server
+def test_real_server_takes_the_schema_in_its_own_form(run_cli, llama_server):
+    records = "".join(json.dumps({"id": i, "prompt": f"Extract as JSON: {s}"}) + "\n"
+                      for i, s in enumerate(SUBJECTS[:6]))
+    result = run_cli("chat", "--jsonl", "-j", "2", "--base-url", llama_server, "--schema",
+                     json.dumps(FLAT), "-n", "96", "--debug", "--no-log", input=records,
+                     timeout=300)
+    assert result.code == 0, result.stderr
+    (notice,) = notices(result.stderr)
+    assert notice == (
+        "streamkit: the server takes a schema as json_object+schema (refused: json_schema: "
+        "HTTP 500 Internal Server Error from POST /v1/chat/completions: the server rejected "
+        "the request's `response_format.type`: Input should be 'text' or 'json_object'); "
+        "used for the rest of the run"
+    )
+    statuses = [line.split(" -> ")[1].split(";")[0] for line in result.stderr.splitlines()
+                if line.startswith("streamkit: debug: ")]
+    assert statuses == ["500 Internal Server Error"] + ["200 OK"] * 6  # probed once
+    for record in lines(result.stdout):
+        jsonschema.validate(record["json"], FLAT)
