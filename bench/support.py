@@ -35,10 +35,18 @@ def child_env(tmp: Path, *, db: Path | None = None) -> dict[str, str]:
     return env
 
 
-def start_server(env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
-    """Start ``tests/fault_server.py`` on a free port; the process and its port."""
+def start_server(
+    env: dict[str, str], *, script: str = "fault_server.py", cpu: int | None = None
+) -> tuple[subprocess.Popen[str], int]:
+    """Start ``tests/<script>`` on a free port; the process and its port.
+
+    ``script`` is the fault server by default, or ``timed_server.py``, whose
+    chunks carry the server's own times; ``cpu`` pins it to that core with
+    ``taskset``, so that a client pinned to another core has its own.
+    """
+    pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
     server = subprocess.Popen(
-        [PYTHON, str(ROOT / "tests" / "fault_server.py")],
+        [*pin, PYTHON, str(ROOT / "tests" / script)],
         stdout=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         text=True,
@@ -48,7 +56,7 @@ def start_server(env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
     line = server.stdout.readline()
     if not line.startswith("PORT "):
         server.kill()
-        raise RuntimeError(f"fault server did not start: {line!r}")
+        raise RuntimeError(f"{script} did not start: {line!r}")
     return server, int(line.split()[1])
 
 

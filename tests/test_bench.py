@@ -34,9 +34,12 @@ EXACT = 1e-9
 
 def target(plan: str) -> tuple[HTTPTarget, str]:
     key = f"{plan}/{uuid.uuid4().hex}"
-    client = httpx.AsyncClient(transport=timed_server.transport(),
-                               base_url=f"http://timed/{key}/v1/")
-    return HTTPTarget(OpenAIHTTPProducer(client, max_retries=0)), key
+
+    def new_client() -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=timed_server.transport(),
+                                 base_url=f"http://timed/{key}/v1/")
+
+    return HTTPTarget(OpenAIHTTPProducer(new_client(), max_retries=0), new_client), key
 
 
 def workload(count: int = 64, output_tokens: int = 8) -> Workload:
@@ -80,6 +83,28 @@ async def test_concurrency_n_never_has_more_than_n_in_flight(autojump_clock):
     assert counters.requests == 21 and counters.max_in_flight == 4
     # four loops, each one request after another: 21 requests take 6 rounds
     assert result.duration == pytest.approx(6 * 0.13, abs=EXACT)
+
+
+async def test_connections_are_kept_between_requests(nursery):
+    """Over real sockets, a closed loop of 3 opens 3 connections for 12 requests: no TCP
+    connect inside a TTFT after the first round."""
+    from streamkit.providers.openai_http import build_client
+
+    port = await nursery.start(timed_server.serve)
+    before = timed_server.connections_accepted
+    url = f"http://127.0.0.1:{port}/ttft=0.01,itl=0.001,tokens=3/{uuid.uuid4().hex}/v1"
+
+    def new_client() -> httpx.AsyncClient:
+        return build_client(url, None, connect_timeout=5, idle_timeout=5)
+
+    bench_target = HTTPTarget(OpenAIHTTPProducer(new_client(), max_retries=0), new_client)
+    result = RunResult(RunSpec("concurrency", concurrency=3, requests=12))
+    try:
+        await Runner(bench_target, workload(12)).run(result)
+    finally:
+        await bench_target.aclose()
+    assert [s.ok for s in result.samples] == [True] * 12
+    assert timed_server.connections_accepted - before == 3
 
 
 async def test_open_loop_sends_on_schedule_and_measures_from_it(autojump_clock):

@@ -198,7 +198,12 @@ async def _send(stream: trio.SocketStream, status: int, headers: dict, body: byt
     await stream.send_all(("\r\n".join(head) + "\r\n\r\n").encode() + body)
 
 
+connections_accepted = 0  # as a program or under ``serve``: TCP connections so far
+
+
 async def _handle(stream: trio.SocketStream) -> None:
+    global connections_accepted
+    connections_accepted += 1
     buffer = bytearray()
     async with stream:
         try:

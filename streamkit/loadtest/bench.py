@@ -15,7 +15,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import trio
@@ -42,6 +42,9 @@ from streamkit.loadtest.workload import (
     random_workload,
 )
 from streamkit.localmodels import resolve_local_model
+
+if TYPE_CHECKING:
+    import httpx
 
 SWEEP_THROUGHPUT_CONCURRENCY = 64
 
@@ -169,11 +172,19 @@ async def open_target(settings: Settings) -> AsyncIterator[Target]:
         return
     from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
 
-    client = build_client(settings.base_url, settings.api_key,
-                          connect_timeout=settings.connect_timeout,
-                          idle_timeout=settings.idle_timeout)
-    async with client:
-        yield HTTPTarget(OpenAIHTTPProducer(client, api_key=settings.api_key, max_retries=0))
+    def new_client() -> httpx.AsyncClient:
+        return build_client(settings.base_url or "", settings.api_key,
+                            connect_timeout=settings.connect_timeout,
+                            idle_timeout=settings.idle_timeout)
+
+    target = HTTPTarget(
+        OpenAIHTTPProducer(new_client(), api_key=settings.api_key, max_retries=0), new_client
+    )
+    try:
+        yield target
+    finally:
+        with trio.CancelScope(shield=True):
+            await target.aclose()
 
 
 def _observer(interactive: bool) -> Any:
