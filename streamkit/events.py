@@ -97,6 +97,9 @@ class ResponseInfo(msgspec.Struct, frozen=True, tag="response", tag_field="type"
 
     status: int
     headers: dict[str, str] = {}
+    # What was sent, exactly (a schema's ``response_format`` form is chosen by
+    # the producer), so that a failure is kept as sent: path, body bytes.
+    sent: tuple[str, bytes] | None = None
 
 
 class JsonPartial(msgspec.Struct, frozen=True, tag="json_partial", tag_field="type"):

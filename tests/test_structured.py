@@ -114,6 +114,16 @@ def test_a_batch_probes_once_and_checks_every_line(run_cli, scripted):
     assert by_id[4]["error"]["message"].endswith("at /age: 3 is not one of [1]")
 
 
+def test_a_failed_request_is_kept_in_the_form_it_was_sent(run_cli, scripted):
+    server = scripted("no-json-schema")
+    failed = run_cli("chat", "hi", "--base-url", server.url, "--schema", PERSON,
+                     "--max-retries", "0", "-O", "scripted_status=503")
+    assert failed.code == 4
+    (record,) = lines(run_cli("logs", "list", "--failed", "--json").stdout)
+    assert record["body"] == server.bodies()[-1]  # the json_object form, not the first
+    assert record["body"]["response_format"]["type"] == "json_object"
+
+
 def test_a_server_that_ignores_the_schema_fails_validation(run_cli, scripted):
     server = scripted("echo")  # answers "Hello, world" whatever it is asked
     result = run_cli("chat", "hi", "--base-url", server.url, "--schema", PERSON, "--no-log")

@@ -12,7 +12,8 @@ strings). Scenarios:
   ``json_schema`` (as servers without structured outputs answer), else
   ``echo``.
 
-Any scenario streams the body's ``scripted_reply`` (a string, else its JSON),
+Any scenario answers a body with ``scripted_status`` (an int) with that
+HTTP status, and streams the body's ``scripted_reply`` (a string, else its JSON),
 four characters a chunk, instead of "Hello, world" when the body has one.
 
 Every answer carries the response headers ``--debug`` and the log keep
@@ -96,6 +97,10 @@ async def handle(stream: trio.SocketStream) -> None:
         ):
             await send_json(stream, "400 Bad Request", {"error": {
                 "message": "response_format: json_schema is not supported"}})
+            return
+        if "scripted_status" in body:
+            await send_json(stream, f"{body['scripted_status']} Scripted", {"error": {
+                "message": "the scripted status"}})
             return
         await send_head(stream, "200 OK", {
             "Content-Type": "text/event-stream", "Transfer-Encoding": "chunked",

@@ -29,13 +29,14 @@ class Exchange:
         self.headers: dict[str, str] = {}
         self.failure: str | None = None
 
-    def answered(self, response: httpx.Response) -> ResponseInfo:
-        """The response's head arrived: the event that tells the consumers."""
+    def answered(self, response: httpx.Response, sent: tuple[str, bytes]) -> ResponseInfo:
+        """The response's head arrived (to the request ``sent``: path and body): the
+        event that tells the consumers."""
         self.headers_at = trio.current_time()
         self.status = response.status_code
         self.reason = response.reason_phrase or ""
         self.headers = kept_headers(response.headers.multi_items())
-        return ResponseInfo(self.status, self.headers)
+        return ResponseInfo(self.status, self.headers, sent)
 
     def received(self) -> None:
         if self.first_byte_at is None:

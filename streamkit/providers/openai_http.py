@@ -235,7 +235,7 @@ class OpenAIHTTPProducer:
         exchange = Exchange("POST", f"{self.base_url}/{path}")
         try:
             async with self.client.stream("POST", path, content=raw, headers=_HEADERS) as response:
-                await send.send([exchange.answered(response)])
+                await send.send([exchange.answered(response, (path, raw))])
                 if response.status_code >= 400:
                     raise await self._status_error(response)
                 decoder = OpenAIStreamDecoder()

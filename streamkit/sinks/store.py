@@ -261,7 +261,8 @@ class ReplyRecorder:
             await store.call("record_response", self.request_id,
                              http_status=self.response.status, headers=self.response.headers)
         if reply.error is not None and self.request is not None:
-            endpoint, body = request_bytes(self.request)
+            sent = self.response.sent if self.response is not None else None
+            endpoint, body = sent or request_bytes(self.request)
             await store.call("record_failure", self.request_id, endpoint=endpoint, body=body)
 
     async def _ensure_row(self) -> None:
