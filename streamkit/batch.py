@@ -197,18 +197,9 @@ class BatchRunner:
                 record["text"] = reply.text  # what was received before the failure
             return record
         ended = recorder.ended_at or trio.current_time()
-        record: dict[str, Any] = {"id": job.id}
-        if schema is None:
-            record["text"] = reply.text
-        else:  # the parsed value instead of the text, or an error record keeping the text
-            value, mismatch = check_reply(reply.text, schema)
-            if mismatch is not None:
-                record = _error_record(job.id, "schema", mismatch.message, None)
-                record["text"] = reply.text
-                return record
-            record["json"] = value
-            if reply.finish_reason == "length":
-                record["truncated"] = True  # closed early to stay valid
+        record = _content(job.id, reply.text, reply.finish_reason, schema)
+        if "error" in record:
+            return record
         record.update({
             "finish_reason": reply.finish_reason,
             "usage": msgspec.structs.asdict(reply.usage) if reply.usage else None,
@@ -287,10 +278,31 @@ def _replayed_record(job: BatchRecord, stored: StoredMessage) -> dict[str, Any]:
         usage = {"prompt_tokens": stored.prompt_tokens,
                  "completion_tokens": stored.completion_tokens,
                  "total_tokens": (stored.prompt_tokens or 0) + stored.completion_tokens}
-    return {"id": job.id, "text": stored.content, "finish_reason": stored.finish_reason,
-            "usage": usage, "model": stored.model,
-            "latency": {"ttft_s": stored.ttft_s, "total_s": stored.duration_s},
-            "replayed": True}
+    record = _content(job.id, stored.content, stored.finish_reason,
+                      job.request.options.schema)
+    if "error" in record:
+        return record
+    record.update({"finish_reason": stored.finish_reason, "usage": usage, "model": stored.model,
+                   "latency": {"ttft_s": stored.ttft_s, "total_s": stored.duration_s},
+                   "replayed": True})
+    return record
+
+
+def _content(
+    record_id: Any, text: str, finish_reason: str | None, schema: dict[str, Any] | None
+) -> dict[str, Any]:
+    """A result's content: ``text``; with a schema, ``json`` (the parsed value, and
+    ``truncated`` when it was closed early to stay valid), or, when the reply does not
+    validate, the error record, with the raw ``text`` kept."""
+    if schema is None:
+        return {"id": record_id, "text": text}
+    value, mismatch = check_reply(text, schema)
+    if mismatch is not None:
+        return {**_error_record(record_id, "schema", mismatch.message, None), "text": text}
+    record: dict[str, Any] = {"id": record_id, "json": value}
+    if finish_reason == "length":
+        record["truncated"] = True
+    return record
 
 
 def _error_record(record_id: Any, kind: str, message: str, status: int | None) -> dict[str, Any]:
