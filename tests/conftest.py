@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -79,15 +80,45 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def fault_server_root() -> Iterator[str]:
     """The scripted fault server as a separate process; its root URL."""
-    proc = subprocess.Popen(
-        [sys.executable, str(TESTS / "fault_server.py")],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    yield from serve_script("fault_server.py")
+
+
+def serve_script(name: str) -> Iterator[str]:
+    """Run ``tests/<name>`` (a server that prints ``PORT <n>``) until the generator
+    ends; yields its root URL. For module- or session-scoped fixtures."""
+    proc = subprocess.Popen([sys.executable, str(TESTS / name)], stdout=subprocess.PIPE,
+                            text=True)
     line = proc.stdout.readline()
     assert line.startswith("PORT "), line
     yield f"http://127.0.0.1:{int(line.split()[1])}"
     stop_process(proc)
+
+
+@pytest.fixture(scope="session")
+def token_server() -> Iterator[str]:
+    """``tests/token_server.py``, which keeps every request body; its root URL."""
+    yield from serve_script("token_server.py")
+
+
+class Scripted:
+    """One scenario of the token server under a fresh key: its URL and what it received."""
+
+    def __init__(self, root: str, scenario: str) -> None:
+        self.key = uuid.uuid4().hex
+        self.url = f"{root}/{scenario}/{self.key}/v1"
+
+    def raw_bodies(self) -> list[bytes]:
+        answer = httpx.get(f"{self.url}/bodies")
+        return [body.encode("latin-1") for body in answer.json()]
+
+    def bodies(self) -> list[dict]:
+        return [json.loads(raw) for raw in self.raw_bodies()]
+
+
+@pytest.fixture
+def scripted(token_server: str):
+    """``scripted("echo")``: a token-server scenario under a fresh key."""
+    return lambda scenario="echo": Scripted(token_server, scenario)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pytest
 
 from streamkit.loadtest.plots import FILES
 
-from conftest import TESTS, stop_process
+from conftest import serve_script
 
 STAT_KEYS = {"mean", "stdev", "p50", "p90", "p95", "p99", "max"}
 RUN_KEYS = {
@@ -31,12 +31,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def timed_root() -> Iterator[str]:
-    proc = subprocess.Popen([sys.executable, str(TESTS / "timed_server.py")],
-                            stdout=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    assert line.startswith("PORT "), line
-    yield f"http://127.0.0.1:{int(line.split()[1])}"
-    stop_process(proc)
+    yield from serve_script("timed_server.py")
 
 
 @pytest.fixture

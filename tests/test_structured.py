@@ -4,12 +4,7 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import uuid
-from collections.abc import Iterator
 
-import httpx
 import jsonschema
 import pytest
 
@@ -17,8 +12,6 @@ from streamkit.providers.json_grammar import json_grammar
 from streamkit.request import GenerationOptions, GenerationRequest, Message, openai_body
 from streamkit.schema_syntax import parse_short_schema
 from streamkit.structured import DEFAULT_MAX_ITEMS, bounded_schema, check_reply
-
-from conftest import TESTS, stop_process
 
 PERSON = "name, age int"
 FLAT = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"},
@@ -36,28 +29,6 @@ SUBJECTS = [
     "Priya Nair, 27, Kochi", "Quinn Byrne, 34, Dublin", "Rosa Lima, 58, Recife",
     "Sven Olsen, 43, Bergen", "Tara Singh, 31, Delhi",
 ]
-
-
-@pytest.fixture(scope="module")
-def token_server() -> Iterator[str]:
-    proc = subprocess.Popen([sys.executable, str(TESTS / "token_server.py")],
-                            stdout=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    assert line.startswith("PORT "), line
-    yield f"http://127.0.0.1:{int(line.split()[1])}"
-    stop_process(proc)
-
-
-@pytest.fixture
-def scripted(token_server: str):
-    class Scripted:
-        def __init__(self, scenario: str) -> None:
-            self.url = f"{token_server}/{scenario}/{uuid.uuid4().hex}/v1"
-
-        def bodies(self) -> list[dict]:
-            return [json.loads(b.encode("latin-1")) for b in httpx.get(f"{self.url}/bodies").json()]
-
-    return Scripted
 
 
 def lines(text: str) -> list[dict]:

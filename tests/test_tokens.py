@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import msgspec
 import pytest
 
@@ -24,8 +19,6 @@ from streamkit.request import GenerationOptions, GenerationRequest, openai_body
 from streamkit.sampling import local_request, parse_option_pairs
 from streamkit.store import FailedRequest
 
-from conftest import TESTS, stop_process
-
 # What llama-cpp-python's server says (HTTP 500) to a prompt given as token ids.
 PYDANTIC_DUMP = (
     "3 validation errors: {'type': 'string_type', 'loc': ('body', 'prompt', 'str'), "
@@ -33,36 +26,6 @@ PYDANTIC_DUMP = (
     "'string_type', 'loc': ('body', 'prompt', 'list[str]', 0), 'msg': 'Input should be "
     "a valid string', 'input': 504} File \"app.py\", line 264, in create_completion"
 )
-
-
-@pytest.fixture(scope="module")
-def token_server() -> Iterator[str]:
-    proc = subprocess.Popen([sys.executable, str(TESTS / "token_server.py")],
-                            stdout=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    assert line.startswith("PORT "), line
-    yield f"http://127.0.0.1:{int(line.split()[1])}"
-    stop_process(proc)
-
-
-class Scripted:
-    """One scenario of the token server under a fresh key: its URL and what it received."""
-
-    def __init__(self, root: str, scenario: str) -> None:
-        self.key = uuid.uuid4().hex
-        self.url = f"{root}/{scenario}/{self.key}/v1"
-
-    def raw_bodies(self) -> list[bytes]:
-        answer = httpx.get(f"{self.url}/bodies")
-        return [body.encode("latin-1") for body in answer.json()]
-
-    def bodies(self) -> list[dict]:
-        return [json.loads(raw) for raw in self.raw_bodies()]
-
-
-@pytest.fixture
-def scripted(token_server: str):
-    return lambda scenario="echo": Scripted(token_server, scenario)
 
 
 def event_lines(stdout: str) -> list[dict]:

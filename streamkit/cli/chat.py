@@ -16,7 +16,7 @@ from streamkit.cli import batchrun as batch
 from streamkit.cli import options as opt
 from streamkit.cli import sampling_options as so
 from streamkit.cli.complete import read_prompt_argument
-from streamkit.cli.runner import report, run_command
+from streamkit.cli.runner import reply_exit_code, report, run_command
 from streamkit.config import resolve_settings
 from streamkit.errors import StreamkitError, UsageError
 from streamkit.interrupts import Interrupts
@@ -202,11 +202,7 @@ def chat(
                 opt.print_replayed(stored.content, request_id or "")
                 return 0
             reply = await session.ask(text)
-        error = reply.exception()
-        if error is not None and interrupts.exit_code is None:
-            report(error)
-            return error.exit_code
-        return 0
+        return reply_exit_code(reply, interrupts)
 
     raise typer.Exit(run_command(body))
 

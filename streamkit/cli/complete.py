@@ -12,7 +12,7 @@ from streamkit.backend import open_backend
 from streamkit.cli import batchrun as batch
 from streamkit.cli import options as opt
 from streamkit.cli import sampling_options as so
-from streamkit.cli.runner import report, run_command
+from streamkit.cli.runner import reply_exit_code, run_command
 from streamkit.config import resolve_settings
 from streamkit.errors import UsageError
 from streamkit.interrupts import Interrupts
@@ -122,11 +122,7 @@ def complete(
                     backend, request, stop=reply_scope, events=events, stats=stats,
                     log=log, prompt_text=logged_prompt(request),
                 )
-        error = reply.exception()
-        if error is not None and interrupts.exit_code is None:
-            report(error)
-            return error.exit_code
-        return 0
+        return reply_exit_code(reply, interrupts)
 
     raise typer.Exit(run_command(body))
 

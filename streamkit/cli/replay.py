@@ -13,7 +13,7 @@ import typer
 from streamkit.backend import open_backend
 from streamkit.cli import options as opt
 from streamkit.cli import sampling_options as so
-from streamkit.cli.runner import report, run_command
+from streamkit.cli.runner import reply_exit_code, run_command
 from streamkit.config import resolve_settings
 from streamkit.errors import UsageError
 from streamkit.interrupts import Interrupts
@@ -70,11 +70,7 @@ def replay(
                     partial(backend.stream_body, stored.endpoint, replay_body(stored, model)),
                     stop=scope, events=events, stats=stats,
                 )
-        error = reply.exception()
-        if error is not None and interrupts.exit_code is None:
-            report(error)
-            return error.exit_code
-        return 0
+        return reply_exit_code(reply, interrupts)
 
     raise typer.Exit(run_command(body))
 

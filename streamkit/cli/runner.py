@@ -17,6 +17,7 @@ import trio
 
 from streamkit.errors import EXIT_INTERRUPTED, StreamkitError
 from streamkit.interrupts import Interrupts
+from streamkit.reply import Reply
 
 EXIT_BROKEN_PIPE = 141
 
@@ -78,6 +79,15 @@ def _exit_code_for(exc: BaseException, interrupts: Interrupts) -> int:
 def report(error: StreamkitError) -> None:
     """The one stderr line for an error."""
     print(f"streamkit: {error.message}", file=sys.stderr, flush=True)
+
+
+def reply_exit_code(reply: Reply, interrupts: Interrupts) -> int:
+    """The exit code after a reply: its error's (reported) unless a signal decided it."""
+    error = reply.exception()
+    if error is not None and interrupts.exit_code is None:
+        report(error)
+        return error.exit_code
+    return 0
 
 
 def _silence_stdout() -> None:
