@@ -298,7 +298,7 @@ def _content(
         return {"id": record_id, "text": text}
     value, mismatch = check_reply(text, schema)
     if mismatch is not None:
-        return {**_error_record(record_id, "schema", mismatch.message, None), "text": text}
+        return {**_error_record(record_id, "schema", mismatch, None), "text": text}
     record: dict[str, Any] = {"id": record_id, "json": value}
     if finish_reason == "length":
         record["truncated"] = True

@@ -6,7 +6,7 @@ vLLM take ``json_schema``; llama-cpp-python's server only ``json_object``
 with a ``schema``, which it enforces with a grammar; the last resort is plain
 ``json_object`` with the schema spelled out in a system message). The local
 model is constrained by a grammar compiled from the schema, with runaway
-strings and arrays bounded (``bounded_schema``). Whatever the route, the
+strings and arrays bounded (``providers/json_grammar.py``). Whatever the route, the
 reply is checked with ``jsonschema`` at the end (``check_reply``): a reply
 that does not validate is reported as such, never passed off as valid.
 """
@@ -31,12 +31,6 @@ DEFAULT_MAX_STRING = 1000  # characters
 DEFAULT_MAX_ITEMS = 100
 
 
-class SchemaMismatch(msgspec.Struct, frozen=True):
-    """Why a reply is not a valid instance of the schema: one line."""
-
-    message: str
-
-
 def response_format(form: str, schema: dict[str, Any]) -> dict[str, Any]:
     """The ``response_format`` body field for one of ``SCHEMA_FORMS``."""
     if form == "json_schema":
@@ -58,6 +52,10 @@ def names_response_format(message: str) -> bool:
     return "response_format" in message or "json_schema" in message
 
 
+# Keywords whose values are data, not schemas: left as they are.
+_DATA_KEYWORDS = frozenset({"enum", "const", "default", "examples"})
+
+
 def bounded_schema(schema: Any) -> Any:
     """``schema`` with ``maxItems`` on every array that has none, so a grammar built
     from it cannot run away (strings are bounded in the grammar itself)."""
@@ -65,21 +63,22 @@ def bounded_schema(schema: Any) -> Any:
         return [bounded_schema(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {key: bounded_schema(value) for key, value in schema.items()}
+    out = {key: value if key in _DATA_KEYWORDS else bounded_schema(value)
+           for key, value in schema.items()}
     types = schema.get("type")
     if types == "array" or (isinstance(types, list) and "array" in types):
         out.setdefault("maxItems", DEFAULT_MAX_ITEMS)
     return out
 
 
-def check_reply(text: str, schema: dict[str, Any]) -> tuple[Any, SchemaMismatch | None]:
-    """The reply's parsed value, and why it does not validate (None when it does)."""
+def check_reply(text: str, schema: dict[str, Any]) -> tuple[Any, str | None]:
+    """The reply's parsed value, and why it does not validate, in one line (None
+    when it does)."""
     try:
         value = msgspec.json.decode(text)
     except msgspec.DecodeError as exc:
-        return None, SchemaMismatch(f"the reply is not JSON: {exc}")
-    error = _validator(msgspec.json.encode(schema))(value)
-    return value, SchemaMismatch(error) if error else None
+        return None, f"the reply is not JSON: {exc}"
+    return value, _validator(msgspec.json.encode(schema))(value)
 
 
 @functools.lru_cache(maxsize=64)

@@ -58,7 +58,7 @@ def _check_structured(reply: Reply, schema: dict[str, Any]) -> None:
     """A reply asked for with a schema must validate: if not, that is its error."""
     _, mismatch = check_reply(reply.text, schema)
     if mismatch is not None:
-        reply.error = StreamError("schema", mismatch.message)
+        reply.error = StreamError("schema", mismatch)
     elif reply.finish_reason == "length":
         print("streamkit: the reply reached its token limit and was closed early to stay "
               "valid (truncated)", file=sys.stderr, flush=True)

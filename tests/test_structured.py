@@ -173,10 +173,10 @@ def test_check_reply_names_the_failure():
     assert check_reply('{"name": "x", "age": 1}', parse_short_schema(PERSON)) == (
         {"name": "x", "age": 1}, None)
     _, mismatch = check_reply('{"name": "x", "age": "1"}', parse_short_schema(PERSON))
-    assert mismatch.message == "the reply does not match the schema at /age: '1' is not of " \
+    assert mismatch == "the reply does not match the schema at /age: '1' is not of " \
         "type 'integer'"
     _, mismatch = check_reply('{"name": ', parse_short_schema(PERSON))
-    assert mismatch.message.startswith("the reply is not JSON")
+    assert mismatch.startswith("the reply is not JSON")
 
 
 def test_arrays_are_bounded_unless_the_schema_bounds_them():
@@ -185,6 +185,8 @@ def test_arrays_are_bounded_unless_the_schema_bounds_them():
     assert bounded["properties"]["authors"]["maxItems"] == DEFAULT_MAX_ITEMS
     own = {"type": "array", "items": {"type": "string"}, "maxItems": 3}
     assert bounded_schema(own) == own
+    data = {"const": {"type": "array"}, "enum": [{"type": "array"}]}  # values, not schemas
+    assert bounded_schema(data) == data
 
 
 def test_grammar_strings_exclude_control_characters_and_are_bounded():

@@ -164,36 +164,41 @@ class OpenAIHTTPProducer:
         refusal is only ever an HTTP error before any output, so asking again
         in the next form is safe.
         """
-        if self.schema_form is not None:
-            await self.stream_body(*request_bytes(request, self.schema_form), send)
-            return
-        async with self._schema_probe:
-            if self.schema_form is not None:
-                await self.stream_body(*request_bytes(request, self.schema_form), send)
-                return
-            refusals: list[str] = []
-            for form in SCHEMA_FORMS:
-                try:
-                    await self._with_retries(
-                        lambda form=form: self._stream_once(*request_bytes(request, form), send)
-                    )
-                except HTTPStatusError as error:
-                    if not _refuses_schema(error) or form == SCHEMA_FORMS[-1]:
-                        message = error.message
-                        if refusals:
-                            message += " (after refusing " + "; ".join(refusals) + ")"
-                        await send.send([StreamError(error.kind, message, error.status)])
-                        return
+        if self.schema_form is None:
+            async with self._schema_probe:
+                if self.schema_form is None:
+                    await self._probe_schema_forms(request, send)
+                    return
+        await self.stream_body(*request_bytes(request, self.schema_form), send)
+
+    async def _probe_schema_forms(
+        self, request: GenerationRequest, send: trio.MemorySendChannel[Batch]
+    ) -> None:
+        """``request`` in each form of ``SCHEMA_FORMS`` until one is not refused; that
+        one is kept in ``schema_form`` (and said, if it was not the first)."""
+        refusals: list[str] = []
+        for form in SCHEMA_FORMS:
+            try:
+                await self._with_retries(
+                    lambda form=form: self._stream_once(*request_bytes(request, form), send)
+                )
+            except HTTPStatusError as error:
+                if _refuses_schema(error) and form != SCHEMA_FORMS[-1]:
                     refusals.append(f"{form}: {error.message}")
                     continue
-                except StreamkitError as error:
-                    await send.send([StreamError(error.kind, error.message, error.status)])
-                    return
-                self.schema_form = form
-                if refusals and self.on_notice is not None:
-                    self.on_notice(f"the server takes a schema as {form} (refused: "
-                                   + "; ".join(refusals) + "); used for the rest of the run")
+                message = error.message
+                if refusals:
+                    message += " (after refusing " + "; ".join(refusals) + ")"
+                await send.send([StreamError(error.kind, message, error.status)])
                 return
+            except StreamkitError as error:
+                await send.send([StreamError(error.kind, error.message, error.status)])
+                return
+            self.schema_form = form
+            if refusals and self.on_notice is not None:
+                self.on_notice(f"the server takes a schema as {form} (refused: "
+                               + "; ".join(refusals) + "); used for the rest of the run")
+            return
 
     async def stream_body(
         self, path: str, raw: bytes, send: trio.MemorySendChannel[Batch]
