@@ -39,7 +39,9 @@ from streamkit.errors import UsageError
 from streamkit.events import Batch, TextDelta, ToolCallDelta, Usage
 from streamkit.pipeline import run_stream
 from streamkit.protocol.relay import BadFrame, CancelFrame, GenerateFrame, error_frame, parse_frame
+from streamkit.reply import Reply
 from streamkit.sinks.store import AsyncStore, ConversationLog, ReplyRecorder
+from streamkit.structured import check_reply
 
 _encode = msgspec.json.Encoder().encode
 MERGE_LIMIT = 64 * 1024  # characters of one merged delta frame, well under message limits
@@ -286,8 +288,7 @@ class _Connection:
         elif reply.error is not None:
             outbox.put(error_frame(frame_id, reply.error.kind, reply.error.message))
         else:
-            outbox.put({"type": "finish", "id": frame_id,
-                        "finish_reason": reply.finish_reason or "stop"})
+            outbox.put(_finish_frame(frame_id, reply, frame.request.options.schema))
 
     async def _recorder(self, frame: GenerateFrame) -> ReplyRecorder:
         """Log the request as a conversation of its own (``--log``)."""
@@ -342,3 +343,15 @@ class _Connection:
         remote = self.ws.remote
         return f"{getattr(remote, 'address', remote)}:{getattr(remote, 'port', '')}"
 
+
+
+def _finish_frame(frame_id: Any, reply: Reply, schema: dict[str, Any] | None) -> dict[str, Any]:
+    """A request's last frame; with a ``schema``, the reply is checked first: valid, the
+    frame carries its ``json`` value; not, it is a ``schema`` error frame."""
+    finish = {"type": "finish", "id": frame_id, "finish_reason": reply.finish_reason or "stop"}
+    if schema is None or reply.finish_reason == "cancelled":
+        return finish
+    value, mismatch = check_reply(reply.text, schema)
+    if mismatch is not None:
+        return error_frame(frame_id, "schema", mismatch)
+    return {**finish, "json": value}

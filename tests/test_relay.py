@@ -322,3 +322,18 @@ class _Devtools:
         result = await self.send("Runtime.evaluate", session, expression=expression,
                                  returnByValue=True)
         return result["result"].get("value")
+
+
+async def test_a_schema_is_checked_before_the_finish_frame(local_backend):
+    async with running_relay("ok") as (url, _), open_websocket_url(url) as ws:
+        await ws.send_message(chat("s", schema="name, age int"))  # the server says prose
+        *_, last = await frames_until_end(ws, {"s"})
+    assert last["type"] == "error" and last["error"]["type"] == "schema"
+    assert last["error"]["message"].startswith("the reply is not JSON")
+    async with running_relay(backend=local_backend) as (url, _), open_websocket_url(url) as ws:
+        await ws.send_message(chat("j", "Extract: Bob, 40 years old", schema="name, age int",
+                                   max_tokens=40, seed=1))
+        frames = await frames_until_end(ws, {"j"})
+    text = "".join(f["text"] for f in frames if f["type"] == "delta")
+    assert frames[-1]["type"] == "finish" and frames[-1]["json"] == json.loads(text)
+    assert set(frames[-1]["json"]) == {"name", "age"}

@@ -71,6 +71,7 @@ DEFAULT_TOP_P = 0.95
 # With a schema: within this many tokens of max_tokens, check each token whether
 # closing the JSON document would take the rest of the budget.
 CLOSING_WINDOW = 64
+GRAMMAR_CACHE = 64  # compiled grammars kept per model
 
 
 class _Mailbox:
@@ -182,6 +183,9 @@ class LocalModel:
         key = msgspec.json.encode(schema)
         if key not in self._grammars:
             from llama_cpp import LlamaGrammar
+
+            if len(self._grammars) >= GRAMMAR_CACHE:  # a batch of many per-record schemas
+                self._grammars.clear()
 
             try:
                 self._grammars[key] = LlamaGrammar.from_string(
