@@ -162,13 +162,30 @@ def build_workload(config: BenchConfig, settings: Settings, count: int,
 
 @asynccontextmanager
 async def open_target(settings: Settings) -> AsyncIterator[Target]:
-    """The server at the base URL (no retries), else the local model."""
+    """The server at the base URL (no retries), else the local model.
+
+    A plain ``http://`` server is read by ``RawHTTPTarget`` (trio sockets and
+    h11: each read timed before any other work); ``https://`` by ``HTTPTarget``
+    (httpx).
+    """
     if not settings.base_url:
         from streamkit.backend import open_backend
 
         async with open_backend(settings) as backend:
             await backend.check_model(settings.model)
             yield BackendTarget(backend)
+        return
+    if settings.base_url.lower().startswith("http://"):
+        from streamkit.loadtest.rawhttp import RawHTTPTarget  # the lean path: timed reads
+
+        raw = RawHTTPTarget(settings.base_url, settings.api_key,
+                            connect_timeout=settings.connect_timeout,
+                            idle_timeout=settings.idle_timeout)
+        try:
+            yield raw
+        finally:
+            with trio.CancelScope(shield=True):
+                await raw.aclose()
         return
     from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
 

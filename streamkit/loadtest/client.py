@@ -6,10 +6,12 @@ still tells what it received. bench never retries: a failure is recorded
 with its type -- ``http_<status>``, ``connection``, ``timeout``,
 ``protocol``, ``model`` -- and the run goes on.
 
-Two targets share the measurement: ``HTTPTarget`` (an OpenAI-compatible
-server; the response body is read with httpx on Trio and decoded by the
-sans-IO ``OpenAIStreamDecoder``) and ``BackendTarget`` (the local model, whose
-event batches are timed as they leave the model thread).
+Three targets share the measurement: ``RawHTTPTarget`` (rawhttp.py: an
+OpenAI-compatible server at a plain ``http://`` URL, read with trio sockets
+and h11), ``HTTPTarget`` (one at an ``https://`` URL, read with httpx on
+Trio), both decoded by the sans-IO ``OpenAIStreamDecoder``, and
+``BackendTarget`` (the local model, whose event batches are timed as they
+leave the model thread).
 """
 
 from __future__ import annotations
@@ -116,7 +118,10 @@ class Target(Protocol):
 
 
 class HTTPTarget:
-    """An OpenAI-compatible server, with the producer's error mapping.
+    """An OpenAI-compatible server over httpx, with the producer's error mapping.
+
+    bench uses it for ``https://`` base URLs; a plain ``http://`` one goes to
+    the leaner ``RawHTTPTarget`` (rawhttp.py), whose reads cost a tenth.
 
     Each request in flight has an HTTP client of its own, taken from a free
     list and put back when it ends, so its keep-alive connection serves the

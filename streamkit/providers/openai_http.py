@@ -43,7 +43,7 @@ from streamkit.retry import backoff_delay, is_retryable_status, parse_retry_afte
 from streamkit.structured import SCHEMA_FORMS, names_response_format
 from streamkit.wire import request_bytes
 
-_ERROR_BODY_LIMIT = 64 * 1024
+ERROR_BODY_LIMIT = 64 * 1024  # of an error answer's body, read for its message
 _HEADERS = {"Accept": "text/event-stream", "Content-Type": "application/json"}
 T = TypeVar("T")
 
@@ -272,20 +272,16 @@ class OpenAIHTTPProducer:
         raw = b""
         async for data in response.aiter_bytes():
             raw += data
-            if len(raw) >= _ERROR_BODY_LIMIT:
+            if len(raw) >= ERROR_BODY_LIMIT:
                 break
-        detail = _error_detail(raw)
-        rejected = validation_summary(detail)  # the body is wrong: sending it again won't help
-        detail = rejected or detail
-        reason = response.reason_phrase or ""
         where = f"{response.request.method} {response.request.url.path}"
-        message = f"HTTP {response.status_code} {reason} from {where}".replace("  ", " ")
-        if detail:
-            message += f": {detail}"
+        message, rejected = status_message(
+            response.status_code, response.reason_phrase or "", where, raw
+        )
         return HTTPStatusError(
             redact(message, self._secrets),
             status=response.status_code,
-            retryable=is_retryable_status(response.status_code) and rejected is None,
+            retryable=is_retryable_status(response.status_code) and not rejected,
             retry_after=parse_retry_after(response.headers.get("retry-after"), time.time()),
         )
 
@@ -302,9 +298,7 @@ class OpenAIHTTPProducer:
             return UsageError(f"invalid base URL {url!r}: {one_line(exc)}")
         if isinstance(exc, httpx.DecodingError):
             return ProtocolError(f"undecodable response body from {url}: {one_line(exc)}")
-        if sent_any:
-            return ProtocolError(f"the connection to {url} broke mid-stream: {one_line(exc)}")
-        return ConnectFailed(f"cannot connect to {url}: {one_line(exc)}", retryable=True)
+        return connection_error(url, one_line(exc), sent_any)
 
     async def context_budget(self, request: GenerationRequest) -> tuple[int, Callable] | None:
         """From the profile's ``context_tokens`` (the API does not tell it), else None.
@@ -355,6 +349,26 @@ class OpenAIHTTPProducer:
         if model and model not in models:
             known = ", ".join(models[:10]) or "none"
             raise ModelError(f"model {model!r} is not offered by {self.base_url} (it has: {known})")
+
+
+def connection_error(url: str, cause: str, sent_any: bool) -> StreamkitError:
+    """A connection that failed: before any output, a connect failure (safe to send
+    again); after, a stream that broke (what arrived is kept)."""
+    if sent_any:
+        return ProtocolError(f"the connection to {url} broke mid-stream: {cause}")
+    return ConnectFailed(f"cannot connect to {url}: {cause}", retryable=True)
+
+
+def status_message(status: int, reason: str, where: str, raw: bytes) -> tuple[str, bool]:
+    """The one line for an HTTP error answer (``where``: ``POST /v1/...``; ``raw``: its
+    body), and whether the server rejected the request body itself (a validation error:
+    sending it again won't help)."""
+    detail = _error_detail(raw)
+    rejected = validation_summary(detail)
+    message = f"HTTP {status} {reason} from {where}".replace("  ", " ")
+    if rejected or detail:
+        message += f": {rejected or detail}"
+    return message, rejected is not None
 
 
 def _error_detail(raw: bytes) -> str:

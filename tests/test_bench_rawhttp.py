@@ -1,0 +1,209 @@
+"""``RawHTTPTarget`` (bench's plain-http client) against the timed server over real sockets.
+
+The clock is real, so times are checked against the plan only in the
+direction that cannot flake (never earlier than the server's schedule) and
+within wide bounds; counts, error types and messages are checked exactly,
+and against ``HTTPTarget`` (httpx) where the two must agree.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+import timed_server
+import trio
+
+from streamkit.config import Settings
+from streamkit.errors import UsageError
+from streamkit.loadtest.bench import open_target
+from streamkit.loadtest.client import HTTPTarget, Measurement
+from streamkit.loadtest.rawhttp import RawHTTPTarget
+from streamkit.loadtest.runner import Runner, RunResult, RunSpec
+from streamkit.loadtest.workload import random_workload
+from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
+
+from conftest import free_port
+
+
+def workload(count: int, output_tokens: int = 8):
+    return random_workload(count, kind="chat", model="m", prompt_tokens=16,
+                           output_tokens=output_tokens, seed=1)
+
+
+@pytest.fixture
+async def server(nursery):
+    """The timed server in this test's nursery: ``url(plan)`` gives a fresh base URL."""
+    port = await nursery.start(timed_server.serve)
+
+    def url(plan: str) -> str:
+        return f"http://127.0.0.1:{port}/{plan}/{uuid.uuid4().hex}/v1"
+
+    return url
+
+
+@asynccontextmanager
+async def raw_target(url: str, idle_timeout: float = 5):
+    target = RawHTTPTarget(url, None, connect_timeout=5, idle_timeout=idle_timeout)
+    try:
+        yield target
+    finally:
+        await target.aclose()
+
+
+@asynccontextmanager
+async def httpx_target(url: str):
+    def new_client() -> httpx.AsyncClient:
+        return build_client(url, None, connect_timeout=5, idle_timeout=5)
+
+    target = HTTPTarget(OpenAIHTTPProducer(new_client(), max_retries=0), new_client)
+    try:
+        yield target
+    finally:
+        await target.aclose()
+
+
+async def run(target, spec: RunSpec, output_tokens: int = 8) -> RunResult:
+    result = RunResult(spec)
+    await Runner(target, workload(spec.requests or 1, output_tokens)).run(result)
+    return result
+
+
+async def test_times_follow_the_plan_and_usage_is_counted(server):
+    async with raw_target(server("ttft=0.05,itl=0.01,tokens=5")) as target:
+        result = await run(target, RunSpec("concurrency", concurrency=2, requests=6))
+    assert [s.ok for s in result.samples] == [True] * 6
+    for sample in result.samples:
+        # sent before the server read the request; its first token no earlier than ttft
+        assert sample.ttft >= 0.05
+        assert len(sample.itl) == 4
+        assert sum(sample.itl) > 0
+        assert sample.e2e >= 0.05 + 4 * 0.01 - 1e-3
+        assert (sample.output_tokens, sample.tokens_source) == (5, "usage")
+        assert sample.prompt_tokens == 7  # the server's usage
+
+
+async def test_connections_are_kept_between_requests(server):
+    """12 requests at concurrency 3: 3 connections, also after error answers."""
+    before = timed_server.connections_accepted
+    async with raw_target(server("ttft=0.01,itl=0.001,tokens=3")) as target:
+        result = await run(target, RunSpec("concurrency", concurrency=3, requests=12))
+    assert [s.ok for s in result.samples] == [True] * 12
+    assert timed_server.connections_accepted - before == 3
+
+    before = timed_server.connections_accepted
+    async with raw_target(server("ttft=0.01,itl=0.001,tokens=3,fail=2:503")) as target:
+        result = await run(target, RunSpec("concurrency", concurrency=1, requests=6))
+    assert [s.ok for s in result.samples] == [True, False] * 3
+    assert timed_server.connections_accepted - before == 1  # the error body read to its end
+
+
+async def test_http_errors_are_counted_by_status_with_the_server_message(server):
+    plan = "ttft=0.02,itl=0.005,tokens=4,fail=3:503"
+    async with raw_target(server(plan)) as target:
+        result = await run(target, RunSpec("concurrency", concurrency=2, requests=9))
+    failed = [s for s in result.samples if not s.ok]
+    assert [s.error for s in failed] == ["http_503"] * 3
+    assert len([s for s in result.samples if s.ok]) == 6
+    message = failed[0].message
+    assert message.startswith("HTTP 503 X from POST /") and "\n" not in message
+    assert message.endswith("/v1/chat/completions: scripted failure 503")
+
+    async with httpx_target(server(plan)) as target:  # httpx words it the same
+        reference = await run(target, RunSpec("concurrency", concurrency=1, requests=3))
+    expected = reference.samples[-1].message
+    assert expected.split(" from POST /")[0] == message.split(" from POST /")[0]
+    assert expected.split("/v1/")[1] == message.split("/v1/")[1]
+
+
+async def test_a_stream_broken_mid_way_is_a_protocol_error_as_with_httpx(server):
+    plan = "ttft=0.02,itl=0.005,tokens=4,fail=2:break"
+    before = timed_server.connections_accepted
+    async with raw_target(server(plan)) as target:
+        result = await run(target, RunSpec("concurrency", concurrency=1, requests=4))
+    assert [s.error for s in result.samples] == [None, "protocol"] * 2
+    broken = result.samples[1]
+    assert broken.first_at is not None and "broke mid-stream" in broken.message
+    assert timed_server.connections_accepted - before == 2  # a broken one is not reused
+
+    async with httpx_target(server(plan)) as target:
+        reference = await run(target, RunSpec("concurrency", concurrency=1, requests=4))
+    assert [s.error for s in reference.samples] == [s.error for s in result.samples]
+
+
+async def test_a_refused_connection_is_a_connection_error():
+    async with raw_target(f"http://127.0.0.1:{free_port()}/v1") as target:
+        result = await run(target, RunSpec("concurrency", concurrency=1, requests=2))
+    assert [s.error for s in result.samples] == ["connection"] * 2
+    assert result.samples[0].message.startswith("cannot connect to http://127.0.0.1:")
+
+
+async def test_the_idle_limit_is_a_timeout_of_the_target(server):
+    async with raw_target(server("ttft=5,itl=0.01,tokens=2"), idle_timeout=0.1) as target:
+        result = await run(target, RunSpec("concurrency", concurrency=1, requests=1))
+    (sample,) = result.samples
+    assert sample.error == "timeout" and "--idle-timeout" in sample.message
+    assert sample.first_at is None  # the server's first token never came
+
+
+async def test_the_request_is_the_one_httpx_sends(nursery):
+    """Same body bytes; the headers bench needs, and no Accept-Encoding."""
+    received: list[tuple[list[str], bytes]] = []
+    reply = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 14\r\n"
+             b"\r\ndata: [DONE]\n\n")
+
+    async def handle(stream: trio.SocketStream) -> None:
+        buffer = bytearray()
+        async with stream:
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    data = await stream.receive_some()
+                    if not data:
+                        return
+                    buffer += data
+                head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
+                lines = head.decode().split("\r\n")
+                length = next(int(ln.split(":")[1]) for ln in lines
+                              if ln.lower().startswith("content-length:"))
+                while len(rest) < length:
+                    rest += await stream.receive_some()
+                buffer[:] = rest[length:]
+                received.append((lines, rest[:length]))
+                await stream.send_all(reply)
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    nursery.start_soon(trio.serve_listeners, handle, listeners)
+    url = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}/base/v1/"
+    item = workload(1)[0]
+    async with raw_target(url) as target:
+        await target.send(item, Measurement(trio.current_time()))
+    async with httpx_target(url) as target:
+        await target.send(item, Measurement(trio.current_time()))
+    (raw_lines, raw_body), (httpx_lines, httpx_body) = received
+    assert raw_body == httpx_body and json.loads(raw_body)["ignore_eos"] is True
+    assert raw_lines[0] == httpx_lines[0] == "POST /base/v1/chat/completions HTTP/1.1"
+
+    def headers(lines: list[str]) -> dict[str, str]:
+        return {n.lower(): v.strip() for n, _, v in (ln.partition(":") for ln in lines[1:])}
+
+    raw_headers, httpx_headers = headers(raw_lines), headers(httpx_lines)
+    for name in ("host", "content-type", "content-length", "accept", "user-agent"):
+        assert raw_headers[name] == httpx_headers[name], name
+    assert "accept-encoding" not in raw_headers  # nothing to decompress
+
+
+async def test_bench_reads_plain_http_lean_and_https_with_httpx():
+    def settings(url: str) -> Settings:
+        return Settings(base_url=url, api_key="k", model="m", connect_timeout=5,
+                        idle_timeout=5, timeout=None, max_retries=0)
+
+    async with open_target(settings("http://127.0.0.1:9/v1")) as target:
+        assert isinstance(target, RawHTTPTarget)
+    async with open_target(settings("https://example.invalid/v1")) as target:
+        assert isinstance(target, HTTPTarget)  # built, never connected
+    with pytest.raises(UsageError, match="invalid base URL"):
+        RawHTTPTarget("http://127.0.0.1:notaport/v1", None, connect_timeout=1,
+                      idle_timeout=1)
