@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from streamkit.errors import ProtocolError
 from streamkit.events import Batch, JsonPartial, TextDelta
-from streamkit.protocol.json_stream import JSONStream, JSONStreamError
+
+if TYPE_CHECKING:
+    from streamkit.protocol.json_stream import JSONStream
 
 # Forms of ``response_format`` tried in order, until a server accepts one.
 SCHEMA_FORMS = ("json_schema", "json_object+schema", "json_object+prompt")
@@ -106,6 +109,8 @@ class PartialTracker:
     schema just ends the tracking; the final check reports it."""
 
     def __init__(self) -> None:
+        from streamkit.protocol.json_stream import JSONStream  # only with --schema --events
+
         self._stream: JSONStream | None = JSONStream()
 
     def after(self, batch: Batch) -> JsonPartial | None:
@@ -117,7 +122,7 @@ class PartialTracker:
             for event in batch:
                 if type(event) is TextDelta and event.choice == 0 and event.text:
                     changed = stream.feed(event.text) or changed
-        except JSONStreamError:
+        except ProtocolError:  # not JSON
             self._stream = None
             return None
         return JsonPartial(stream.partial) if changed else None

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import trio
 
-from streamkit.errors import ModelError, UsageError, one_line
+from streamkit.errors import ModelError, ProtocolError, UsageError, one_line
 from streamkit.events import (
     Batch,
     Event,
@@ -51,7 +51,6 @@ from streamkit.events import (
     Usage,
 )
 from streamkit.localmodels import LLAMA_THREADS
-from streamkit.protocol.json_stream import JSONStream, JSONStreamError
 from streamkit.protocol.stops import StopFilter
 from streamkit.providers.json_grammar import json_grammar
 from streamkit.request import GenerationRequest, Message
@@ -60,6 +59,8 @@ from streamkit.structured import bounded_schema
 
 if TYPE_CHECKING:
     from llama_cpp import Llama, LlamaGrammar
+
+    from streamkit.protocol.json_stream import JSONStream
 
 MAILBOX_LIMIT = 1024  # events the thread may run ahead of a slow consumer
 DEFAULT_CONTEXT = 4096  # tokens of context window
@@ -314,7 +315,7 @@ class LlamaLocalProducer:
         ids: list[int] = []  # the same, as ids
         stop_ids = frozenset(opts.stop_token_ids)
         schema = bounded_schema(opts.schema) if opts.schema is not None else None
-        document = JSONStream() if schema is not None else None  # the JSON so far
+        document = _json_document() if schema is not None else None  # the JSON so far
         count = 0
         reason = "length"
         tokens = llm.generate(
@@ -444,6 +445,12 @@ def _fed(document: JSONStream, text: str) -> JSONStream | None:
     prevent that; the final check then reports the reply)."""
     try:
         document.feed(text)
-    except JSONStreamError:
+    except ProtocolError:  # not JSON
         return None
     return document
+
+
+def _json_document() -> JSONStream:
+    from streamkit.protocol.json_stream import JSONStream  # only with a schema
+
+    return JSONStream()
