@@ -226,6 +226,14 @@ def test_local_output_validates_at_a_tiny_token_budget(run_cli, schema):
                                                else None)
 
 
+def test_a_schema_the_grammar_converter_cannot_take_is_one_line(run_cli):
+    schema = {"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}}
+    result = run_cli("chat", "hi", "--schema", json.dumps(schema), "--no-log", "-n", "4")
+    assert result.code == 8
+    assert result.stderr.startswith("streamkit: cannot turn the schema into a grammar: ")
+    assert len(result.stderr.splitlines()) == 1
+
+
 def test_local_closing_keeps_what_was_generated(run_cli):
     full = run_cli("chat", "Extract as JSON: Alice Smith, 31, lives in Paris.", "--schema",
                    json.dumps(FLAT), "--seed", "7", "--no-log", "-n", "80")
