@@ -49,8 +49,9 @@ def tool_scenario(body: dict) -> list[bytes]:
     """Ask for the tool calls the first user message describes, then answer with results.
 
     The first user message is JSON: ``{"calls": [{"name", "arguments"} or
-    {"name", "arguments_raw"}], "always": false}``. After tool results, the
-    answer quotes them -- unless ``always``, which asks again (hop limit).
+    {"name", "arguments_raw"}], "always": false, "no_ids": false}``. After tool
+    results, the answer quotes them -- unless ``always``, which asks again (hop
+    limit). ``no_ids``: the calls come without ids, as some servers send them.
     """
     messages = body["messages"]
     spec = json.loads(next(m["content"] for m in messages if m["role"] == "user"))
@@ -75,7 +76,9 @@ def tool_scenario(body: dict) -> list[bytes]:
             index, call_name, call_id, part = frags[step]
             delta: dict = {"index": index, "function": {"arguments": part}}
             if step == 0:
-                delta.update(id=call_id, type="function")
+                delta["type"] = "function"
+                if not spec.get("no_ids"):
+                    delta["id"] = call_id
                 if call_name:
                     delta["function"]["name"] = call_name
             payload = {"choices": [{"index": 0, "delta": {"tool_calls": [delta]},

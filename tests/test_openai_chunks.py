@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from streamkit.events import Finish, StreamError, TextDelta, ToolCallDelta, Usage
 from streamkit.protocol.openai import OpenAIStreamDecoder
@@ -167,7 +168,9 @@ def test_legacy_function_call_alone():
     )
     reply = Reply()
     reply.add(decode(body))
-    assert reply.tool_calls == [ToolCall(0, None, "f", "{}")]
+    (call,) = reply.tool_calls
+    assert (call.index, call.name, call.arguments) == (0, "f", "{}")
+    assert re.fullmatch(r"call_[0-9a-f]{8}_0", call.id)  # made up: the legacy form has none
 
 
 def test_accumulator_interleaved_parallel_calls_and_late_name():

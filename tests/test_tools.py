@@ -184,6 +184,26 @@ def test_python_tool_result_is_fed_back(run_cli, fault_url, tmp_path):
     assert "## tool" in shown.stdout and "calculate" in shown.stdout
 
 
+def test_calls_without_ids_get_one_id_everywhere(run_cli, fault_url, tmp_path):
+    """A server that sends no call ids: the id made up for each call is the same in
+    the log's assistant row and in its tool messages, so ``chat -c`` replays the turn
+    with matching ids."""
+    db = tmp_path / "log.db"
+    spec = json.dumps({"calls": [{"name": "calculate", "arguments": {"expression": "1+1"}},
+                                 {"name": "calculate", "arguments": {"expression": "2+2"}}],
+                       "no_ids": True})
+    result = run_cli("chat", spec, "--tool", "calculate", "--base-url", fault_url("tools"),
+                     "--db", str(db))
+    assert result.code == 0, result.stderr
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT role, tool_calls, tool_call_id FROM messages ORDER BY id"
+                            ).fetchall()
+    calls = json.loads(rows[1][1])
+    ids = [call["id"] for call in calls]
+    assert all(ids) and len(set(ids)) == 2
+    assert [row[2] for row in rows if row[0] == "tool"] == ids
+
+
 def _only_conversation(db: Path) -> str:
     with sqlite3.connect(db) as conn:
         [(cid,)] = conn.execute("SELECT id FROM conversations").fetchall()

@@ -15,6 +15,7 @@ the text around it is kept but nobody mistakes the result for complete.
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import msgspec
@@ -87,6 +88,11 @@ class ChunkParser:
         self._first_malformed = ""
         self._open_choices: set[int] = set()
         self._finished_any = False
+        # (choice, call index) of the tool calls seen. A call the server sent
+        # without an id gets one here, on its first fragment, so that every
+        # consumer (the reply, the log, the next request's history) agrees on it.
+        self._calls: set[tuple[int, int]] = set()
+        self._call_prefix = f"call_{secrets.token_hex(4)}_"
 
     def feed(self, sse_events: list[ServerSentEvent]) -> list[Event]:
         out: list[Event] = []
@@ -147,7 +153,7 @@ class ChunkParser:
                     out.append(
                         ToolCallDelta(
                             call.index,
-                            call.id,
+                            self._call_id(index, call.index, call.id),
                             fn.name if fn else None,
                             (fn.arguments or "") if fn else "",
                             index,
@@ -155,7 +161,8 @@ class ChunkParser:
                     )
             elif delta.function_call is not None:
                 fn = delta.function_call
-                out.append(ToolCallDelta(0, None, fn.name, fn.arguments or "", index))
+                out.append(ToolCallDelta(0, self._call_id(index, 0, None), fn.name,
+                                         fn.arguments or "", index))
         if text or choice.token_ids:  # ids without text: a token whose text is held back
             logprobs = _logprobs(choice.logprobs) if choice.logprobs else None
             token_ids = tuple(choice.token_ids) if choice.token_ids is not None else None
@@ -166,6 +173,14 @@ class ChunkParser:
             out.append(Finish(choice.finish_reason, index))
         else:
             self._open_choices.add(index)
+
+    def _call_id(self, choice: int, index: int, given: str | None) -> str | None:
+        """The id a fragment carries: the server's, or on the first fragment of a call
+        that has none, one made up (unique to this response)."""
+        if (choice, index) in self._calls:
+            return given
+        self._calls.add((choice, index))
+        return given or f"{self._call_prefix}{index}"
 
     def _error_event(self, error: Any) -> StreamError:
         self.done = True
