@@ -2,7 +2,9 @@
 
 The system prompt (a leading ``system`` message) and the newest message are
 always kept; the oldest of the others are dropped until the prompt, plus room
-for the reply, fits. Callers tell the user when anything was dropped.
+for the reply, fits. Tool results go with the assistant turn that asked for
+them: a ``tool`` message is never left first, answering a call that is no
+longer there. Callers tell the user when anything was dropped.
 """
 
 from __future__ import annotations
@@ -24,4 +26,7 @@ def fit_history(
     while len(kept) > head + 1 and count_tokens(kept) > budget:
         del kept[head]
         dropped += 1
+        while len(kept) > head + 1 and kept[head].role == "tool":  # its call was dropped
+            del kept[head]
+            dropped += 1
     return kept, dropped

@@ -58,7 +58,7 @@ class ChatSession:
             reply = await run_with_tools(
                 self.backend, request, self.history, dispatcher=self.dispatcher,
                 max_hops=self.max_hops, guard=self._guard, events=self.events,
-                stats=self.stats, log=self.log, prompt_text=text,
+                stats=self.stats, log=self.log, prompt_text=text, fit=self._fit,
             )
         else:
             with self._guard() as scope:
@@ -74,6 +74,12 @@ class ChatSession:
 
     def _guard(self):
         return self.interrupts.guard(self.settings.timeout)
+
+    async def _fit(self, history: list[Message]) -> tuple[Message, ...]:
+        """What is sent of ``history``: see ``fitted_request``."""
+        request = await fitted_request(self.backend, self.settings.model, self.options,
+                                       history)
+        return request.messages
 
 
 async def fitted_request(

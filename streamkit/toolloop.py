@@ -10,7 +10,7 @@ for tools -- then ``ToolHopLimit`` (exit 9), after a notice in the log.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager
 
 import msgspec
@@ -40,10 +40,13 @@ async def run_with_tools(
     stats: bool,
     log: ConversationLog | None,
     prompt_text: str | None,
+    fit: Callable[[list[Message]], Awaitable[Sequence[Message]]],
 ) -> Reply:
     """Run replies and tool calls until the model answers; ``history`` grows in place.
 
-    ``guard()`` gives the cancel scope of each step (Ctrl-C, ``--timeout``).
+    ``guard()`` gives the cancel scope of each step (Ctrl-C, ``--timeout``);
+    ``fit(history)`` is what each later hop sends of the grown history (fitted
+    to the context window, as the first request was).
     """
     request = msgspec.structs.replace(request, tools=dispatcher.definitions())
     for hop in range(1, max_hops + 2):
@@ -75,7 +78,8 @@ async def run_with_tools(
             history.append(Message("tool", result.content, tool_call_id=ref.id))
         # A forced tool_choice asks for the first call only; after that the
         # model decides, or it could never give its answer.
-        request = msgspec.structs.replace(request, messages=tuple(history), tool_choice="auto")
+        request = msgspec.structs.replace(request, messages=tuple(await fit(history)),
+                                          tool_choice="auto")
     raise AssertionError("unreachable")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -14,9 +15,14 @@ import time
 from pathlib import Path
 
 import pytest
+import trio
 
 from streamkit.events import ToolCallDelta
+from streamkit.history import fit_history
 from streamkit.protocol.toolcalls import ToolCall, ToolCallAccumulator
+from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
+from streamkit.request import GenerationOptions, GenerationRequest, Message, ToolCallRef
+from streamkit.toolloop import run_with_tools
 from streamkit.tools.builtins import builtin_tools, calculate
 from streamkit.tools.dispatch import Dispatcher
 from streamkit.tools.registry import ToolSpec, tool_from_spec
@@ -338,3 +344,44 @@ def test_real_server_forced_tool_call(run_cli, llama_server):
     assert tool_results[0]["status"] in ("ok", "invalid", "error")
     assert result.code in (0, 9)
 
+
+
+def test_dropped_tool_calls_take_their_results_with_them():
+    calls = (ToolCallRef("c1", "calculate", "{}"),)
+    history = [
+        Message("system", "s"),
+        Message("user", "u1"),
+        Message("assistant", "", tool_calls=calls),
+        Message("tool", "42", tool_call_id="c1"),
+        Message("tool", "43", tool_call_id="c1"),
+        Message("assistant", "a1"),
+        Message("user", "u2"),
+    ]
+    kept, dropped = fit_history(history, 4, len)  # room for 4 messages
+    assert kept == [history[0], history[5], history[6]] and dropped == 4
+    assert all(m.role != "tool" for m in kept)  # never a result without its call
+
+
+async def test_later_hops_send_what_fit_returns(fault_url, capsys):
+    """Each hop after the first sends ``fit(history)``: the grown history, fitted."""
+    url = fault_url("tools")
+    seen: list[list[str]] = []
+
+    async def fit(history: list[Message]) -> tuple[Message, ...]:
+        seen.append([m.role for m in history])
+        return tuple(history)
+
+    history = [Message("user", json.dumps({"calls": [
+        {"name": "calculate", "arguments": {"expression": "6*7"}}]}))]
+    request = GenerationRequest("chat", None, GenerationOptions(), messages=tuple(history))
+    async with build_client(url, None, connect_timeout=5, idle_timeout=5) as client:
+        reply = await run_with_tools(
+            OpenAIHTTPProducer(client), request, history,
+            dispatcher=Dispatcher({"calculate": builtin_tools(Path.cwd())["calculate"]},
+                                  approve=_never_asked),
+            max_hops=2, guard=lambda: contextlib.nullcontext(trio.CancelScope()), events=False,
+            stats=False, log=None,
+            prompt_text=None, fit=fit,
+        )
+    assert reply.error is None and reply.text == "Results: 42"
+    assert seen == [["user", "assistant", "tool"]]  # the second hop, and only it
