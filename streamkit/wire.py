@@ -10,7 +10,6 @@ cookies or anything that could carry a credential.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import msgspec
 
@@ -28,10 +27,6 @@ def request_bytes(
     """The endpoint path (relative to the base URL) and the JSON body, as sent."""
     path, body = openai_body(request, schema_form)
     return path, _encode(body)
-
-
-def encode_body(body: dict[str, Any]) -> bytes:
-    return _encode(body)
 
 
 def kept_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
