@@ -1,7 +1,7 @@
 """Peak memory of ``streamkit chat --jsonl`` for a 10x longer input.
 
 Why: a batch is often much larger than memory would allow if it were held
-whole -- millions of prompts, results piped on. ``streamkit/batch.py``
+whole -- millions of prompts, results piped on. ``streamkit/pipeline/batch.py``
 promises memory that stays flat however long the input: a window of
 ``4 x concurrency`` lines between reading and writing, the input read in
 64 KiB pieces. This checks the promise from outside, on the whole process.

@@ -50,9 +50,10 @@ import llama_cpp
 import trio
 
 from streamkit.events import Batch, TextDelta
-from streamkit.localmodels import embedded_model_path
-from streamkit.pipeline import run_stream
-from streamkit.providers.llama_local import THREAD_NAME, LlamaLocalProducer, LocalModel
+from streamkit.pipeline.stream import run_stream
+from streamkit.providers.llama.files import embedded_model_path
+from streamkit.providers.llama.model import LocalModel
+from streamkit.providers.llama.producer import THREAD_NAME, LlamaLocalProducer
 from streamkit.request import GenerationOptions, GenerationRequest
 from streamkit.sinks.printer import Printer
 

@@ -61,9 +61,10 @@ from typing import TYPE_CHECKING, BinaryIO
 import llama_cpp
 import trio
 
-from streamkit.localmodels import embedded_model_path
-from streamkit.pipeline import run_stream
-from streamkit.providers.llama_local import LlamaLocalProducer, LocalModel
+from streamkit.pipeline.stream import run_stream
+from streamkit.providers.llama.files import embedded_model_path
+from streamkit.providers.llama.model import LocalModel
+from streamkit.providers.llama.producer import LlamaLocalProducer
 from streamkit.request import GenerationOptions, GenerationRequest
 from streamkit.sinks.printer import Printer
 

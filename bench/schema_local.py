@@ -19,8 +19,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from streamkit.schema_syntax import parse_short_schema
-from streamkit.structured import check_reply
+from streamkit.protocol.schema_syntax import parse_short_schema
+from streamkit.protocol.structured import check_reply
 
 from support import PYTHON, child_env
 

@@ -23,8 +23,8 @@ import time
 import numpy as np
 from llama_cpp import Llama
 
-from streamkit.localmodels import LLAMA_THREADS, embedded_model_path
-from streamkit.score import LocalScorer
+from streamkit.providers.llama.files import LLAMA_THREADS, embedded_model_path
+from streamkit.providers.llama.score import LocalScorer
 
 WORDS = [
     "river",

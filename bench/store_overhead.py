@@ -26,7 +26,7 @@ of those is the streaming part's own ratio. Goal: logged / unlogged >= 0.97
 in chunks/s (wall clock).
 
 (b) What one reply writes. In this process: one ``many-10000`` reply (10,000
-tokens) through ``streamkit.pipeline.run_stream`` with the real producer
+tokens) through ``streamkit.pipeline.stream.run_stream`` with the real producer
 (``OpenAIHTTPProducer`` on ``build_client``) and the real recorder
 (``ConversationLog(AsyncStore(Store(path)), ...).reply_recorder(...)``)
 beside a ``Printer`` (output discarded) -- the consumers ``complete`` runs --
@@ -239,12 +239,13 @@ def one_reply(url: str, path: Path) -> ReplyWrites:
     import trio
 
     from streamkit.events import Batch, TextDelta
-    from streamkit.pipeline import run_stream
+    from streamkit.pipeline.stream import run_stream
     from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
     from streamkit.request import GenerationRequest, Message
     from streamkit.sinks.printer import Printer
-    from streamkit.sinks.store import AsyncStore, ConversationLog
-    from streamkit.store import Store
+    from streamkit.sinks.recorder import ConversationLog
+    from streamkit.store.async_store import AsyncStore
+    from streamkit.store.database import Store
 
     store = Store(path)
     rows: list[str] = []

@@ -24,12 +24,12 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
+from typing import Any, Literal
 
 import msgspec
 import platformdirs
 
 from streamkit.errors import UsageError
-from streamkit.tools.registry import ToolSpec
 
 
 class Profile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -155,3 +155,15 @@ def resolve_settings(
         db=config.db,
         debug=debug or env.get("STREAMKIT_DEBUG", "").lower() in ("1", "true", "yes", "on"),
     )
+
+
+class ToolSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    description: str = ""
+    parameters: dict[str, Any] = msgspec.field(
+        default_factory=lambda: {"type": "object", "properties": {}}
+    )
+    command: list[str] | None = None
+    arguments: Literal["stdin", "argument"] = "stdin"
+    python: str | None = None
+    timeout: float | None = None
+    confirm: bool = False

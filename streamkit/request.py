@@ -10,8 +10,6 @@ from typing import Any, Literal
 
 import msgspec
 
-from streamkit.structured import response_format, schema_instruction
-
 
 class ToolCallRef(msgspec.Struct, frozen=True):
     """A tool call as it appears in an assistant message of the history."""
@@ -75,59 +73,3 @@ class GenerationRequest(msgspec.Struct, frozen=True):
     prompt_ids: tuple[int, ...] = ()  # a completion prompt given as token ids
 
 
-def openai_body(
-    request: GenerationRequest, schema_form: str = "json_schema"
-) -> tuple[str, dict[str, Any]]:
-    """The endpoint path (relative to the base URL) and JSON body for a request.
-
-    With a schema, ``schema_form`` (one of ``structured.SCHEMA_FORMS``) says how
-    it is put in ``response_format``.
-    """
-    opts = request.options
-    body: dict[str, Any] = {"stream": True, "stream_options": {"include_usage": True}}
-    if request.model:
-        body["model"] = request.model
-    for name in ("max_tokens", "temperature", "top_p", "seed"):
-        value = getattr(opts, name)
-        if value is not None:
-            body[name] = value
-    if opts.stop:
-        body["stop"] = list(opts.stop)
-    body.update(server_sampling_fields(opts))
-    if opts.schema is not None:
-        body["response_format"] = response_format(schema_form, opts.schema)
-    if request.kind == "chat":
-        messages = request.messages
-        if opts.schema is not None and schema_form == "json_object+prompt":
-            messages = (Message("system", schema_instruction(opts.schema)), *messages)
-        body["messages"] = [m.to_openai() for m in messages]
-        if request.tools:
-            body["tools"] = list(request.tools)
-            if request.tool_choice in (None, "auto", "none", "required"):
-                body["tool_choice"] = request.tool_choice or "auto"
-            else:
-                body["tool_choice"] = {
-                    "type": "function", "function": {"name": request.tool_choice}
-                }
-        if opts.logprobs is not None:
-            body["logprobs"] = True
-            body["top_logprobs"] = opts.logprobs
-        return "chat/completions", {**body, **opts.extra}
-    body["prompt"] = list(request.prompt_ids) if request.prompt_ids else request.prompt
-    if opts.logprobs is not None:
-        body["logprobs"] = opts.logprobs
-    return "completions", {**body, **opts.extra}
-
-
-def server_sampling_fields(opts: GenerationOptions) -> dict[str, Any]:
-    """The sampling fields beyond the OpenAI set, by the names vLLM and llama.cpp use."""
-    fields: dict[str, Any] = {
-        name: getattr(opts, name)
-        for name in ("top_k", "min_p", "repetition_penalty", "priority")
-        if getattr(opts, name) is not None
-    }
-    if opts.stop_token_ids:
-        fields["stop_token_ids"] = list(opts.stop_token_ids)
-    if opts.return_token_ids:
-        fields["return_token_ids"] = True
-    return fields

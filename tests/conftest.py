@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from streamkit.localmodels import embedded_model_path
+from streamkit.providers.llama.files import embedded_model_path
 
 TESTS = Path(__file__).parent
 SERVER_START_TIMEOUT = 120.0

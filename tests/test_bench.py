@@ -24,8 +24,9 @@ from streamkit.loadtest.client import HTTPTarget
 from streamkit.loadtest.metrics import Sample, parse_slo, run_figures, summarize
 from streamkit.loadtest.runner import EARLY_STOP_FAILURES, Runner, RunResult, RunSpec
 from streamkit.loadtest.schedule import arrival_times, spaced_rates, split
-from streamkit.loadtest.workload import Item, Tokenizer, Workload, load_dataset, random_workload
-from streamkit.localmodels import embedded_model_path
+from streamkit.loadtest.workload import Item, Workload, load_dataset, random_workload
+from streamkit.providers.llama.files import embedded_model_path
+from streamkit.providers.llama.tokenizer import Tokenizer
 from streamkit.providers.openai_http import OpenAIHTTPProducer
 from streamkit.request import GenerationOptions, GenerationRequest, Message
 

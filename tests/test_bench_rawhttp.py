@@ -19,10 +19,10 @@ import trio
 
 from streamkit.config import Settings
 from streamkit.errors import UsageError
-from streamkit.loadtest.bench import open_target
 from streamkit.loadtest.client import HTTPTarget, Measurement
 from streamkit.loadtest.rawhttp import RawHTTPTarget
 from streamkit.loadtest.runner import Runner, RunResult, RunSpec
+from streamkit.loadtest.setup import open_target
 from streamkit.loadtest.workload import random_workload
 from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
 

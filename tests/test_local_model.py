@@ -9,9 +9,10 @@ import pytest
 import trio
 
 from streamkit.events import Finish, StreamError, TextDelta, Usage
-from streamkit.localmodels import embedded_model_path
-from streamkit.pipeline import run_stream
-from streamkit.providers.llama_local import THREAD_NAME, LlamaLocalProducer, LocalModel
+from streamkit.pipeline.stream import run_stream
+from streamkit.providers.llama.files import embedded_model_path
+from streamkit.providers.llama.model import LocalModel
+from streamkit.providers.llama.producer import THREAD_NAME, LlamaLocalProducer
 from streamkit.request import GenerationOptions, GenerationRequest, Message
 
 from test_signals_cli import start_streaming
@@ -178,8 +179,8 @@ def test_cli_sigint_during_local_generation(cli_env):
 
 
 async def test_long_history_is_trimmed_to_the_context_window(capsys):
-    from streamkit.history import fit_history
-    from streamkit.session import fitted_request
+    from streamkit.pipeline.session import fitted_request
+    from streamkit.protocol.history import fit_history
 
     small = LocalModel(embedded_model_path(), "smollm2", n_ctx=256)
     producer = LlamaLocalProducer(small)

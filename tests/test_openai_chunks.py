@@ -7,8 +7,8 @@ import re
 
 from streamkit.events import Finish, StreamError, TextDelta, ToolCallDelta, Usage
 from streamkit.protocol.openai import OpenAIStreamDecoder
+from streamkit.protocol.reply import Reply
 from streamkit.protocol.toolcalls import ToolCall, ToolCallAccumulator
-from streamkit.reply import Reply
 
 
 def sse(*payloads: object) -> bytes:
@@ -207,7 +207,7 @@ def test_stop_filter_holds_back_partial_stops_however_split():
 
 
 def test_retry_after_seconds_date_and_caps():
-    from streamkit.retry import RETRY_AFTER_CAP, backoff_delay, parse_retry_after
+    from streamkit.protocol.retry import RETRY_AFTER_CAP, backoff_delay, parse_retry_after
 
     now = 1_700_000_000.0
     assert parse_retry_after("2", now) == 2.0

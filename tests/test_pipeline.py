@@ -9,7 +9,7 @@ import trio
 import trio.testing
 
 from streamkit.events import Finish, TextDelta
-from streamkit.pipeline import run_stream
+from streamkit.pipeline.stream import run_stream
 from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
 from streamkit.request import GenerationRequest, Message
 from streamkit.sinks.printer import FLUSH_CHUNKS, Printer

@@ -8,7 +8,7 @@ import signal
 import pytest
 
 from streamkit.events import TextDelta
-from streamkit.pipeline import run_stream
+from streamkit.pipeline.stream import run_stream
 from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
 from streamkit.request import GenerationOptions, GenerationRequest, Message
 

@@ -14,10 +14,11 @@ import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 
 from streamkit.config import RelayLimits
-from streamkit.localmodels import embedded_model_path
-from streamkit.providers.llama_local import THREAD_NAME, LlamaLocalProducer, LocalModel
+from streamkit.pipeline.relay import Relay
+from streamkit.providers.llama.files import embedded_model_path
+from streamkit.providers.llama.model import LocalModel
+from streamkit.providers.llama.producer import THREAD_NAME, LlamaLocalProducer
 from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
-from streamkit.relay import Relay
 
 from fault_server import serve as serve_faults
 
@@ -201,8 +202,8 @@ async def test_local_requests_wait_their_turn_with_queued_frames(local_backend):
 
 
 async def test_relay_log_keeps_each_request(tmp_path):
-    from streamkit.sinks.store import AsyncStore
-    from streamkit.store import Store
+    from streamkit.store.async_store import AsyncStore
+    from streamkit.store.database import Store
 
     store = Store(tmp_path / "log.db")
     async with (

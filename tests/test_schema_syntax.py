@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from streamkit.schema_syntax import load_schema, multi, parse_short_schema
+from streamkit.protocol.schema_syntax import load_schema, multi, parse_short_schema
 
 STR = {"type": "string"}
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from streamkit.errors import UsageError
-from streamkit.localmodels import embedded_model_path
-from streamkit.score import LocalScorer
+from streamkit.providers.llama.files import embedded_model_path
+from streamkit.providers.llama.score import LocalScorer
 
 CONTEXT = "The capital of France is"
 CONTINUATIONS = [" Paris.", " Paris, a city", " Lyon.", " not known to me.", "Paris"]

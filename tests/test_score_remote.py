@@ -9,7 +9,6 @@ import httpx
 import pytest
 
 from streamkit.errors import ProtocolError
-from streamkit.localmodels import embedded_model_path
 from streamkit.protocol.echo import (
     CannotScore,
     check_position,
@@ -17,7 +16,8 @@ from streamkit.protocol.echo import (
     generated_top,
     parse_echo,
 )
-from streamkit.score import LocalScorer
+from streamkit.providers.llama.files import embedded_model_path
+from streamkit.providers.llama.score import LocalScorer
 
 CONTEXT = "The capital of France is"
 

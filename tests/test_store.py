@@ -13,10 +13,12 @@ from types import SimpleNamespace
 import trio
 
 from streamkit.events import Finish, TextDelta
-from streamkit.pipeline import run_stream
+from streamkit.pipeline.stream import run_stream
 from streamkit.request import GenerationRequest
-from streamkit.sinks.store import AsyncStore, ConversationLog
-from streamkit.store import MIGRATIONS, SCHEMA_VERSION, Store
+from streamkit.sinks.recorder import ConversationLog
+from streamkit.store.async_store import AsyncStore
+from streamkit.store.database import Store
+from streamkit.store.migrations import MIGRATIONS, SCHEMA_VERSION
 
 from test_signals_cli import start_streaming
 

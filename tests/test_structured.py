@@ -8,10 +8,11 @@ import json
 import jsonschema
 import pytest
 
-from streamkit.providers.json_grammar import json_grammar
-from streamkit.request import GenerationOptions, GenerationRequest, Message, openai_body
-from streamkit.schema_syntax import parse_short_schema
-from streamkit.structured import DEFAULT_MAX_ITEMS, bounded_schema, check_reply
+from streamkit.protocol.schema_syntax import parse_short_schema
+from streamkit.protocol.structured import DEFAULT_MAX_ITEMS, bounded_schema, check_reply
+from streamkit.protocol.wire import openai_body
+from streamkit.providers.llama.grammar import json_grammar
+from streamkit.request import GenerationOptions, GenerationRequest, Message
 
 PERSON = "name, age int"
 FLAT = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"},

@@ -10,14 +10,16 @@ import pytest
 
 from streamkit.errors import UsageError
 from streamkit.events import TextDelta
-from streamkit.localmodels import embedded_model_path
 from streamkit.protocol.openai import OpenAIStreamDecoder
-from streamkit.protocol.records import GenerationFields, build_request
+from streamkit.protocol.parameters import parse_option_pairs
+from streamkit.protocol.records import GenerationFields, RecordProblem, build_request
 from streamkit.protocol.validation import validation_summary
-from streamkit.replay import replay_body, replay_target
-from streamkit.request import GenerationOptions, GenerationRequest, openai_body
-from streamkit.sampling import local_request, parse_option_pairs
-from streamkit.store import FailedRequest
+from streamkit.protocol.wire import openai_body
+from streamkit.providers.llama.files import embedded_model_path
+from streamkit.providers.llama.sampling import local_request
+from streamkit.request import GenerationOptions, GenerationRequest
+from streamkit.store.records import FailedRequest
+from streamkit.store.replay import replay_body, replay_target
 
 # What llama-cpp-python's server says (HTTP 500) to a prompt given as token ids.
 PYDANTIC_DUMP = (
@@ -114,7 +116,7 @@ def test_jsonl_prompt_ids_and_token_ids_in_results(run_cli, scripted):
 def test_chat_records_refuse_prompt_ids():
     fields = GenerationFields(prompt_ids=[1, 2])
     assert build_request("chat", fields, model=None, defaults=GenerationOptions()) == (
-        "`prompt_ids` needs a completion request, not a chat"
+        RecordProblem("`prompt_ids` needs a completion request, not a chat")
     )
     request = build_request("completion", fields, model=None, defaults=GenerationOptions())
     assert openai_body(request)[1]["prompt"] == [1, 2]

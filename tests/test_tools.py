@@ -17,15 +17,16 @@ from pathlib import Path
 import pytest
 import trio
 
+from streamkit.config import ToolSpec
 from streamkit.events import ToolCallDelta
-from streamkit.history import fit_history
+from streamkit.pipeline.toolloop import run_with_tools
+from streamkit.protocol.history import fit_history
 from streamkit.protocol.toolcalls import ToolCall, ToolCallAccumulator
 from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
 from streamkit.request import GenerationOptions, GenerationRequest, Message, ToolCallRef
-from streamkit.toolloop import run_with_tools
 from streamkit.tools.builtins import builtin_tools, calculate
 from streamkit.tools.dispatch import Dispatcher
-from streamkit.tools.registry import ToolSpec, tool_from_spec
+from streamkit.tools.registry import tool_from_spec
 
 # -- assembly -------------------------------------------------------------------
 

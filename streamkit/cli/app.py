@@ -49,12 +49,9 @@ def disable_colour_if_asked(argv: list[str]) -> None:
 def _version(value: bool) -> None:
     if not value:
         return
-    try:
-        import llama_cpp
+    from streamkit.providers.llama.files import llama_cpp_status
 
-        local = f"llama-cpp-python {llama_cpp.__version__} (local models usable)"
-    except ImportError as exc:
-        local = f"llama-cpp-python not usable ({exc}): local models unavailable"
+    local = llama_cpp_status()
     print(f"streamkit {__version__}\nPython {platform.python_version()}\n{local}")
     raise typer.Exit()
 

@@ -12,14 +12,14 @@ from typing import Annotated
 import trio
 import typer
 
-from streamkit.backend import open_backend
-from streamkit.batch import BatchRunner, finished_ids
-from streamkit.cli.runner import report
 from streamkit.config import Settings
 from streamkit.errors import PartialBatchError, UsageError
-from streamkit.interrupts import Interrupts
+from streamkit.pipeline.batch import BatchRunner, finished_ids
+from streamkit.pipeline.command import report
+from streamkit.pipeline.interrupts import Interrupts
+from streamkit.providers.backend import open_backend
 from streamkit.request import GenerationOptions
-from streamkit.sinks.store import AsyncStore
+from streamkit.store.async_store import AsyncStore
 
 BATCH = "Batch (JSONL)"
 
@@ -111,7 +111,7 @@ async def run_jsonl(
     store = await AsyncStore.open(db) if db is not None else None
     replay = None
     if from_log and store is not None:
-        done = await store.call("completed_batch_replies", batch_name)
+        done = await store.completed_batch_replies(batch_name)
         replay = {key.encode(): message for key, message in done.items()}
     batch_name = batch_name or f"stdin {datetime.datetime.now().isoformat(timespec='seconds')}"
     try:

@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 
 from streamkit.cli import options as opt
-from streamkit.cli.runner import run_blocking_command, run_command
 from streamkit.config import resolve_settings
-from streamkit.interrupts import Interrupts
+from streamkit.pipeline.command import run_blocking_command, run_command
+from streamkit.pipeline.interrupts import Interrupts
 
 LOAD = "Load"
 WORKLOAD = "Workload"
@@ -120,8 +120,9 @@ def bench(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from streamkit.loadtest.bench import BenchConfig, run_bench
+    from streamkit.loadtest.bench import run_bench
     from streamkit.loadtest.metrics import parse_slo
+    from streamkit.loadtest.setup import BenchConfig
 
     async def body(interrupts: Interrupts) -> int:
         settings = resolve_settings(

@@ -11,18 +11,18 @@ from typing import Annotated
 import trio
 import typer
 
-from streamkit.backend import open_backend
 from streamkit.cli import batchrun as batch
 from streamkit.cli import options as opt
 from streamkit.cli import sampling_options as so
 from streamkit.cli.complete import read_prompt_argument
-from streamkit.cli.runner import reply_exit_code, report, run_command
 from streamkit.config import resolve_settings
 from streamkit.errors import StreamkitError, UsageError
-from streamkit.interrupts import Interrupts
-from streamkit.sampling import with_extra_parameters
-from streamkit.session import ChatSession
-from streamkit.sinks.store import open_conversation, replay_or_record
+from streamkit.pipeline.command import reply_exit_code, report, run_command
+from streamkit.pipeline.interrupts import Interrupts
+from streamkit.pipeline.session import ChatSession
+from streamkit.protocol.parameters import with_extra_parameters
+from streamkit.providers.backend import open_backend
+from streamkit.sinks.recorder import open_conversation, replay_or_record
 from streamkit.tools.builtins import builtin_tools
 from streamkit.tools.confirm import confirm_on_terminal
 from streamkit.tools.dispatch import DEFAULT_TIMEOUT, Dispatcher

@@ -8,18 +8,18 @@ from typing import Annotated
 import trio
 import typer
 
-from streamkit.backend import open_backend
 from streamkit.cli import batchrun as batch
 from streamkit.cli import options as opt
 from streamkit.cli import sampling_options as so
-from streamkit.cli.runner import reply_exit_code, run_command
 from streamkit.config import resolve_settings
 from streamkit.errors import UsageError
-from streamkit.interrupts import Interrupts
+from streamkit.pipeline.command import reply_exit_code, run_command
+from streamkit.pipeline.interrupts import Interrupts
+from streamkit.pipeline.turn import stream_turn
+from streamkit.protocol.parameters import parse_id_list, with_extra_parameters
+from streamkit.providers.backend import open_backend
 from streamkit.request import GenerationRequest
-from streamkit.sampling import parse_id_list, with_extra_parameters
-from streamkit.sinks.store import logged_prompt, open_conversation, replay_or_record
-from streamkit.turn import stream_turn
+from streamkit.sinks.recorder import logged_prompt, open_conversation, replay_or_record
 
 
 def complete(

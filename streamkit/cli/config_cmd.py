@@ -8,9 +8,9 @@ from typing import Annotated, Any
 import msgspec
 import typer
 
-from streamkit.cli.runner import run_blocking_command
 from streamkit.config import config_path, load_config
 from streamkit.errors import UsageError
+from streamkit.pipeline.command import run_blocking_command
 
 config_app = typer.Typer(
     name="config", help="The config file: profiles, local models, tools.", no_args_is_help=True

@@ -9,8 +9,8 @@ from typing import Any
 import msgspec
 
 from streamkit.errors import one_line
-from streamkit.store import FailedRequest, StoredMessage
-from streamkit.wire import describe_headers
+from streamkit.protocol.wire import describe_headers
+from streamkit.store.records import FailedRequest, StoredMessage
 
 
 def print_failed(requests: list[FailedRequest], *, as_json: bool) -> None:

@@ -11,10 +11,11 @@ import typer
 
 from streamkit.cli import options as opt
 from streamkit.cli.failed import print_failed, response_line, with_response
-from streamkit.cli.runner import run_blocking_command
 from streamkit.config import load_config, resolve_settings
 from streamkit.errors import UsageError, one_line
-from streamkit.store import Store, StoredMessage
+from streamkit.pipeline.command import run_blocking_command
+from streamkit.store.database import Store
+from streamkit.store.records import StoredMessage
 
 logs_app = typer.Typer(
     name="logs",

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from streamkit.backend import open_backend
 from streamkit.cli import options as opt
-from streamkit.cli.runner import run_command
 from streamkit.config import resolve_settings
-from streamkit.interrupts import Interrupts
-from streamkit.localmodels import known_local_models
+from streamkit.pipeline.command import run_command
+from streamkit.pipeline.interrupts import Interrupts
+from streamkit.providers.backend import open_backend
+from streamkit.providers.llama.files import known_local_models
 
 
 def models(

@@ -11,9 +11,9 @@ import typer
 
 from streamkit.config import Settings, load_config
 from streamkit.errors import StreamkitError
-from streamkit.localmodels import known_local_models
+from streamkit.providers.llama.files import known_local_models
 from streamkit.request import GenerationOptions
-from streamkit.store import default_db_path
+from streamkit.store.database import default_db_path
 
 CONNECTION = "Connection"
 GENERATION = "Generation"

@@ -9,13 +9,13 @@ from typing import Annotated
 import trio
 import typer
 
-from streamkit.backend import open_backend
 from streamkit.cli import options as opt
-from streamkit.cli.runner import run_command
 from streamkit.config import RelayLimits, resolve_settings
 from streamkit.errors import UsageError
-from streamkit.interrupts import Interrupts
-from streamkit.sinks.store import AsyncStore
+from streamkit.pipeline.command import run_command
+from streamkit.pipeline.interrupts import Interrupts
+from streamkit.providers.backend import open_backend
+from streamkit.store.async_store import AsyncStore
 
 RELAY = "Relay"
 _DEFAULTS = RelayLimits()
@@ -83,7 +83,7 @@ def relay(
             max_requests_per_connection=max_requests, idle_timeout=idle_timeout,
             max_tokens=max_tokens, slow_client_timeout=slow_client_timeout,
         )
-        from streamkit.relay import Relay  # trio-websocket: loaded only when serving
+        from streamkit.pipeline.relay import Relay
 
         store = await AsyncStore.open(opt.database_path(db, settings)) if log else None
         async with open_backend(settings) as backend:

@@ -10,16 +10,17 @@ import msgspec
 import trio
 import typer
 
-from streamkit.backend import open_backend
 from streamkit.cli import options as opt
 from streamkit.cli import sampling_options as so
-from streamkit.cli.runner import reply_exit_code, run_command
 from streamkit.config import resolve_settings
 from streamkit.errors import UsageError
-from streamkit.interrupts import Interrupts
-from streamkit.replay import replay_body, replay_target
-from streamkit.store import FailedRequest, Store
-from streamkit.turn import print_stream
+from streamkit.pipeline.command import reply_exit_code, run_command
+from streamkit.pipeline.interrupts import Interrupts
+from streamkit.pipeline.turn import print_stream
+from streamkit.providers.backend import open_backend
+from streamkit.store.database import Store
+from streamkit.store.records import FailedRequest
+from streamkit.store.replay import replay_body, replay_target
 
 
 def replay(

@@ -23,16 +23,17 @@ import trio
 from streamkit.errors import StreamkitError
 from streamkit.events import Batch, Event, StreamError, TextDelta, ToolCallDelta, Usage
 from streamkit.loadtest.metrics import Sample
-from streamkit.loadtest.workload import Item, Tokenizer
+from streamkit.loadtest.workload import Item
 from streamkit.protocol.openai import OpenAIStreamDecoder
-from streamkit.request import openai_body
+from streamkit.protocol.wire import openai_body
+from streamkit.providers.llama.tokenizer import Tokenizer
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     import httpx
 
-    from streamkit.backend import Backend
+    from streamkit.providers.backend import Backend
     from streamkit.providers.openai_http import OpenAIHTTPProducer
 
 _CONTENT = (TextDelta, ToolCallDelta)

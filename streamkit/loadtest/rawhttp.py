@@ -34,9 +34,9 @@ from streamkit.errors import (
 )
 from streamkit.loadtest.client import Measurement, error_type
 from streamkit.loadtest.workload import Item
+from streamkit.protocol.http_errors import ERROR_BODY_LIMIT, connection_error, status_message
 from streamkit.protocol.openai import OpenAIStreamDecoder
-from streamkit.providers.openai_http import ERROR_BODY_LIMIT, connection_error, status_message
-from streamkit.request import openai_body
+from streamkit.protocol.wire import openai_body
 
 READ_SIZE = 65536
 

@@ -30,7 +30,8 @@ import trio
 from streamkit.loadtest.client import Measurement, Target
 from streamkit.loadtest.metrics import Sample
 from streamkit.loadtest.schedule import arrival_times, split
-from streamkit.loadtest.workload import Tokenizer, Workload
+from streamkit.loadtest.workload import Workload
+from streamkit.providers.llama.tokenizer import Tokenizer
 
 EARLY_STOP_FAILURES = 10  # failures in a row, with no success, that end a run
 LAG_WARNING_S = 0.010  # p99 schedule lag above this: the client fell behind

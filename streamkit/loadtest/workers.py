@@ -183,13 +183,12 @@ class _Reader:
 
 def main() -> int:
     """A worker: read the job, run its slice, report each sample on stdout."""
-    from streamkit.cli.runner import run_command
-    from streamkit.interrupts import Interrupts
+    from streamkit.pipeline.command import run_command
+    from streamkit.pipeline.interrupts import Interrupts
 
     async def body(interrupts: Interrupts) -> int:
-        from streamkit.loadtest.bench import BenchConfig, build_workload, open_target
-        from streamkit.loadtest.bench import _tokenizer as tokenizer_for
         from streamkit.loadtest.runner import Runner
+        from streamkit.loadtest.setup import BenchConfig, build_workload, open_target, tokenizer_for
 
         out = sys.stdout.buffer
         job = msgspec.json.decode(await _read_line(), type=Job)

@@ -19,8 +19,9 @@ from typing import Any
 
 import msgspec
 
-from streamkit.errors import ModelError, UsageError
+from streamkit.errors import UsageError
 from streamkit.protocol.ndjson import BatchRecord, LineSplitter, parse_record
+from streamkit.providers.llama.tokenizer import Tokenizer
 from streamkit.request import GenerationOptions, GenerationRequest, Message
 
 WORDS = (
@@ -37,35 +38,6 @@ WORDS = (
     "force", "education", "river", "garden", "light", "music",
 )
 DURATION_POOL = 256  # distinct prompts cycled through by a --duration run
-
-
-class Tokenizer:
-    """A GGUF file's tokenizer: only its vocabulary is loaded, no weights, no context."""
-
-    def __init__(self, path: Path) -> None:
-        if not path.is_file():
-            raise UsageError(f"tokenizer file not found: {path}")
-        try:
-            import llama_cpp
-            from llama_cpp._internals import LlamaModel
-        except ImportError:
-            raise ModelError("counting tokens with a GGUF file needs llama-cpp-python") from None
-        params = llama_cpp.llama_model_default_params()
-        params.vocab_only = True
-        try:
-            self._model = LlamaModel(path_model=str(path), params=params, verbose=False)
-        except (ValueError, RuntimeError, OSError) as exc:
-            raise ModelError(f"cannot read the tokenizer of {path}: {exc}") from None
-        self.path = path
-
-    def encode(self, text: str) -> list[int]:
-        return self._model.tokenize(text.encode("utf-8"), add_bos=False, special=False)
-
-    def count(self, text: str) -> int:
-        return len(self.encode(text))
-
-    def decode(self, tokens: list[int]) -> str:
-        return self._model.detokenize(tokens).decode("utf-8", "replace")
 
 
 class Item(msgspec.Struct, frozen=True):

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from streamkit.protocol.records import GenerationFields, build_request
+from streamkit.protocol.records import GenerationFields, RecordProblem, build_request
 from streamkit.request import GenerationOptions, GenerationRequest
 
 DEFAULT_MAX_LINE_BYTES = 16 << 20
@@ -107,6 +107,6 @@ def parse_record(
     except msgspec.ValidationError as exc:
         return InputProblem(line_number, record_id, f"line {line_number}: {exc}")
     request = build_request(kind, record, model=model, defaults=defaults)
-    if isinstance(request, str):
-        return InputProblem(line_number, record_id, f"line {line_number}: {request}")
+    if isinstance(request, RecordProblem):
+        return InputProblem(line_number, record_id, f"line {line_number}: {request.reason}")
     return BatchRecord(line_number, record_id, request, record.idempotency_key)

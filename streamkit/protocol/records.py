@@ -12,8 +12,8 @@ from typing import Any
 
 import msgspec
 
+from streamkit.protocol.schema_syntax import checked_schema, parse_short_schema
 from streamkit.request import GenerationOptions, GenerationRequest, Message
-from streamkit.schema_syntax import checked_schema, parse_short_schema
 
 
 def record_schema(value: dict[str, Any] | str) -> dict[str, Any]:
@@ -27,6 +27,12 @@ def record_schema(value: dict[str, Any] | str) -> dict[str, Any]:
 class MessageIn(msgspec.Struct, forbid_unknown_fields=True):
     role: str
     content: str
+
+
+class RecordProblem(msgspec.Struct, frozen=True):
+    """Why a record's fields make no request: one line, without the line number."""
+
+    reason: str
 
 
 class GenerationFields(msgspec.Struct):
@@ -45,7 +51,7 @@ class GenerationFields(msgspec.Struct):
 
 def build_request(
     kind: str, fields: GenerationFields, *, model: str | None, defaults: GenerationOptions
-) -> GenerationRequest | str:
+) -> GenerationRequest | RecordProblem:
     """The request the fields ask for (they beat ``defaults``), or why there is none.
 
     ``kind`` is ``chat`` (``messages``, or a ``prompt`` taken as one user
@@ -54,19 +60,19 @@ def build_request(
     if fields.prompt_ids is not None:
         problem = prompt_ids_problem(kind, fields)
         if problem:
-            return problem
+            return RecordProblem(problem)
     elif kind == "completion":
         if fields.prompt is None:
-            return "no `prompt`"
+            return RecordProblem("no `prompt`")
         if fields.messages is not None:
-            return "`messages` needs a chat request, not a completion"
+            return RecordProblem("`messages` needs a chat request, not a completion")
     elif fields.prompt is None and not fields.messages:
-        return "no `messages` and no `prompt`"
+        return RecordProblem("no `messages` and no `prompt`")
     if fields.schema is not None:
         try:
             schema = record_schema(fields.schema)
         except ValueError as exc:
-            return str(exc)
+            return RecordProblem(str(exc))
         defaults = msgspec.structs.replace(defaults, schema=schema)
     stop = (fields.stop,) if isinstance(fields.stop, str) else fields.stop
     given = {

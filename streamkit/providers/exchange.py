@@ -13,7 +13,7 @@ import trio
 
 from streamkit.errors import one_line
 from streamkit.events import ResponseInfo
-from streamkit.wire import describe_headers, kept_headers
+from streamkit.protocol.wire import describe_headers, kept_headers
 
 
 class Exchange:

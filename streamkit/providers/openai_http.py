@@ -24,7 +24,6 @@ import trio
 
 from streamkit import __version__
 from streamkit.errors import (
-    ConnectFailed,
     HTTPStatusError,
     ModelError,
     ProtocolError,
@@ -35,15 +34,14 @@ from streamkit.errors import (
     redact,
 )
 from streamkit.events import Batch, StreamError
+from streamkit.protocol.http_errors import ERROR_BODY_LIMIT, connection_error, status_message
 from streamkit.protocol.openai import OpenAIStreamDecoder
-from streamkit.protocol.validation import validation_summary
+from streamkit.protocol.retry import backoff_delay, is_retryable_status, parse_retry_after
+from streamkit.protocol.structured import SCHEMA_FORMS, names_response_format
+from streamkit.protocol.wire import request_bytes
 from streamkit.providers.exchange import Exchange
 from streamkit.request import GenerationRequest, Message
-from streamkit.retry import backoff_delay, is_retryable_status, parse_retry_after
-from streamkit.structured import SCHEMA_FORMS, names_response_format
-from streamkit.wire import request_bytes
 
-ERROR_BODY_LIMIT = 64 * 1024  # of an error answer's body, read for its message
 _HEADERS = {"Accept": "text/event-stream", "Content-Type": "application/json"}
 T = TypeVar("T")
 
@@ -105,6 +103,8 @@ class RateLimitGate:
 
 class OpenAIHTTPProducer:
     """Streams generation requests from one OpenAI-compatible server."""
+
+    serializes = False  # a server takes concurrent requests
 
     def __init__(
         self,
@@ -349,42 +349,6 @@ class OpenAIHTTPProducer:
         if model and model not in models:
             known = ", ".join(models[:10]) or "none"
             raise ModelError(f"model {model!r} is not offered by {self.base_url} (it has: {known})")
-
-
-def connection_error(url: str, cause: str, sent_any: bool) -> StreamkitError:
-    """A connection that failed: before any output, a connect failure (safe to send
-    again); after, a stream that broke (what arrived is kept)."""
-    if sent_any:
-        return ProtocolError(f"the connection to {url} broke mid-stream: {cause}")
-    return ConnectFailed(f"cannot connect to {url}: {cause}", retryable=True)
-
-
-def status_message(status: int, reason: str, where: str, raw: bytes) -> tuple[str, bool]:
-    """The one line for an HTTP error answer (``where``: ``POST /v1/...``; ``raw``: its
-    body), and whether the server rejected the request body itself (a validation error:
-    sending it again won't help)."""
-    detail = _error_detail(raw)
-    rejected = validation_summary(detail)
-    message = f"HTTP {status} {reason} from {where}".replace("  ", " ")
-    if rejected or detail:
-        message += f": {rejected or detail}"
-    return message, rejected is not None
-
-
-def _error_detail(raw: bytes) -> str:
-    """The human part of an error body: ``error.message``, ``detail`` or text."""
-    try:
-        payload = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
-        return one_line(raw.decode("utf-8", "replace"))[:300]
-    if isinstance(payload, dict):
-        error = payload.get("error")
-        if isinstance(error, dict) and error.get("message"):
-            return one_line(str(error["message"]))[:500]
-        for key in ("error", "detail", "message"):
-            if payload.get(key):
-                return one_line(str(payload[key]))[:500]
-    return one_line(raw.decode("utf-8", "replace"))[:300]
 
 
 def _refuses_schema(error: HTTPStatusError) -> bool:

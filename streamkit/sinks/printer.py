@@ -21,7 +21,7 @@ from typing import BinaryIO
 import trio
 
 from streamkit.events import Batch, TextDelta, encode_event_line, is_reply_event
-from streamkit.structured import PartialTracker
+from streamkit.protocol.structured import PartialTracker
 
 FLUSH_INTERVAL = 0.05  # seconds
 FLUSH_CHUNKS = 16

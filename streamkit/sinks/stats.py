@@ -12,7 +12,7 @@ from __future__ import annotations
 import trio
 
 from streamkit.events import Batch, ResponseInfo, TextDelta, Usage
-from streamkit.wire import describe_headers
+from streamkit.protocol.wire import describe_headers
 
 
 class StatsRecorder:

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from streamkit.tools.registry import Tool, ToolSpec
+from streamkit.config import ToolSpec
+from streamkit.tools.registry import Tool
 
 READ_LIMIT = 64 * 1024
 

@@ -29,23 +29,12 @@ import inspect
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
+from streamkit.config import ToolSpec
 from streamkit.errors import UsageError
-
-
-class ToolSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    description: str = ""
-    parameters: dict[str, Any] = msgspec.field(
-        default_factory=lambda: {"type": "object", "properties": {}}
-    )
-    command: list[str] | None = None
-    arguments: Literal["stdin", "argument"] = "stdin"
-    python: str | None = None
-    timeout: float | None = None
-    confirm: bool = False
 
 
 class Tool(msgspec.Struct, frozen=True):

@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from streamkit.structured import DEFAULT_MAX_STRING, bounded_schema
+from streamkit.protocol.structured import DEFAULT_MAX_STRING, bounded_schema
 
 _CHAR_RULE = 'char ::= [^"\\\\] |'
 _JSON_CHAR_RULE = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'

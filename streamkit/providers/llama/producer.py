@@ -34,7 +34,6 @@ import contextlib
 import random
 import threading
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -50,20 +49,18 @@ from streamkit.events import (
     TokenLogprob,
     Usage,
 )
-from streamkit.localmodels import LLAMA_THREADS
 from streamkit.protocol.stops import StopFilter
-from streamkit.providers.json_grammar import json_grammar
+from streamkit.protocol.structured import bounded_schema
+from streamkit.providers.llama.model import LocalModel
+from streamkit.providers.llama.sampling import local_request
 from streamkit.request import GenerationRequest, Message
-from streamkit.sampling import local_request
-from streamkit.structured import bounded_schema
 
 if TYPE_CHECKING:
-    from llama_cpp import Llama, LlamaGrammar
+    from llama_cpp import Llama
 
     from streamkit.protocol.json_stream import JSONStream
 
 MAILBOX_LIMIT = 1024  # events the thread may run ahead of a slow consumer
-DEFAULT_CONTEXT = 4096  # tokens of context window
 THREAD_NAME = "streamkit-llama"
 
 # llama.cpp's defaults for the sampling options a request leaves unset.
@@ -72,7 +69,6 @@ DEFAULT_TOP_P = 0.95
 # With a schema: within this many tokens of max_tokens, check each token whether
 # closing the JSON document would take the rest of the budget.
 CLOSING_WINDOW = 64
-GRAMMAR_CACHE = 64  # compiled grammars kept per model
 
 
 class _Mailbox:
@@ -136,83 +132,6 @@ class _Mailbox:
         except BaseException:
             self.abort()
             raise
-
-
-class LocalModel:
-    """A GGUF file, loaded on first use and then kept for the whole process."""
-
-    def __init__(self, path: Path, name: str, *, n_ctx: int = DEFAULT_CONTEXT) -> None:
-        self.path = path
-        self.name = name
-        self.n_ctx = n_ctx
-        self.limiter = trio.CapacityLimiter(1)
-        self._llm: Llama | None = None
-        self._chat_format: Any = None
-        self._grammars: dict[bytes, LlamaGrammar] = {}
-
-    async def llm(self) -> Llama:
-        if self._llm is None:
-            await trio.to_thread.run_sync(self._load, limiter=self.limiter)
-        assert self._llm is not None
-        return self._llm
-
-    def _load(self) -> None:
-        if self._llm is not None:
-            return
-        if not self.path.is_file():
-            raise ModelError(f"model file not found: {self.path}")
-        try:
-            from llama_cpp import Llama
-        except ImportError:
-            raise ModelError(
-                "the local backend needs llama-cpp-python: pip install llama-cpp-python"
-            ) from None
-        try:
-            llm = Llama(
-                model_path=str(self.path),
-                n_ctx=self.n_ctx,
-                n_threads=LLAMA_THREADS,
-                verbose=False,
-            )
-        except (ValueError, RuntimeError, OSError) as exc:
-            raise ModelError(f"cannot load model {self.path}: {one_line(exc)}") from None
-        self._chat_format = _chat_formatter(llm)
-        self._llm = llm
-
-    def grammar(self, schema: dict[str, Any]) -> LlamaGrammar:
-        """The grammar that constrains generation to ``schema``, compiled once per schema."""
-        key = msgspec.json.encode(schema)
-        if key not in self._grammars:
-            from llama_cpp import LlamaGrammar
-
-            if len(self._grammars) >= GRAMMAR_CACHE:  # a batch of many per-record schemas
-                self._grammars.clear()
-
-            try:
-                self._grammars[key] = LlamaGrammar.from_string(
-                    json_grammar(schema), verbose=False
-                )
-            except Exception as exc:  # the converter asserts, raises anything
-                raise ModelError(f"cannot turn the schema into a grammar: {one_line(exc)}"
-                                 ) from None
-        return self._grammars[key]
-
-    def prompt_tokens(self, request: GenerationRequest) -> list[int]:
-        """The request as model tokens: chat messages through the GGUF's template."""
-        assert self._llm is not None
-        llm = self._llm
-        if request.prompt_ids:
-            return list(request.prompt_ids)  # taken as given: no BOS added
-        if request.kind == "completion":
-            return llm.tokenize(request.prompt.encode("utf-8"), add_bos=True, special=False)
-        if self._chat_format is None:
-            raise ModelError(f"model {self.name} has no chat template; use `complete`")
-        result = self._chat_format(
-            messages=[m.to_openai() for m in request.messages]
-        )
-        return llm.tokenize(
-            result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
-        )
 
 
 class LlamaLocalProducer:
@@ -412,26 +331,6 @@ def _token_logprob(llm: Llama, token: int, piece: bytes, top: int) -> TokenLogpr
         }
     return TokenLogprob(piece.decode("utf-8", "replace"), float(values[token] - log_total),
                         alternatives)
-
-
-def _chat_formatter(llm: Llama) -> Any:
-    """The chat template from the GGUF metadata, as llama-cpp-python renders it."""
-    template = llm.metadata.get("tokenizer.chat_template")
-    if not template:
-        return None
-    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-    def token_text(key: str) -> str:
-        token_id = llm.metadata.get(key)
-        if token_id is None:
-            return ""
-        return llm._model.token_get_text(int(token_id))
-
-    return Jinja2ChatFormatter(
-        template=template,
-        eos_token=token_text("tokenizer.ggml.eos_token_id"),
-        bos_token=token_text("tokenizer.ggml.bos_token_id"),
-    )
 
 
 def _closing_cost(llm: Llama, document: JSONStream, schema: dict[str, Any] | None) -> int:

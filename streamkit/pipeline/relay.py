@@ -33,15 +33,22 @@ import msgspec
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
 
-from streamkit.backend import Backend
 from streamkit.config import RelayLimits
 from streamkit.errors import UsageError
 from streamkit.events import Batch, TextDelta, ToolCallDelta, Usage
-from streamkit.pipeline import run_stream
-from streamkit.protocol.relay import BadFrame, CancelFrame, GenerateFrame, error_frame, parse_frame
-from streamkit.reply import Reply
-from streamkit.sinks.store import AsyncStore, ConversationLog, ReplyRecorder
-from streamkit.structured import check_reply
+from streamkit.pipeline.stream import run_stream
+from streamkit.protocol.relay_frames import (
+    BadFrame,
+    CancelFrame,
+    GenerateFrame,
+    error_frame,
+    parse_frame,
+)
+from streamkit.protocol.reply import Reply
+from streamkit.protocol.structured import check_reply
+from streamkit.providers.backend import Backend
+from streamkit.sinks.recorder import ConversationLog, ReplyRecorder
+from streamkit.store.async_store import AsyncStore
 
 _encode = msgspec.json.Encoder().encode
 MERGE_LIMIT = 64 * 1024  # characters of one merged delta frame, well under message limits
@@ -242,7 +249,7 @@ class _Connection:
             # wait is told how many are ahead of it, counted here, in arrival
             # order (tasks may start in any order).
             relay, ahead = self.relay, None
-            if getattr(relay.backend, "serializes", False):
+            if relay.backend.serializes:
                 ahead = relay.local_in_flight
                 relay.local_in_flight += 1
             assert self._nursery is not None
@@ -294,7 +301,7 @@ class _Connection:
         """Log the request as a conversation of its own (``--log``)."""
         store = self.relay.store
         assert store is not None
-        log = ConversationLog(store, await store.call("new_conversation", batch="relay"))
+        log = ConversationLog(store, await store.new_conversation(batch="relay"))
         return await log.record_request(frame.request, self.relay.backend)
 
     async def _send_loop(self) -> None:

@@ -6,7 +6,7 @@ vLLM take ``json_schema``; llama-cpp-python's server only ``json_object``
 with a ``schema``, which it enforces with a grammar; the last resort is plain
 ``json_object`` with the schema spelled out in a system message). The local
 model is constrained by a grammar compiled from the schema, with runaway
-strings and arrays bounded (``providers/json_grammar.py``). Whatever the route, the
+strings and arrays bounded (``providers/llama/grammar.py``). Whatever the route, the
 reply is checked with ``jsonschema`` at the end (``check_reply``): a reply
 that does not validate is reported as such, never passed off as valid.
 """

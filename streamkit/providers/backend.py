@@ -17,8 +17,9 @@ import trio
 from streamkit.config import Settings
 from streamkit.errors import StreamkitError
 from streamkit.events import Batch
-from streamkit.localmodels import resolve_local_model
-from streamkit.providers.llama_local import LlamaLocalProducer, LocalModel
+from streamkit.providers.llama.files import resolve_local_model
+from streamkit.providers.llama.model import LocalModel
+from streamkit.providers.llama.producer import LlamaLocalProducer
 from streamkit.request import GenerationRequest, Message
 
 _loaded: dict[Path, LocalModel] = {}
@@ -33,6 +34,11 @@ def local_model(path: Path, name: str) -> LocalModel:
 
 
 class Backend(Protocol):
+    """What every producer offers the commands, capabilities included."""
+
+    serializes: bool
+    """Whether requests run one at a time (a local model), so waiting callers can be told."""
+
     @property
     def model_name(self) -> str | None:
         """The model that answers when a request names none, if known."""

@@ -24,15 +24,14 @@ Prefix reuse
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
-from streamkit.errors import ModelError, UsageError
-from streamkit.localmodels import LLAMA_THREADS
+from streamkit.errors import UsageError
+from streamkit.protocol.scoring import ScoreResult, build_result
+from streamkit.providers.llama.files import LLAMA_THREADS
+from streamkit.providers.llama.model import load_errors
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -42,50 +41,16 @@ _PROBE_TEXT = "The quick brown fox jumps over the lazy dog while the cat sleeps 
 SCORING_CONTEXT = 2048  # tokens; logits for every position cost n_ctx x n_vocab floats
 
 
-class ScoreResult(msgspec.Struct, omit_defaults=True):
-    """The JSON result of one scored text."""
-
-    id: Any
-    logprob: float
-    n_tokens: int
-    is_greedy: bool
-    perplexity: float
-    tokens: list[str]
-    token_logprobs: list[float]
-    top_logprobs: list[dict[str, float]] | None = None
-    ranges: list[dict[str, Any]] | None = None
-    trusted: bool | None = None  # remote only: did the server pass the consistency check
-
-
-def parse_range(value: str) -> tuple[int, int]:
-    """``START:END`` character offsets (END exclusive)."""
-    start, colon, end = value.partition(":")
-    try:
-        first, last = int(start), int(end)
-    except ValueError:
-        raise UsageError(f"--range {value!r}: expected START:END, e.g. 0:12") from None
-    if not colon or first < 0 or last <= first:
-        raise UsageError(f"--range {value!r}: expected 0 <= START < END")
-    return first, last
-
-
 class LocalScorer:
     """Scores texts with one GGUF model (blocking: call from a worker thread)."""
 
     def __init__(self, path: Path, *, n_ctx: int = SCORING_CONTEXT) -> None:
-        if not path.is_file():
-            raise ModelError(f"model file not found: {path}")
-        try:
+        with load_errors(path, "scoring"):
             from llama_cpp import Llama
 
             self.llm: Llama = Llama(model_path=str(path), n_ctx=n_ctx, logits_all=True,
                                     n_threads=LLAMA_THREADS, n_threads_batch=LLAMA_THREADS,
                                     verbose=False)
-        except ImportError:
-            raise ModelError("scoring needs llama-cpp-python: pip install llama-cpp-python") \
-                from None
-        except (ValueError, RuntimeError, OSError) as exc:
-            raise ModelError(f"cannot load model {path}: {exc}") from None
         self._evaluated: list[int] = []  # the tokens whose KV cache and logits are live
         self.reuses_prefixes = self._batch_invariant()
 
@@ -179,33 +144,6 @@ class LocalScorer:
         return llm.scores[: len(full)]
 
 
-def build_result(
-    record_id: Any,
-    pieces: list[bytes],
-    token_logprobs: list[float],
-    *,
-    is_greedy: bool,
-    top_logprobs: list[dict[str, float]] | None,
-    continuation: str,
-    ranges: Sequence[tuple[int, int]] = (),
-    trusted: bool | None = None,
-) -> ScoreResult:
-    """The result of the scored tokens ``pieces`` (UTF-8 bytes, ending the text)."""
-    total = math.fsum(token_logprobs)
-    return ScoreResult(
-        id=record_id,
-        logprob=total,
-        n_tokens=len(pieces),
-        is_greedy=is_greedy,
-        perplexity=math.exp(-total / len(pieces)),
-        tokens=[p.decode("utf-8", "replace") for p in pieces],
-        token_logprobs=token_logprobs,
-        top_logprobs=top_logprobs,
-        ranges=_sum_ranges(pieces, token_logprobs, continuation, ranges) if ranges else None,
-        trusted=trusted,
-    )
-
-
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     count = 0
     for x, y in zip(a, b, strict=False):
@@ -215,33 +153,3 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return count
 
 
-def _sum_ranges(
-    pieces: list[bytes],
-    logprobs: list[float],
-    continuation: str,
-    ranges: Sequence[tuple[int, int]],
-) -> list[dict[str, Any]]:
-    """Sum the tokens overlapping each character range of the continuation.
-
-    Token spans are found in the UTF-8 bytes of the scored tokens, which end
-    exactly where the text ends; a token straddling a range edge counts in.
-    """
-    text = continuation.encode()
-    scored_bytes = b"".join(pieces)
-    start_byte = len(text) - len(scored_bytes)  # < 0 when a token straddles the context
-    spans = []
-    position = start_byte
-    for piece in pieces:
-        spans.append((position, position + len(piece)))
-        position += len(piece)
-    out = []
-    for first, last in ranges:
-        if last > len(continuation):
-            raise UsageError(f"--range {first}:{last} is past the end of the text "
-                             f"({len(continuation)} characters)")
-        lo = len(continuation[:first].encode())
-        hi = len(continuation[:last].encode())
-        chosen = [lp for (a, b), lp in zip(spans, logprobs, strict=True) if a < hi and b > lo]
-        out.append({"start": first, "end": last, "logprob": math.fsum(chosen),
-                    "n_tokens": len(chosen)})
-    return out

@@ -30,15 +30,16 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import msgspec
 import trio
 
-from streamkit.backend import Backend
 from streamkit.events import Batch, encode_event_line, is_reply_event
-from streamkit.pipeline import run_stream
+from streamkit.pipeline.stream import run_stream
 from streamkit.protocol.ndjson import BatchRecord, InputProblem, LineSplitter, parse_record
+from streamkit.protocol.structured import PartialTracker, check_reply
+from streamkit.providers.backend import Backend
 from streamkit.request import GenerationOptions
+from streamkit.sinks.recorder import ConversationLog, replay_or_record
 from streamkit.sinks.stats import StatsRecorder
-from streamkit.sinks.store import AsyncStore, ConversationLog, replay_or_record
-from streamkit.store import StoredMessage
-from streamkit.structured import PartialTracker, check_reply
+from streamkit.store.async_store import AsyncStore
+from streamkit.store.records import StoredMessage
 
 if TYPE_CHECKING:  # rich.progress costs start-up time; only a terminal needs it
     from streamkit.sinks.progress import BatchProgress
@@ -181,9 +182,9 @@ class BatchRunner:
             partials = PartialTracker() if schema is not None else None
             consumers.append(partial(_forward_events, self.output, job.id, partials))
         if self.store is not None:
-            log = ConversationLog(self.store, await self.store.call(
-                "new_conversation", batch=self.batch_name, record_id=id_key(job.id).decode()
-            ))
+            conversation = await self.store.new_conversation(
+                batch=self.batch_name, record_id=id_key(job.id).decode())
+            log = ConversationLog(self.store, conversation)
             stored = await replay_or_record(log, job.idempotency_key)
             if stored is not None:
                 return _replayed_record(job, stored)

@@ -6,16 +6,16 @@ import sys
 
 import msgspec
 
-from streamkit.backend import Backend
 from streamkit.config import Settings
-from streamkit.history import fit_history
-from streamkit.interrupts import Interrupts
-from streamkit.reply import Reply
+from streamkit.pipeline.interrupts import Interrupts
+from streamkit.pipeline.toolloop import run_with_tools
+from streamkit.pipeline.turn import stream_turn
+from streamkit.protocol.history import fit_history
+from streamkit.protocol.reply import Reply
+from streamkit.providers.backend import Backend
 from streamkit.request import GenerationOptions, GenerationRequest, Message
-from streamkit.sinks.store import ConversationLog
-from streamkit.toolloop import run_with_tools
+from streamkit.sinks.recorder import ConversationLog
 from streamkit.tools.dispatch import Dispatcher
-from streamkit.turn import stream_turn
 
 
 class ChatSession:

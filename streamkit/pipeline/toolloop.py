@@ -16,14 +16,14 @@ from contextlib import AbstractContextManager
 import msgspec
 import trio
 
-from streamkit.backend import Backend
 from streamkit.errors import ToolHopLimit, one_line
 from streamkit.events import ToolResult, encode_event_line
-from streamkit.reply import Reply
+from streamkit.pipeline.turn import stream_turn
+from streamkit.protocol.reply import Reply
+from streamkit.providers.backend import Backend
 from streamkit.request import GenerationRequest, Message, ToolCallRef
-from streamkit.sinks.store import ConversationLog
+from streamkit.sinks.recorder import ConversationLog
 from streamkit.tools.dispatch import Dispatcher
-from streamkit.turn import stream_turn
 
 Guard = Callable[[], AbstractContextManager[trio.CancelScope]]
 

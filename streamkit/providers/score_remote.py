@@ -28,8 +28,8 @@ from streamkit.protocol.echo import (
     generated_top,
     parse_echo,
 )
+from streamkit.protocol.scoring import ScoreResult, build_result
 from streamkit.providers.openai_http import OpenAIHTTPProducer
-from streamkit.score import ScoreResult, build_result
 
 CHECK_ALTERNATIVES = 5  # top_logprobs asked for the consistency check's reference
 

@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from streamkit.errors import EXIT_INTERRUPTED, StreamkitError
-from streamkit.interrupts import Interrupts
-from streamkit.reply import Reply
+from streamkit.pipeline.interrupts import Interrupts
+from streamkit.protocol.reply import Reply
 
 EXIT_BROKEN_PIPE = 141
 

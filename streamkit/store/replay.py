@@ -11,7 +11,7 @@ from __future__ import annotations
 import msgspec
 
 from streamkit.errors import UsageError
-from streamkit.store import FailedRequest
+from streamkit.store.records import FailedRequest
 
 
 def replay_target(stored: FailedRequest, flag: str | None, configured: str | None) -> str:

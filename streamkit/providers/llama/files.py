@@ -59,3 +59,12 @@ def known_local_models(configured: dict[str, str]) -> list[tuple[str, str]]:
         found.append((EMBEDDED_NAME, str(embedded_model_path())))
     found.extend((name, str(Path(path).expanduser())) for name, path in sorted(configured.items()))
     return found
+
+
+def llama_cpp_status() -> str:
+    """One line for ``--version``: llama-cpp-python's version, or why it cannot load."""
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        return f"llama-cpp-python not usable ({exc}): local models unavailable"
+    return f"llama-cpp-python {llama_cpp.__version__} (local models usable)"

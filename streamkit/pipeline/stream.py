@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import trio
 
 from streamkit.events import Batch, Finish, StreamError
-from streamkit.reply import Reply
+from streamkit.protocol.reply import Reply
 
 BUFFER = 16
 

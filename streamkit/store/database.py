@@ -21,7 +21,7 @@ Streaming writes
 Concurrency
     WAL mode, a busy timeout and short transactions, so several streamkit
     processes can log to one file at once. All calls here are blocking; the
-    async side runs them in a worker thread (``streamkit.sinks.store``).
+    async side runs them in a worker thread (``streamkit.store.async_store``).
 
 Schema versions
     ``PRAGMA user_version`` is the schema version; ``MIGRATIONS[i]`` takes a
@@ -42,170 +42,19 @@ import msgspec
 import platformdirs
 
 from streamkit.errors import UsageError
+from streamkit.store.migrations import MIGRATIONS, SCHEMA_VERSION
+from streamkit.store.records import (
+    ConversationSummary,
+    FailedRequest,
+    StoredMessage,
+    StoredToolCall,
+)
 
 BUSY_TIMEOUT_MS = 10_000
-
-MIGRATIONS: list[str] = [
-    # 0 -> 1: conversations, requests, messages, streamed chunks.
-    """
-    CREATE TABLE conversations (
-        id TEXT PRIMARY KEY,
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL,
-        batch TEXT
-    );
-    CREATE TABLE requests (
-        id INTEGER PRIMARY KEY,
-        conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
-        created_at REAL NOT NULL,
-        kind TEXT NOT NULL,
-        provider TEXT NOT NULL,
-        model TEXT,
-        options TEXT NOT NULL
-    );
-    CREATE TABLE messages (
-        id INTEGER PRIMARY KEY,
-        conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
-        request_id INTEGER REFERENCES requests(id) ON DELETE SET NULL,
-        role TEXT NOT NULL,
-        content TEXT NOT NULL DEFAULT '',
-        model TEXT,
-        provider TEXT,
-        created_at REAL NOT NULL,
-        finished_at REAL,
-        finish_reason TEXT,
-        prompt_tokens INTEGER,
-        completion_tokens INTEGER,
-        ttft_s REAL,
-        duration_s REAL,
-        status TEXT NOT NULL DEFAULT 'complete'
-            CHECK (status IN ('streaming', 'complete', 'interrupted', 'error')),
-        error TEXT
-    );
-    CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
-    CREATE INDEX messages_streaming ON messages(status) WHERE status = 'streaming';
-    CREATE TABLE message_chunks (
-        message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
-        seq INTEGER NOT NULL,
-        text TEXT NOT NULL,
-        PRIMARY KEY (message_id, seq)
-    );
-    """,
-    # 1 -> 2: full-text search over message content, kept in step by triggers.
-    """
-    CREATE VIRTUAL TABLE messages_fts USING fts5(
-        content, content='messages', content_rowid='id'
-    );
-    INSERT INTO messages_fts(rowid, content) SELECT id, content FROM messages;
-    CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN
-        INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
-    END;
-    CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN
-        INSERT INTO messages_fts(messages_fts, rowid, content)
-            VALUES ('delete', old.id, old.content);
-    END;
-    CREATE TRIGGER messages_au AFTER UPDATE OF content ON messages BEGIN
-        INSERT INTO messages_fts(messages_fts, rowid, content)
-            VALUES ('delete', old.id, old.content);
-        INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
-    END;
-    """,
-    # 2 -> 3: tool calls -- on the assistant message that made them, on the
-    # tool message that answers one, and every run in order with its hop.
-    """
-    ALTER TABLE messages ADD COLUMN tool_calls TEXT;
-    ALTER TABLE messages ADD COLUMN tool_call_id TEXT;
-    CREATE TABLE tool_calls (
-        id INTEGER PRIMARY KEY,
-        conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
-        message_id INTEGER REFERENCES messages(id) ON DELETE CASCADE,
-        hop INTEGER NOT NULL,
-        call_id TEXT,
-        name TEXT,
-        arguments TEXT NOT NULL,
-        result TEXT NOT NULL,
-        status TEXT NOT NULL,
-        duration_s REAL,
-        created_at REAL NOT NULL
-    );
-    CREATE INDEX tool_calls_by_conversation ON tool_calls(conversation_id, id);
-    """,
-    # 3 -> 4: idempotency keys, so a repeated request can replay its result.
-    """
-    ALTER TABLE requests ADD COLUMN idempotency_key TEXT;
-    CREATE INDEX requests_by_key ON requests(idempotency_key)
-        WHERE idempotency_key IS NOT NULL;
-    """,
-    # 4 -> 5: which input line of a batch a conversation answers (for --resume).
-    """
-    ALTER TABLE conversations ADD COLUMN record_id TEXT;
-    CREATE INDEX conversations_by_batch ON conversations(batch, record_id)
-        WHERE batch IS NOT NULL;
-    """,
-    # 5 -> 6: what the server answered (status, request id, rate limits), and
-    # failed requests kept whole -- endpoint and body as sent, never headers --
-    # so that they can be listed and replayed.
-    """
-    ALTER TABLE requests ADD COLUMN http_status INTEGER;
-    ALTER TABLE requests ADD COLUMN response_headers TEXT;
-    ALTER TABLE requests ADD COLUMN endpoint TEXT;
-    ALTER TABLE requests ADD COLUMN body BLOB;
-    ALTER TABLE requests ADD COLUMN failed_at REAL;
-    CREATE INDEX requests_failed ON requests(failed_at) WHERE failed_at IS NOT NULL;
-    """,
-]
-SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def default_db_path() -> Path:
     return Path(platformdirs.user_data_dir("streamkit")) / "logs.db"
-
-
-class StoredMessage(msgspec.Struct, frozen=True):
-    id: int
-    conversation_id: str
-    role: str
-    content: str
-    model: str | None
-    provider: str | None
-    created_at: float
-    finish_reason: str | None
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    ttft_s: float | None
-    duration_s: float | None
-    status: str
-    error: str | None
-    tool_calls: str | None = None  # JSON list of {id, name, arguments}
-    tool_call_id: str | None = None
-    request_id: int | None = None  # the ``requests`` row a reply answers
-
-
-class StoredToolCall(msgspec.Struct, frozen=True):
-    hop: int
-    call_id: str | None
-    name: str | None
-    arguments: str
-    result: str
-    status: str
-    duration_s: float | None
-
-
-class FailedRequest(msgspec.Struct, frozen=True):
-    """A failed request as kept for listing and replay (never with any header sent)."""
-
-    id: int
-    conversation_id: str
-    failed_at: float
-    provider: str
-    model: str | None
-    endpoint: str
-    body: bytes
-    http_status: int | None
-    response_headers: str | None  # JSON
-    error: str | None
-    ttft_s: float | None
-    duration_s: float | None
 
 
 _FAILED_QUERY = (
@@ -213,14 +62,6 @@ _FAILED_QUERY = (
     " r.http_status, r.response_headers, m.error, m.ttft_s, m.duration_s FROM requests r"
     " LEFT JOIN messages m ON m.request_id = r.id AND m.role = 'assistant'"
 )
-
-
-class ConversationSummary(msgspec.Struct, frozen=True):
-    id: str
-    updated_at: float
-    messages: int
-    model: str | None
-    first_prompt: str
 
 
 _MESSAGE_COLUMNS = (

@@ -9,15 +9,15 @@ from typing import Any
 
 import trio
 
-from streamkit.backend import Backend
 from streamkit.events import StreamError
-from streamkit.pipeline import Consumer, Producer, run_stream
-from streamkit.reply import Reply
+from streamkit.pipeline.stream import Consumer, Producer, run_stream
+from streamkit.protocol.reply import Reply
+from streamkit.protocol.structured import PartialTracker, check_reply
+from streamkit.providers.backend import Backend
 from streamkit.request import GenerationRequest
 from streamkit.sinks.printer import Printer
+from streamkit.sinks.recorder import ConversationLog
 from streamkit.sinks.stats import StatsRecorder
-from streamkit.sinks.store import ConversationLog
-from streamkit.structured import PartialTracker, check_reply
 
 
 async def stream_turn(

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from streamkit.protocol.records import GenerationFields, build_request
+from streamkit.protocol.records import GenerationFields, RecordProblem, build_request
 from streamkit.request import GenerationOptions, GenerationRequest
 
 
@@ -74,8 +74,8 @@ def parse_frame(
     kind = "chat" if frame.type == "chat" else "completion"
     request = build_request(kind, frame, model=default_model,
                             defaults=GenerationOptions(max_tokens=max_tokens))
-    if isinstance(request, str):
-        return BadFrame(frame_id, request)
+    if isinstance(request, RecordProblem):
+        return BadFrame(frame_id, request.reason)
     return GenerateFrame(frame_id, request)
 
 

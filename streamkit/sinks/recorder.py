@@ -13,45 +13,26 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 import trio
 
 from streamkit.errors import UsageError
 from streamkit.events import Batch, ResponseInfo, TextDelta, ToolResult
-from streamkit.reply import Reply
+from streamkit.protocol.reply import Reply
+from streamkit.protocol.wire import request_bytes
 from streamkit.request import GenerationRequest, Message, ToolCallRef
-from streamkit.store import Store, StoredMessage
-from streamkit.wire import request_bytes
+from streamkit.store.async_store import AsyncStore
+from streamkit.store.records import StoredMessage
 
 if TYPE_CHECKING:
-    from streamkit.backend import Backend
+    from streamkit.providers.backend import Backend
 
 FLUSH_INTERVAL = 0.2  # seconds
 FLUSH_BYTES = 1024
 MIN_GAP = 0.02  # seconds between two writes, at least
-
-
-class AsyncStore:
-    """A ``Store`` whose calls run in a worker thread, one at a time."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._limiter = trio.CapacityLimiter(1)
-
-    @classmethod
-    async def open(cls, path: Path) -> AsyncStore:
-        return cls(await trio.to_thread.run_sync(Store, path))
-
-    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        function = partial(getattr(self.store, method), *args, **kwargs)
-        return await trio.to_thread.run_sync(function, limiter=self._limiter)
-
-    async def aclose(self) -> None:
-        await self.call("close")
 
 
 @asynccontextmanager
@@ -76,18 +57,18 @@ async def open_conversation(
     try:
         history: list[Message] = []
         if continue_last or conversation_id:
-            chosen = conversation_id or await store.call("last_conversation")
+            chosen = conversation_id or await store.last_conversation()
             if chosen is None:
                 raise UsageError("no earlier conversation to continue")
-            if not await store.call("has_conversation", chosen):
+            if not await store.has_conversation(chosen):
                 raise UsageError(f"no conversation {chosen!r} in the log")
             history = [
-                _as_message(m) for m in await store.call("messages", chosen)
+                _as_message(m) for m in await store.messages(chosen)
                 if (m.content or m.tool_calls)
                 and m.role in ("system", "user", "assistant", "tool")
             ]
         else:
-            chosen = await store.call("new_conversation")
+            chosen = await store.new_conversation()
         log = ConversationLog(store, chosen)
         if system and not (history and history[0].role == "system"):
             await log.add_message("system", system)
@@ -108,12 +89,12 @@ async def replay_or_record(log: ConversationLog | None, key: str | None) -> Stor
         return None
     if log is None:
         raise UsageError("--request-id needs the conversation log (not --no-log)")
-    stored = await log.store.call("completed_reply", key)
+    stored = await log.store.completed_reply(key)
     if stored is None:
         log.idempotency_key = key
         return None
-    if not await log.store.call("messages", log.conversation_id):
-        await log.store.call("delete_conversation", log.conversation_id)
+    if not await log.store.messages(log.conversation_id):
+        await log.store.delete_conversation(log.conversation_id)
     return stored
 
 
@@ -129,15 +110,14 @@ class ConversationLog:
     async def add_message(
         self, role: str, content: str, *, tool_call_id: str | None = None
     ) -> None:
-        await self.store.call("add_message", self.conversation_id, role, content,
+        await self.store.add_message(self.conversation_id, role, content,
                               tool_call_id=tool_call_id)
 
     async def add_tool_result(
         self, message_id: int | None, arguments: str, result: ToolResult
     ) -> None:
         """One tool run: in ``tool_calls`` (for the record) and as a ``tool`` message."""
-        await self.store.call(
-            "add_tool_call", self.conversation_id, message_id, hop=result.hop,
+        await self.store.add_tool_call(self.conversation_id, message_id, hop=result.hop,
             call_id=result.call_id, name=result.name, arguments=arguments,
             result=result.content, status=result.status, duration_s=result.duration_s,
         )
@@ -147,8 +127,8 @@ class ConversationLog:
         """Log the request (options only: no key, no headers) and return the reply's sink."""
         options = msgspec.structs.asdict(request.options)
         model = request.model or backend.model_name
-        request_id = await self.store.call(
-            "add_request", self.conversation_id, kind=request.kind, provider=backend.provider,
+        request_id = await self.store.add_request(
+            self.conversation_id, kind=request.kind, provider=backend.provider,
             model=model, options={k: v for k, v in options.items() if _given(v)},
             idempotency_key=self.idempotency_key,
         )
@@ -236,8 +216,7 @@ class ReplyRecorder:
             status = "interrupted" if reply.error.kind == "timeout" else "error"
         elif reply.finish_reason == "cancelled":
             status = "interrupted"
-        await store.call(
-            "finish_message", self.message_id, status=status,
+        await store.finish_message(self.message_id, status=status,
             finish_reason=reply.finish_reason,
             prompt_tokens=usage.prompt_tokens if usage else None,
             completion_tokens=usage.completion_tokens if usage else None,
@@ -258,17 +237,17 @@ class ReplyRecorder:
         """The server's status and kept headers; for a failure, the body as sent."""
         store = self.log.store
         if self.response is not None:
-            await store.call("record_response", self.request_id,
+            await store.record_response(self.request_id,
                              http_status=self.response.status, headers=self.response.headers)
         if reply.error is not None and self.request is not None:
             sent = self.response.sent if self.response is not None else None
             endpoint, body = sent or request_bytes(self.request)
-            await store.call("record_failure", self.request_id, endpoint=endpoint, body=body)
+            await store.record_failure(self.request_id, endpoint=endpoint, body=body)
 
     async def _ensure_row(self) -> None:
         if self.message_id is None:
-            self.message_id = await self.log.store.call(
-                "add_message", self.log.conversation_id, "assistant",
+            self.message_id = await self.log.store.add_message(
+                self.log.conversation_id, "assistant",
                 request_id=self.request_id, model=self.model, provider=self.provider,
                 status="streaming",
             )
@@ -282,7 +261,7 @@ class ReplyRecorder:
             return
         text = "".join(self._pending)
         self._pending, self._pending_bytes = [], 0
-        await self.log.store.call("append_chunk", self.message_id, self._seq, text)
+        await self.log.store.append_chunk(self.message_id, self._seq, text)
         self._seq += 1
 
 

@@ -1,0 +1,133 @@
+"""What a benchmark runs against and with: its checked configuration, the target, the workload.
+
+Both the ``bench`` command (one process) and each ``--workers`` process build
+their target and workload here, so the two never import each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import msgspec
+import trio
+
+from streamkit.config import Settings
+from streamkit.loadtest.client import BackendTarget, HTTPTarget, Target
+from streamkit.loadtest.workload import Workload, load_dataset, random_workload
+from streamkit.providers.llama.files import resolve_local_model
+from streamkit.providers.llama.tokenizer import Tokenizer
+
+if TYPE_CHECKING:
+    import httpx
+
+
+class BenchConfig(msgspec.Struct, frozen=True):
+    """Everything the command line asked for, checked."""
+
+    endpoint: str = "chat"
+    dataset: str = "random"
+    prompt_tokens: int = 256
+    output_tokens: int = 128
+    prompt_tokens_stdev: float = 0.0
+    output_tokens_stdev: float = 0.0
+    output_tokens_given: bool = False
+    tokenizer: Path | None = None
+    temperature: float | None = None
+    concurrency: tuple[int, ...] = ()
+    rate: tuple[float, ...] = ()
+    burstiness: float = 1.0
+    sweep: bool = False
+    sweep_steps: int = 5
+    requests: int | None = None
+    duration: float | None = None
+    warmup: int = 0
+    seed: int = 0
+    slo: dict[str, float] | None = None  # seconds
+    workers: int = 1
+    json_path: Path | None = None
+    csv_path: Path | None = None
+    plots_dir: Path | None = None
+
+
+
+def tokenizer_for(config: BenchConfig, settings: Settings) -> Tokenizer | None:
+    if config.tokenizer is not None:
+        return Tokenizer(config.tokenizer)
+    if not settings.base_url:  # the local model's own tokenizer
+        _, path = resolve_local_model(settings.model, settings.local_models)
+        return Tokenizer(path)
+    return None
+
+
+
+def model_name(settings: Settings) -> str | None:
+    """The model asked for; for the local backend, the one that will answer."""
+    if settings.base_url:
+        return settings.model
+    return resolve_local_model(settings.model, settings.local_models)[0]
+
+
+
+def build_workload(config: BenchConfig, settings: Settings, count: int,
+                   tokenizer: Tokenizer | None) -> Workload:
+    kind = "completion" if config.endpoint == "completions" else "chat"
+    if config.dataset == "random":
+        return random_workload(
+            count, kind=kind, model=settings.model, prompt_tokens=config.prompt_tokens,
+            output_tokens=config.output_tokens, prompt_stdev=config.prompt_tokens_stdev,
+            output_stdev=config.output_tokens_stdev, seed=config.seed, tokenizer=tokenizer,
+            temperature=config.temperature,
+        )
+    return load_dataset(
+        Path(config.dataset), kind=kind, model=settings.model,
+        output_tokens=config.output_tokens if config.output_tokens_given else None,
+        tokenizer=tokenizer, temperature=config.temperature,
+    )
+
+
+
+@asynccontextmanager
+async def open_target(settings: Settings) -> AsyncIterator[Target]:
+    """The server at the base URL (no retries), else the local model.
+
+    A plain ``http://`` server is read by ``RawHTTPTarget`` (trio sockets and
+    h11: each read timed before any other work); ``https://`` by ``HTTPTarget``
+    (httpx).
+    """
+    if not settings.base_url:
+        from streamkit.providers.backend import open_backend
+
+        async with open_backend(settings) as backend:
+            await backend.check_model(settings.model)
+            yield BackendTarget(backend)
+        return
+    if settings.base_url.lower().startswith("http://"):
+        from streamkit.loadtest.rawhttp import RawHTTPTarget  # the lean path: timed reads
+
+        raw = RawHTTPTarget(settings.base_url, settings.api_key,
+                            connect_timeout=settings.connect_timeout,
+                            idle_timeout=settings.idle_timeout)
+        try:
+            yield raw
+        finally:
+            with trio.CancelScope(shield=True):
+                await raw.aclose()
+        return
+    from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
+
+    def new_client() -> httpx.AsyncClient:
+        return build_client(settings.base_url or "", settings.api_key,
+                            connect_timeout=settings.connect_timeout,
+                            idle_timeout=settings.idle_timeout)
+
+    target = HTTPTarget(
+        OpenAIHTTPProducer(new_client(), api_key=settings.api_key, max_retries=0), new_client
+    )
+    try:
+        yield target
+    finally:
+        with trio.CancelScope(shield=True):
+            await target.aclose()

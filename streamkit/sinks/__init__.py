@@ -1,0 +1,1 @@
+"""Consumers of the event stream: the printer, the log recorder, stats and progress."""

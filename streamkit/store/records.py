@@ -1,0 +1,63 @@
+"""The log's rows as values: what a query returns, independent of SQLite."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class StoredMessage(msgspec.Struct, frozen=True):
+    id: int
+    conversation_id: str
+    role: str
+    content: str
+    model: str | None
+    provider: str | None
+    created_at: float
+    finish_reason: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    ttft_s: float | None
+    duration_s: float | None
+    status: str
+    error: str | None
+    tool_calls: str | None = None  # JSON list of {id, name, arguments}
+    tool_call_id: str | None = None
+    request_id: int | None = None  # the ``requests`` row a reply answers
+
+
+
+class StoredToolCall(msgspec.Struct, frozen=True):
+    hop: int
+    call_id: str | None
+    name: str | None
+    arguments: str
+    result: str
+    status: str
+    duration_s: float | None
+
+
+
+class FailedRequest(msgspec.Struct, frozen=True):
+    """A failed request as kept for listing and replay (never with any header sent)."""
+
+    id: int
+    conversation_id: str
+    failed_at: float
+    provider: str
+    model: str | None
+    endpoint: str
+    body: bytes
+    http_status: int | None
+    response_headers: str | None  # JSON
+    error: str | None
+    ttft_s: float | None
+    duration_s: float | None
+
+
+
+class ConversationSummary(msgspec.Struct, frozen=True):
+    id: str
+    updated_at: float
+    messages: int
+    model: str | None
+    first_prompt: str
