@@ -118,6 +118,24 @@ class SchemaError(StreamkitError):
     exit_code = 10
 
 
+class LogError(StreamkitError):
+    """The conversation log failed while the command ran (locked, full disk, corrupt).
+
+    The reply itself was delivered: a log failure is a warning line and this
+    code only when nothing else failed.
+    """
+
+    kind = "log"
+    exit_code = 11
+
+
+class OutputError(StreamkitError):
+    """The output could not be written (a full disk, an I/O error); what was written stays."""
+
+    kind = "output"
+    exit_code = 12
+
+
 _BY_KIND: dict[str, type[StreamkitError]] = {
     cls.kind: cls
     for cls in (
@@ -131,6 +149,8 @@ _BY_KIND: dict[str, type[StreamkitError]] = {
         ModelError,
         ToolHopLimit,
         SchemaError,
+        LogError,
+        OutputError,
     )
 }
 
