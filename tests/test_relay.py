@@ -131,6 +131,50 @@ async def test_token_and_origin_are_checked_before_the_websocket_opens():
             assert (await frames_until_end(ws, {"a"}))[-1]["type"] == "finish"
 
 
+async def test_without_allowed_origins_only_the_relays_own_origin_and_non_browsers_connect():
+    async with running_relay("ok") as (url, _):
+        port = url.rsplit(":", 1)[1].strip("/")
+        for origin in (b"https://evil.example", b"http://localhost:1", b"null"):
+            with pytest.raises(ConnectionRejected) as rejected:
+                async with open_websocket_url(url, extra_headers=[(b"Origin", origin)]):
+                    pass
+            assert rejected.value.status_code == 403, origin
+        for headers in ([], [(b"Origin", f"http://127.0.0.1:{port}".encode())],
+                        [(b"Origin", f"http://localhost:{port}".encode())]):
+            async with open_websocket_url(url, extra_headers=headers) as ws:
+                await ws.send_message(chat("a"))
+                assert (await frames_until_end(ws, {"a"}))[-1]["type"] == "finish"
+    async with running_relay("ok", allowed_origins=("*",)) as (url, _), open_websocket_url(
+        url, extra_headers=[(b"Origin", b"https://any.example")]
+    ) as ws:
+        await ws.send_message(chat("b"))
+        assert (await frames_until_end(ws, {"b"}))[-1]["type"] == "finish"
+
+
+async def test_connections_arriving_together_are_counted_before_their_handshakes():
+    limits = RelayLimits(max_connections=10)
+    async with running_relay("ok", limits=limits) as (url, _):
+        opened, refused = [], []
+        everyone_answered = trio.Event()
+
+        async def client() -> None:
+            try:
+                async with open_websocket_url(url):
+                    opened.append(1)
+                    if len(opened) + len(refused) == 50:
+                        everyone_answered.set()
+                    await everyone_answered.wait()  # hold the connection until all are in
+            except ConnectionRejected as exc:
+                refused.append(exc.status_code)
+                if len(opened) + len(refused) == 50:
+                    everyone_answered.set()
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(50):
+                nursery.start_soon(client)
+    assert (len(opened), refused) == (10, [503] * 40)
+
+
 async def test_slow_client_is_dropped_while_another_completes():
     limits = RelayLimits(slow_client_timeout=0.5, send_queue=64)
     async with (
@@ -223,6 +267,15 @@ def test_cli_relay_refuses_public_bind_without_token(run_cli):
     assert "without --token" in result.stderr
 
 
+def test_cli_relay_refuses_an_empty_token(run_cli):
+    result = run_cli("relay", "--host", "0.0.0.0", "--token", "", "--base-url",
+                     "http://127.0.0.1:9/v1")
+    assert result.code == 2
+    assert result.stderr.splitlines() == [
+        'streamkit: --token is empty: an empty token is no token '
+        '(give a secret, e.g. --token "$(openssl rand -hex 16)")']
+
+
 def test_cli_relay_graceful_shutdown_on_sigint(fault_url, cli_env):
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamkit", "relay", "--port", "0",
@@ -267,7 +320,7 @@ async def test_the_html_page_streams_a_reply_in_chromium(tmp_path):
     chromium = shutil.which("chromium")
     assert chromium, "chromium is not installed (.ci/install --dev installs it)"
     page = Path(__file__).parent.parent / "examples" / "relay-chat.html"
-    async with running_relay("ok") as (url, _):
+    async with running_relay("ok", allowed_origins=("null",)) as (url, _):  # a file:// page
         browser = await trio.lowlevel.open_process(
             [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path}", "about:blank"],
             stderr=subprocess.PIPE,

@@ -31,7 +31,8 @@ def relay(
         "[env: STREAMKIT_RELAY_TOKEN]", envvar="STREAMKIT_RELAY_TOKEN",
         rich_help_panel=RELAY, show_default=False)] = None,
     allowed_origin: Annotated[list[str] | None, typer.Option(
-        help="Browser Origin allowed to connect (repeatable; default: any)",
+        help="Browser Origin allowed to connect (repeatable; * for any) "
+        "[default: the relay's own origin and local files]",
         rich_help_panel=RELAY, show_default=False)] = None,
     max_connections: Annotated[int, typer.Option(min=1, rich_help_panel=RELAY)]
     = _DEFAULTS.max_connections,
@@ -70,6 +71,9 @@ def relay(
     """
 
     async def body(interrupts: Interrupts) -> int:
+        if token is not None and not token.strip():
+            raise UsageError("--token is empty: an empty token is no token "
+                             "(give a secret, e.g. --token \"$(openssl rand -hex 16)\")")
         if token is None and not _is_loopback(host):
             raise UsageError(f"refusing to listen on {host} without --token "
                              "(anyone who can reach it could use the model)")

@@ -31,7 +31,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
+from trio_websocket import (
+    ConnectionClosed,
+    Endpoint,
+    WebSocketConnection,
+    WebSocketRequest,
+    serve_websocket,
+)
 
 from streamkit.config import RelayLimits
 from streamkit.errors import UsageError
@@ -42,6 +48,7 @@ from streamkit.protocol.relay_frames import (
     CancelFrame,
     GenerateFrame,
     error_frame,
+    origin_allowed,
     parse_frame,
 )
 from streamkit.protocol.reply import Reply
@@ -126,6 +133,7 @@ class Relay:
         self.default_model = default_model
         self.store = store  # with --log: one conversation per relayed request
         self.connections: set[_Connection] = set()
+        self.admitted = 0  # connections past the checks, handshake done or not
         self.local_in_flight = 0  # requests running or waiting on a one-at-a-time model
         self._listening = trio.CancelScope()
 
@@ -166,13 +174,19 @@ class Relay:
             status, reason = refusal
             await request.reject(status, body=reason.encode())
             return
-        ws = await request.accept()
-        connection = _Connection(self, ws)
-        self.connections.add(connection)
+        # Counted from here, before the handshake's own I/O: clients arriving
+        # together must not all pass the check while each one's accept is pending.
+        self.admitted += 1
         try:
-            await connection.run()
+            ws = await request.accept()
+            connection = _Connection(self, ws)
+            self.connections.add(connection)
+            try:
+                await connection.run()
+            finally:
+                self.connections.discard(connection)
         finally:
-            self.connections.discard(connection)
+            self.admitted -= 1
 
     def _refusal(self, request: WebSocketRequest) -> tuple[int, str] | None:
         headers = {name.lower(): value for name, value in request.headers}
@@ -184,10 +198,13 @@ class Relay:
             if not secrets.compare_digest(offered.encode(), self.token.encode()):
                 return 401, "missing or wrong token"
         origin = headers.get(b"origin")
-        if (origin is not None and self.allowed_origins
-                and origin.decode("latin-1") not in self.allowed_origins):
+        local = request.local
+        own = (local.address, local.port) if isinstance(local, Endpoint) else ("", 0)
+        if origin is not None and not origin_allowed(
+            origin.decode("latin-1"), (str(own[0]), own[1]), self.allowed_origins
+        ):
             return 403, "origin not allowed"
-        if len(self.connections) >= self.limits.max_connections:
+        if self.admitted >= self.limits.max_connections:
             return 503, "too many connections"
         return None
 

@@ -81,3 +81,24 @@ def parse_frame(
 
 def error_frame(frame_id: Any, kind: str, message: str) -> dict[str, Any]:
     return {"type": "error", "id": frame_id, "error": {"type": kind, "message": message}}
+
+
+def origin_allowed(origin: str, own: tuple[str, int], allowed: tuple[str, ...]) -> bool:
+    """Whether a browser page at ``origin`` may connect to the relay listening at ``own``.
+
+    Any web page the user visits could otherwise drive a local relay, so
+    without ``--allowed-origin`` only the relay's own origin may (a page
+    whose host and port are the relay's address and port; ``localhost``
+    for a loopback address); ``--allowed-origin`` lists the others (``null``
+    for a page opened from a file), ``*`` allows all. Clients that send no
+    Origin (not browsers) are not asked.
+    """
+    if "*" in allowed or origin in allowed:
+        return True
+    scheme, _, netloc = origin.partition("://")
+    host, _, port = netloc.rpartition(":")
+    address, own_port = own
+    names = {address.lower(), f"[{address.lower()}]"}
+    if address in ("127.0.0.1", "::1"):
+        names |= {"localhost", "127.0.0.1", "[::1]"}
+    return scheme in ("http", "https") and port == str(own_port) and host.lower() in names
