@@ -24,12 +24,18 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 import platformdirs
 
 from streamkit.errors import UsageError
+
+# The config file's numbers obey the same bounds as the flags that set them:
+# a negative, zero or NaN timeout is refused where the file is read.
+Seconds = Annotated[float, msgspec.Meta(ge=0.001)]
+Count = Annotated[int, msgspec.Meta(ge=0)]
+Tokens = Annotated[int, msgspec.Meta(ge=1)]
 
 
 class Profile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -37,11 +43,11 @@ class Profile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     api_key: str | None = None
     api_key_env: str | None = None
     model: str | None = None
-    connect_timeout: float | None = None
-    idle_timeout: float | None = None
-    timeout: float | None = None
-    max_retries: int | None = None
-    context_tokens: int | None = None  # the server model's context window, if known
+    connect_timeout: Seconds | None = None
+    idle_timeout: Seconds | None = None
+    timeout: Seconds | None = None
+    max_retries: Count | None = None
+    context_tokens: Tokens | None = None  # the server model's context window, if known
 
 
 class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -165,5 +171,5 @@ class ToolSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     command: list[str] | None = None
     arguments: Literal["stdin", "argument"] = "stdin"
     python: str | None = None
-    timeout: float | None = None
+    timeout: Seconds | None = None
     confirm: bool = False
