@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -219,3 +220,17 @@ def test_local_model_without_a_base_url(run_cli, tmp_path):
     run = report["runs"][0]
     assert run["requests_completed"] == 2 and run["output_tokens_source"] == "usage"
     assert 0 < run["output_tokens"] <= 8
+
+
+def test_plots_without_matplotlib_is_one_line_before_any_run(run_cli, timed_url, tmp_path):
+    """matplotlib is an extra: without it, --plots says how to install it (exit 2)."""
+    blocker = tmp_path / "no-matplotlib" / "matplotlib"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('No module named matplotlib')\n")
+    result = run_cli("bench", "--base-url", timed_url("ttft=0.01,itl=0.01,tokens=2"),
+                     "--requests", "2", "--plots", str(tmp_path / "plots"),
+                     env={"PYTHONPATH": f"{blocker.parent}:{os.environ.get('PYTHONPATH', '')}"})
+    assert result.code == 2
+    assert result.stderr.splitlines() == [
+        "streamkit: --plots needs matplotlib: pip install 'streamkit[plots]'"]
+    assert result.stdout == "" and not (tmp_path / "plots").exists()

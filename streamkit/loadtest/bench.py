@@ -60,6 +60,10 @@ def check(config: BenchConfig) -> None:
         raise UsageError("give --requests or --duration, not both")
     if config.endpoint not in ("chat", "completions"):
         raise UsageError(f"--endpoint must be chat or completions, not {config.endpoint!r}")
+    if config.plots_dir is not None:
+        from streamkit.loadtest.plots import require_matplotlib
+
+        require_matplotlib()  # before any run: not after minutes of measuring
 
 
 def planned_runs(config: BenchConfig) -> list[RunSpec]:

@@ -1,8 +1,9 @@
 """``--plots DIR``: PNG figures of a benchmark, drawn with matplotlib.
 
-matplotlib is imported only here, and only when ``--plots`` is given (it
-costs about half a second of start-up), with the non-interactive Agg
-backend so that no display is needed. Files:
+matplotlib is an optional extra (``pip install 'streamkit[plots]'``),
+imported only here, and only when ``--plots`` is given (it costs about half
+a second of start-up), with the non-interactive Agg backend so that no
+display is needed. Files:
 
 * ``ttft_hist.png``, ``itl_hist.png``: distributions, one series per run;
 * ``latency_vs_throughput.png``: p50 and p99 TTFT, ITL and E2E against the
@@ -29,6 +30,14 @@ FILES = ("ttft_hist.png", "itl_hist.png", "latency_vs_throughput.png", "tokens_p
 def _label(run: dict[str, Any]) -> str:
     load = f"{run['rate']:.4g}/s" if run["rate"] is not None else f"c={run['concurrency']}"
     return f"{run['mode']} {load}"
+
+
+def require_matplotlib() -> None:
+    """A usage error, with the install line, when ``--plots`` cannot be drawn."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise UsageError("--plots needs matplotlib: pip install 'streamkit[plots]'") from None
 
 
 def write_plots(folder: Path, report: dict[str, Any], results: Sequence[RunResult]) -> list[Path]:
