@@ -24,7 +24,7 @@ from streamkit.protocol.history import fit_history
 from streamkit.protocol.toolcalls import ToolCall, ToolCallAccumulator
 from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
 from streamkit.request import GenerationOptions, GenerationRequest, Message, ToolCallRef
-from streamkit.tools.builtins import builtin_tools, calculate
+from streamkit.tools.builtins import DIGIT_LIMIT, EXPRESSION_LIMIT, builtin_tools, calculate
 from streamkit.tools.dispatch import Dispatcher
 from streamkit.tools.registry import tool_from_spec
 
@@ -111,6 +111,24 @@ def test_calculate_is_safe():
     for bad in ("__import__('os')", "x + 1", "(1).real", "9 ** 99999"):
         with pytest.raises(ValueError):
             calculate(bad)
+
+
+def test_calculate_bounds_every_number_before_computing_it():
+    """Each intermediate result is checked before it is computed: a tower of powers is
+    refused at once instead of running the CPU (and holding the GIL) for hours."""
+    assert calculate(f"10 ** {DIGIT_LIMIT - 1}") == "1" + "0" * (DIGIT_LIMIT - 1)
+    assert calculate("3 ** 2000 % 7") == str(3 ** 2000 % 7)
+    assert calculate("(-1) ** (10 ** 900) + 1 ** (10 ** 900)") == "2"
+    too_big = (
+        "((10**1000)**1000)**1000", f"10 ** {DIGIT_LIMIT}", "2 ** 10 ** 10",
+        f"(10 ** {DIGIT_LIMIT // 2 + 1}) * (10 ** {DIGIT_LIMIT // 2 + 1})",
+        "0x" + "f" * 900, "9 ** 99999",
+    )
+    for expression in too_big:
+        with pytest.raises(ValueError, match=f"more than {DIGIT_LIMIT} digits"):
+            calculate(expression)
+    with pytest.raises(ValueError, match=f"longer than {EXPRESSION_LIMIT} characters"):
+        calculate("1" + "+1" * EXPRESSION_LIMIT)
 
 
 def test_read_file_stays_under_its_root(tmp_path):
@@ -209,6 +227,17 @@ def test_calls_without_ids_get_one_id_everywhere(run_cli, fault_url, tmp_path):
     ids = [call["id"] for call in calls]
     assert all(ids) and len(set(ids)) == 2
     assert [row[2] for row in rows if row[0] == "tool"] == ids
+
+
+def test_a_model_chosen_tower_of_powers_is_an_error_result(run_cli, fault_url):
+    result = run_cli("chat", ask({"name": "calculate",
+                                  "arguments": {"expression": "((10**1000)**1000)**1000"}}),
+                     "--tool", "calculate", "--base-url", fault_url("tools"), "--no-log",
+                     timeout=60)
+    assert result.code == 0, result.stderr
+    assert result.stdout.startswith("Let me check. \nResults: ValueError: ")
+    assert f"more than {DIGIT_LIMIT} digits" in result.stdout
+    assert "[error]" in result.stderr
 
 
 def _only_conversation(db: Path) -> str:
