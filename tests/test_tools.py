@@ -24,7 +24,13 @@ from streamkit.protocol.history import fit_history
 from streamkit.protocol.toolcalls import ToolCall, ToolCallAccumulator
 from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
 from streamkit.request import GenerationOptions, GenerationRequest, Message, ToolCallRef
-from streamkit.tools.builtins import DIGIT_LIMIT, EXPRESSION_LIMIT, builtin_tools, calculate
+from streamkit.tools.builtins import (
+    DIGIT_LIMIT,
+    EXPRESSION_LIMIT,
+    READ_LIMIT,
+    builtin_tools,
+    calculate,
+)
 from streamkit.tools.dispatch import Dispatcher
 from streamkit.tools.registry import tool_from_spec
 
@@ -139,6 +145,19 @@ def test_read_file_stays_under_its_root(tmp_path):
         read("../etc/passwd")
 
 
+def test_read_file_reads_only_regular_files_and_at_most_its_limit(tmp_path):
+    """A FIFO would block the open for ever (a device or socket likewise, or never end):
+    only regular files are read, and no more than ``READ_LIMIT`` bytes of them."""
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "big.txt").write_bytes(b"x" * (READ_LIMIT + 10))
+    read = builtin_tools(tmp_path)["read_file"].function
+    for name in ("pipe", "folder"):
+        with pytest.raises(ValueError, match="not a regular file"):
+            read(name)
+    assert read("big.txt") == "x" * READ_LIMIT + "\n[truncated]"
+
+
 async def _never_asked(tool, arguments):
     raise AssertionError("no tool here needs confirmation")
 
@@ -238,6 +257,15 @@ def test_a_model_chosen_tower_of_powers_is_an_error_result(run_cli, fault_url):
     assert result.stdout.startswith("Let me check. \nResults: ValueError: ")
     assert f"more than {DIGIT_LIMIT} digits" in result.stdout
     assert "[error]" in result.stderr
+
+
+def test_read_file_on_a_fifo_is_an_error_result(run_cli, fault_url, tmp_path):
+    os.mkfifo(tmp_path / "pipe")  # no writer: opening it to read would wait for one
+    result = run_cli("chat", ask({"name": "read_file", "arguments": {"path": "pipe"}}),
+                     "--tool", "read_file", "--tool-root", str(tmp_path),
+                     "--base-url", fault_url("tools"), "--no-log", timeout=60)
+    assert result.code == 0, result.stderr
+    assert result.stdout == "Let me check. \nResults: ValueError: 'pipe' is not a regular file\n"
 
 
 def _only_conversation(db: Path) -> str:

@@ -8,7 +8,9 @@
   would hold the GIL for hours, where no timeout, Ctrl-C or SIGTERM can reach
   it. With the expression's length capped too, every answer is quick;
 * ``read_file``: a text file under the tool root (``--tool-root``, default
-  the current directory); paths that leave the root are refused.
+  the current directory), at most ``READ_LIMIT`` bytes of it; paths that
+  leave the root are refused, and so is anything but a regular file (opening
+  a FIFO waits for a writer, a device may never end).
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ import ast
 import datetime
 import math
 import operator
+import os
+import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -94,19 +99,34 @@ def _too_large() -> ValueError:
     return ValueError(f"a number in the expression would have more than {DIGIT_LIMIT} digits")
 
 
-def make_read_file(root: Path):
+def make_read_file(root: Path) -> Callable[[str], str]:
+    """``read_file`` for files under ``root``."""
     root = root.resolve()
 
     def read_file(path: str) -> str:
         target = (root / path).resolve()
         if not target.is_relative_to(root):
             raise ValueError(f"{path!r} is outside the tool root {root}")
-        with target.open("rb") as handle:
+        _require_regular(os.stat(target).st_mode, path)
+        # O_NONBLOCK: should a FIFO take the file's place since the stat, opening
+        # it returns at once instead of waiting for a writer; fstat then refuses it.
+        descriptor = os.open(target, _OPEN_FLAGS)
+        with open(descriptor, "rb") as handle:
+            _require_regular(os.fstat(descriptor).st_mode, path)
             data = handle.read(READ_LIMIT + 1)
         text = data[:READ_LIMIT].decode("utf-8", "replace")
         return text + ("\n[truncated]" if len(data) > READ_LIMIT else "")
 
     return read_file
+
+
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _require_regular(mode: int, path: str) -> None:
+    """Only a regular file has an end: a FIFO, a device or a socket may block or never end."""
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"{path!r} is not a regular file")
 
 
 def builtin_tools(root: Path) -> dict[str, Tool]:
