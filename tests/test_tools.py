@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from streamkit.tools.builtins import (
     calculate,
 )
 from streamkit.tools.dispatch import Dispatcher
-from streamkit.tools.registry import tool_from_spec
+from streamkit.tools.registry import Tool, tool_from_spec
 
 # -- assembly -------------------------------------------------------------------
 
@@ -202,6 +203,23 @@ async def test_tool_timeout_kills_the_process(tmp_path):
     assert "0.5 s" in result.content
     with pytest.raises(ProcessLookupError):
         os.kill(int(pid_file.read_text()), 0)
+
+
+async def test_a_sync_python_tool_past_its_timeout_is_abandoned():
+    """A thread cannot be stopped, but it need not be waited for: the call times out."""
+    release = threading.Event()
+
+    def stuck() -> str:
+        release.wait(60)  # returns only once the test is over
+        return "too late"
+
+    tool = Tool("stuck", ToolSpec(timeout=0.2), stuck)
+    dispatcher = Dispatcher({"stuck": tool}, approve=_never_asked)
+    try:
+        [result] = await dispatcher.run_all([ToolCall(0, "a", "stuck", "{}")], hop=1)
+    finally:
+        release.set()
+    assert (result.status, result.content) == ("timeout", "the tool did not finish within 0.2 s")
 
 
 # -- the CLI against the scripted tool server -------------------------------------
@@ -381,6 +399,47 @@ def test_ctrl_c_during_a_tool_kills_it(fault_url, cli_env, tmp_path):
     assert b"Traceback" not in stderr
     with pytest.raises(ProcessLookupError):
         os.kill(tool_pid, 0)
+
+
+def _with_tests_on_path(env: dict[str, str]) -> dict[str, str]:
+    """``env`` where the CLI can import the tools of this folder (``hanging_tools``)."""
+    here = str(Path(__file__).parent)
+    return {**env, "PYTHONPATH": os.pathsep.join(filter(None, [here, env.get("PYTHONPATH")]))}
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_during_a_stuck_python_tool_exits_at_once(
+    fault_url, cli_env, tmp_path, signum, code
+):
+    marker = tmp_path / "started"
+    tools = tmp_path / "tools.toml"
+    tools.write_text('[tools.stuck]\npython = "hanging_tools:wait_forever"\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamkit", "chat",
+         ask({"name": "stuck", "arguments": {"marker": str(marker)}}), "--tools", str(tools),
+         "--base-url", fault_url("tools"), "--no-log"],
+        env=_with_tests_on_path(cli_env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _wait_for_file(marker, proc)
+        proc.send_signal(signum)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == code, stderr
+    assert stdout == b"Let me check. \n"
+    assert b"Traceback" not in stderr
+
+
+def _wait_for_file(path: Path, proc: subprocess.Popen) -> str:
+    """The text of ``path`` once a tool of ``proc`` wrote it (the CLI still running)."""
+    deadline = time.monotonic() + 60
+    while not (path.exists() and path.read_text().strip()):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
+    return path.read_text().strip()
 
 
 def test_unknown_tool_is_a_usage_error(run_cli):

@@ -126,9 +126,11 @@ async def _call_python(function: Callable[..., Any], arguments: dict[str, Any]) 
         if is_async(function):
             value = await function(**arguments)
         else:
-            # Not abandoned on cancel: a thread cannot be killed, so Ctrl-C
-            # waits for a sync Python tool to return (keep them quick).
-            value = await trio.to_thread.run_sync(partial(function, **arguments))
+            # A thread cannot be stopped, so one that outlives its timeout or
+            # Ctrl-C is abandoned: the call ends at once, the thread finishes
+            # (or dies with the process, as a daemon) unobserved.
+            value = await trio.to_thread.run_sync(partial(function, **arguments),
+                                                  abandon_on_cancel=True)
     except Exception as exc:
         raise ToolFailed(f"{type(exc).__name__}: {exc}") from None
     if isinstance(value, str):
