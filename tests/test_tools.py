@@ -442,6 +442,89 @@ def _wait_for_file(path: Path, proc: subprocess.Popen) -> str:
     return path.read_text().strip()
 
 
+def _group_tool(tmp_path: Path, script: str, extra: str = "") -> tuple[Path, Path]:
+    """A ``--tools`` file with the tool ``group``: ``sh -c SCRIPT`` where the shell
+    ignores SIGTERM (as do its children) after writing its process group id
+    (its own pid: a tool leads a new session) to the returned file."""
+    pgid_file = tmp_path / "pgid"
+    tools = tmp_path / "tools.toml"
+    line = f"trap '' TERM; echo $$ > {pgid_file}; {script}"
+    tools.write_text(f"[tools.group]\ncommand = [\"sh\", \"-c\", {json.dumps(line)}]\n{extra}")
+    return tools, pgid_file
+
+
+def _live_members(pgid: int) -> list[str]:
+    """The processes of group ``pgid`` still running (a zombie has ended: it waits
+    only to be reaped by init)."""
+    listing = subprocess.run(["ps", "-eo", "pgid=,stat=,pid=,args="], capture_output=True,
+                             text=True, check=True).stdout
+    rows = [line.split(None, 2) for line in listing.splitlines()]
+    return [row[2] for row in rows if int(row[0]) == pgid and not row[1].startswith("Z")]
+
+
+@pytest.fixture
+def tool_groups():
+    """Process groups of tools the test ran: killed afterwards, whatever happened."""
+    groups: list[int] = []
+    yield groups
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+def test_a_finished_command_tool_takes_its_background_children_with_it(
+    run_cli, fault_url, tmp_path, tool_groups
+):
+    """The shell answers and exits; the ``sleep`` it left holds stdout open and ignores
+    SIGTERM. The answer still comes back, and the ``sleep`` is killed."""
+    tools, pgid_file = _group_tool(tmp_path, "sleep 300 & echo started")
+    result = run_cli("chat", ask({"name": "group"}), "--tools", str(tools),
+                     "--tool-timeout", "20", "--base-url", fault_url("tools"), "--no-log",
+                     timeout=60)
+    tool_groups.append(pgid := int(pgid_file.read_text()))
+    assert result.code == 0, result.stderr
+    assert result.stdout == "Let me check. \nResults: started\n"
+    assert _live_members(pgid) == []
+
+
+def test_a_timed_out_command_tool_keeps_its_output_and_leaves_nothing_running(
+    run_cli, fault_url, tmp_path, tool_groups
+):
+    tools, pgid_file = _group_tool(tmp_path, "sleep 300 & echo started; sleep 300",
+                                   "timeout = 5\n")
+    result = run_cli("chat", ask({"name": "group"}), "--tools", str(tools), "--events",
+                     "--base-url", fault_url("tools"), "--no-log", timeout=60)
+    tool_groups.append(pgid := int(pgid_file.read_text()))
+    assert result.code == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    [tool_result] = [r for r in records if r["type"] == "tool_result"]
+    assert tool_result["status"] == "timeout"
+    assert tool_result["content"] == "started\n[the tool did not finish within 5 s]"
+    assert _live_members(pgid) == []
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_during_a_command_tool_kills_its_whole_group(
+    fault_url, cli_env, tmp_path, tool_groups, signum, code
+):
+    tools, pgid_file = _group_tool(tmp_path, "sleep 300 & echo started; wait")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamkit", "chat", ask({"name": "group"}), "--tools",
+         str(tools), "--base-url", fault_url("tools"), "--no-log"],
+        env=cli_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        tool_groups.append(pgid := int(_wait_for_file(pgid_file, proc)))
+        proc.send_signal(signum)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == code, stderr
+    assert b"Traceback" not in stderr
+    assert _live_members(pgid) == []
+
+
 def test_unknown_tool_is_a_usage_error(run_cli):
     result = run_cli("chat", "hi", "--tool", "teleport")
     assert result.code == 2

@@ -37,6 +37,10 @@ from streamkit.config import ToolSpec
 from streamkit.errors import UsageError
 
 
+class ToolFailed(Exception):
+    """The tool ran and failed; the message goes back to the model."""
+
+
 class Tool(msgspec.Struct, frozen=True):
     """A runnable tool: its spec, and the Python callable if it is one."""
 
