@@ -19,6 +19,8 @@ given with ``--tools FILE``::
 
 A command tool gets the arguments as a JSON object on stdin (or as its last
 argument) and answers on stdout; a non-zero exit status is an error result.
+It runs in a session of its own: once it exits, times out or the command is
+interrupted, whatever is left of its process group is stopped.
 A Python tool returns a string, or any JSON-encodable value.
 """
 
