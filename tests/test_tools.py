@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -24,9 +25,15 @@ from streamkit.protocol.history import fit_history
 from streamkit.protocol.toolcalls import ToolCall, ToolCallAccumulator
 from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
 from streamkit.request import GenerationOptions, GenerationRequest, Message, ToolCallRef
-from streamkit.tools.builtins import builtin_tools, calculate
+from streamkit.tools.builtins import (
+    DIGIT_LIMIT,
+    EXPRESSION_LIMIT,
+    READ_LIMIT,
+    builtin_tools,
+    calculate,
+)
 from streamkit.tools.dispatch import Dispatcher
-from streamkit.tools.registry import tool_from_spec
+from streamkit.tools.registry import Tool, tool_from_spec
 
 # -- assembly -------------------------------------------------------------------
 
@@ -113,12 +120,43 @@ def test_calculate_is_safe():
             calculate(bad)
 
 
+def test_calculate_bounds_every_number_before_computing_it():
+    """Each intermediate result is checked before it is computed: a tower of powers is
+    refused at once instead of running the CPU (and holding the GIL) for hours."""
+    assert calculate(f"10 ** {DIGIT_LIMIT - 1}") == "1" + "0" * (DIGIT_LIMIT - 1)
+    assert calculate("3 ** 2000 % 7") == str(3 ** 2000 % 7)
+    assert calculate("(-1) ** (10 ** 900) + 1 ** (10 ** 900)") == "2"
+    too_big = (
+        "((10**1000)**1000)**1000", f"10 ** {DIGIT_LIMIT}", "2 ** 10 ** 10",
+        f"(10 ** {DIGIT_LIMIT // 2 + 1}) * (10 ** {DIGIT_LIMIT // 2 + 1})",
+        "0x" + "f" * 900, "9 ** 99999",
+    )
+    for expression in too_big:
+        with pytest.raises(ValueError, match=f"more than {DIGIT_LIMIT} digits"):
+            calculate(expression)
+    with pytest.raises(ValueError, match=f"longer than {EXPRESSION_LIMIT} characters"):
+        calculate("1" + "+1" * EXPRESSION_LIMIT)
+
+
 def test_read_file_stays_under_its_root(tmp_path):
     (tmp_path / "a.txt").write_text("hello")
     read = builtin_tools(tmp_path)["read_file"].function
     assert read("a.txt") == "hello"
     with pytest.raises(ValueError, match="outside the tool root"):
         read("../etc/passwd")
+
+
+def test_read_file_reads_only_regular_files_and_at_most_its_limit(tmp_path):
+    """A FIFO would block the open for ever (a device or socket likewise, or never end):
+    only regular files are read, and no more than ``READ_LIMIT`` bytes of them."""
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "big.txt").write_bytes(b"x" * (READ_LIMIT + 10))
+    read = builtin_tools(tmp_path)["read_file"].function
+    for name in ("pipe", "folder"):
+        with pytest.raises(ValueError, match="not a regular file"):
+            read(name)
+    assert read("big.txt") == "x" * READ_LIMIT + "\n[truncated]"
 
 
 async def _never_asked(tool, arguments):
@@ -167,6 +205,23 @@ async def test_tool_timeout_kills_the_process(tmp_path):
         os.kill(int(pid_file.read_text()), 0)
 
 
+async def test_a_sync_python_tool_past_its_timeout_is_abandoned():
+    """A thread cannot be stopped, but it need not be waited for: the call times out."""
+    release = threading.Event()
+
+    def stuck() -> str:
+        release.wait(60)  # returns only once the test is over
+        return "too late"
+
+    tool = Tool("stuck", ToolSpec(timeout=0.2), stuck)
+    dispatcher = Dispatcher({"stuck": tool}, approve=_never_asked)
+    try:
+        [result] = await dispatcher.run_all([ToolCall(0, "a", "stuck", "{}")], hop=1)
+    finally:
+        release.set()
+    assert (result.status, result.content) == ("timeout", "the tool did not finish within 0.2 s")
+
+
 # -- the CLI against the scripted tool server -------------------------------------
 
 
@@ -209,6 +264,26 @@ def test_calls_without_ids_get_one_id_everywhere(run_cli, fault_url, tmp_path):
     ids = [call["id"] for call in calls]
     assert all(ids) and len(set(ids)) == 2
     assert [row[2] for row in rows if row[0] == "tool"] == ids
+
+
+def test_a_model_chosen_tower_of_powers_is_an_error_result(run_cli, fault_url):
+    result = run_cli("chat", ask({"name": "calculate",
+                                  "arguments": {"expression": "((10**1000)**1000)**1000"}}),
+                     "--tool", "calculate", "--base-url", fault_url("tools"), "--no-log",
+                     timeout=60)
+    assert result.code == 0, result.stderr
+    assert result.stdout.startswith("Let me check. \nResults: ValueError: ")
+    assert f"more than {DIGIT_LIMIT} digits" in result.stdout
+    assert "[error]" in result.stderr
+
+
+def test_read_file_on_a_fifo_is_an_error_result(run_cli, fault_url, tmp_path):
+    os.mkfifo(tmp_path / "pipe")  # no writer: opening it to read would wait for one
+    result = run_cli("chat", ask({"name": "read_file", "arguments": {"path": "pipe"}}),
+                     "--tool", "read_file", "--tool-root", str(tmp_path),
+                     "--base-url", fault_url("tools"), "--no-log", timeout=60)
+    assert result.code == 0, result.stderr
+    assert result.stdout == "Let me check. \nResults: ValueError: 'pipe' is not a regular file\n"
 
 
 def _only_conversation(db: Path) -> str:
@@ -324,6 +399,130 @@ def test_ctrl_c_during_a_tool_kills_it(fault_url, cli_env, tmp_path):
     assert b"Traceback" not in stderr
     with pytest.raises(ProcessLookupError):
         os.kill(tool_pid, 0)
+
+
+def _with_tests_on_path(env: dict[str, str]) -> dict[str, str]:
+    """``env`` where the CLI can import the tools of this folder (``hanging_tools``)."""
+    here = str(Path(__file__).parent)
+    return {**env, "PYTHONPATH": os.pathsep.join(filter(None, [here, env.get("PYTHONPATH")]))}
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_during_a_stuck_python_tool_exits_at_once(
+    fault_url, cli_env, tmp_path, signum, code
+):
+    marker = tmp_path / "started"
+    tools = tmp_path / "tools.toml"
+    tools.write_text('[tools.stuck]\npython = "hanging_tools:wait_forever"\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamkit", "chat",
+         ask({"name": "stuck", "arguments": {"marker": str(marker)}}), "--tools", str(tools),
+         "--base-url", fault_url("tools"), "--no-log"],
+        env=_with_tests_on_path(cli_env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _wait_for_file(marker, proc)
+        proc.send_signal(signum)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == code, stderr
+    assert stdout == b"Let me check. \n"
+    assert b"Traceback" not in stderr
+
+
+def _wait_for_file(path: Path, proc: subprocess.Popen) -> str:
+    """The text of ``path`` once a tool of ``proc`` wrote it (the CLI still running)."""
+    deadline = time.monotonic() + 60
+    while not (path.exists() and path.read_text().strip()):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
+    return path.read_text().strip()
+
+
+def _group_tool(tmp_path: Path, script: str, extra: str = "") -> tuple[Path, Path]:
+    """A ``--tools`` file with the tool ``group``: ``sh -c SCRIPT`` where the shell
+    ignores SIGTERM (as do its children) after writing its process group id
+    (its own pid: a tool leads a new session) to the returned file."""
+    pgid_file = tmp_path / "pgid"
+    tools = tmp_path / "tools.toml"
+    line = f"trap '' TERM; echo $$ > {pgid_file}; {script}"
+    tools.write_text(f"[tools.group]\ncommand = [\"sh\", \"-c\", {json.dumps(line)}]\n{extra}")
+    return tools, pgid_file
+
+
+def _live_members(pgid: int) -> list[str]:
+    """The processes of group ``pgid`` still running (a zombie has ended: it waits
+    only to be reaped by init)."""
+    listing = subprocess.run(["ps", "-eo", "pgid=,stat=,pid=,args="], capture_output=True,
+                             text=True, check=True).stdout
+    rows = [line.split(None, 2) for line in listing.splitlines()]
+    return [row[2] for row in rows if int(row[0]) == pgid and not row[1].startswith("Z")]
+
+
+@pytest.fixture
+def tool_groups():
+    """Process groups of tools the test ran: killed afterwards, whatever happened."""
+    groups: list[int] = []
+    yield groups
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+def test_a_finished_command_tool_takes_its_background_children_with_it(
+    run_cli, fault_url, tmp_path, tool_groups
+):
+    """The shell answers and exits; the ``sleep`` it left holds stdout open and ignores
+    SIGTERM. The answer still comes back, and the ``sleep`` is killed."""
+    tools, pgid_file = _group_tool(tmp_path, "sleep 300 & echo started")
+    result = run_cli("chat", ask({"name": "group"}), "--tools", str(tools),
+                     "--tool-timeout", "20", "--base-url", fault_url("tools"), "--no-log",
+                     timeout=60)
+    tool_groups.append(pgid := int(pgid_file.read_text()))
+    assert result.code == 0, result.stderr
+    assert result.stdout == "Let me check. \nResults: started\n"
+    assert _live_members(pgid) == []
+
+
+def test_a_timed_out_command_tool_keeps_its_output_and_leaves_nothing_running(
+    run_cli, fault_url, tmp_path, tool_groups
+):
+    tools, pgid_file = _group_tool(tmp_path, "sleep 300 & echo started; sleep 300",
+                                   "timeout = 5\n")
+    result = run_cli("chat", ask({"name": "group"}), "--tools", str(tools), "--events",
+                     "--base-url", fault_url("tools"), "--no-log", timeout=60)
+    tool_groups.append(pgid := int(pgid_file.read_text()))
+    assert result.code == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    [tool_result] = [r for r in records if r["type"] == "tool_result"]
+    assert tool_result["status"] == "timeout"
+    assert tool_result["content"] == "started\n[the tool did not finish within 5 s]"
+    assert _live_members(pgid) == []
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_during_a_command_tool_kills_its_whole_group(
+    fault_url, cli_env, tmp_path, tool_groups, signum, code
+):
+    tools, pgid_file = _group_tool(tmp_path, "sleep 300 & echo started; wait")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamkit", "chat", ask({"name": "group"}), "--tools",
+         str(tools), "--base-url", fault_url("tools"), "--no-log"],
+        env=cli_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        tool_groups.append(pgid := int(_wait_for_file(pgid_file, proc)))
+        proc.send_signal(signum)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == code, stderr
+    assert b"Traceback" not in stderr
+    assert _live_members(pgid) == []
 
 
 def test_unknown_tool_is_a_usage_error(run_cli):

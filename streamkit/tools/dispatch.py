@@ -5,19 +5,17 @@ answer for each call it made: a call with no name, arguments that are not a
 JSON object or do not match the tool's schema, an unknown tool, a refusal,
 a failure or a timeout all become an error result instead of a crash.
 
-The calls of one reply run concurrently in one nursery. Command tools run
-without a shell in a new process group, which is killed when the call times
-out or the command is interrupted, so nothing is left running. Output beyond
-``output_cap`` bytes is cut, with a marker saying how much was dropped.
+The calls of one reply run concurrently in one nursery, each under its
+timeout, and a call ends when its timeout passes or a signal cancels it:
+command tools are stopped with their whole process group (``commands``),
+a sync Python tool's thread is abandoned. A timed-out call's result keeps
+what the tool wrote before it was stopped. Output beyond ``output_cap`` bytes
+is cut, with a marker saying how much was dropped.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import subprocess
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -27,17 +25,13 @@ import trio
 
 from streamkit.events import ToolResult
 from streamkit.protocol.toolcalls import ToolCall
-from streamkit.tools.registry import Tool, is_async
+from streamkit.tools.commands import CappedOutput, run_command
+from streamkit.tools.registry import Tool, ToolFailed, is_async
 
 DEFAULT_TIMEOUT = 30.0  # seconds a tool may run
 DEFAULT_OUTPUT_CAP = 16 * 1024  # bytes of a tool's answer the model gets
-_STDERR_CAP = 2048
 
 Approver = Callable[[Tool, dict[str, Any]], Awaitable[bool]]
-
-
-class ToolFailed(Exception):
-    """The tool ran and failed; the message goes back to the model."""
 
 
 class Dispatcher:
@@ -99,15 +93,19 @@ class Dispatcher:
                 if not await self.approve(tool, arguments):
                     return result("refused", "the user did not approve this tool call")
         limit = tool.spec.timeout or self.timeout
+        out = CappedOutput(self.output_cap)
         with trio.move_on_after(limit):
             try:
-                output = await self._execute(tool, arguments)
+                output = await self._execute(tool, arguments, out)
             except ToolFailed as exc:
                 return result("error", _cap(str(exc), self.output_cap))
             return result("ok", output)
-        return result("timeout", f"the tool did not finish within {limit:g} s")
+        note = f"the tool did not finish within {limit:g} s"
+        if written := out.text():  # what a command wrote before it was stopped
+            note = written.rstrip("\n") + f"\n[{note}]"
+        return result("timeout", note)
 
-    async def _execute(self, tool: Tool, arguments: dict[str, Any]) -> str:
+    async def _execute(self, tool: Tool, arguments: dict[str, Any], out: CappedOutput) -> str:
         if tool.function is not None:
             return _cap(await _call_python(tool.function, arguments), self.output_cap)
         assert tool.spec.command is not None
@@ -118,7 +116,7 @@ class Dispatcher:
             stdin = b""
         else:
             stdin = payload.encode()
-        return await _run_command(argv, stdin, self.output_cap)
+        return await run_command(argv, stdin, out)
 
 
 async def _call_python(function: Callable[..., Any], arguments: dict[str, Any]) -> str:
@@ -126,9 +124,11 @@ async def _call_python(function: Callable[..., Any], arguments: dict[str, Any]) 
         if is_async(function):
             value = await function(**arguments)
         else:
-            # Not abandoned on cancel: a thread cannot be killed, so Ctrl-C
-            # waits for a sync Python tool to return (keep them quick).
-            value = await trio.to_thread.run_sync(partial(function, **arguments))
+            # A thread cannot be stopped, so one that outlives its timeout or
+            # Ctrl-C is abandoned: the call ends at once, the thread finishes
+            # (or dies with the process, as a daemon) unobserved.
+            value = await trio.to_thread.run_sync(partial(function, **arguments),
+                                                  abandon_on_cancel=True)
     except Exception as exc:
         raise ToolFailed(f"{type(exc).__name__}: {exc}") from None
     if isinstance(value, str):
@@ -137,74 +137,6 @@ async def _call_python(function: Callable[..., Any], arguments: dict[str, Any]) 
         return msgspec.json.encode(value).decode()
     except (TypeError, msgspec.EncodeError):
         return str(value)
-
-
-async def _run_command(argv: list[str], stdin: bytes, cap: int) -> str:
-    """Run ``argv`` (no shell) in its own process group; its stdout, capped."""
-    try:
-        process = await trio.lowlevel.open_process(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-    except OSError as exc:
-        raise ToolFailed(f"cannot run {argv[0]!r}: {exc.strerror}") from None
-    out = _Capped(cap)
-    err = _Capped(_STDERR_CAP)
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_feed, process.stdin, stdin)
-            nursery.start_soon(out.drain, process.stdout)
-            nursery.start_soon(err.drain, process.stderr)
-            await process.wait()
-    finally:
-        if process.returncode is None:
-            _kill_group(process.pid)
-            with trio.CancelScope(shield=True):
-                await process.wait()
-    if process.returncode != 0:
-        detail = err.text().strip().splitlines()[-1:] or [""]
-        raise ToolFailed(f"exit status {process.returncode}: {detail[0]}".rstrip(": "))
-    return out.text()
-
-
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
-
-
-async def _feed(stream: trio.abc.SendStream | None, data: bytes) -> None:
-    if stream is None:
-        return
-    async with stream:
-        try:
-            if data:
-                await stream.send_all(data)
-        except trio.BrokenResourceError:
-            pass  # the tool did not read its input: its answer still counts
-
-
-class _Capped:
-    """Keeps the first ``cap`` bytes of a stream and counts the rest."""
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self.kept = bytearray()
-        self.dropped = 0
-
-    async def drain(self, stream: trio.abc.ReceiveStream | None) -> None:
-        if stream is None:
-            return
-        async with stream:
-            while data := await stream.receive_some(65536):
-                room = self.cap - len(self.kept)
-                self.kept += data[:room]
-                self.dropped += max(0, len(data) - room)
-
-    def text(self) -> str:
-        text = self.kept.decode("utf-8", "replace")
-        if self.dropped:
-            text += f"\n[output truncated: {self.dropped} more bytes]"
-        return text
 
 
 def _cap(text: str, cap: int) -> str:

@@ -19,6 +19,8 @@ given with ``--tools FILE``::
 
 A command tool gets the arguments as a JSON object on stdin (or as its last
 argument) and answers on stdout; a non-zero exit status is an error result.
+It runs in a session of its own: once it exits, times out or the command is
+interrupted, whatever is left of its process group is stopped.
 A Python tool returns a string, or any JSON-encodable value.
 """
 
@@ -35,6 +37,10 @@ import msgspec
 
 from streamkit.config import ToolSpec
 from streamkit.errors import UsageError
+
+
+class ToolFailed(Exception):
+    """The tool ran and failed; the message goes back to the model."""
 
 
 class Tool(msgspec.Struct, frozen=True):
