@@ -107,6 +107,13 @@ def test_stream_without_done_exits_6(run_cli, fault_url):
     assert_one_error_line(result.stderr, "ended before it was complete")
 
 
+def test_done_under_a_named_event_ends_the_reply(run_cli, fault_url):
+    result = run_cli("chat", "hi", "--base-url", fault_url("named-done"), "--no-log")
+    assert result.code == 0, result.stderr
+    assert result.stdout == "Hello, world\n"  # not the chunk sent after [DONE]
+    assert result.stderr == ""
+
+
 def test_events_mode_prints_jsonl_with_the_error(run_cli, fault_url):
     import json
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from streamkit.events import Finish, StreamError, TextDelta, ToolCallDelta, Usage
 from streamkit.protocol.openai import OpenAIStreamDecoder
 from streamkit.protocol.reply import Reply
@@ -130,6 +132,20 @@ def test_stream_without_done_and_without_finish_is_incomplete():
 def test_finished_stream_without_done_is_accepted():
     events = decode_every_split(sse(chat_delta("ok"), chat_delta(finish="stop")))
     assert events == [TextDelta("ok"), Finish("stop")]
+
+
+@pytest.mark.parametrize("name", ["done", "message", "end"])
+def test_done_sentinel_ends_the_stream_whatever_the_event_name(name):
+    """Some servers and proxies send ``event: done`` before ``data: [DONE]``; like
+    openai-python, the sentinel ends the stream: nothing after it is read."""
+    body = sse(chat_delta("Hello"), chat_delta(finish="stop"))
+    body += f"event: {name}\ndata: [DONE]\n\n".encode() + sse(chat_delta(" after the end"))
+    assert decode_every_split(body) == [TextDelta("Hello"), Finish("stop")]
+
+
+def test_named_done_before_every_choice_finished_is_still_the_end():
+    body = sse(chat_delta("cut")) + b"event: done\ndata: [DONE]\n\n" + sse(chat_delta("x"))
+    assert decode_every_split(body) == [TextDelta("cut")]  # as a plain [DONE]: no error
 
 
 def test_keepalive_comments_and_other_event_types_ignored():
