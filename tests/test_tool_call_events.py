@@ -1,8 +1,11 @@
-"""Whole tool calls next to their fragments, from a real server."""
+"""Whole tool calls next to their fragments, from a real server and through the relay."""
 
 from __future__ import annotations
 
 import json
+
+from test_relay import chat, frames_until_end, running_relay
+from trio_websocket import open_websocket_url
 
 
 def test_real_server_forced_call_is_assembled_once_in_events(run_cli, llama_server):
@@ -27,3 +30,20 @@ def test_real_server_forced_call_is_assembled_once_in_events(run_cli, llama_serv
     assert (call["reason"] is None) is is_object
     (tool_result,) = [r for r in records if r["type"] == "tool_result"]
     assert tool_result["call_id"] == call["id"]
+
+
+async def test_relay_sends_fragments_and_whole_calls_under_the_events_names():
+    spec = {"calls": [{"name": "calculate", "arguments": {"expression": "6*7"}},
+                      {"name": "weather", "arguments_raw": '{"city": '}]}
+    async with running_relay("tools") as (url, _), open_websocket_url(url) as ws:
+        await ws.send_message(chat("r1", json.dumps(spec)))
+        frames = await frames_until_end(ws, {"r1"})
+    kinds = [f["type"] for f in frames if f["type"] != "delta"]
+    assert kinds == [*["tool_call_delta"] * 6, "tool_call", "tool_call", "finish"]
+    deltas = [f["call"] for f in frames if f["type"] == "tool_call_delta"]
+    assert {d["type"] for d in deltas} == {"tool_call_delta"}
+    whole = [f["call"] for f in frames if f["type"] == "tool_call"]
+    assert [(c["type"], c["name"], c["valid"]) for c in whole] == [
+        ("tool_call", "calculate", True), ("tool_call", "weather", False)]
+    assert whole[0]["arguments"] == '{"expression": "6*7"}'
+    assert frames[-1] == {"type": "finish", "id": "r1", "finish_reason": "tool_calls"}
