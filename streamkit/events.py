@@ -35,13 +35,35 @@ class TextDelta(msgspec.Struct, frozen=True, tag="delta", tag_field="type"):
     token_ids: tuple[int, ...] | None = None  # the tokens of ``text``, when asked for
 
 
-class ToolCallDelta(msgspec.Struct, frozen=True, tag="tool_call", tag_field="type"):
-    """A fragment of a tool call; fragments with the same ``index`` form one call."""
+class ToolCallDelta(msgspec.Struct, frozen=True, tag="tool_call_delta", tag_field="type"):
+    """A fragment of a tool call, as the producer received it; fragments with the
+    same ``choice`` and ``index`` form one call (see ``AssembledToolCall``)."""
 
     index: int
     id: str | None = None
     name: str | None = None
     arguments: str = ""
+    choice: int = 0
+
+
+class AssembledToolCall(msgspec.Struct, frozen=True, tag="tool_call", tag_field="type"):
+    """One whole tool call, made from its fragments when its choice finished.
+
+    Producers emit fragments only; the pipeline adds this event (see
+    ``streamkit.protocol.toolcalls.ToolCallAssembler``) just before the choice's
+    ``Finish`` -- or before the ``StreamError`` of a stream that failed -- so
+    that a consumer of ``--events`` can run the calls without reassembling them.
+    ``arguments`` is the complete JSON text as the model sent it; ``valid`` says
+    whether the call can be run (it has a name and its arguments are a JSON
+    object), and ``reason`` why not when it cannot.
+    """
+
+    index: int
+    id: str | None
+    name: str | None
+    arguments: str
+    valid: bool
+    reason: str | None = None
     choice: int = 0
 
 
@@ -110,8 +132,8 @@ class JsonPartial(msgspec.Struct, frozen=True, tag="json_partial", tag_field="ty
 
 
 Event = (
-    TextDelta | ToolCallDelta | Usage | Finish | StreamError | ToolResult | ResponseInfo
-    | JsonPartial
+    TextDelta | ToolCallDelta | AssembledToolCall | Usage | Finish | StreamError | ToolResult
+    | ResponseInfo | JsonPartial
 )
 Batch = list[Event]
 

@@ -225,6 +225,9 @@ async def scenario(stream: trio.SocketStream, name: str, key: str, request: dict
         )
     elif name == "no-done":
         await stream_pieces(stream, [chunk("no "), chunk("ending")])
+    elif name == "named-done":  # the sentinel under a named event, then a stray chunk
+        await stream_pieces(stream, [*HELLO[:-1], b"event: done\ndata: [DONE]\n\n",
+                                     chunk(" -- sent after the end")])
     elif name.startswith("many-"):  # many-N: N one-word chunks, as fast as possible
         count = int(name.split("-")[1])
         await start_sse(stream)

@@ -107,6 +107,13 @@ def test_stream_without_done_exits_6(run_cli, fault_url):
     assert_one_error_line(result.stderr, "ended before it was complete")
 
 
+def test_done_under_a_named_event_ends_the_reply(run_cli, fault_url):
+    result = run_cli("chat", "hi", "--base-url", fault_url("named-done"), "--no-log")
+    assert result.code == 0, result.stderr
+    assert result.stdout == "Hello, world\n"  # not the chunk sent after [DONE]
+    assert result.stderr == ""
+
+
 def test_events_mode_prints_jsonl_with_the_error(run_cli, fault_url):
     import json
 
@@ -115,6 +122,27 @@ def test_events_mode_prints_jsonl_with_the_error(run_cli, fault_url):
     assert [r["type"] for r in records] == ["delta", "error"]
     assert records[0]["text"] == "partial"
     assert result.code == 4
+
+
+def test_events_mode_shows_each_assembled_tool_call_with_its_validity(run_cli, fault_url):
+    import json
+
+    calls = [{"name": "calculate", "arguments": {"expression": "6*7"}},
+             {"name": "weather", "arguments_raw": '{"city": '}]
+    result = run_cli("chat", json.dumps({"calls": calls}), "--events", "--no-log",
+                     "--base-url", fault_url("tools"))
+    assert result.code == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["type"] for r in records] == [
+        "delta", *["tool_call_delta"] * 6, "tool_call", "tool_call", "finish"]
+    for index, call in enumerate(records[7:9]):
+        fragments = [r for r in records if r["type"] == "tool_call_delta"
+                     and r["index"] == index]
+        assert call["arguments"] == "".join(f["arguments"] for f in fragments)
+        assert (call["id"], call["name"]) == (f"call_0_{index}", calls[index]["name"])
+    assert (records[7]["valid"], records[7]["reason"]) == (True, None)
+    assert records[8]["valid"] is False
+    assert records[8]["reason"].startswith("the arguments are not valid JSON")
 
 
 def test_config_problems_are_usage_errors(run_cli, tmp_path):

@@ -5,10 +5,20 @@ from __future__ import annotations
 import json
 import re
 
-from streamkit.events import Finish, StreamError, TextDelta, ToolCallDelta, Usage
+import pytest
+
+from streamkit.events import (
+    AssembledToolCall,
+    Finish,
+    StreamError,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+    encode_event_line,
+)
 from streamkit.protocol.openai import OpenAIStreamDecoder
 from streamkit.protocol.reply import Reply
-from streamkit.protocol.toolcalls import ToolCall, ToolCallAccumulator
+from streamkit.protocol.toolcalls import ToolCall, ToolCallAccumulator, ToolCallAssembler
 
 
 def sse(*payloads: object) -> bytes:
@@ -132,6 +142,20 @@ def test_finished_stream_without_done_is_accepted():
     assert events == [TextDelta("ok"), Finish("stop")]
 
 
+@pytest.mark.parametrize("name", ["done", "message", "end"])
+def test_done_sentinel_ends_the_stream_whatever_the_event_name(name):
+    """Some servers and proxies send ``event: done`` before ``data: [DONE]``; like
+    openai-python, the sentinel ends the stream: nothing after it is read."""
+    body = sse(chat_delta("Hello"), chat_delta(finish="stop"))
+    body += f"event: {name}\ndata: [DONE]\n\n".encode() + sse(chat_delta(" after the end"))
+    assert decode_every_split(body) == [TextDelta("Hello"), Finish("stop")]
+
+
+def test_named_done_before_every_choice_finished_is_still_the_end():
+    body = sse(chat_delta("cut")) + b"event: done\ndata: [DONE]\n\n" + sse(chat_delta("x"))
+    assert decode_every_split(body) == [TextDelta("cut")]  # as a plain [DONE]: no error
+
+
 def test_keepalive_comments_and_other_event_types_ignored():
     body = b": keepalive\n\nevent: ping\ndata: {}\n\n"
     body += sse(chat_delta("x", finish="stop"), "[DONE]")
@@ -180,6 +204,83 @@ def test_accumulator_interleaved_parallel_calls_and_late_name():
     acc.add(ToolCallDelta(1, "b", "f", ": 1}"))  # name arrives late; id repeated
     acc.add(ToolCallDelta(2, None, "g", "}"))
     assert acc.calls() == [ToolCall(1, "b", "f", '{"x": 1}'), ToolCall(2, "c", "g", "{}")]
+
+
+def decode_and_assemble_every_split(body: bytes) -> list:
+    """Decoder then assembler, fed the body in two pieces at every position."""
+    expected = None
+    for cut in range(len(body) + 1):
+        decoder, assembler = OpenAIStreamDecoder(), ToolCallAssembler()
+        got = []
+        for events in (decoder.feed(body[:cut]), decoder.feed(body[cut:]), decoder.close()):
+            got += assembler.feed(events)
+        got += assembler.close()
+        if expected is None:
+            expected = got
+        assert got == expected, f"split at {cut}"
+    return expected
+
+
+def call_fragment(index, arguments, call_id=None, name=None):
+    function = {"arguments": arguments} | ({"name": name} if name else {})
+    return chat_delta(tool_calls=[{"index": index, "function": function}
+                                  | ({"id": call_id, "type": "function"} if call_id else {})])
+
+
+def event_types(events) -> list[str]:
+    return [json.loads(encode_event_line(e))["type"] for e in events]
+
+
+def test_assembled_tool_calls_come_just_before_the_finish_however_split():
+    body = sse(
+        chat_delta("Let me check. "),
+        call_fragment(0, '{"ci', "call_a", "weather"),
+        call_fragment(1, '{"expr', "call_b", "calculate"),
+        call_fragment(2, "[1, ", "call_c", "list"),
+        call_fragment(0, 'ty": "Paris"}'),
+        call_fragment(1, 'ession": '),  # cut short: not valid JSON
+        call_fragment(2, "2]"),  # valid JSON, not an object
+        chat_delta(finish="tool_calls"),
+        "[DONE]",
+    )
+    events = decode_and_assemble_every_split(body)
+    assert event_types(events) == ["delta", *["tool_call_delta"] * 6, *["tool_call"] * 3,
+                                   "finish"]
+    weather, calculate, listing = events[7:10]
+    assert weather == AssembledToolCall(0, "call_a", "weather", '{"city": "Paris"}', True)
+    assert (calculate.id, calculate.name, calculate.arguments) == (
+        "call_b", "calculate", '{"expression": ')
+    assert not calculate.valid and calculate.reason.startswith("the arguments are not valid JSON")
+    assert (listing.arguments, listing.valid, listing.reason) == (
+        "[1, 2]", False, "the arguments are not a JSON object")
+    record = json.loads(encode_event_line(weather))
+    assert record == {"type": "tool_call", "index": 0, "id": "call_a", "name": "weather",
+                      "arguments": '{"city": "Paris"}', "valid": True, "reason": None,
+                      "choice": 0}
+    reply = Reply()
+    reply.add(events)  # the reply's calls are the assembled ones, not counted twice
+    assert [(c.id, c.arguments) for c in reply.tool_calls] == [
+        (e.id, e.arguments) for e in (weather, calculate, listing)]
+
+
+def test_open_calls_are_assembled_before_an_error_or_at_the_end():
+    assembler = ToolCallAssembler()
+    fragment = ToolCallDelta(0, "c1", "f", '{"a": ')
+    error = StreamError("timeout", "too slow")
+    out = assembler.feed([fragment]) + assembler.feed([TextDelta("x"), error])
+    assert out[:2] == [fragment, TextDelta("x")]
+    assert out[3] == error  # the error stays the last event
+    assert (out[2].id, out[2].arguments, out[2].valid) == ("c1", '{"a": ', False)
+    assert assembler.close() == []
+    assembler.feed([ToolCallDelta(0, "c2", "g", "{}", choice=1), Finish("stop")])
+    assert assembler.close() == [AssembledToolCall(0, "c2", "g", "{}", True, choice=1)]
+
+
+def test_batches_without_tool_calls_pass_through_untouched():
+    assembler = ToolCallAssembler()
+    batch = [TextDelta("a"), Finish("stop")]
+    assert assembler.feed(batch) is batch
+    assert assembler.close() == []
 
 
 def test_reply_keeps_partial_text_and_error():

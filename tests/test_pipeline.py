@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
+import json
 import uuid
 
 import trio
 import trio.testing
 
-from streamkit.events import Finish, TextDelta
+from streamkit.events import Finish, TextDelta, ToolCallDelta
 from streamkit.pipeline.stream import run_stream
 from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
 from streamkit.request import GenerationRequest, Message
@@ -104,6 +105,40 @@ async def test_cancelled_stop_scope_ends_with_cancelled_finish(autojump_clock):
     assert events[-1] == Finish("cancelled")
     assert reply.finish_reason == "cancelled"
     assert reply.error is None
+
+
+def tool_call_producer(*, finish: bool):
+    async def produce(send):
+        await send.send([ToolCallDelta(0, "c1", "f", '{"a"')])
+        await send.send([ToolCallDelta(0, None, None, ": 1}"), TextDelta("")])
+        if finish:
+            await send.send([Finish("tool_calls")])
+        else:
+            await trio.sleep_forever()
+
+    return produce
+
+
+async def test_events_show_fragments_then_the_assembled_call_before_the_finish():
+    out = io.BytesIO()
+    reply = await run_stream(tool_call_producer(finish=True), [Printer(out, events=True)])
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r["type"] for r in records] == [
+        "tool_call_delta", "tool_call_delta", "delta", "tool_call", "finish"]
+    assert records[3] == {"type": "tool_call", "index": 0, "id": "c1", "name": "f",
+                          "arguments": '{"a": 1}', "valid": True, "reason": None,
+                          "choice": 0}
+    assert [c.arguments for c in reply.tool_calls] == ['{"a": 1}']
+
+
+async def test_a_call_cut_short_by_the_timeout_is_shown_before_the_error(autojump_clock):
+    out = io.BytesIO()
+    stop = trio.CancelScope(relative_deadline=5.0)
+    await run_stream(tool_call_producer(finish=False), [Printer(out, events=True)], stop=stop)
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r["type"] for r in records][-2:] == ["tool_call", "error"]
+    assert (records[-2]["arguments"], records[-2]["valid"]) == ('{"a": 1}', True)
+    assert records[-1]["kind"] == "timeout"
 
 
 async def _stream_from(scenario: str, nursery, *, idle: float = 60.0, retries: int = 2):

@@ -147,3 +147,12 @@ def test_realistic_openai_stream_split_everywhere():
     events = decode_split_everywhere(body)
     assert [e.event for e in events] == ["message", "message", "error", "message"]
     assert events[-1].data == "[DONE]"
+
+
+def test_done_sentinel_under_a_named_event_keeps_its_name_however_split():
+    """The decoder hands ``event: done`` + ``data: [DONE]`` on as it came; recognising
+    the sentinel whatever the name is the chunk parser's job."""
+    body = b'data: {"x": 1}\n\nevent: done\r\ndata: [DONE]\r\n\r\ndata: {"x": 2}\n\n'
+    events = decode_split_everywhere(body)
+    assert events[1] == ServerSentEvent("done", "[DONE]")
+    assert [e.event for e in events] == ["message", "done", "message"]

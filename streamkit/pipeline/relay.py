@@ -41,7 +41,7 @@ from trio_websocket import (
 
 from streamkit.config import RelayLimits
 from streamkit.errors import UsageError
-from streamkit.events import Batch, TextDelta, ToolCallDelta, Usage
+from streamkit.events import AssembledToolCall, Batch, TextDelta, ToolCallDelta, Usage
 from streamkit.pipeline.stream import run_stream
 from streamkit.protocol.relay_frames import (
     BadFrame,
@@ -285,7 +285,10 @@ class _Connection:
                         if isinstance(event, TextDelta):
                             if event.choice == 0:
                                 outbox.put({"type": "delta", "id": frame_id, "text": event.text})
-                        elif isinstance(event, ToolCallDelta):
+                        elif isinstance(event, ToolCallDelta):  # named as in --events
+                            outbox.put({"type": "tool_call_delta", "id": frame_id,
+                                        "call": msgspec.to_builtins(event)})
+                        elif isinstance(event, AssembledToolCall):
                             outbox.put({"type": "tool_call", "id": frame_id,
                                         "call": msgspec.to_builtins(event)})
                         elif isinstance(event, Usage):

@@ -34,6 +34,7 @@ import trio
 
 from streamkit.events import Batch, Finish, StreamError
 from streamkit.protocol.reply import Reply
+from streamkit.protocol.toolcalls import ToolCallAssembler
 
 BUFFER = 16
 
@@ -83,13 +84,24 @@ async def _fan_out(
     outlets: list[trio.MemorySendChannel[Batch]],
     reply: Reply,
 ) -> None:
-    """Record each batch in ``reply``, then hand it to every consumer."""
+    """Record each batch in ``reply``, then hand it to every consumer.
+
+    Whole tool calls are added here, once for every producer and consumer: the
+    producers emit fragments only (see ``ToolCallAssembler``).
+    """
+    calls = ToolCallAssembler()
     async with receive:
         try:
             async for batch in receive:
+                batch = calls.feed(batch)
                 reply.add(batch)
                 for outlet in outlets:
                     await outlet.send(batch)
+            tail = calls.close()
+            if tail:
+                reply.add(tail)
+                for outlet in outlets:
+                    await outlet.send(tail)
         finally:
             for outlet in outlets:
                 outlet.close()

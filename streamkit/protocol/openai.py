@@ -3,8 +3,9 @@
 Handles both ``/v1/chat/completions`` (``choices[].delta``) and
 ``/v1/completions`` (``choices[].text``) streams: text deltas, finish reasons,
 ``usage`` chunks, logprobs, tool-call deltas (and the legacy
-``function_call``), the ``[DONE]`` sentinel, and errors sent inside the
-stream (``data: {"error": ...}`` or ``event: error``).
+``function_call``), the ``[DONE]`` sentinel (under whatever SSE event name it
+comes), and errors sent inside the stream (``data: {"error": ...}`` or
+``event: error``).
 
 Chunks are decoded with typed ``msgspec`` structs: fields we do not use are
 skipped without being materialised, which is most of the cost of a chunk. A
@@ -99,14 +100,17 @@ class ChunkParser:
         for sse in sse_events:
             if self.done:
                 break
-            if sse.event != "message":
-                if sse.event == "error":
-                    out.append(self._error_event(sse.data))
-                continue
             data = sse.data
-            if data == "[DONE]":
+            # The sentinel ends the stream under any event name: some servers and
+            # proxies send ``event: done`` before it (openai-python also checks
+            # the data first). A chunk sent after it is never read.
+            if data.startswith("[DONE]"):
                 self.done = True
                 break
+            if sse.event != "message":
+                if sse.event == "error":
+                    out.append(self._error_event(data))
+                continue
             try:
                 chunk = _decode_chunk(data)
             except msgspec.DecodeError as exc:

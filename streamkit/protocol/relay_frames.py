@@ -9,7 +9,8 @@ Client to relay (text frames, one JSON object each)::
     {"type": "cancel", "id": "r1"}
 
 Relay to client, every frame with the request ``id``: ``delta`` (``text``),
-``tool_call`` (``call``), ``usage`` (``usage``), ``queued`` (``position``),
+``tool_call_delta`` (``call``: a fragment), ``tool_call`` (``call``: the whole
+call, as in ``--events``), ``usage`` (``usage``), ``queued`` (``position``),
 then exactly one ``finish`` (``finish_reason``) or ``error`` (``error``:
 ``{"type", "message"}``), which is the request's last frame.
 """
