@@ -51,6 +51,7 @@ class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     tools: dict[str, ToolSpec] = {}  # offered with --tool NAME
     log: bool = True  # keep a conversation log (--no-log turns it off once)
     db: str | None = None  # the log database, if not the default
+    show_reasoning: bool = True  # a reasoning model's thinking, on a terminal
 
 
 class Settings(msgspec.Struct, frozen=True):
@@ -69,6 +70,7 @@ class Settings(msgspec.Struct, frozen=True):
     db: str | None = None
     tools: dict[str, ToolSpec] = {}
     debug: bool = False  # one stderr line per HTTP request (--debug, STREAMKIT_DEBUG=1)
+    show_reasoning: bool = True
 
 
 class RelayLimits(msgspec.Struct, frozen=True):
@@ -153,6 +155,7 @@ def resolve_settings(
         log=config.log,
         tools=config.tools,
         db=config.db,
+        show_reasoning=config.show_reasoning,
         debug=debug or env.get("STREAMKIT_DEBUG", "").lower() in ("1", "true", "yes", "on"),
     )
 

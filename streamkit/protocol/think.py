@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from streamkit.events import Event, ReasoningDelta, TextDelta
+
 OPEN = "<think>"
 CLOSE = "</think>"
 
@@ -31,6 +33,11 @@ class ThinkSplitter:
     def __init__(self, *, inside: bool = False) -> None:
         self._state = _REASONING if inside else _START
         self._held = ""  # text that may still turn out to be (part of) a tag
+
+    @property
+    def answering(self) -> bool:
+        """Whether the answer has begun: from now on every text is answer, as fed."""
+        return self._state == _ANSWER
 
     @property
     def in_reasoning(self) -> bool:
@@ -98,3 +105,27 @@ def _partial_suffix(text: str, tag: str) -> int:
         if tag.startswith(text[-size:]):
             return size
     return 0
+
+
+def split_into(splitter: ThinkSplitter, text: str, choice: int, out: list[Event]) -> str:
+    """Feed ``text``: its reasoning (and any answer before the last part) goes to ``out``
+    as events; the answer text of the last part is returned, for the caller to send
+    with what belongs to the whole piece (log-probabilities, token ids)."""
+    parts = splitter.feed(text)
+    if parts and parts[-1][0] == "answer":
+        emit(parts[:-1], choice, out)
+        return parts[-1][1]
+    emit(parts, choice, out)
+    return ""
+
+
+def emit(parts: list[Part], choice: int, out: list[Event]) -> None:
+    """Parts as events: ``reasoning`` and ``delta``."""
+    for kind, piece in parts:
+        out.append(ReasoningDelta(piece, choice) if kind == "reasoning"
+                   else TextDelta(piece, choice))
+
+
+def opens_thinking(prompt_tail: str) -> bool:
+    """Whether a rendered prompt ends inside a ``<think>`` block the template opened."""
+    return prompt_tail.rstrip().endswith(OPEN)
