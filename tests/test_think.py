@@ -77,3 +77,67 @@ def test_wire_fields():
     assert reasoning_of(None, None, [{"type": "reasoning.summary", "summary": "S"}]) == ("S", ())
     sealed = {"type": "reasoning.encrypted", "data": "b64==", "id": "r1"}
     assert reasoning_of(None, "", [sealed]) == ("", (sealed,))
+
+
+# -- recorded wire forms, through the stream decoder ---------------------------
+
+def _sse(*deltas: dict, usage: dict | None = None) -> bytes:
+    import json
+
+    out = b""
+    for delta in deltas:
+        chunk = {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+        out += b"data: " + json.dumps(chunk).encode() + b"\n\n"
+    final = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    if usage:
+        final["usage"] = usage
+    return out + b"data: " + json.dumps(final).encode() + b"\n\ndata: [DONE]\n\n"
+
+
+WIRE_FORMS = {
+    "deepseek reasoning_content": _sse(
+        {"role": "assistant", "reasoning_content": "Two and "},
+        {"reasoning_content": "two."}, {"content": "4"},
+        usage={"prompt_tokens": 5, "completion_tokens": 9, "total_tokens": 14,
+               "completion_tokens_details": {"reasoning_tokens": 7}}),
+    "groq reasoning": _sse({"reasoning": "Two and "}, {"reasoning": "two."},
+                           {"content": "4"}),
+    "openrouter both": _sse(
+        {"reasoning": "Two and ", "reasoning_details": [
+            {"type": "reasoning.text", "text": "Two and ", "index": 0}]},
+        {"reasoning": "two.", "reasoning_details": [
+            {"type": "reasoning.text", "text": "two.", "index": 0}]},
+        {"content": "4"}),
+    "inline think": _sse({"content": "<thi"}, {"content": "nk>Two and two."},
+                         {"content": "</think>\n\n4"}),
+}
+
+
+@pytest.mark.parametrize("name", list(WIRE_FORMS))
+def test_each_wire_form_gives_the_same_reasoning_and_answer_at_every_split(name):
+    from streamkit.events import ReasoningDelta, TextDelta, Usage
+    from streamkit.protocol.openai import OpenAIStreamDecoder
+
+    raw = WIRE_FORMS[name]
+    for cut in range(len(raw) + 1):
+        decoder = OpenAIStreamDecoder()
+        events = decoder.feed(raw[:cut]) + decoder.feed(raw[cut:]) + decoder.close()
+        thought = "".join(e.text for e in events if isinstance(e, ReasoningDelta))
+        answer = "".join(e.text for e in events if isinstance(e, TextDelta))
+        assert (thought, answer) == ("Two and two.", "4"), cut
+        first_answer = next(i for i, e in enumerate(events) if isinstance(e, TextDelta))
+        assert all(not isinstance(e, ReasoningDelta) for e in events[first_answer:])
+    usage = [e for e in events if isinstance(e, Usage)]
+    if name.startswith("deepseek"):
+        assert usage[0].reasoning_tokens == 7
+
+
+def test_encrypted_reasoning_is_kept_opaque_and_never_text():
+    from streamkit.events import ReasoningDelta
+    from streamkit.protocol.openai import OpenAIStreamDecoder
+
+    sealed = {"type": "reasoning.encrypted", "data": "gAAAA==", "id": "rs_1", "index": 0}
+    decoder = OpenAIStreamDecoder()
+    events = decoder.feed(_sse({"reasoning_details": [sealed]}, {"content": "hi"}))
+    [thought] = [e for e in events if isinstance(e, ReasoningDelta)]
+    assert (thought.text, thought.opaque) == ("", (sealed,))
