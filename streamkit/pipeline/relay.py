@@ -35,7 +35,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketReque
 
 from streamkit.config import RelayLimits
 from streamkit.errors import UsageError
-from streamkit.events import Batch, TextDelta, ToolCallDelta, Usage
+from streamkit.events import Batch, ReasoningDelta, TextDelta, ToolCallDelta, Usage
 from streamkit.pipeline.stream import run_stream
 from streamkit.protocol.relay_frames import (
     BadFrame,
@@ -81,7 +81,8 @@ class Outbox:
 
     def put(self, frame: dict[str, Any]) -> None:
         last = self.frames[-1] if self.frames else None
-        if (last is not None and frame["type"] == "delta" and last["type"] == "delta"
+        if (last is not None and frame["type"] in ("delta", "reasoning")
+                and last["type"] == frame["type"]
                 and last["id"] == frame["id"] and len(last["text"]) < MERGE_LIMIT):
             last["text"] += frame["text"]  # merged: the client is behind
         else:
@@ -268,6 +269,10 @@ class _Connection:
                         if isinstance(event, TextDelta):
                             if event.choice == 0:
                                 outbox.put({"type": "delta", "id": frame_id, "text": event.text})
+                        elif isinstance(event, ReasoningDelta):
+                            if event.choice == 0 and event.text:
+                                outbox.put({"type": "reasoning", "id": frame_id,
+                                            "text": event.text})
                         elif isinstance(event, ToolCallDelta):
                             outbox.put({"type": "tool_call", "id": frame_id,
                                         "call": msgspec.to_builtins(event)})
