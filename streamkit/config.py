@@ -57,6 +57,7 @@ class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     tools: dict[str, ToolSpec] = {}  # offered with --tool NAME
     log: bool = True  # keep a conversation log (--no-log turns it off once)
     db: str | None = None  # the log database, if not the default
+    show_reasoning: bool = True  # a reasoning model's thinking, on a terminal
 
 
 class Settings(msgspec.Struct, frozen=True):
@@ -75,6 +76,7 @@ class Settings(msgspec.Struct, frozen=True):
     db: str | None = None
     tools: dict[str, ToolSpec] = {}
     debug: bool = False  # one stderr line per HTTP request (--debug, STREAMKIT_DEBUG=1)
+    show_reasoning: bool = True
 
 
 class RelayLimits(msgspec.Struct, frozen=True):
@@ -159,6 +161,7 @@ def resolve_settings(
         log=config.log,
         tools=config.tools,
         db=config.db,
+        show_reasoning=config.show_reasoning,
         debug=debug or env.get("STREAMKIT_DEBUG", "").lower() in ("1", "true", "yes", "on"),
     )
 

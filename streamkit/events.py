@@ -35,6 +35,16 @@ class TextDelta(msgspec.Struct, frozen=True, tag="delta", tag_field="type"):
     token_ids: tuple[int, ...] | None = None  # the tokens of ``text``, when asked for
 
 
+class ReasoningDelta(msgspec.Struct, frozen=True, tag="reasoning", tag_field="type"):
+    """A piece of a reasoning model's thinking, which comes before (and is never part of)
+    the answer. ``opaque``: parts a provider sends sealed (encrypted reasoning), kept
+    as they came so a later turn can send them back."""
+
+    text: str
+    choice: int = 0
+    opaque: tuple[dict[str, Any], ...] = ()
+
+
 class ToolCallDelta(msgspec.Struct, frozen=True, tag="tool_call_delta", tag_field="type"):
     """A fragment of a tool call, as the producer received it; fragments with the
     same ``choice`` and ``index`` form one call (see ``AssembledToolCall``)."""
@@ -73,6 +83,7 @@ class Usage(msgspec.Struct, frozen=True, tag="usage", tag_field="type"):
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     total_tokens: int | None = None
+    reasoning_tokens: int | None = None  # of completion_tokens, where the server says
 
 
 class Finish(msgspec.Struct, frozen=True, tag="finish", tag_field="type"):
@@ -132,8 +143,8 @@ class JsonPartial(msgspec.Struct, frozen=True, tag="json_partial", tag_field="ty
 
 
 Event = (
-    TextDelta | ToolCallDelta | AssembledToolCall | Usage | Finish | StreamError | ToolResult
-    | ResponseInfo | JsonPartial
+    TextDelta | ReasoningDelta | ToolCallDelta | AssembledToolCall | Usage | Finish
+    | StreamError | ToolResult | ResponseInfo | JsonPartial
 )
 Batch = list[Event]
 

@@ -54,6 +54,8 @@ def chat(
     stop: opt.Stop = None,
     logprobs: opt.Logprobs = None,
     events: opt.Events = False,
+    hide_reasoning: opt.HideReasoning = False,
+    show_reasoning: opt.ShowReasoning = False,
     stats: opt.Stats = False,
     jsonl: batch.JSONL = False,
     input_path: batch.InputFile = None,
@@ -168,6 +170,9 @@ def chat(
             schema=schema, schema_multi=schema_multi,
         )
         if jsonl or input_path:
+            if hide_reasoning or show_reasoning:
+                raise UsageError("--jsonl results carry `reasoning` as a field: drop "
+                                 "--hide-reasoning / --reasoning")
             return await batch.run_jsonl(
                 argument=message,
                 kind="chat", settings=settings, options=options, interrupts=interrupts,
@@ -176,6 +181,8 @@ def chat(
                 db=opt.log_database(db, settings, no_log),
                 batch_name=batch_name,
             )
+        reasoning = opt.reasoning_display(settings, hide=hide_reasoning,
+                                          to_stderr=show_reasoning, events=events)
         conversation = open_conversation(
             opt.log_database(db, settings, no_log),
             continue_last=continue_last, conversation_id=conversation_id, system=system,
@@ -191,7 +198,7 @@ def chat(
             session = ChatSession(
                 backend, settings, options, history, interrupts=interrupts, log=log,
                 events=events, stats=stats, dispatcher=dispatcher, max_hops=max_hops,
-                tool_choice=tool_choice,
+                tool_choice=tool_choice, reasoning=reasoning,
             )
             if message is None and sys.stdin.isatty():
                 await backend.check_model(settings.model)

@@ -36,6 +36,8 @@ def complete(
     stop: opt.Stop = None,
     logprobs: opt.Logprobs = None,
     events: opt.Events = False,
+    hide_reasoning: opt.HideReasoning = False,
+    show_reasoning: opt.ShowReasoning = False,
     stats: opt.Stats = False,
     jsonl: batch.JSONL = False,
     input_path: batch.InputFile = None,
@@ -100,6 +102,9 @@ def complete(
             raise UsageError("--prompt-ids is the prompt: give no PROMPT argument, and in "
                              "--jsonl records use the `prompt_ids` field")
         if jsonl or input_path:
+            if hide_reasoning or show_reasoning:
+                raise UsageError("--jsonl results carry `reasoning` as a field: drop "
+                                 "--hide-reasoning / --reasoning")
             return await batch.run_jsonl(
                 argument=prompt,
                 kind="completion", settings=settings, options=options, interrupts=interrupts,
@@ -108,6 +113,8 @@ def complete(
                 db=opt.log_database(db, settings, no_log),
                 batch_name=batch_name,
             )
+        reasoning = opt.reasoning_display(settings, hide=hide_reasoning,
+                                          to_stderr=show_reasoning, events=events)
         text = "" if ids else await read_prompt_argument(prompt)
         request = GenerationRequest("completion", settings.model, options, prompt=text,
                                     prompt_ids=ids)
@@ -120,7 +127,7 @@ def complete(
             with interrupts.guard(settings.timeout) as reply_scope:
                 reply = await stream_turn(
                     backend, request, stop=reply_scope, events=events, stats=stats,
-                    log=log, prompt_text=logged_prompt(request),
+                    log=log, prompt_text=logged_prompt(request), reasoning=reasoning,
                 )
         return reply_exit_code(reply, interrupts)
 

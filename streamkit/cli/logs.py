@@ -106,6 +106,8 @@ def show(
                 print(f"## {message.role}{_reply_facts(message)}")
                 if response is not None:
                     print(response_line(message.request_id or 0, response))
+                if message.reasoning:
+                    print(f"### reasoning\n{message.reasoning}\n### answer")
                 print(message.content)
                 for call in msgspec.json.decode(message.tool_calls or "[]"):
                     print(f"-> {call['name']}({call['arguments']})  [{call['id']}]")

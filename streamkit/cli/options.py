@@ -10,9 +10,10 @@ from typing import Annotated
 import typer
 
 from streamkit.config import Settings, load_config
-from streamkit.errors import StreamkitError
+from streamkit.errors import StreamkitError, UsageError
 from streamkit.providers.llama.files import known_local_models
 from streamkit.request import GenerationOptions
+from streamkit.sinks.printer import ReasoningView, reasoning_view
 from streamkit.store.database import default_db_path
 
 CONNECTION = "Connection"
@@ -166,6 +167,29 @@ def generation_options(
         stop=tuple(stop or ()),
         logprobs=logprobs,
     )
+HideReasoning = Annotated[
+    bool,
+    typer.Option("--hide-reasoning", help="Do not show a reasoning model's thinking "
+                 "[config: show_reasoning = false]", rich_help_panel=OUTPUT),
+]
+ShowReasoning = Annotated[
+    bool,
+    typer.Option("--reasoning", help="Show the thinking on stderr when stdout is not a "
+                 "terminal (stdout keeps the answer alone)", rich_help_panel=OUTPUT),
+]
+
+
+def reasoning_display(settings: Settings, *, hide: bool, to_stderr: bool,
+                      events: bool) -> ReasoningView | None:
+    """Where a reasoning model's thinking is shown, from the flags and the config."""
+    if hide and to_stderr:
+        raise UsageError("--hide-reasoning and --reasoning contradict each other")
+    if events and (hide or to_stderr):
+        raise UsageError("--events carries reasoning as its own events: drop "
+                         f"{'--hide-reasoning' if hide else '--reasoning'}")
+    return reasoning_view(show=settings.show_reasoning and not hide, to_stderr=to_stderr)
+
+
 Stats = Annotated[
     bool,
     typer.Option("--stats", help="After each reply, print time to first token and tokens/s "

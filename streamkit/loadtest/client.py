@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Protocol
 import trio
 
 from streamkit.errors import StreamkitError
-from streamkit.events import Batch, Event, StreamError, TextDelta, ToolCallDelta, Usage
+from streamkit.events import (
+    Batch,
+    Event,
+    ReasoningDelta,
+    StreamError,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from streamkit.loadtest.metrics import Sample
 from streamkit.loadtest.workload import Item
 from streamkit.protocol.openai import OpenAIStreamDecoder
@@ -36,7 +44,8 @@ if TYPE_CHECKING:
     from streamkit.providers.backend import Backend
     from streamkit.providers.openai_http import OpenAIHTTPProducer
 
-_CONTENT = (TextDelta, ToolCallDelta)
+_CONTENT = (TextDelta, ToolCallDelta, ReasoningDelta)  # output of any kind: TTFT
+_ANSWER = (TextDelta, ToolCallDelta)
 
 
 def error_type(kind: str, status: int | None) -> str:
@@ -47,12 +56,15 @@ def error_type(kind: str, status: int | None) -> str:
 class Measurement:
     """What one request received, and when (``trio.current_time()`` seconds)."""
 
-    __slots__ = ("chunks", "end", "error", "first", "itl", "last", "message", "sent", "text",
-                 "usage")
+    __slots__ = ("chunks", "end", "error", "first", "first_answer", "itl", "last", "message",
+                 "reasoning", "reasoning_chunks", "sent", "text", "usage")
 
     def __init__(self, sent: float) -> None:
         self.sent = sent
-        self.first: float | None = None
+        self.first: float | None = None  # output of any kind, thinking included
+        self.first_answer: float | None = None  # the answer's first (text or tool call)
+        self.reasoning: list[str] = []
+        self.reasoning_chunks = 0
         self.last = sent
         self.end: float | None = None
         self.itl: list[float] = []
@@ -72,6 +84,12 @@ class Measurement:
                     self.itl.append(at - self.last)
                 self.last = at
                 self.chunks += 1
+                if type(event) is ReasoningDelta:
+                    self.reasoning.append(event.text)
+                    self.reasoning_chunks += 1
+                    continue
+                if self.first_answer is None:
+                    self.first_answer = at
                 if type(event) is TextDelta:
                     self.text.append(event.text)
             elif type(event) is Usage:
@@ -97,12 +115,20 @@ class Measurement:
             output, source = tokenizer.count("".join(self.text)), "tokenizer"
         else:
             output, source = self.chunks, "chunks"
+        thinking: int | None = None
+        if usage is not None and usage.reasoning_tokens is not None:
+            thinking = usage.reasoning_tokens
+        elif self.reasoning_chunks:
+            thinking = (tokenizer.count("".join(self.reasoning)) if tokenizer is not None
+                        else self.reasoning_chunks)
         return Sample(
             index=index,
             sent_at=self.sent - origin,
             end_at=end - origin,
             scheduled_at=scheduled_at,
             first_at=None if self.first is None else self.first - origin,
+            first_answer_at=None if self.first_answer is None else self.first_answer - origin,
+            reasoning_tokens=thinking,
             itl=self.itl,
             prompt_tokens=prompt,
             output_tokens=output,

@@ -2,7 +2,9 @@
 
 Definitions follow ``vllm bench serve`` (and agree with GuideLLM and AIPerf):
 
-* TTFT: from sending the request to the first chunk carrying content.
+* TTFT: from sending the request to the first chunk carrying content of any
+  kind, a reasoning model's thinking included (vLLM's definition); TTFA,
+  time to first answer: to the first chunk of the answer itself.
 * ITL: every gap between successive content chunks of a request, pooled over
   all requests (chunks that arrived in the same network read are 0 apart).
 * TPOT: ``(E2E - TTFT) / (output tokens - 1)`` per request with more than one
@@ -41,7 +43,9 @@ class Sample(msgspec.Struct, omit_defaults=True):
     sent_at: float
     end_at: float
     scheduled_at: float | None = None  # open loop: when the schedule said to send
-    first_at: float | None = None  # first content chunk
+    first_at: float | None = None  # first content chunk, thinking included
+    first_answer_at: float | None = None  # first chunk of the answer (not thinking)
+    reasoning_tokens: int | None = None  # of output_tokens: a reasoning model's thinking
     itl: list[float] = []
     prompt_tokens: int | None = None
     output_tokens: int | None = None
@@ -57,6 +61,11 @@ class Sample(msgspec.Struct, omit_defaults=True):
     @property
     def ttft(self) -> float | None:
         return None if self.first_at is None else self.first_at - self.sent_at
+
+    @property
+    def ttfa(self) -> float | None:
+        """Time to the first answer token: TTFT's twin for models that think first."""
+        return None if self.first_answer_at is None else self.first_answer_at - self.sent_at
 
     @property
     def e2e(self) -> float:
@@ -164,6 +173,8 @@ def run_figures(
         "goodput": per_second(good) if good is not None else None,
         "good_requests": good,
         "ttft_ms": summarize(s.ttft for s in done if s.ttft is not None),
+        "ttfa_ms": summarize(s.ttfa for s in done if s.ttfa is not None),
+        "reasoning_tokens": sum(s.reasoning_tokens or 0 for s in done),
         "itl_ms": summarize(gap for s in done for gap in s.itl),
         "tpot_ms": summarize(s.tpot for s in done if s.tpot is not None),
         "e2e_ms": summarize(s.e2e for s in done),

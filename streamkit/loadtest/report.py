@@ -101,7 +101,8 @@ CSV_FIELDS = (
     "run", "mode", "concurrency", "rate", "index", "worker", "scheduled_s", "sent_s",
     "first_token_s", "end_s", "schedule_lag_ms", "ttft_ms", "e2e_ms", "tpot_ms",
     "itl_mean_ms", "itl_max_ms", "content_chunks", "prompt_tokens", "output_tokens",
-    "output_tokens_source", "error", "message",
+    "output_tokens_source", "error", "message", "first_answer_s", "ttfa_ms",
+    "reasoning_tokens",
 )
 
 
@@ -133,6 +134,8 @@ def write_csv(path: Path, results: Sequence[RunResult]) -> None:
                     len(s.itl) + (s.first_at is not None), s.prompt_tokens or "",
                     s.output_tokens if s.output_tokens is not None else "",
                     s.tokens_source or "", s.error or "", s.message or "",
+                    _s(s.first_answer_at), _ms(s.ttfa),
+                    s.reasoning_tokens if s.reasoning_tokens is not None else "",
                 ])
 
 
@@ -174,6 +177,10 @@ def print_summary(report: dict[str, Any], out: TextIO | None = None) -> None:
             notes.append(f"run {number}: failed requests: {errors}")
         if run["stopped"]:
             notes.append(f"run {number}: stopped early: {run['stopped']}")
+        if run.get("reasoning_tokens"):
+            notes.append(f"run {number}: the model thinks first ({run['reasoning_tokens']} "
+                         f"reasoning tokens): time to first answer token p50 "
+                         f"{_stat(run['ttfa_ms'], 'p50')} p99 {_stat(run['ttfa_ms'], 'p99')}")
         if run["client_fell_behind"]:
             notes.append(f"run {number}: the client fell behind its schedule (p99 lag "
                          f"{run['schedule_lag_ms']['p99']:.1f} ms): latencies from the "

@@ -30,9 +30,10 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import msgspec
 import trio
 
-from streamkit.events import Batch, encode_event_line, is_reply_event
+from streamkit.events import Batch, Usage, encode_event_line, is_reply_event
 from streamkit.pipeline.stream import run_stream
 from streamkit.protocol.ndjson import BatchRecord, InputProblem, LineSplitter, parse_record
+from streamkit.protocol.reply import Reply
 from streamkit.protocol.structured import PartialTracker, check_reply
 from streamkit.providers.backend import Backend
 from streamkit.request import GenerationOptions
@@ -196,14 +197,16 @@ class BatchRunner:
                                    reply.error.status)
             if reply.text:
                 record["text"] = reply.text  # what was received before the failure
+            record.update(_reasoning_fields(reply))
             return record
         ended = recorder.ended_at or trio.current_time()
         record = _content(job.id, reply.text, reply.finish_reason, schema)
         if "error" in record:
             return record
+        record.update(_reasoning_fields(reply))
         record.update({
             "finish_reason": reply.finish_reason,
-            "usage": msgspec.structs.asdict(reply.usage) if reply.usage else None,
+            "usage": _usage_fields(reply.usage) if reply.usage else None,
             "model": job.request.model or self.backend.model_name,
             "latency": {
                 "ttft_s": (
@@ -272,6 +275,20 @@ async def _forward_events(
             output.write_raw(b"".join(prefix + encode_event_line(e)[1:] for e in shown))
 
 
+def _usage_fields(usage: Usage) -> dict[str, Any]:
+    """The OpenAI usage object: reasoning tokens are a field of the record itself."""
+    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens}
+
+
+def _reasoning_fields(reply: Reply) -> dict[str, Any]:
+    """``reasoning`` and ``reasoning_tokens``, for a reply from a model that thinks."""
+    tokens = reply.usage.reasoning_tokens if reply.usage else None
+    if not reply.reasoning and tokens is None:
+        return {}
+    return {"reasoning": reply.reasoning, "reasoning_tokens": tokens}
+
+
 def _replayed_record(job: BatchRecord, stored: StoredMessage) -> dict[str, Any]:
     """The result of an idempotent line that already completed in an earlier run."""
     usage = None
@@ -283,6 +300,9 @@ def _replayed_record(job: BatchRecord, stored: StoredMessage) -> dict[str, Any]:
                       job.request.options.schema)
     if "error" in record:
         return record
+    if stored.reasoning or stored.reasoning_tokens is not None:
+        record.update({"reasoning": stored.reasoning or "",
+                       "reasoning_tokens": stored.reasoning_tokens})
     record.update({"finish_reason": stored.finish_reason, "usage": usage, "model": stored.model,
                    "latency": {"ttft_s": stored.ttft_s, "total_s": stored.duration_s},
                    "replayed": True})

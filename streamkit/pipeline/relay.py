@@ -41,7 +41,14 @@ from trio_websocket import (
 
 from streamkit.config import RelayLimits
 from streamkit.errors import UsageError
-from streamkit.events import AssembledToolCall, Batch, TextDelta, ToolCallDelta, Usage
+from streamkit.events import (
+    AssembledToolCall,
+    Batch,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from streamkit.pipeline.stream import run_stream
 from streamkit.protocol.relay_frames import (
     BadFrame,
@@ -88,7 +95,8 @@ class Outbox:
 
     def put(self, frame: dict[str, Any]) -> None:
         last = self.frames[-1] if self.frames else None
-        if (last is not None and frame["type"] == "delta" and last["type"] == "delta"
+        if (last is not None and frame["type"] in ("delta", "reasoning")
+                and last["type"] == frame["type"]
                 and last["id"] == frame["id"] and len(last["text"]) < MERGE_LIMIT):
             last["text"] += frame["text"]  # merged: the client is behind
         else:
@@ -285,6 +293,10 @@ class _Connection:
                         if isinstance(event, TextDelta):
                             if event.choice == 0:
                                 outbox.put({"type": "delta", "id": frame_id, "text": event.text})
+                        elif isinstance(event, ReasoningDelta):
+                            if event.choice == 0 and event.text:
+                                outbox.put({"type": "reasoning", "id": frame_id,
+                                            "text": event.text})
                         elif isinstance(event, ToolCallDelta):  # named as in --events
                             outbox.put({"type": "tool_call_delta", "id": frame_id,
                                         "call": msgspec.to_builtins(event)})

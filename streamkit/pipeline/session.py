@@ -14,6 +14,7 @@ from streamkit.protocol.history import fit_history
 from streamkit.protocol.reply import Reply
 from streamkit.providers.backend import Backend
 from streamkit.request import GenerationOptions, GenerationRequest, Message
+from streamkit.sinks.printer import ReasoningView
 from streamkit.sinks.recorder import ConversationLog
 from streamkit.tools.dispatch import Dispatcher
 
@@ -35,6 +36,7 @@ class ChatSession:
         dispatcher: Dispatcher | None = None,
         max_hops: int = 8,
         tool_choice: str | None = None,
+        reasoning: ReasoningView | None = None,
     ) -> None:
         self.backend = backend
         self.settings = settings
@@ -47,6 +49,7 @@ class ChatSession:
         self.dispatcher = dispatcher
         self.max_hops = max_hops
         self.tool_choice = tool_choice
+        self.reasoning = reasoning  # where thinking is shown (None: nowhere)
 
     async def ask(self, text: str) -> Reply:
         """One user message and the model's answer (after any tool calls)."""
@@ -59,12 +62,13 @@ class ChatSession:
                 self.backend, request, self.history, dispatcher=self.dispatcher,
                 max_hops=self.max_hops, guard=self._guard, events=self.events,
                 stats=self.stats, log=self.log, prompt_text=text, fit=self._fit,
+                reasoning=self.reasoning,
             )
         else:
             with self._guard() as scope:
                 reply = await stream_turn(
                     self.backend, request, stop=scope, events=self.events, stats=self.stats,
-                    log=self.log, prompt_text=text,
+                    log=self.log, prompt_text=text, reasoning=self.reasoning,
                 )
         if reply.text:
             self.history.append(Message("assistant", reply.text))

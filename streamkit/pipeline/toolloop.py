@@ -22,6 +22,7 @@ from streamkit.pipeline.turn import stream_turn
 from streamkit.protocol.reply import Reply
 from streamkit.providers.backend import Backend
 from streamkit.request import GenerationRequest, Message, ToolCallRef
+from streamkit.sinks.printer import ReasoningView
 from streamkit.sinks.recorder import ConversationLog
 from streamkit.tools.dispatch import Dispatcher
 
@@ -41,6 +42,7 @@ async def run_with_tools(
     log: ConversationLog | None,
     prompt_text: str | None,
     fit: Callable[[list[Message]], Awaitable[Sequence[Message]]],
+    reasoning: ReasoningView | None = None,
 ) -> Reply:
     """Run replies and tool calls until the model answers; ``history`` grows in place.
 
@@ -52,7 +54,8 @@ async def run_with_tools(
     for hop in range(1, max_hops + 2):
         with guard() as scope:
             reply = await stream_turn(backend, request, stop=scope, events=events,
-                                      stats=stats, log=log, prompt_text=prompt_text)
+                                      stats=stats, log=log, prompt_text=prompt_text,
+                                      reasoning=reasoning)
         prompt_text = None  # the user's message is logged once
         calls = reply.tool_calls
         if not calls or reply.error is not None or reply.finish_reason == "cancelled":

@@ -15,7 +15,7 @@ from streamkit.protocol.reply import Reply
 from streamkit.protocol.structured import PartialTracker, check_reply
 from streamkit.providers.backend import Backend
 from streamkit.request import GenerationRequest
-from streamkit.sinks.printer import Printer
+from streamkit.sinks.printer import Printer, ReasoningView
 from streamkit.sinks.recorder import ConversationLog
 from streamkit.sinks.stats import StatsRecorder
 
@@ -29,6 +29,7 @@ async def stream_turn(
     stats: bool = False,
     log: ConversationLog | None = None,
     prompt_text: str | None = None,
+    reasoning: ReasoningView | None = None,
 ) -> Reply:
     """Stream one reply to stdout (text, or JSON event lines) and return it.
 
@@ -48,7 +49,8 @@ async def stream_turn(
     schema = request.options.schema
     partials = PartialTracker() if schema is not None and events else None
     reply = await print_stream(partial(backend.stream, request), stop=stop, events=events,
-                               stats=stats, consumers=consumers, partials=partials)
+                               stats=stats, consumers=consumers, partials=partials,
+                               reasoning=reasoning)
     if schema is not None and reply.error is None and reply.finish_reason != "cancelled":
         _check_structured(reply, schema)
     return reply
@@ -72,10 +74,11 @@ async def print_stream(
     stats: bool = False,
     consumers: Sequence[Consumer] = (),
     partials: PartialTracker | None = None,
+    reasoning: ReasoningView | None = None,
 ) -> Reply:
     """Stream what ``produce`` sends to stdout (and ``consumers``); see ``stream_turn``."""
     out = sys.stdout.buffer
-    printer = Printer(out, events=events, partials=partials)
+    printer = Printer(out, events=events, partials=partials, reasoning=reasoning)
     recorder = StatsRecorder() if stats else None
     everyone = [printer, *([recorder] if recorder is not None else []), *consumers]
     reply = await run_stream(produce, everyone, stop=stop)

@@ -25,13 +25,16 @@ from streamkit.errors import one_line
 from streamkit.events import (
     Event,
     Finish,
+    ReasoningDelta,
     StreamError,
     TextDelta,
     TokenLogprob,
     ToolCallDelta,
     Usage,
 )
+from streamkit.protocol.reasoning import reasoning_of
 from streamkit.protocol.sse import ServerSentEvent, SSEDecoder
+from streamkit.protocol.think import ThinkSplitter, emit, split_into
 
 
 class _Function(msgspec.Struct):
@@ -49,6 +52,9 @@ class _Delta(msgspec.Struct):
     content: str | None = None
     tool_calls: list[_ToolCall] | None = None
     function_call: _Function | None = None
+    reasoning_content: str | None = None
+    reasoning: str | None = None
+    reasoning_details: list[Any] | None = None
 
 
 class _Choice(msgspec.Struct):
@@ -60,10 +66,15 @@ class _Choice(msgspec.Struct):
     token_ids: list[int] | None = None  # vLLM, with return_token_ids
 
 
+class _CompletionDetails(msgspec.Struct):
+    reasoning_tokens: int | None = None
+
+
 class _Usage(msgspec.Struct):
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     total_tokens: int | None = None
+    completion_tokens_details: _CompletionDetails | None = None
 
 
 class _Chunk(msgspec.Struct):
@@ -94,6 +105,10 @@ class ChunkParser:
         # consumer (the reply, the log, the next request's history) agrees on it.
         self._calls: set[tuple[int, int]] = set()
         self._call_prefix = f"call_{secrets.token_hex(4)}_"
+        # Thinking inline in the text (<think>...</think>) is looked for until
+        # each choice's answer begins; then its text passes straight through.
+        self._think: dict[int, ThinkSplitter] = {}
+        self._answering: set[int] = set()
 
     def feed(self, sse_events: list[ServerSentEvent]) -> list[Event]:
         out: list[Event] = []
@@ -126,12 +141,18 @@ class ChunkParser:
                     self._choice_events(choice, out)
             if chunk.usage is not None:
                 u = chunk.usage
-                out.append(Usage(u.prompt_tokens, u.completion_tokens, u.total_tokens))
+                details = u.completion_tokens_details
+                out.append(Usage(u.prompt_tokens, u.completion_tokens, u.total_tokens,
+                                 details.reasoning_tokens if details else None))
         return out
 
     def close(self) -> list[Event]:
-        """End of stream: the events that report an incomplete stream, if any."""
+        """End of stream: text held back as a possible tag, then the events that
+        report an incomplete stream, if any."""
         out: list[Event] = []
+        for index, splitter in sorted(self._think.items()):
+            emit(splitter.close(), index, out)
+        self._think.clear()
         if self.malformed:
             out.append(
                 StreamError(
@@ -167,16 +188,38 @@ class ChunkParser:
                 fn = delta.function_call
                 out.append(ToolCallDelta(0, self._call_id(index, 0, None), fn.name,
                                          fn.arguments or "", index))
+            if (delta.reasoning_content is not None or delta.reasoning is not None
+                    or delta.reasoning_details):
+                thought, opaque = reasoning_of(delta.reasoning_content, delta.reasoning,
+                                               delta.reasoning_details)
+                if thought or opaque:
+                    out.append(ReasoningDelta(thought, index, opaque))
+        if text and index not in self._answering:
+            text = self._split_thinking(index, text, out)
         if text or choice.token_ids:  # ids without text: a token whose text is held back
             logprobs = _logprobs(choice.logprobs) if choice.logprobs else None
             token_ids = tuple(choice.token_ids) if choice.token_ids is not None else None
             out.append(TextDelta(text or "", index, logprobs, token_ids))
         if choice.finish_reason is not None:
+            splitter = self._think.pop(index, None)
+            if splitter is not None:
+                emit(splitter.close(), index, out)
             self._open_choices.discard(index)
             self._finished_any = True
             out.append(Finish(choice.finish_reason, index))
         else:
             self._open_choices.add(index)
+
+    def _split_thinking(self, index: int, text: str, out: list[Event]) -> str:
+        """Reasoning parts of ``text`` into ``out``; the answer text that follows them."""
+        splitter = self._think.get(index)
+        if splitter is None:
+            splitter = self._think[index] = ThinkSplitter()
+        answer = split_into(splitter, text, index, out)
+        if splitter.answering:
+            self._answering.add(index)
+            del self._think[index]
+        return answer
 
     def _call_id(self, choice: int, index: int, given: str | None) -> str | None:
         """The id a fragment carries: the server's, or on the first fragment of a call

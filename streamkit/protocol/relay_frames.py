@@ -8,7 +8,8 @@ Client to relay (text frames, one JSON object each)::
     {"type": "complete", "id": "r2", "prompt": "Once upon a time", ...options}
     {"type": "cancel", "id": "r1"}
 
-Relay to client, every frame with the request ``id``: ``delta`` (``text``),
+Relay to client, every frame with the request ``id``: ``reasoning`` (``text``:
+a reasoning model's thinking, before its answer), ``delta`` (``text``),
 ``tool_call_delta`` (``call``: a fragment), ``tool_call`` (``call``: the whole
 call, as in ``--events``), ``usage`` (``usage``), ``queued`` (``position``),
 then exactly one ``finish`` (``finish_reason``) or ``error`` (``error``:

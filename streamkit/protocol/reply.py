@@ -9,7 +9,15 @@ ended the stream.
 from __future__ import annotations
 
 from streamkit.errors import StreamkitError, error_for_kind
-from streamkit.events import Event, Finish, StreamError, TextDelta, ToolCallDelta, Usage
+from streamkit.events import (
+    Event,
+    Finish,
+    ReasoningDelta,
+    StreamError,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from streamkit.protocol.toolcalls import ToolCall, ToolCallAccumulator
 
 
@@ -23,6 +31,8 @@ class Reply:
         self.error: StreamError | None = None
         self._tool_calls = ToolCallAccumulator()
         self.token_ids: list[int] = []  # of the text, when the producer gave them
+        self._reasoning: list[str] = []  # the thinking, kept apart from the text
+        self.opaque_reasoning: list[dict] = []  # sealed parts, as the provider sent them
 
     def add(self, batch: list[Event]) -> None:
         for event in batch:
@@ -31,6 +41,10 @@ class Reply:
                     self._parts.append(event.text)
                     if event.token_ids:
                         self.token_ids.extend(event.token_ids)
+            elif type(event) is ReasoningDelta:
+                if event.choice == 0:
+                    self._reasoning.append(event.text)
+                    self.opaque_reasoning.extend(event.opaque)
             elif isinstance(event, ToolCallDelta):
                 if event.choice == 0:
                     self._tool_calls.add(event)
@@ -45,6 +59,11 @@ class Reply:
     @property
     def text(self) -> str:
         return "".join(self._parts)
+
+    @property
+    def reasoning(self) -> str:
+        """The thinking that came before the answer ("" from a model that does not think)."""
+        return "".join(self._reasoning)
 
     @property
     def tool_calls(self) -> list[ToolCall]:

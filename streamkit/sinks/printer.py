@@ -9,6 +9,11 @@ still appears live.
 Events mode (``--events``) writes every event as a JSON line instead, for
 pipelines; lines are coalesced the same way.
 
+A reasoning model's thinking (``reasoning`` events) is never part of the
+answer: on a terminal it comes first, dim, and a blank line separates it
+from the answer; elsewhere it goes to stderr, and only when asked for, so
+stdout in a pipeline carries the answer alone (``ReasoningView``).
+
 Writes are plain blocking writes to the binary stdout. A pipe that does not
 drain therefore slows the printer, then (bounded channels) the producer: that
 is the documented backpressure of the printer.
@@ -16,26 +21,53 @@ is the documented backpressure of the printer.
 
 from __future__ import annotations
 
+import os
+import sys
+from dataclasses import dataclass
 from typing import BinaryIO
 
 import trio
 
-from streamkit.events import Batch, TextDelta, encode_event_line, is_reply_event
+from streamkit.events import Batch, ReasoningDelta, TextDelta, encode_event_line, is_reply_event
 from streamkit.protocol.structured import PartialTracker
 
 FLUSH_INTERVAL = 0.05  # seconds
 FLUSH_CHUNKS = 16
+DIM, RESET = b"\x1b[2m", b"\x1b[0m"
+
+
+@dataclass(frozen=True)
+class ReasoningView:
+    """Where thinking is shown: ``out`` (stdout itself, or stderr), dim or plain."""
+
+    out: BinaryIO
+    dim: bool
+    to_stdout: bool
+
+
+def reasoning_view(*, show: bool, to_stderr: bool) -> ReasoningView | None:
+    """Thinking on the terminal's stdout (unless hidden), on stderr when stdout is not a
+    terminal only if asked for (``--reasoning``), or nowhere."""
+    color = not os.environ.get("NO_COLOR")
+    if sys.stdout.isatty():
+        return ReasoningView(sys.stdout.buffer, color, True) if show else None
+    if to_stderr:
+        return ReasoningView(sys.stderr.buffer, color and sys.stderr.isatty(), False)
+    return None
 
 
 class Printer:
     """Consumes batches of events and writes them to ``out``."""
 
     def __init__(
-        self, out: BinaryIO, *, events: bool = False, partials: PartialTracker | None = None
+        self, out: BinaryIO, *, events: bool = False, partials: PartialTracker | None = None,
+        reasoning: ReasoningView | None = None,
     ) -> None:
         self.out = out
         self.events = events
         self.partials = partials  # with a schema: ``json_partial`` events after the deltas
+        self.reasoning = reasoning
+        self._thinking = False  # inside shown reasoning (its colour is on)
         self.wrote_text = False  # any reply text reached ``out``
         self.ends_with_newline = True
         self._pending: list[bytes] = []
@@ -61,13 +93,44 @@ class Printer:
             except trio.EndOfChannel:
                 pass
             finally:
+                if self._thinking:  # a reply that ended (or was stopped) while thinking
+                    self._end_thinking(b"\n")
                 self.flush()
 
     def _render_text(self, batch: Batch) -> None:
         pending = self._pending
         for event in batch:
             if type(event) is TextDelta and event.choice == 0 and event.text:
+                if self._thinking:
+                    self._end_thinking(b"\n\n")
                 pending.append(event.text.encode())
+            elif (type(event) is ReasoningDelta and event.choice == 0 and event.text
+                  and self.reasoning is not None):
+                self._think(event.text.encode())
+
+    def _think(self, data: bytes) -> None:
+        view = self.reasoning
+        assert view is not None
+        if not self._thinking:
+            self._thinking = True
+            data = (DIM if view.dim else b"") + data
+        if view.to_stdout:
+            self._pending.append(data)
+        else:
+            view.out.write(data)
+            view.out.flush()
+
+    def _end_thinking(self, separator: bytes) -> None:
+        """Close the thinking block: its colour off, then ``separator`` before the answer."""
+        view = self.reasoning
+        assert view is not None
+        self._thinking = False
+        data = (RESET if view.dim else b"") + (separator if view.to_stdout else b"\n")
+        if view.to_stdout:
+            self._pending.append(data)
+        else:
+            view.out.write(data)
+            view.out.flush()
 
     def _render_events(self, batch: Batch) -> None:
         self._pending.extend(encode_event_line(e) for e in batch if is_reply_event(e))

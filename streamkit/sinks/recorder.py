@@ -20,7 +20,7 @@ import msgspec
 import trio
 
 from streamkit.errors import UsageError
-from streamkit.events import Batch, ResponseInfo, TextDelta, ToolResult
+from streamkit.events import Batch, ReasoningDelta, ResponseInfo, TextDelta, ToolResult
 from streamkit.protocol.reply import Reply
 from streamkit.protocol.wire import request_bytes
 from streamkit.request import GenerationRequest, Message, ToolCallRef
@@ -180,7 +180,11 @@ class ReplyRecorder:
     def _take(self, batch: Batch) -> None:
         self.reply.add(batch)
         for event in batch:
-            if type(event) is TextDelta and event.choice == 0 and event.text:
+            if type(event) is ReasoningDelta and event.choice == 0 and (
+                    self._first_token_at is None):
+                self._first_token_at = trio.current_time()  # thinking is output too
+                self._wake.set()
+            elif type(event) is TextDelta and event.choice == 0 and event.text:
                 if self._first_token_at is None:
                     self._first_token_at = trio.current_time()
                     self._wake.set()  # the row is created at the first token
@@ -230,6 +234,10 @@ class ReplyRecorder:
                 ).decode()
                 if reply.tool_calls else None
             ),
+            reasoning=reply.reasoning or None,
+            reasoning_tokens=usage.reasoning_tokens if usage else None,
+            reasoning_opaque=(msgspec.json.encode(reply.opaque_reasoning).decode()
+                              if reply.opaque_reasoning else None),
         )
         await self._record_exchange(reply)
 

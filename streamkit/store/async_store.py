@@ -93,12 +93,15 @@ class AsyncStore:
         prompt_tokens: int | None = None, completion_tokens: int | None = None,
         ttft_s: float | None = None, duration_s: float | None = None,
         error: str | None = None, tool_calls: str | None = None,
+        reasoning: str | None = None, reasoning_tokens: int | None = None,
+        reasoning_opaque: str | None = None,
     ) -> None:
         await self._run(
             self.store.finish_message, message_id, status=status,
             finish_reason=finish_reason, prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens, ttft_s=ttft_s, duration_s=duration_s,
-            error=error, tool_calls=tool_calls)
+            error=error, tool_calls=tool_calls, reasoning=reasoning,
+            reasoning_tokens=reasoning_tokens, reasoning_opaque=reasoning_opaque)
 
     async def add_tool_call(
         self, conversation_id: str, message_id: int | None, *, hop: int, call_id: str | None,

@@ -67,7 +67,7 @@ _FAILED_QUERY = (
 _MESSAGE_COLUMNS = (
     "id, conversation_id, role, content, model, provider, created_at, finish_reason, "
     "prompt_tokens, completion_tokens, ttft_s, duration_s, status, error, tool_calls, "
-    "tool_call_id, request_id"
+    "tool_call_id, request_id, reasoning, reasoning_tokens, reasoning_opaque"
 )
 
 
@@ -239,6 +239,8 @@ class Store:
         prompt_tokens: int | None = None, completion_tokens: int | None = None,
         ttft_s: float | None = None, duration_s: float | None = None,
         error: str | None = None, tool_calls: str | None = None,
+        reasoning: str | None = None, reasoning_tokens: int | None = None,
+        reasoning_opaque: str | None = None,
     ) -> None:
         """Compact the streamed chunks into the content and record how it ended."""
         with self._transaction():
@@ -250,9 +252,11 @@ class Store:
             self.db.execute(
                 "UPDATE messages SET content = content || ?, status = ?, finish_reason = ?,"
                 " prompt_tokens = ?, completion_tokens = ?, ttft_s = ?, duration_s = ?,"
-                " error = ?, finished_at = ?, tool_calls = ? WHERE id = ?",
+                " error = ?, finished_at = ?, tool_calls = ?, reasoning = ?,"
+                " reasoning_tokens = ?, reasoning_opaque = ? WHERE id = ?",
                 (streamed or "", status, finish_reason, prompt_tokens, completion_tokens,
-                 ttft_s, duration_s, error, time.time(), tool_calls, message_id),
+                 ttft_s, duration_s, error, time.time(), tool_calls, reasoning,
+                 reasoning_tokens, reasoning_opaque, message_id),
             )
             self.db.execute("DELETE FROM message_chunks WHERE message_id = ?", (message_id,))
 

@@ -115,8 +115,13 @@ MIGRATIONS: list[str] = [
     ALTER TABLE requests ADD COLUMN failed_at REAL;
     CREATE INDEX requests_failed ON requests(failed_at) WHERE failed_at IS NOT NULL;
     """,
+    # 6 -> 7: a reasoning model's thinking, apart from the reply text (and so out
+    # of the text's full-text index); sealed parts kept as the provider sent them.
+    """
+    ALTER TABLE messages ADD COLUMN reasoning TEXT;
+    ALTER TABLE messages ADD COLUMN reasoning_tokens INTEGER;
+    ALTER TABLE messages ADD COLUMN reasoning_opaque TEXT;
+    """,
 ]
-
-
 
 SCHEMA_VERSION = len(MIGRATIONS)

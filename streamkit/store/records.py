@@ -23,6 +23,9 @@ class StoredMessage(msgspec.Struct, frozen=True):
     tool_calls: str | None = None  # JSON list of {id, name, arguments}
     tool_call_id: str | None = None
     request_id: int | None = None  # the ``requests`` row a reply answers
+    reasoning: str | None = None  # a reasoning model's thinking, never part of content
+    reasoning_tokens: int | None = None
+    reasoning_opaque: str | None = None  # JSON list of sealed parts, as sent
 
 
 

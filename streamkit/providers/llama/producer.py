@@ -51,6 +51,7 @@ from streamkit.events import (
 )
 from streamkit.protocol.stops import StopFilter
 from streamkit.protocol.structured import bounded_schema
+from streamkit.protocol.think import Part, ThinkSplitter, emit, opens_thinking, split_into
 from streamkit.providers.llama.model import LocalModel
 from streamkit.providers.llama.sampling import local_request
 from streamkit.request import GenerationRequest, Message
@@ -201,7 +202,8 @@ class LlamaLocalProducer:
                 )
             seed = request.options.seed
             llm.set_seed(seed if seed is not None else random.randrange(2**31))
-            reason, count = self._sample(llm, request, prompt, room, mailbox, sampling)
+            reason, count, thinking = self._sample(llm, request, prompt, room, mailbox,
+                                                   sampling)
         except ModelError as exc:
             mailbox.put(StreamError(exc.kind, exc.message))
             return
@@ -210,7 +212,7 @@ class LlamaLocalProducer:
             return
         if reason != "cancelled":
             mailbox.put(Finish(reason))
-        mailbox.put(Usage(len(prompt), count, len(prompt) + count))
+        mailbox.put(Usage(len(prompt), count, len(prompt) + count, thinking or None))
 
     def _sample(
         self,
@@ -220,7 +222,9 @@ class LlamaLocalProducer:
         room: int,
         mailbox: _Mailbox,
         sampling: dict[str, Any],
-    ) -> tuple[str, int]:
+    ) -> tuple[str, int, int]:
+        """Generate into ``mailbox``: the finish reason, tokens generated, and how many of
+        them were thinking (``<think>`` text, when the model writes it)."""
         import llama_cpp
 
         opts = request.options
@@ -236,6 +240,10 @@ class LlamaLocalProducer:
         schema = bounded_schema(opts.schema) if opts.schema is not None else None
         document = _json_document() if schema is not None else None  # the JSON so far
         count = 0
+        thinking = 0
+        # A reasoning model's <think> block; a JSON reply (a schema) has none.
+        splitter = None if schema is not None else ThinkSplitter(
+            inside=opens_thinking(llm.detokenize(prompt[-8:]).decode("utf-8", "replace")))
         reason = "length"
         tokens = llm.generate(
             prompt,
@@ -247,7 +255,7 @@ class LlamaLocalProducer:
         try:
             for token in tokens:
                 if mailbox.aborted:
-                    return "cancelled", count
+                    return "cancelled", count, thinking
                 trio.from_thread.check_cancelled()
                 if llama_cpp.llama_vocab_is_eog(vocab, token) or token in stop_ids:
                     reason = "stop"
@@ -259,6 +267,13 @@ class LlamaLocalProducer:
                     logprobs.append(_token_logprob(llm, token, piece, opts.logprobs or 0))
                 if want_ids:
                     ids.append(token)
+                if splitter is not None and text:
+                    thinking += splitter.in_reasoning
+                    text = self._put_thinking(splitter, text, mailbox)
+                    if not text:  # thinking: its tokens are not the answer's
+                        logprobs, ids = [], []
+                    if splitter.answering:
+                        splitter = None  # from here on, every piece is answer
                 if text:
                     mailbox.put(TextDelta(text, 0, tuple(logprobs) if want_logprobs else None,
                                           tuple(ids) if want_ids else None))
@@ -277,6 +292,10 @@ class LlamaLocalProducer:
         finally:
             tokens.close()
         tail = stops.feed(decoder.decode(b"", final=True)) + stops.flush()
+        if splitter is not None:
+            tail = self._put_thinking(splitter, tail, mailbox) if tail else ""
+            for event in _events_of(splitter.close()):
+                mailbox.put(event)
         if document is not None and reason == "length":
             document = _fed(document, tail)
             if document is not None and not document.done:  # cut short: close it validly
@@ -285,7 +304,16 @@ class LlamaLocalProducer:
         if tail:
             mailbox.put(TextDelta(tail, 0, tuple(logprobs) if want_logprobs else None,
                                   tuple(ids) if want_ids else None))
-        return reason, count
+        return reason, count, thinking
+
+    @staticmethod
+    def _put_thinking(splitter: ThinkSplitter, text: str, mailbox: _Mailbox) -> str:
+        """Thinking in ``text`` into the mailbox; the answer text that ends it."""
+        events: list[Event] = []
+        answer = split_into(splitter, text, 0, events)
+        for event in events:
+            mailbox.put(event)
+        return answer
 
     async def context_budget(self, request: GenerationRequest) -> tuple[int, Callable] | None:
         """Tokens the prompt may use (the window less the reply's room), and a counter."""
@@ -306,6 +334,12 @@ class LlamaLocalProducer:
 
     async def check_model(self, model: str | None) -> None:
         await self.model.llm()
+
+
+def _events_of(parts: list[Part]) -> list[Event]:
+    events: list[Event] = []
+    emit(parts, 0, events)
+    return events
 
 
 def _token_logprob(llm: Llama, token: int, piece: bytes, top: int) -> TokenLogprob:
