@@ -36,6 +36,12 @@ def chunk(content: str | None = None, finish: str | None = None) -> bytes:
     return b"data: " + json.dumps(payload).encode() + b"\n\n"
 
 
+def reasoning_chunk(thought: str) -> bytes:
+    payload = {"choices": [{"index": 0, "delta": {"reasoning_content": thought},
+                            "finish_reason": None}]}
+    return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+
 def completion_chunk(text: str, finish: str | None = None) -> bytes:
     payload = {"choices": [{"index": 0, "text": text, "finish_reason": finish}]}
     return b"data: " + json.dumps(payload).encode() + b"\n\n"
@@ -228,6 +234,15 @@ async def scenario(stream: trio.SocketStream, name: str, key: str, request: dict
     elif name == "named-done":  # the sentinel under a named event, then a stray chunk
         await stream_pieces(stream, [*HELLO[:-1], b"event: done\ndata: [DONE]\n\n",
                                      chunk(" -- sent after the end")])
+    elif name == "thinks":  # a reasoning model: reasoning_content, then the answer
+        await stream_pieces(stream, [reasoning_chunk("Two and "), reasoning_chunk("two."),
+                                     chunk("4"), chunk(finish="stop"), DONE])
+    elif name == "thinks-inline":  # the same, as <think> text inside content
+        await stream_pieces(stream, [chunk("<think>Two and"), chunk(" two.</th"),
+                                     chunk("ink>\n\n4"), chunk(finish="stop"), DONE])
+    elif name == "thinks-then-fails":  # thinking, then the server gives up
+        await stream_pieces(stream, [reasoning_chunk("Let me see"),
+                                     b'data: {"error": {"message": "model crashed"}}\n\n'])
     elif name.startswith("many-"):  # many-N: N one-word chunks, as fast as possible
         count = int(name.split("-")[1])
         await start_sse(stream)
