@@ -39,6 +39,16 @@ def stop_process(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``server`` every test that needs ``llama_server``, directly or through other
+    fixtures (``fixturenames`` is the closure), so ``-m "not server"`` never starts it."""
+    for item in items:
+        needs_server = "llama_server" in getattr(item, "fixturenames", ())
+        if needs_server and not item.get_closest_marker("server"):
+            item.add_marker(pytest.mark.server)
+
+
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real OpenAI-compatible server (llama_cpp.server) running SmolLM2; its /v1 URL."""

@@ -13,11 +13,21 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
 import trio
+
+import scripted_http
+from scripted_http import (
+    Request,
+    end_chunked,
+    read_request,
+    send_json,
+    send_piece,
+    start_sse,
+    stream_pieces,
+)
 
 Handler = Callable[[trio.SocketStream, str, dict], Awaitable[None]]
 
@@ -125,58 +135,18 @@ def echo_scores(body: dict) -> dict:
                                       "token_logprobs": logprobs, "top_logprobs": tops}}]}
 
 
-async def send_head(stream: trio.SocketStream, status: str, headers: dict[str, str]) -> None:
-    lines = [f"HTTP/1.1 {status}"] + [f"{k}: {v}" for k, v in headers.items()]
-    await stream.send_all(("\r\n".join(lines) + "\r\n\r\n").encode())
-
-
-async def start_sse(stream: trio.SocketStream) -> None:
-    await send_head(
-        stream,
-        "200 OK",
-        {"Content-Type": "text/event-stream", "Transfer-Encoding": "chunked",
-         "Connection": "close"},
-    )
-
-
-async def send_piece(stream: trio.SocketStream, data: bytes) -> None:
-    await stream.send_all(b"%x\r\n%b\r\n" % (len(data), data))
-
-
-async def end_chunked(stream: trio.SocketStream) -> None:
-    await stream.send_all(b"0\r\n\r\n")
-
-
-async def send_json(stream: trio.SocketStream, status: str, body: object, **headers: str) -> None:
-    raw = json.dumps(body).encode()
-    await send_head(
-        stream,
-        status,
-        {"Content-Type": "application/json", "Content-Length": str(len(raw)),
-         "Connection": "close", **{k.replace("_", "-"): v for k, v in headers.items()}},
-    )
-    await stream.send_all(raw)
-
-
-async def stream_pieces(stream: trio.SocketStream, pieces: list[bytes]) -> None:
-    await start_sse(stream)
-    for piece in pieces:
-        await send_piece(stream, piece)
-    await end_chunked(stream)
-
-
-async def scenario(stream: trio.SocketStream, name: str, key: str, request: dict) -> None:
+async def scenario(stream: trio.SocketStream, name: str, key: str, request: Request) -> None:
     if name == "by-model":  # the request's model names the scenario (mixed batches)
-        name = json.loads(request["body"]).get("model", "ok")
-        key = f"{key}/{json.loads(request['body']).get('prompt', '')}"
+        name = json.loads(request.body).get("model", "ok")
+        key = f"{key}/{json.loads(request.body).get('prompt', '')}"
     attempt = _attempts[name, key]
     _attempts[name, key] += 1
     arrivals.append((name, trio.current_time()))
-    auth = request["headers"].get("authorization", "")
+    auth = request.headers.get("authorization", "")
     if name == "ok":
         await stream_pieces(stream, HELLO)
     elif name == "tools":
-        await stream_pieces(stream, tool_scenario(json.loads(request["body"])))
+        await stream_pieces(stream, tool_scenario(json.loads(request.body)))
     elif name == "delayed":  # a short stream after 200 ms, like a busy server
         await trio.sleep(0.2)
         await stream_pieces(stream, HELLO)
@@ -209,7 +179,7 @@ async def scenario(stream: trio.SocketStream, name: str, key: str, request: dict
         await end_chunked(stream)
     elif name == "429-then-ok" and attempt == 0:
         await send_json(stream, "429 Too Many Requests",
-                        {"error": {"message": "slow down"}}, Retry_After="2")
+                        {"error": {"message": "slow down"}}, {"Retry-After": "2"})
     elif name == "500-then-ok" and attempt == 0:
         await send_json(stream, "500 Internal Server Error", {"error": {"message": "oops"}})
     elif name in ("429-then-ok", "500-then-ok"):
@@ -253,35 +223,12 @@ async def scenario(stream: trio.SocketStream, name: str, key: str, request: dict
         await send_piece(stream, chunk(finish="stop") + DONE)
         await end_chunked(stream)
     elif name == "echo-scores":
-        await send_json(stream, "200 OK", echo_scores(json.loads(request["body"])))
+        await send_json(stream, "200 OK", echo_scores(json.loads(request.body)))
     elif name == "no-echo":  # a server that ignores ``echo``
         await send_json(stream, "200 OK",
-                        echo_scores({**json.loads(request["body"]), "echo": False}))
+                        echo_scores({**json.loads(request.body), "echo": False}))
     else:
         await send_json(stream, "404 Not Found", {"error": {"message": f"no scenario {name}"}})
-
-
-async def read_request(stream: trio.SocketStream) -> dict | None:
-    buffer = b""
-    while b"\r\n\r\n" not in buffer:
-        data = await stream.receive_some(65536)
-        if not data:
-            return None
-        buffer += data
-    head, _, body = buffer.partition(b"\r\n\r\n")
-    request_line, *header_lines = head.decode("latin-1").split("\r\n")
-    method, target, _ = request_line.split(" ", 2)
-    headers = {}
-    for line in header_lines:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    length = int(headers.get("content-length", "0"))
-    while len(body) < length:
-        data = await stream.receive_some(65536)
-        if not data:
-            return None
-        body += data
-    return {"method": method, "target": target, "headers": headers, "body": body}
 
 
 async def handle(stream: trio.SocketStream) -> None:
@@ -289,7 +236,7 @@ async def handle(stream: trio.SocketStream) -> None:
         request = await read_request(stream)
         if request is None:
             return
-        parts = request["target"].strip("/").split("/")
+        parts = request.target.strip("/").split("/")
         try:
             if parts[-1] == "models":
                 await send_json(stream, "200 OK", {"data": [{"id": "scripted"}]})
@@ -300,19 +247,8 @@ async def handle(stream: trio.SocketStream) -> None:
 
 
 async def serve(*, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-    task_status.started(listeners[0].socket.getsockname()[1])
-    await trio.serve_listeners(handle, listeners)
-
-
-async def _main() -> None:
-    async with trio.open_nursery() as nursery:
-        port = await nursery.start(serve)
-        print(f"PORT {port}", flush=True)
+    await scripted_http.serve(handle, task_status=task_status)
 
 
 if __name__ == "__main__":
-    try:
-        trio.run(_main)
-    except KeyboardInterrupt:
-        sys.exit(0)
+    scripted_http.run_program(handle)

@@ -26,12 +26,14 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
 import trio
+
+import scripted_http
+from scripted_http import end_chunked, read_request, send_json, send_piece, start_sse
 
 DONE = b"data: [DONE]\n\n"
 
@@ -102,8 +104,11 @@ class Exchange:
         self.status = int(plan.fail) if failing and plan.fail.isdigit() else 200
         self.cut = bool(failing and plan.fail == "break")
 
+    def error(self) -> dict:
+        return {"error": {"message": f"scripted failure {self.status}"}}
+
     def error_body(self) -> bytes:
-        return json.dumps({"error": {"message": f"scripted failure {self.status}"}}).encode()
+        return json.dumps(self.error()).encode()
 
     async def chunks(self, started: float) -> AsyncIterator[bytes]:
         """The response body, each piece yielded at its scheduled time."""
@@ -173,31 +178,6 @@ def transport() -> httpx.MockTransport:
 # -- as a program: HTTP/1.1 over sockets, keep-alive ----------------------------------------
 
 
-async def _read_request(stream: trio.SocketStream, buffer: bytearray) -> tuple | None:
-    while b"\r\n\r\n" not in buffer:
-        data = await stream.receive_some(65536)
-        if not data:
-            return None
-        buffer += data
-    head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
-    request_line, *lines = head.decode("latin-1").split("\r\n")
-    method, target, _ = request_line.split(" ", 2)
-    headers = {n.strip().lower(): v.strip() for n, _, v in (ln.partition(":") for ln in lines)}
-    length = int(headers.get("content-length", "0"))
-    while len(rest) < length:
-        data = await stream.receive_some(65536)
-        if not data:
-            return None
-        rest += data
-    buffer[:] = rest[length:]
-    return method, target, rest[:length]
-
-
-async def _send(stream: trio.SocketStream, status: int, headers: dict, body: bytes = b"") -> None:
-    head = [f"HTTP/1.1 {status} X"] + [f"{k}: {v}" for k, v in headers.items()]
-    await stream.send_all(("\r\n".join(head) + "\r\n\r\n").encode() + body)
-
-
 connections_accepted = 0  # as a program or under ``serve``: TCP connections so far
 
 
@@ -208,48 +188,32 @@ async def _handle(stream: trio.SocketStream) -> None:
     async with stream:
         try:
             while True:
-                request = await _read_request(stream, buffer)
+                request = await read_request(stream, buffer)
                 if request is None:
                     return
                 started = trio.current_time()
-                _, target, raw = request
-                plan, key, rest = route(target)
+                plan, key, rest = route(request.target)
                 if rest == "stats":
-                    body = json.dumps(vars(_counters(key))).encode()
-                    await _send(stream, 200, {"Content-Type": "application/json",
-                                              "Content-Length": len(body)}, body)
+                    await send_json(stream, "200 X", vars(_counters(key)), close=False)
                     continue
-                exchange = Exchange(plan, key, json.loads(raw or b"{}"), rest)
+                exchange = Exchange(plan, key, json.loads(request.body or b"{}"), rest)
                 if exchange.status != 200:
-                    body = exchange.error_body()
-                    await _send(stream, exchange.status, {"Content-Type": "application/json",
-                                                          "Content-Length": len(body)}, body)
+                    await send_json(stream, f"{exchange.status} X", exchange.error(),
+                                    close=False)
                     continue
-                await _send(stream, 200, {"Content-Type": "text/event-stream",
-                                          "Transfer-Encoding": "chunked"})
+                await start_sse(stream, "200 X", close=False)
                 async for piece in exchange.chunks(started):
-                    await stream.send_all(b"%x\r\n%b\r\n" % (len(piece), piece))
+                    await send_piece(stream, piece)
                 if exchange.cut:
                     return  # no terminating chunk: the stream breaks
-                await stream.send_all(b"0\r\n\r\n")
+                await end_chunked(stream)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
 
 
 async def serve(*, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1", backlog=1024)
-    task_status.started(listeners[0].socket.getsockname()[1])
-    await trio.serve_listeners(_handle, listeners)
-
-
-async def _main() -> None:
-    async with trio.open_nursery() as nursery:
-        port = await nursery.start(serve)
-        print(f"PORT {port}", flush=True)
+    await scripted_http.serve(_handle, backlog=1024, task_status=task_status)
 
 
 if __name__ == "__main__":
-    try:
-        trio.run(_main)
-    except KeyboardInterrupt:
-        sys.exit(0)
+    scripted_http.run_program(_handle, backlog=1024)

@@ -24,12 +24,13 @@ must not (``set-cookie``). Run as a program, it prints ``PORT <n>``.
 from __future__ import annotations
 
 import json
-import sys
 from collections import defaultdict
 
 import trio
 
-from fault_server import DONE, end_chunked, read_request, send_head, send_json, send_piece
+import scripted_http
+from fault_server import DONE
+from scripted_http import read_request, send_json, stream_pieces
 
 bodies: defaultdict[str, list[bytes]] = defaultdict(list)
 
@@ -75,7 +76,7 @@ async def handle(stream: trio.SocketStream) -> None:
         request = await read_request(stream)
         if request is None:
             return
-        parts = request["target"].strip("/").split("/")
+        parts = request.target.strip("/").split("/")
         if parts[-1] == "models":
             await send_json(stream, "200 OK", {"data": [{"id": "scripted"}]})
             return
@@ -83,15 +84,14 @@ async def handle(stream: trio.SocketStream) -> None:
         if parts[-1] == "bodies":
             await send_json(stream, "200 OK", [b.decode("latin-1") for b in bodies[key]])
             return
-        bodies[key].append(request["body"])
+        bodies[key].append(request.body)
         number = len(bodies[key])
         headers = _headers(key, number)
         if name == "fail-once" and number == 1:
             await send_json(stream, "500 Internal Server Error",
-                            {"error": {"message": "the scripted server failed"}},
-                            **{k.replace("-", "_"): v for k, v in headers.items()})
+                            {"error": {"message": "the scripted server failed"}}, headers)
             return
-        body = json.loads(request["body"])
+        body = json.loads(request.body)
         if name == "no-json-schema" and body.get("response_format", {}).get("type") == (
             "json_schema"
         ):
@@ -102,23 +102,9 @@ async def handle(stream: trio.SocketStream) -> None:
             await send_json(stream, f"{body['scripted_status']} Scripted", {"error": {
                 "message": "the scripted status"}})
             return
-        await send_head(stream, "200 OK", {
-            "Content-Type": "text/event-stream", "Transfer-Encoding": "chunked",
-            "Connection": "close", **headers,
-        })
-        for piece in _chunks(body, parts[-1] == "completions" and parts[-2] == "chat"):
-            await send_piece(stream, piece)
-        await end_chunked(stream)
-
-
-async def _main() -> None:
-    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-    print(f"PORT {listeners[0].socket.getsockname()[1]}", flush=True)
-    await trio.serve_listeners(handle, listeners)
+        chat = parts[-1] == "completions" and parts[-2] == "chat"
+        await stream_pieces(stream, _chunks(body, chat), headers)
 
 
 if __name__ == "__main__":
-    try:
-        trio.run(_main)
-    except KeyboardInterrupt:
-        sys.exit(0)
+    scripted_http.run_program(handle)
