@@ -77,6 +77,20 @@ async def test_closed_loop_times_match_the_server_exactly(autojump_clock):
     assert figures["output_tokens_source"] == "usage"
 
 
+async def test_a_model_that_thinks_first_has_both_first_token_times(autojump_clock):
+    """TTFT is the first output of any kind; TTFA the first of the answer."""
+    result, _ = await run("ttft=0.2,itl=0.05,tokens=8,think=5",
+                          RunSpec("concurrency", concurrency=2, requests=4))
+    figures = run_figures(result.samples, result.duration)
+    for sample in result.samples:
+        assert sample.ttft == pytest.approx(0.2, abs=EXACT)
+        assert sample.ttfa == pytest.approx(0.2 + 5 * 0.05, abs=EXACT)
+        assert sample.reasoning_tokens == 5
+    assert figures["ttft_ms"]["p50"] == pytest.approx(200)
+    assert figures["ttfa_ms"]["p99"] == pytest.approx(450)
+    assert figures["reasoning_tokens"] == 20
+
+
 async def test_concurrency_n_never_has_more_than_n_in_flight(autojump_clock):
     result, key = await run("ttft=0.1,itl=0.01,tokens=4",
                             RunSpec("concurrency", concurrency=4, requests=21))

@@ -391,3 +391,15 @@ async def test_a_schema_is_checked_before_the_finish_frame(local_backend):
     text = "".join(f["text"] for f in frames if f["type"] == "delta")
     assert frames[-1]["type"] == "finish" and frames[-1]["json"] == json.loads(text)
     assert set(frames[-1]["json"]) == {"name", "age"}
+
+
+async def test_reasoning_comes_in_frames_of_its_own():
+    async with running_relay("thinks") as (url, _), open_websocket_url(url) as ws:
+        await ws.send_message(chat("r"))
+        frames = await frames_until_end(ws, {"r"})
+    kinds = [(f["type"], f.get("text")) for f in frames]
+    assert ("delta", "4") in kinds
+    thought = "".join(text for kind, text in kinds if kind == "reasoning")
+    assert thought == "Two and two."
+    assert kinds.index(("delta", "4")) > max(i for i, (k, _) in enumerate(kinds)
+                                             if k == "reasoning")

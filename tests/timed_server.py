@@ -5,7 +5,9 @@ is ``ttft=0.2,itl=0.05,tokens=8,usage=1,fail=3:503`` (seconds; every field
 optional): the first content chunk goes ``ttft`` after the request arrived,
 then one token every ``itl``; ``tokens`` content chunks (default: the
 request's ``max_tokens``, else 16), then a ``usage`` chunk when ``usage=1``
-and the client asked for it; ``fail=K:STATUS`` answers every K-th request
+and the client asked for it; ``think=N``: the first N of those chunks are a
+reasoning model's thinking (``reasoning_content``), the rest its answer;
+``fail=K:STATUS`` answers every K-th request
 with that HTTP status, ``fail=K:break`` cuts every K-th stream after its first
 token. ``<key>`` separates the counters of different tests: ``GET
 /<plan>/<key>/stats`` returns ``{"requests", "in_flight", "max_in_flight"}``.
@@ -47,6 +49,7 @@ class Plan:
     fail_every: int = 0
     fail: str = ""
     prompt_tokens: int = 7
+    think: int = 0
 
     @classmethod
     def parse(cls, text: str) -> Plan:
@@ -55,7 +58,7 @@ class Plan:
             name, _, value = item.partition("=")
             if name in ("ttft", "itl"):
                 fields[name] = float(value)
-            elif name in ("tokens", "prompt_tokens"):
+            elif name in ("tokens", "prompt_tokens", "think"):
                 fields[name] = int(value)
             elif name == "usage":
                 fields["usage"] = value == "1"
@@ -81,9 +84,10 @@ def _counters(key: str) -> Counters:
     return counters.setdefault(key, Counters())
 
 
-def _payload(chat: bool, text: str | None, finish: str | None, t: float) -> bytes:
+def _payload(chat: bool, text: str | None, finish: str | None, t: float,
+             thought: bool = False) -> bytes:
     if chat:
-        delta = {} if text is None else {"content": text}
+        delta = {} if text is None else {"reasoning_content" if thought else "content": text}
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
     else:
         choice = {"index": 0, "text": text or "", "finish_reason": finish}
@@ -122,7 +126,7 @@ class Exchange:
                 await trio.sleep_until(started + plan.ttft + k * plan.itl)
                 now = trio.current_time() - started
                 sent.append(now)
-                yield _payload(self.chat, f"tok{k} ", None, now)
+                yield _payload(self.chat, f"tok{k} ", None, now, thought=k < plan.think)
                 if self.cut:
                     return
             tail = _payload(self.chat, None, "length", trio.current_time() - started)
@@ -130,6 +134,8 @@ class Exchange:
             if plan.usage and wants_usage:
                 usage = {"prompt_tokens": plan.prompt_tokens, "completion_tokens": tokens,
                          "total_tokens": plan.prompt_tokens + tokens}
+                if plan.think:
+                    usage["completion_tokens_details"] = {"reasoning_tokens": plan.think}
                 tail += b"data: " + json.dumps({"choices": [], "usage": usage}).encode() + b"\n\n"
         finally:
             counters.in_flight -= 1
