@@ -137,7 +137,7 @@ class ResponseInfo(msgspec.Struct, frozen=True, tag="response", tag_field="type"
 
 class JsonPartial(msgspec.Struct, frozen=True, tag="json_partial", tag_field="type"):
     """With a schema, under ``--events``: the JSON value parsed so far (see
-    ``streamkit.protocol.json_stream`` for what an unfinished value shows)."""
+    ``streamkit.protocol.json_parse`` for what an unfinished value shows)."""
 
     value: Any
 

@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from streamkit.protocol.json_stream import JSONStream, JSONStreamError
+from streamkit.protocol.json_parse import JSONStream, JSONStreamError
 
 # -- documents and schemas ----------------------------------------------------
 

@@ -23,7 +23,7 @@ from streamkit.errors import ProtocolError
 from streamkit.events import Batch, JsonPartial, TextDelta
 
 if TYPE_CHECKING:
-    from streamkit.protocol.json_stream import JSONStream
+    from streamkit.protocol.json_parse import JSONStream
 
 # Forms of ``response_format`` tried in order, until a server accepts one.
 SCHEMA_FORMS = ("json_schema", "json_object+schema", "json_object+prompt")
@@ -109,7 +109,7 @@ class PartialTracker:
     schema just ends the tracking; the final check reports it."""
 
     def __init__(self) -> None:
-        from streamkit.protocol.json_stream import JSONStream  # only with --schema --events
+        from streamkit.protocol.json_parse import JSONStream  # only with --schema --events
 
         self._stream: JSONStream | None = JSONStream()
 

@@ -59,7 +59,7 @@ from streamkit.request import GenerationRequest, Message
 if TYPE_CHECKING:
     from llama_cpp import Llama
 
-    from streamkit.protocol.json_stream import JSONStream
+    from streamkit.protocol.json_parse import JSONStream
 
 MAILBOX_LIMIT = 1024  # events the thread may run ahead of a slow consumer
 THREAD_NAME = "streamkit-llama"
@@ -384,6 +384,6 @@ def _fed(document: JSONStream, text: str) -> JSONStream | None:
 
 
 def _json_document() -> JSONStream:
-    from streamkit.protocol.json_stream import JSONStream  # only with a schema
+    from streamkit.protocol.json_parse import JSONStream  # only with a schema
 
     return JSONStream()
