@@ -10,7 +10,14 @@ import time
 
 import pytest
 
-from streamkit.protocol.ndjson import BatchRecord, InputProblem, LineSplitter, parse_record
+from streamkit.protocol.ndjson import (
+    BatchRecord,
+    InputProblem,
+    LineSplitter,
+    LineTooLong,
+    TooLong,
+    parse_record,
+)
 from streamkit.request import GenerationOptions
 
 
@@ -34,6 +41,24 @@ def test_line_splitter_same_result_however_chunked():
         splitter = LineSplitter()
         got = splitter.feed(data[:cut]) + splitter.feed(data[cut:]) + splitter.close()
         assert got == expected
+
+
+def test_line_splitter_skips_an_overlong_line_in_bounded_memory():
+    data = b'{"a":1}\n' + b"x" * 25 + b'\n{"b":2}\r\n' + b"y" * 11 + b"\r\n" + b"z" * 40
+    whole = LineSplitter(10, skip_overlong=True)
+    expected = whole.feed(data) + whole.close()
+    assert expected == [(1, b'{"a":1}'), (2, TooLong(10)), (3, b'{"b":2}'), (4, TooLong(10)),
+                        (5, TooLong(10))]
+    for cut in range(len(data) + 1):
+        for step in (1, 3, 7):  # the tail fed in small reads, as from a pipe
+            splitter = LineSplitter(10, skip_overlong=True)
+            got = splitter.feed(data[:cut])
+            for start in range(cut, len(data), step):
+                got += splitter.feed(data[start:start + step])
+                assert splitter.held_bytes <= 10
+            assert got + splitter.close() == expected
+    with pytest.raises(LineTooLong, match="line 2 is longer than 10 bytes"):
+        LineSplitter(10).feed(b"ok\n" + b"x" * 11 + b"\n")
 
 
 def test_parse_record_fields_defaults_and_problems():

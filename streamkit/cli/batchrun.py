@@ -17,6 +17,7 @@ from streamkit.errors import PartialBatchError, UsageError
 from streamkit.pipeline.batch import BatchRunner, finished_ids
 from streamkit.pipeline.command import report
 from streamkit.pipeline.interrupts import Interrupts
+from streamkit.pipeline.jsonl_lines import count_lines
 from streamkit.providers.backend import open_backend
 from streamkit.request import GenerationOptions
 from streamkit.store.async_store import AsyncStore
@@ -107,7 +108,7 @@ async def run_jsonl(
     if sys.stderr.isatty():
         from streamkit.sinks.progress import BatchProgress  # rich.progress: terminals only
 
-        progress = BatchProgress(_count_lines(input_path) if input_path else None)
+        progress = BatchProgress(count_lines(input_path) if input_path else None)
     store = await AsyncStore.open(db) if db is not None else None
     replay = None
     if from_log and store is not None:
@@ -141,11 +142,3 @@ async def run_jsonl(
         return error.exit_code
     return 0
 
-
-def _count_lines(path: Path) -> int | None:
-    """Non-blank lines of the input, for the progress bar's total (None if unreadable)."""
-    try:
-        with path.open("rb") as handle:
-            return sum(1 for line in handle if line.strip())
-    except OSError:
-        return None

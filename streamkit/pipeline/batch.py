@@ -31,8 +31,9 @@ import msgspec
 import trio
 
 from streamkit.events import Batch, encode_event_line, is_reply_event
+from streamkit.pipeline.jsonl_lines import LineReader
 from streamkit.pipeline.stream import run_stream
-from streamkit.protocol.ndjson import BatchRecord, InputProblem, LineSplitter, parse_record
+from streamkit.protocol.ndjson import BatchRecord, InputProblem, parse_record
 from streamkit.protocol.structured import PartialTracker, check_reply
 from streamkit.providers.backend import Backend
 from streamkit.request import GenerationOptions
@@ -43,8 +44,6 @@ from streamkit.store.records import StoredMessage
 
 if TYPE_CHECKING:  # rich.progress costs start-up time; only a terminal needs it
     from streamkit.sinks.progress import BatchProgress
-
-READ_SIZE = 64 * 1024
 
 _encode = msgspec.json.Encoder().encode
 
@@ -133,26 +132,20 @@ class BatchRunner:
         jobs: trio.MemorySendChannel[tuple[int, Any]],
         slots: trio.Semaphore,
     ) -> None:
-        splitter = LineSplitter()
+        reader = LineReader(source)
         seq = 0
         async with jobs:
-            while True:
-                data = await source.receive_some(READ_SIZE)
-                lines = splitter.feed(data) if data else splitter.close()
-                for number, line in lines:
-                    if not line.strip():
-                        continue
-                    job = parse_record(
-                        number, line, kind=self.kind, model=self.model, defaults=self.defaults
-                    )
-                    if id_key(job.id) in self.skip_ids:
-                        self.summary.skipped += 1
-                        continue
-                    await slots.acquire()
-                    await jobs.send((seq, job))
-                    seq += 1
-                if not data:
-                    return
+            while (numbered := await reader.next_line()) is not None:
+                number, line = numbered
+                job = parse_record(
+                    number, line, kind=self.kind, model=self.model, defaults=self.defaults
+                )
+                if id_key(job.id) in self.skip_ids:
+                    self.summary.skipped += 1
+                    continue
+                await slots.acquire()
+                await jobs.send((seq, job))
+                seq += 1
 
     async def _work(
         self,

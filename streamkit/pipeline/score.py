@@ -8,6 +8,7 @@ finished records are written even on Ctrl-C so ``--resume`` starts after them.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -22,8 +23,9 @@ from streamkit.errors import PartialBatchError, StreamkitError, UsageError
 from streamkit.pipeline.batch import finished_ids, id_key
 from streamkit.pipeline.command import report
 from streamkit.pipeline.interrupts import Interrupts
+from streamkit.pipeline.jsonl_lines import LineReader, count_lines
 from streamkit.protocol.echo import CannotScore
-from streamkit.protocol.ndjson import LineSplitter
+from streamkit.protocol.ndjson import TooLong, too_long_message
 from streamkit.protocol.scoring import ScoreResult
 from streamkit.providers.llama.files import resolve_local_model
 from streamkit.providers.llama.score import LocalScorer
@@ -87,52 +89,65 @@ async def score_jsonl(
     On Ctrl-C the finished records of the current group are written too, so
     ``--resume`` starts after them.
     """
-    read = input_path.read_bytes if input_path else sys.stdin.buffer.read
     try:
-        source = await trio.to_thread.run_sync(read, abandon_on_cancel=True)
+        fd = os.open(input_path, os.O_RDONLY) if input_path else os.dup(sys.stdin.fileno())
     except OSError as exc:
         raise UsageError(f"cannot read {input_path}: {exc.strerror}") from None
-    splitter = LineSplitter()
-    lines = [(n, line) for n, line in splitter.feed(source) + splitter.close() if line.strip()]
     skip = finished_ids(output_path) if resume and output_path else frozenset()
-    jobs = [job for job in map(_parse_record, lines) if id_key(job[1]) not in skip]
     try:
         out = output_path.open("ab" if resume else "wb") if output_path else sys.stdout.buffer
     except OSError as exc:
+        os.close(fd)
         raise UsageError(f"cannot write {output_path}: {exc.strerror}") from None
     progress = None
     if sys.stderr.isatty():
         from streamkit.sinks.progress import BatchProgress  # rich.progress: terminals only
 
-        progress = BatchProgress(len(jobs))
-    failed = 0
+        progress = BatchProgress(count_lines(input_path) if input_path else None)
+    failed = total = 0
     try:
-        with interrupts.guard() as scope, scope, progress or contextlib.nullcontext():
-            for start in range(0, len(jobs), GROUP):
-                group = jobs[start : start + GROUP]
-                results: dict[int, dict] = {}
-                try:
-                    await _score_group(scorer, group, top, concurrency, results, progress)
-                finally:
-                    for number, *_ in group:
-                        if number in results:
-                            failed += "error" in results[number]
-                            out.write(msgspec.json.encode(results[number]) + b"\n")
-                    out.flush()
+        async with trio.lowlevel.FdStream(fd) as source:
+            reader = LineReader(source)
+            with interrupts.guard() as scope, scope, progress or contextlib.nullcontext():
+                while group := await _next_group(reader, skip):
+                    results: dict[int, dict] = {}
+                    try:
+                        await _score_group(scorer, group, top, concurrency, results, progress)
+                    finally:
+                        for number, *_ in group:
+                            if number in results:
+                                total += 1
+                                failed += "error" in results[number]
+                                out.write(msgspec.json.encode(results[number]) + b"\n")
+                        out.flush()
     finally:
         if output_path:
             out.close()
     if interrupts.exit_code is None and failed:
-        error = PartialBatchError(f"{failed} of {len(jobs)} lines failed")
+        error = PartialBatchError(f"{failed} of {total} lines failed")
         report(error)
         return error.exit_code
     return 0
 
 
+async def _next_group(
+    reader: LineReader, skip: frozenset[bytes]
+) -> list[tuple[int, Any, str | None, str]]:
+    """Up to ``GROUP`` records still to score, in input order (empty at the end)."""
+    group: list[tuple[int, Any, str | None, str]] = []
+    while len(group) < GROUP and (numbered := await reader.next_line()) is not None:
+        job = _parse_record(numbered)
+        if id_key(job[1]) not in skip:
+            group.append(job)
+    return group
 
-def _parse_record(numbered: tuple[int, bytes]) -> tuple[int, Any, str | None, str]:
+
+
+def _parse_record(numbered: tuple[int, bytes | TooLong]) -> tuple[int, Any, str | None, str]:
     """(line number, id, context, continuation), or context None and an error message."""
     number, line = numbered
+    if isinstance(line, TooLong):
+        return number, number, None, too_long_message(number, line)
     try:
         record = msgspec.json.decode(line, type=_ScoreRecord)
     except msgspec.DecodeError as exc:
