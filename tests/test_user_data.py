@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 from streamkit.protocol.ndjson import DEFAULT_MAX_LINE_BYTES
 
 CONTEXT = "The capital of France is"
@@ -73,3 +75,64 @@ def test_score_reads_its_input_with_the_same_bounded_reader(run_cli, tmp_path):
     assert [r["id"] for r in out] == ["a", 2, "c"]
     assert out[1]["error"]["type"] == "input" and "longer than" in out[1]["error"]["message"]
     assert out[0]["n_tokens"] >= 1 and out[2]["n_tokens"] >= 1
+
+
+# -- the output never overwrites what is read ----------------------------------------
+
+
+def _batch_args(command: str, fault_url) -> list[str]:
+    if command == "score":
+        return ["score", "--jsonl"]
+    return [command, "--jsonl", "--base-url", fault_url("ok")]
+
+
+@pytest.mark.parametrize("command", ["chat", "complete", "score"])
+@pytest.mark.parametrize("form", ["same path", "hard link", "symlink", "stdin", "resume"])
+def test_an_output_that_is_the_input_is_refused(cli_env, fault_url, tmp_path, command, form):
+    source = tmp_path / "in.jsonl"
+    text = jsonl({"id": "a", "prompt": "p", "text": "t"}, {"id": "b", "prompt": "q", "text": "u"})
+    source.write_text(text + '{"id": "torn"')  # --resume would cut a torn last line
+    output = source
+    if form == "hard link":
+        output = tmp_path / "link.jsonl"
+        output.hardlink_to(source)
+    elif form == "symlink":
+        output = tmp_path / "sym.jsonl"
+        output.symlink_to(source)
+    args = [sys.executable, "-m", "streamkit", *_batch_args(command, fault_url),
+            "-o", str(output)]
+    if form == "resume":
+        args.append("--resume")
+    with source.open("rb") as stdin:
+        if form != "stdin":
+            args += ["-i", str(source)]
+        proc = subprocess.run(args, stdin=stdin, env=cli_env, capture_output=True, text=True,
+                              timeout=120)
+    assert proc.returncode == 2
+    assert "is the input" in one_error_line(proc.stderr)
+    assert source.read_text() == text + '{"id": "torn"'
+
+
+@pytest.mark.parametrize("command", ["chat", "score"])
+def test_stdout_appended_to_the_input_is_refused(cli_env, fault_url, tmp_path, command):
+    source = tmp_path / "in.jsonl"
+    text = jsonl({"id": "a", "prompt": "p", "text": "t"})
+    source.write_text(text)
+    line = " ".join([sys.executable, "-m", "streamkit", *_batch_args(command, fault_url),
+                     "-i", str(source)])
+    proc = subprocess.run(f"{line} >> {source}", shell=True, env=cli_env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "stdout is the input" in one_error_line(proc.stderr)
+    assert source.read_text() == text
+
+
+def test_an_output_that_is_the_log_is_refused(run_cli, fault_url, tmp_path):
+    db = tmp_path / "log.db"
+    assert run_cli("complete", "x", "--base-url", fault_url("ok"), "--db", str(db)).code == 0
+    before = db.read_bytes()
+    result = run_cli("complete", "--jsonl", "--base-url", fault_url("ok"), "--db", str(db),
+                     "-o", str(db), input=jsonl({"prompt": "p"}))
+    assert result.code == 2
+    assert "is the log" in one_error_line(result.stderr)
+    assert db.read_bytes() == before

@@ -24,16 +24,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import trio
 
 from streamkit.events import Batch, encode_event_line, is_reply_event
+from streamkit.pipeline.batch_files import LineOutput
 from streamkit.pipeline.jsonl_lines import LineReader
 from streamkit.pipeline.stream import run_stream
-from streamkit.protocol.ndjson import BatchRecord, InputProblem, parse_record
+from streamkit.protocol.ndjson import BatchRecord, InputProblem, id_key, parse_record
 from streamkit.protocol.structured import PartialTracker, check_reply
 from streamkit.providers.backend import Backend
 from streamkit.request import GenerationOptions
@@ -48,30 +48,10 @@ if TYPE_CHECKING:  # rich.progress costs start-up time; only a terminal needs it
 _encode = msgspec.json.Encoder().encode
 
 
-def id_key(value: Any) -> bytes:
-    """A record id as a comparable key (``1`` and ``"1"`` stay different)."""
-    return _encode(value)
-
-
 class BatchSummary(msgspec.Struct):
     total: int = 0
     failed: int = 0
     skipped: int = 0
-
-
-class _Output:
-    """Whole-line writes to the output, flushed one by one."""
-
-    def __init__(self, out: BinaryIO) -> None:
-        self.out = out
-
-    def write(self, record: Any) -> None:
-        self.out.write(_encode(record) + b"\n")
-        self.out.flush()
-
-    def write_raw(self, line: bytes) -> None:
-        self.out.write(line)
-        self.out.flush()
 
 
 class BatchRunner:
@@ -80,7 +60,7 @@ class BatchRunner:
     def __init__(
         self,
         backend: Backend,
-        out: BinaryIO,
+        output: LineOutput,
         *,
         kind: str,
         model: str | None,
@@ -96,7 +76,7 @@ class BatchRunner:
         replay: dict[bytes, StoredMessage] | None = None,
     ) -> None:
         self.backend = backend
-        self.output = _Output(out)
+        self.output = output
         self.kind = kind
         self.model = model
         self.defaults = defaults
@@ -236,19 +216,21 @@ class BatchRunner:
                         next_seq += 1
         finally:
             # Interrupted: finished results still waiting for an earlier line
-            # are written anyway (out of order) rather than lost.
-            for seq in sorted(parked):
+            # are written anyway (out of order) rather than lost -- unless it
+            # is the output that failed.
+            for seq in sorted(parked) if not self.output.failed else ():
                 self._emit(parked.pop(seq))
 
     def _emit(self, record: dict[str, Any]) -> None:
         self.summary.total += 1
         if "error" in record:
             self.summary.failed += 1
-        self.output.write({"type": "result", **record} if self.events else record)
+        self.output.write(_encode({"type": "result", **record} if self.events else record)
+                          + b"\n")
 
 
 async def _forward_events(
-    output: _Output,
+    output: LineOutput,
     record_id: Any,
     partials: PartialTracker | None,
     receive: trio.MemoryReceiveChannel[Batch],
@@ -262,7 +244,7 @@ async def _forward_events(
             partial = partials.after(batch) if partials is not None else None
             if partial is not None:
                 shown.append(partial)
-            output.write_raw(b"".join(prefix + encode_event_line(e)[1:] for e in shown))
+            output.write(b"".join(prefix + encode_event_line(e)[1:] for e in shown))
 
 
 def _replayed_record(job: BatchRecord, stored: StoredMessage) -> dict[str, Any]:
@@ -301,30 +283,3 @@ def _content(
 
 def _error_record(record_id: Any, kind: str, message: str, status: int | None) -> dict[str, Any]:
     return {"id": record_id, "error": {"type": kind, "message": message, "status": status}}
-
-
-def finished_ids(path: Path) -> frozenset[bytes]:
-    """Ids with a successful result in an earlier run's output, for ``--resume``.
-
-    A torn last line (a run killed mid-write) is cut off, so the output stays
-    one whole JSON record a line when the resumed run appends to it.
-    """
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return frozenset()
-    complete = data[: data.rfind(b"\n") + 1]
-    if len(complete) != len(data):
-        with path.open("r+b") as handle:
-            handle.truncate(len(complete))
-    done = set()
-    for line in complete.splitlines():
-        try:
-            record = msgspec.json.decode(line)
-        except msgspec.DecodeError:
-            continue
-        if not isinstance(record, dict) or "error" in record or "id" not in record:
-            continue
-        if record.get("type", "result") == "result":
-            done.add(id_key(record["id"]))
-    return frozenset(done)

@@ -8,7 +8,6 @@ finished records are written even on Ctrl-C so ``--resume`` starts after them.
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -19,13 +18,13 @@ import msgspec
 import trio
 
 from streamkit.config import Settings
-from streamkit.errors import PartialBatchError, StreamkitError, UsageError
-from streamkit.pipeline.batch import finished_ids, id_key
+from streamkit.errors import PartialBatchError, StreamkitError
+from streamkit.pipeline.batch_files import BatchFiles
 from streamkit.pipeline.command import report
 from streamkit.pipeline.interrupts import Interrupts
 from streamkit.pipeline.jsonl_lines import LineReader, count_lines
 from streamkit.protocol.echo import CannotScore
-from streamkit.protocol.ndjson import TooLong, too_long_message
+from streamkit.protocol.ndjson import TooLong, id_key, too_long_message
 from streamkit.protocol.scoring import ScoreResult
 from streamkit.providers.llama.files import resolve_local_model
 from streamkit.providers.llama.score import LocalScorer
@@ -81,48 +80,33 @@ async def open_scorer(settings: Settings) -> AsyncIterator[Scorer]:
 
 
 async def score_jsonl(
-    scorer: Scorer, top: int, input_path: Path | None, output_path: Path | None,
-    resume: bool, concurrency: int, interrupts: Interrupts,
+    scorer: Scorer, top: int, files: BatchFiles, input_path: Path | None, concurrency: int,
+    interrupts: Interrupts,
 ) -> int:
     """Records in groups: sorted by context for prefix reuse, written in input order.
 
     On Ctrl-C the finished records of the current group are written too, so
-    ``--resume`` starts after them.
+    ``--resume`` starts after them. ``input_path`` (None: stdin) sizes the
+    progress bar.
     """
-    try:
-        fd = os.open(input_path, os.O_RDONLY) if input_path else os.dup(sys.stdin.fileno())
-    except OSError as exc:
-        raise UsageError(f"cannot read {input_path}: {exc.strerror}") from None
-    skip = finished_ids(output_path) if resume and output_path else frozenset()
-    try:
-        out = output_path.open("ab" if resume else "wb") if output_path else sys.stdout.buffer
-    except OSError as exc:
-        os.close(fd)
-        raise UsageError(f"cannot write {output_path}: {exc.strerror}") from None
     progress = None
     if sys.stderr.isatty():
         from streamkit.sinks.progress import BatchProgress  # rich.progress: terminals only
 
         progress = BatchProgress(count_lines(input_path) if input_path else None)
+    reader = LineReader(files.source)
     failed = total = 0
-    try:
-        async with trio.lowlevel.FdStream(fd) as source:
-            reader = LineReader(source)
-            with interrupts.guard() as scope, scope, progress or contextlib.nullcontext():
-                while group := await _next_group(reader, skip):
-                    results: dict[int, dict] = {}
-                    try:
-                        await _score_group(scorer, group, top, concurrency, results, progress)
-                    finally:
-                        for number, *_ in group:
-                            if number in results:
-                                total += 1
-                                failed += "error" in results[number]
-                                out.write(msgspec.json.encode(results[number]) + b"\n")
-                        out.flush()
-    finally:
-        if output_path:
-            out.close()
+    with interrupts.guard() as scope, scope, progress or contextlib.nullcontext():
+        while group := await _next_group(reader, files.skip_ids):
+            results: dict[int, dict] = {}
+            try:
+                await _score_group(scorer, group, top, concurrency, results, progress)
+            finally:
+                done = [results[number] for number, *_ in group if number in results]
+                total += len(done)
+                failed += sum("error" in record for record in done)
+                if done and not files.output.failed:
+                    files.output.write(b"".join(msgspec.json.encode(r) + b"\n" for r in done))
     if interrupts.exit_code is None and failed:
         error = PartialBatchError(f"{failed} of {total} lines failed")
         report(error)

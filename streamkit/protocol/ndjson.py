@@ -135,6 +135,12 @@ class InputProblem(msgspec.Struct, frozen=True):
 
 
 _decode_json = msgspec.json.Decoder().decode
+_encode_json = msgspec.json.Encoder().encode
+
+
+def id_key(value: Any) -> bytes:
+    """A record id as a comparable key (``1`` and ``"1"`` stay different)."""
+    return _encode_json(value)
 
 
 def too_long_message(line_number: int, line: TooLong) -> str:
