@@ -11,6 +11,7 @@ import time
 import pytest
 
 from streamkit.protocol.ndjson import (
+    BatchIds,
     BatchRecord,
     InputProblem,
     LineSplitter,
@@ -59,6 +60,18 @@ def test_line_splitter_skips_an_overlong_line_in_bounded_memory():
             assert got + splitter.close() == expected
     with pytest.raises(LineTooLong, match="line 2 is longer than 10 bytes"):
         LineSplitter(10).feed(b"ok\n" + b"x" * 11 + b"\n")
+
+
+def test_batch_ids_name_one_line_each():
+    ids = BatchIds()
+    assert ids.duplicate(1, "a") is None
+    assert ids.duplicate(2, 3) is None  # given as 3 on line 2
+    assert ids.duplicate(3, 3) == ("line 3: the id 3 is already line 2's (ids must be unique "
+                                   "in a batch; a line without one is named by its number)")
+    assert "already line 1's" in ids.duplicate(4, "a")
+    assert ids.duplicate(5, "3") is None  # the string "3" is not the number 3
+    assert ids.duplicate(6, 6) is None
+    assert ids.duplicate(6, 6) is None  # the same line asking again
 
 
 def test_parse_record_fields_defaults_and_problems():

@@ -136,3 +136,46 @@ def test_an_output_that_is_the_log_is_refused(run_cli, fault_url, tmp_path):
     assert result.code == 2
     assert "is the log" in one_error_line(result.stderr)
     assert db.read_bytes() == before
+
+
+# -- one id, one line ---------------------------------------------------------------
+
+
+def test_ids_are_unique_in_a_batch_and_resume_from_the_log_replays_each_lines_own(
+    run_cli, fault_url, tmp_path
+):
+    source = tmp_path / "in.jsonl"
+    source.write_text(jsonl(
+        {"id": "a", "prompt": "one"},
+        {"id": "a", "prompt": "two"},  # given twice
+        {"prompt": "three"},  # named 3 by its line
+        {"id": 3, "prompt": "four"},  # 3 is line 3's already
+        {"id": 6, "prompt": "five"},
+        {"prompt": "six"},  # its number, 6, is line 5's id
+    ))
+    db = tmp_path / "log.db"
+    args = ["complete", "--jsonl", "-i", str(source), "--db", str(db)]
+    first = run_cli(*args, "--base-url", fault_url("ok"))
+    assert first.code == 7
+    out = records(first.stdout)
+    assert [r["id"] for r in out] == ["a", "a", 3, 3, 6, 6]
+    assert ["error" in r for r in out] == [False, True, False, True, False, True]
+    assert "already line 1's" in out[1]["error"]["message"]
+    assert "already line 3's" in out[3]["error"]["message"]
+    assert "already line 5's" in out[5]["error"]["message"]
+    assert all(r["error"]["type"] == "input" for r in out if "error" in r)
+    again = run_cli(*args, "--resume", "--base-url", "http://127.0.0.1:9/v1")
+    assert again.code == 7
+    replayed = records(again.stdout)
+    assert [r.get("replayed", False) for r in replayed] == [True, False, True, False, True, False]
+    assert [r.get("text") for r in replayed[::2]] == ["Hello, world"] * 3
+
+
+def test_score_ids_are_unique_too(run_cli):
+    result = run_cli("score", "--jsonl", input=jsonl(
+        {"id": 2, "text": "Hello there"}, {"text": "Hello again"}, {"id": "c", "text": "Hi there"}))
+    assert result.code == 7
+    out = records(result.stdout)
+    assert [r["id"] for r in out] == [2, 2, "c"]
+    assert out[1]["error"]["type"] == "input" and "already line 1's" in out[1]["error"]["message"]
+    assert "error" not in out[0] and "error" not in out[2]

@@ -9,11 +9,12 @@ Memory stays flat however long the input: the reader takes one of ``window``
 slots before handing a line on and the writer frees it when that line's
 result is written, so at most ``window`` lines are between reading and
 writing -- including results parked in the writer's reorder buffer while an
-earlier line is still running.
+earlier line is still running. What grows is one id key a line, kept so that
+an id names one line only (``BatchIds``).
 
 Every input line yields exactly one output record: a result, or an error
-record (``{"id", "error": {"type", "message", "status"}}``) for a malformed
-line or a failed request. Each record is written and flushed as one whole
+record (``{"id", "error": {"type", "message", "status"}}``) for a malformed,
+overlong or duplicate-id line or a failed request. Each record is written and flushed as one whole
 line. On Ctrl-C the workers are cancelled, and results that were finished
 but still waiting for an earlier line are written before returning, so no
 finished work is lost (``--resume`` redoes only what is missing).
@@ -33,7 +34,13 @@ from streamkit.events import Batch, encode_event_line, is_reply_event
 from streamkit.pipeline.batch_files import LineOutput
 from streamkit.pipeline.jsonl_lines import LineReader
 from streamkit.pipeline.stream import run_stream
-from streamkit.protocol.ndjson import BatchRecord, InputProblem, id_key, parse_record
+from streamkit.protocol.ndjson import (
+    BatchIds,
+    BatchRecord,
+    InputProblem,
+    id_key,
+    parse_record,
+)
 from streamkit.protocol.structured import PartialTracker, check_reply
 from streamkit.providers.backend import Backend
 from streamkit.request import GenerationOptions
@@ -113,6 +120,7 @@ class BatchRunner:
         slots: trio.Semaphore,
     ) -> None:
         reader = LineReader(source)
+        ids = BatchIds()
         seq = 0
         async with jobs:
             while (numbered := await reader.next_line()) is not None:
@@ -120,6 +128,9 @@ class BatchRunner:
                 job = parse_record(
                     number, line, kind=self.kind, model=self.model, defaults=self.defaults
                 )
+                taken = ids.duplicate(number, job.id)
+                if taken is not None and isinstance(job, BatchRecord):
+                    job = InputProblem(number, job.id, taken)
                 if id_key(job.id) in self.skip_ids:
                     self.summary.skipped += 1
                     continue

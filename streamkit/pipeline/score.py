@@ -24,7 +24,7 @@ from streamkit.pipeline.command import report
 from streamkit.pipeline.interrupts import Interrupts
 from streamkit.pipeline.jsonl_lines import LineReader, count_lines
 from streamkit.protocol.echo import CannotScore
-from streamkit.protocol.ndjson import TooLong, id_key, too_long_message
+from streamkit.protocol.ndjson import BatchIds, TooLong, id_key, too_long_message
 from streamkit.protocol.scoring import ScoreResult
 from streamkit.providers.llama.files import resolve_local_model
 from streamkit.providers.llama.score import LocalScorer
@@ -95,9 +95,10 @@ async def score_jsonl(
 
         progress = BatchProgress(count_lines(input_path) if input_path else None)
     reader = LineReader(files.source)
+    ids = BatchIds()
     failed = total = 0
     with interrupts.guard() as scope, scope, progress or contextlib.nullcontext():
-        while group := await _next_group(reader, files.skip_ids):
+        while group := await _next_group(reader, ids, files.skip_ids):
             results: dict[int, dict] = {}
             try:
                 await _score_group(scorer, group, top, concurrency, results, progress)
@@ -115,14 +116,17 @@ async def score_jsonl(
 
 
 async def _next_group(
-    reader: LineReader, skip: frozenset[bytes]
+    reader: LineReader, ids: BatchIds, skip: frozenset[bytes]
 ) -> list[tuple[int, Any, str | None, str]]:
     """Up to ``GROUP`` records still to score, in input order (empty at the end)."""
     group: list[tuple[int, Any, str | None, str]] = []
     while len(group) < GROUP and (numbered := await reader.next_line()) is not None:
-        job = _parse_record(numbered)
-        if id_key(job[1]) not in skip:
-            group.append(job)
+        number, record_id, context, continuation = _parse_record(numbered)
+        taken = ids.duplicate(number, record_id)
+        if taken is not None and context is not None:
+            context, continuation = None, taken
+        if id_key(record_id) not in skip:
+            group.append((number, record_id, context, continuation))
     return group
 
 

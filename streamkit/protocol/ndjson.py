@@ -143,6 +143,29 @@ def id_key(value: Any) -> bytes:
     return _encode_json(value)
 
 
+class BatchIds:
+    """The ids of a batch's lines so far: each names one line.
+
+    A line's id is its ``id`` field, else its line number. A later line whose
+    id is taken -- given twice, or given as the number of a line that has no
+    ``id`` -- is an input problem of that later line, so every output record,
+    every ``--resume`` skip and every log key stands for one line only
+    (``1`` and ``"1"`` stay different ids). One key per line is kept.
+    """
+
+    def __init__(self) -> None:
+        self._lines: dict[bytes, int] = {}
+
+    def duplicate(self, line: int, record_id: Any) -> str | None:
+        """Why ``record_id`` cannot name ``line`` (another line has it), else None."""
+        key = id_key(record_id)
+        first = self._lines.setdefault(key, line)
+        if first == line:
+            return None
+        return (f"line {line}: the id {key.decode()} is already line {first}'s (ids must be "
+                "unique in a batch; a line without one is named by its number)")
+
+
 def too_long_message(line_number: int, line: TooLong) -> str:
     """Why an overlong line was not read."""
     return (f"line {line_number}: longer than {line.limit} bytes, the most a line may be "
