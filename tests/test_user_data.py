@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import resource
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import sys
 import pytest
 
 from streamkit.protocol.ndjson import DEFAULT_MAX_LINE_BYTES
+from streamkit.store.database import Store
 
 CONTEXT = "The capital of France is"
 
@@ -179,3 +181,91 @@ def test_score_ids_are_unique_too(run_cli):
     assert [r["id"] for r in out] == [2, 2, "c"]
     assert out[1]["error"]["type"] == "input" and "already line 1's" in out[1]["error"]["message"]
     assert "error" not in out[0] and "error" not in out[2]
+
+
+# -- an output that cannot be written: one line, exit 12, what was written kept -------
+
+
+EXIT_OUTPUT = 12
+
+
+def _capped(limit: int):
+    """A child whose files may grow to ``limit`` bytes (writes past it fail: EFBIG)."""
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+def _to_dev_full(args: list[str], env: dict, stdin: str = "") -> subprocess.CompletedProcess:
+    with open("/dev/full", "wb") as full:
+        return subprocess.run([sys.executable, "-m", "streamkit", *args], input=stdin.encode(),
+                              stdout=full, stderr=subprocess.PIPE, env=env, timeout=120)
+
+
+@pytest.mark.parametrize("args", [
+    ["chat", "hi"], ["complete", "x", "--events"],
+], ids=" ".join)
+def test_a_full_disk_on_stdout_is_one_line_and_the_log_keeps_the_reply(
+    args, cli_env, fault_url, tmp_path
+):
+    db = tmp_path / "log.db"
+    proc = _to_dev_full([*args, "--base-url", fault_url("ok"), "--db", str(db)], cli_env)
+    assert proc.returncode == EXIT_OUTPUT
+    line = one_error_line(proc.stderr.decode())
+    assert "cannot write" in line and "No space left on device" in line
+    store = Store(db)
+    (reply,) = [m for m in store.messages(store.last_conversation()) if m.role == "assistant"]
+    assert (reply.content, reply.status) == ("Hello, world", "complete")
+
+
+def test_what_reached_stdout_before_it_filled_is_kept(cli_env, fault_url, tmp_path):
+    target = tmp_path / "reply.txt"
+    with target.open("wb") as out:
+        proc = subprocess.run(
+            [sys.executable, "-m", "streamkit", "chat", "hi", "--no-log",
+             "--base-url", fault_url("ok")],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE, env=cli_env,
+            timeout=120, preexec_fn=_capped(5))
+    assert proc.returncode == EXIT_OUTPUT
+    assert "File too large" in one_error_line(proc.stderr.decode())
+    assert target.read_bytes() == b"Hello"
+
+
+@pytest.mark.parametrize("where", ["stdout", "-o"])
+def test_a_full_disk_under_a_batch_is_one_line(where, cli_env, fault_url):
+    args = ["complete", "--jsonl", "--base-url", fault_url("ok")]
+    if where == "-o":
+        args += ["-o", "/dev/full"]
+    proc = _to_dev_full(args, cli_env, jsonl(*({"prompt": "p"} for _ in range(30))))
+    assert proc.returncode == EXIT_OUTPUT
+    assert "No space left on device" in one_error_line(proc.stderr.decode())
+
+
+def test_a_batch_output_that_filled_keeps_its_records_and_resumes(cli_env, fault_url, tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_text(jsonl(*({"id": i, "prompt": f"p{i}"} for i in range(20))))
+    output = tmp_path / "out.jsonl"
+    args = [sys.executable, "-m", "streamkit", "complete", "--jsonl", "-i", str(source),
+            "-o", str(output), "--no-log", "--base-url", fault_url("ok")]
+    proc = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, env=cli_env,
+                          timeout=120, preexec_fn=_capped(1000))
+    assert proc.returncode == EXIT_OUTPUT
+    assert "File too large" in one_error_line(proc.stderr.decode())
+    kept = output.read_bytes()
+    assert len(kept) == 1000
+    whole = records(kept[: kept.rfind(b"\n") + 1].decode())
+    assert [r["id"] for r in whole] == list(range(len(whole))) and len(whole) >= 3
+    resumed = subprocess.run([*args, "--resume"], stdin=subprocess.DEVNULL,
+                             capture_output=True, env=cli_env, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert sorted(r["id"] for r in records(output.read_text())) == list(range(20))
+
+
+@pytest.mark.parametrize("args", [
+    ["score", " Paris.", "-C", CONTEXT], ["score", " Paris.", "-C", CONTEXT, "--json"],
+    ["score", "--jsonl", "-o", "/dev/full"], ["logs", "list"],
+], ids=" ".join)
+def test_a_full_disk_under_score_and_logs_is_one_line(args, cli_env, fault_url):
+    subprocess.run([sys.executable, "-m", "streamkit", "complete", "x", "--base-url",
+                    fault_url("ok")], env=cli_env, capture_output=True, timeout=60)
+    proc = _to_dev_full(args, cli_env, jsonl({"id": "a", "text": "Hello there"}))
+    assert proc.returncode == EXIT_OUTPUT
+    assert "No space left on device" in one_error_line(proc.stderr.decode())
