@@ -7,9 +7,11 @@ import signal
 import subprocess
 import sys
 import time
+import typing
 
 import pytest
 
+from streamkit.cli import options as opt
 from streamkit.protocol.ndjson import (
     BatchIds,
     BatchRecord,
@@ -19,6 +21,7 @@ from streamkit.protocol.ndjson import (
     TooLong,
     parse_record,
 )
+from streamkit.protocol.records import RANGES
 from streamkit.request import GenerationOptions
 
 
@@ -100,6 +103,30 @@ def test_parse_record_fields_defaults_and_problems():
         assert problem.message.startswith("line 9: ")
     assert parse_record(9, b'{"id": "x", "prompt": 5}', kind="chat", model=None,
                         defaults=defaults).id == "x"
+
+
+@pytest.mark.parametrize("fields, fragment", [
+    ({"max_tokens": 0}, "`max_tokens` is 0: it must be at least 1"),
+    ({"max_tokens": -5}, "`max_tokens` is -5: it must be at least 1"),
+    ({"temperature": -1}, "`temperature` is -1: it must be at least 0"),
+    ({"top_p": 5}, "`top_p` is 5: it must be between 0 and 1"),
+    ({"top_p": -0.5}, "`top_p` is -0.5: it must be between 0 and 1"),
+])
+def test_record_values_the_flags_refuse_are_input_problems(fields, fragment):
+    line = json.dumps({"id": "r", "prompt": "hi", **fields}).encode()
+    problem = parse_record(4, line, kind="chat", model=None, defaults=GenerationOptions())
+    assert isinstance(problem, InputProblem)
+    assert (problem.id, problem.message) == ("r", f"line 4: {fragment}")
+
+
+def test_records_and_flags_share_their_ranges():
+    edges = b'{"prompt": "hi", "max_tokens": 1, "temperature": 0, "top_p": 1}'
+    ok = parse_record(1, edges, kind="completion", model=None, defaults=GenerationOptions())
+    assert isinstance(ok, BatchRecord)
+    for flag, name in ((opt.MaxTokens, "max_tokens"), (opt.Temperature, "temperature"),
+                       (opt.TopP, "top_p")):
+        option = typing.get_args(flag)[1]
+        assert (option.min, option.max) == (RANGES[name].low, RANGES[name].high)
 
 
 # -- against servers -------------------------------------------------------------
