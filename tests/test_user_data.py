@@ -269,3 +269,16 @@ def test_a_full_disk_under_score_and_logs_is_one_line(args, cli_env, fault_url):
     proc = _to_dev_full(args, cli_env, jsonl({"id": "a", "text": "Hello there"}))
     assert proc.returncode == EXIT_OUTPUT
     assert "No space left on device" in one_error_line(proc.stderr.decode())
+
+
+# -- --output outside a batch ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["chat", "hi"], ["complete", "x"], ["score", "x y"]],
+                         ids=" ".join)
+def test_output_outside_a_batch_is_refused(run_cli, fault_url, tmp_path, command):
+    target = tmp_path / "out.txt"
+    result = run_cli(*command, "-o", str(target), "--base-url", fault_url("ok"))
+    assert result.code == 2
+    assert "--output is for --jsonl batches" in one_error_line(result.stderr)
+    assert result.stdout == "" and not target.exists()

@@ -62,6 +62,14 @@ BatchName = Annotated[
 ]
 
 
+def refuse_output_outside_batch(output_path: Path | None) -> None:
+    """``--output`` is where a batch's results go; one reply goes to stdout, and a
+    flag that would be silently ignored is refused instead."""
+    if output_path is not None:
+        raise UsageError(f"--output is for --jsonl batches; one reply goes to stdout "
+                         f"(to write it to a file: > {output_path})")
+
+
 async def run_jsonl(
     *,
     kind: str,

@@ -176,6 +176,7 @@ def chat(
                 db=opt.log_database(db, settings, no_log),
                 batch_name=batch_name,
             )
+        batch.refuse_output_outside_batch(output_path)
         conversation = open_conversation(
             opt.log_database(db, settings, no_log),
             continue_last=continue_last, conversation_id=conversation_id, system=system,

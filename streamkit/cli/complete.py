@@ -108,6 +108,7 @@ def complete(
                 db=opt.log_database(db, settings, no_log),
                 batch_name=batch_name,
             )
+        batch.refuse_output_outside_batch(output_path)
         text = "" if ids else await read_prompt_argument(prompt)
         request = GenerationRequest("completion", settings.model, options, prompt=text,
                                     prompt_ids=ids)

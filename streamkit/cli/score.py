@@ -81,6 +81,7 @@ def score(
                 code = await score_jsonl(scorer, top, files, input_path,
                                          concurrency if settings.base_url else 1, interrupts)
                 return _untrusted(scorer.problem, settings.base_url) or code
+        batch.refuse_output_outside_batch(output_path)
         value = await read_prompt_argument(text)
         async with open_scorer(settings) as scorer:
             with interrupts.guard() as scope, scope:
