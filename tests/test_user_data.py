@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from streamkit.protocol.context_limit import exceeds_context
 from streamkit.protocol.ndjson import DEFAULT_MAX_LINE_BYTES
 from streamkit.store.database import Store
 
@@ -282,3 +283,37 @@ def test_output_outside_a_batch_is_refused(run_cli, fault_url, tmp_path, command
     assert result.code == 2
     assert "--output is for --jsonl batches" in one_error_line(result.stderr)
     assert result.stdout == "" and not target.exists()
+
+
+# -- a text longer than the context: one exit code ------------------------------------
+
+
+EXIT_MODEL = 8
+
+
+def test_a_text_longer_than_the_context_is_a_model_error_as_in_complete(run_cli, llama_server):
+    long = "word " * 3000  # over both the scoring window (2048) and the server's n_ctx (2048)
+    local = run_cli("score", long)
+    assert local.code == EXIT_MODEL
+    assert "scoring window" in one_error_line(local.stderr)
+    remote = run_cli("score", long, "--base-url", llama_server)
+    assert remote.code == EXIT_MODEL
+    assert "context length" in one_error_line(remote.stderr)
+    batch = run_cli("score", "--jsonl", "--base-url", llama_server,
+                    input=jsonl({"id": "long", "text": long}))
+    assert batch.code == 7
+    (too_long,) = records(batch.stdout)
+    assert too_long["error"]["type"] == "model"
+
+
+def test_servers_context_errors_are_told_from_others():
+    for message in [
+        "HTTP 400 Bad Request from POST /v1/completions: This model's maximum context length "
+        "is 512 tokens, however you requested 702 tokens",
+        "HTTP 400 Bad Request from POST /v1/completions: the request exceeds the available "
+        "context size, try increasing it",
+        "HTTP 400: context_length_exceeded",
+    ]:
+        assert exceeds_context(message)
+    assert not exceeds_context("HTTP 400 Bad Request from POST /v1/completions: bad `top_p`")
+    assert not exceeds_context("HTTP 404 Not Found from POST /v1/completions: no such model")
