@@ -7,10 +7,21 @@ import signal
 import subprocess
 import sys
 import time
+import typing
 
 import pytest
 
-from streamkit.protocol.ndjson import BatchRecord, InputProblem, LineSplitter, parse_record
+from streamkit.cli import options as opt
+from streamkit.protocol.ndjson import (
+    BatchIds,
+    BatchRecord,
+    InputProblem,
+    LineSplitter,
+    LineTooLong,
+    TooLong,
+    parse_record,
+)
+from streamkit.protocol.records import RANGES
 from streamkit.request import GenerationOptions
 
 
@@ -34,6 +45,36 @@ def test_line_splitter_same_result_however_chunked():
         splitter = LineSplitter()
         got = splitter.feed(data[:cut]) + splitter.feed(data[cut:]) + splitter.close()
         assert got == expected
+
+
+def test_line_splitter_skips_an_overlong_line_in_bounded_memory():
+    data = b'{"a":1}\n' + b"x" * 25 + b'\n{"b":2}\r\n' + b"y" * 11 + b"\r\n" + b"z" * 40
+    whole = LineSplitter(10, skip_overlong=True)
+    expected = whole.feed(data) + whole.close()
+    assert expected == [(1, b'{"a":1}'), (2, TooLong(10)), (3, b'{"b":2}'), (4, TooLong(10)),
+                        (5, TooLong(10))]
+    for cut in range(len(data) + 1):
+        for step in (1, 3, 7):  # the tail fed in small reads, as from a pipe
+            splitter = LineSplitter(10, skip_overlong=True)
+            got = splitter.feed(data[:cut])
+            for start in range(cut, len(data), step):
+                got += splitter.feed(data[start:start + step])
+                assert splitter.held_bytes <= 10
+            assert got + splitter.close() == expected
+    with pytest.raises(LineTooLong, match="line 2 is longer than 10 bytes"):
+        LineSplitter(10).feed(b"ok\n" + b"x" * 11 + b"\n")
+
+
+def test_batch_ids_name_one_line_each():
+    ids = BatchIds()
+    assert ids.duplicate(1, "a") is None
+    assert ids.duplicate(2, 3) is None  # given as 3 on line 2
+    assert ids.duplicate(3, 3) == ("line 3: the id 3 is already line 2's (ids must be unique "
+                                   "in a batch; a line without one is named by its number)")
+    assert "already line 1's" in ids.duplicate(4, "a")
+    assert ids.duplicate(5, "3") is None  # the string "3" is not the number 3
+    assert ids.duplicate(6, 6) is None
+    assert ids.duplicate(6, 6) is None  # the same line asking again
 
 
 def test_parse_record_fields_defaults_and_problems():
@@ -62,6 +103,30 @@ def test_parse_record_fields_defaults_and_problems():
         assert problem.message.startswith("line 9: ")
     assert parse_record(9, b'{"id": "x", "prompt": 5}', kind="chat", model=None,
                         defaults=defaults).id == "x"
+
+
+@pytest.mark.parametrize("fields, fragment", [
+    ({"max_tokens": 0}, "`max_tokens` is 0: it must be at least 1"),
+    ({"max_tokens": -5}, "`max_tokens` is -5: it must be at least 1"),
+    ({"temperature": -1}, "`temperature` is -1: it must be at least 0"),
+    ({"top_p": 5}, "`top_p` is 5: it must be between 0 and 1"),
+    ({"top_p": -0.5}, "`top_p` is -0.5: it must be between 0 and 1"),
+])
+def test_record_values_the_flags_refuse_are_input_problems(fields, fragment):
+    line = json.dumps({"id": "r", "prompt": "hi", **fields}).encode()
+    problem = parse_record(4, line, kind="chat", model=None, defaults=GenerationOptions())
+    assert isinstance(problem, InputProblem)
+    assert (problem.id, problem.message) == ("r", f"line 4: {fragment}")
+
+
+def test_records_and_flags_share_their_ranges():
+    edges = b'{"prompt": "hi", "max_tokens": 1, "temperature": 0, "top_p": 1}'
+    ok = parse_record(1, edges, kind="completion", model=None, defaults=GenerationOptions())
+    assert isinstance(ok, BatchRecord)
+    for flag, name in ((opt.MaxTokens, "max_tokens"), (opt.Temperature, "temperature"),
+                       (opt.TopP, "top_p")):
+        option = typing.get_args(flag)[1]
+        assert (option.min, option.max) == (RANGES[name].low, RANGES[name].high)
 
 
 # -- against servers -------------------------------------------------------------

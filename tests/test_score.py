@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamkit.errors import UsageError
+from streamkit.errors import ModelError, UsageError
 from streamkit.providers.llama.files import embedded_model_path
 from streamkit.providers.llama.score import LocalScorer
 
@@ -106,7 +106,7 @@ def test_ranges_sum_their_tokens(scorer):
 def test_bad_inputs(scorer):
     with pytest.raises(UsageError, match="empty"):
         scorer.score(0, CONTEXT, "")
-    with pytest.raises(UsageError, match="scoring window is 512"):
+    with pytest.raises(ModelError, match="scoring window is 512"):  # as complete's exit 8
         scorer.score(0, "", "word " * 600)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -14,9 +13,11 @@ import typer
 
 from streamkit.config import Settings
 from streamkit.errors import PartialBatchError, UsageError
-from streamkit.pipeline.batch import BatchRunner, finished_ids
+from streamkit.pipeline.batch import BatchRunner
+from streamkit.pipeline.batch_files import open_batch_files
 from streamkit.pipeline.command import report
 from streamkit.pipeline.interrupts import Interrupts
+from streamkit.pipeline.jsonl_lines import count_lines
 from streamkit.providers.backend import open_backend
 from streamkit.request import GenerationOptions
 from streamkit.store.async_store import AsyncStore
@@ -61,6 +62,14 @@ BatchName = Annotated[
 ]
 
 
+def refuse_output_outside_batch(output_path: Path | None) -> None:
+    """``--output`` is where a batch's results go; one reply goes to stdout, and a
+    flag that would be silently ignored is refused instead."""
+    if output_path is not None:
+        raise UsageError(f"--output is for --jsonl batches; one reply goes to stdout "
+                         f"(to write it to a file: > {output_path})")
+
+
 async def run_jsonl(
     *,
     kind: str,
@@ -93,44 +102,33 @@ async def run_jsonl(
                          "(--input FILE or --batch NAME) to resume from")
     if input_path is None and sys.stdin.isatty():
         raise UsageError("--jsonl reads records from stdin or --input FILE; stdin is a terminal")
-    skip = finished_ids(output_path) if resume and output_path else frozenset()
-    try:
-        fd = os.open(input_path, os.O_RDONLY) if input_path else os.dup(sys.stdin.fileno())
-    except OSError as exc:
-        raise UsageError(f"cannot read {input_path}: {exc.strerror}") from None
-    try:
-        out = output_path.open("ab" if resume else "wb") if output_path else sys.stdout.buffer
-    except OSError as exc:
-        os.close(fd)
-        raise UsageError(f"cannot write {output_path}: {exc.strerror}") from None
-    progress = None
-    if sys.stderr.isatty():
-        from streamkit.sinks.progress import BatchProgress  # rich.progress: terminals only
+    async with open_batch_files(input_path, output_path, resume=resume, log=db) as files:
+        progress = None
+        if sys.stderr.isatty():
+            from streamkit.sinks.progress import BatchProgress  # rich.progress: terminals only
 
-        progress = BatchProgress(_count_lines(input_path) if input_path else None)
-    store = await AsyncStore.open(db) if db is not None else None
-    replay = None
-    if from_log and store is not None:
-        done = await store.completed_batch_replies(batch_name)
-        replay = {key.encode(): message for key, message in done.items()}
-    batch_name = batch_name or f"stdin {datetime.datetime.now().isoformat(timespec='seconds')}"
-    try:
-        async with trio.lowlevel.FdStream(fd) as source, open_backend(settings) as backend:
-            runner = BatchRunner(
-                backend, out, kind=kind, model=settings.model, defaults=options,
-                concurrency=concurrency, ordered=ordered, events=events, skip_ids=skip,
-                request_timeout=settings.timeout,
-                progress=progress,
-                store=store, batch_name=batch_name, replay=replay,
-            )
-            with interrupts.guard() as scope, scope, progress or contextlib.nullcontext():
-                summary = await runner.run(source)
-    finally:
-        if output_path:
-            out.close()
-        if store is not None:
-            with trio.CancelScope(shield=True):
-                await store.aclose()
+            progress = BatchProgress(count_lines(input_path) if input_path else None)
+        store = await AsyncStore.open(db) if db is not None else None
+        replay = None
+        if from_log and store is not None:
+            done = await store.completed_batch_replies(batch_name)
+            replay = {key.encode(): message for key, message in done.items()}
+        batch_name = batch_name or f"stdin {datetime.datetime.now().isoformat(timespec='seconds')}"
+        try:
+            async with open_backend(settings) as backend:
+                runner = BatchRunner(
+                    backend, files.output, kind=kind, model=settings.model, defaults=options,
+                    concurrency=concurrency, ordered=ordered, events=events,
+                    skip_ids=files.skip_ids, request_timeout=settings.timeout,
+                    progress=progress,
+                    store=store, batch_name=batch_name, replay=replay,
+                )
+                with interrupts.guard() as scope, scope, progress or contextlib.nullcontext():
+                    summary = await runner.run(files.source)
+        finally:
+            if store is not None:
+                with trio.CancelScope(shield=True):
+                    await store.aclose()
     if interrupts.exit_code is not None:
         return interrupts.exit_code
     if summary.failed:
@@ -141,11 +139,3 @@ async def run_jsonl(
         return error.exit_code
     return 0
 
-
-def _count_lines(path: Path) -> int | None:
-    """Non-blank lines of the input, for the progress bar's total (None if unreadable)."""
-    try:
-        with path.open("rb") as handle:
-            return sum(1 for line in handle if line.strip())
-    except OSError:
-        return None

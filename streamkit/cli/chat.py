@@ -183,6 +183,7 @@ def chat(
             )
         reasoning = opt.reasoning_display(settings, hide=hide_reasoning,
                                           to_stderr=show_reasoning, events=events)
+        batch.refuse_output_outside_batch(output_path)
         conversation = open_conversation(
             opt.log_database(db, settings, no_log),
             continue_last=continue_last, conversation_id=conversation_id, system=system,

@@ -115,6 +115,7 @@ def complete(
             )
         reasoning = opt.reasoning_display(settings, hide=hide_reasoning,
                                           to_stderr=show_reasoning, events=events)
+        batch.refuse_output_outside_batch(output_path)
         text = "" if ids else await read_prompt_argument(prompt)
         request = GenerationRequest("completion", settings.model, options, prompt=text,
                                     prompt_ids=ids)

@@ -11,6 +11,7 @@ import typer
 
 from streamkit.config import Settings, load_config
 from streamkit.errors import StreamkitError, UsageError
+from streamkit.protocol.records import RANGES
 from streamkit.providers.llama.files import known_local_models
 from streamkit.request import GenerationOptions
 from streamkit.sinks.printer import ReasoningView, reasoning_view
@@ -115,17 +116,20 @@ MaxRetries = Annotated[
 ]
 MaxTokens = Annotated[
     int | None,
-    typer.Option("--max-tokens", "-n", min=1, help="Most tokens to generate",
+    typer.Option("--max-tokens", "-n", min=RANGES["max_tokens"].low,
+                 help="Most tokens to generate",
                  rich_help_panel=GENERATION, show_default=False),
 ]
 Temperature = Annotated[
     float | None,
-    typer.Option("--temperature", "-t", min=0.0, help="Sampling temperature",
+    typer.Option("--temperature", "-t", min=RANGES["temperature"].low,
+                 help="Sampling temperature",
                  rich_help_panel=GENERATION, show_default=False),
 ]
 TopP = Annotated[
     float | None,
-    typer.Option(min=0.0, max=1.0, help="Nucleus sampling mass", rich_help_panel=GENERATION,
+    typer.Option(min=RANGES["top_p"].low, max=RANGES["top_p"].high,
+                 help="Nucleus sampling mass", rich_help_panel=GENERATION,
                  show_default=False),
 ]
 Seed = Annotated[

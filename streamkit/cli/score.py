@@ -13,6 +13,7 @@ from streamkit.cli import options as opt
 from streamkit.cli.complete import read_prompt_argument
 from streamkit.config import resolve_settings
 from streamkit.errors import ProtocolError, UsageError
+from streamkit.pipeline.batch_files import open_batch_files
 from streamkit.pipeline.command import report, run_command
 from streamkit.pipeline.interrupts import Interrupts
 from streamkit.pipeline.score import open_scorer, score_jsonl
@@ -75,23 +76,23 @@ def score(
                 raise UsageError("--jsonl takes its texts from the input, not an argument")
             if resume and output_path is None:
                 raise UsageError("--resume needs --output FILE")
-        else:
-            value = await read_prompt_argument(text)
+            async with open_batch_files(input_path, output_path, resume=resume) as files, \
+                    open_scorer(settings) as scorer:
+                code = await score_jsonl(scorer, top, files, input_path,
+                                         concurrency if settings.base_url else 1, interrupts)
+                return _untrusted(scorer.problem, settings.base_url) or code
+        batch.refuse_output_outside_batch(output_path)
+        value = await read_prompt_argument(text)
         async with open_scorer(settings) as scorer:
-            if jsonl or input_path:
-                code = await score_jsonl(scorer, top, input_path, output_path, resume,
-                                          concurrency if settings.base_url else 1, interrupts)
+            with interrupts.guard() as scope, scope:
+                result = await scorer.score(None, context, value, top=top, ranges=spans)
+            if scope.cancelled_caught:
+                return 0
+            if as_json:
+                sys.stdout.buffer.write(msgspec.json.encode(result) + b"\n")
             else:
-                code = 0
-                with interrupts.guard() as scope, scope:
-                    result = await scorer.score(None, context, value, top=top, ranges=spans)
-                if scope.cancelled_caught:
-                    return 0
-                if as_json:
-                    sys.stdout.buffer.write(msgspec.json.encode(result) + b"\n")
-                else:
-                    _print_table(result)
-            return _untrusted(scorer.problem, settings.base_url) or code
+                _print_table(result)
+            return _untrusted(scorer.problem, settings.base_url)
 
     raise typer.Exit(run_command(body))
 

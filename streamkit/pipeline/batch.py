@@ -9,11 +9,12 @@ Memory stays flat however long the input: the reader takes one of ``window``
 slots before handing a line on and the writer frees it when that line's
 result is written, so at most ``window`` lines are between reading and
 writing -- including results parked in the writer's reorder buffer while an
-earlier line is still running.
+earlier line is still running. What grows is one id key a line, kept so that
+an id names one line only (``BatchIds``).
 
 Every input line yields exactly one output record: a result, or an error
-record (``{"id", "error": {"type", "message", "status"}}``) for a malformed
-line or a failed request. Each record is written and flushed as one whole
+record (``{"id", "error": {"type", "message", "status"}}``) for a malformed,
+overlong or duplicate-id line or a failed request. Each record is written and flushed as one whole
 line. On Ctrl-C the workers are cancelled, and results that were finished
 but still waiting for an earlier line are written before returning, so no
 finished work is lost (``--resume`` redoes only what is missing).
@@ -24,15 +25,22 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import trio
 
 from streamkit.events import Batch, Usage, encode_event_line, is_reply_event
+from streamkit.pipeline.batch_files import LineOutput
+from streamkit.pipeline.jsonl_lines import LineReader
 from streamkit.pipeline.stream import run_stream
-from streamkit.protocol.ndjson import BatchRecord, InputProblem, LineSplitter, parse_record
+from streamkit.protocol.ndjson import (
+    BatchIds,
+    BatchRecord,
+    InputProblem,
+    id_key,
+    parse_record,
+)
 from streamkit.protocol.reply import Reply
 from streamkit.protocol.structured import PartialTracker, check_reply
 from streamkit.providers.backend import Backend
@@ -45,14 +53,7 @@ from streamkit.store.records import StoredMessage
 if TYPE_CHECKING:  # rich.progress costs start-up time; only a terminal needs it
     from streamkit.sinks.progress import BatchProgress
 
-READ_SIZE = 64 * 1024
-
 _encode = msgspec.json.Encoder().encode
-
-
-def id_key(value: Any) -> bytes:
-    """A record id as a comparable key (``1`` and ``"1"`` stay different)."""
-    return _encode(value)
 
 
 class BatchSummary(msgspec.Struct):
@@ -61,28 +62,13 @@ class BatchSummary(msgspec.Struct):
     skipped: int = 0
 
 
-class _Output:
-    """Whole-line writes to the output, flushed one by one."""
-
-    def __init__(self, out: BinaryIO) -> None:
-        self.out = out
-
-    def write(self, record: Any) -> None:
-        self.out.write(_encode(record) + b"\n")
-        self.out.flush()
-
-    def write_raw(self, line: bytes) -> None:
-        self.out.write(line)
-        self.out.flush()
-
-
 class BatchRunner:
     """Runs every line of a JSONL input through ``backend``."""
 
     def __init__(
         self,
         backend: Backend,
-        out: BinaryIO,
+        output: LineOutput,
         *,
         kind: str,
         model: str | None,
@@ -98,7 +84,7 @@ class BatchRunner:
         replay: dict[bytes, StoredMessage] | None = None,
     ) -> None:
         self.backend = backend
-        self.output = _Output(out)
+        self.output = output
         self.kind = kind
         self.model = model
         self.defaults = defaults
@@ -134,26 +120,24 @@ class BatchRunner:
         jobs: trio.MemorySendChannel[tuple[int, Any]],
         slots: trio.Semaphore,
     ) -> None:
-        splitter = LineSplitter()
+        reader = LineReader(source)
+        ids = BatchIds()
         seq = 0
         async with jobs:
-            while True:
-                data = await source.receive_some(READ_SIZE)
-                lines = splitter.feed(data) if data else splitter.close()
-                for number, line in lines:
-                    if not line.strip():
-                        continue
-                    job = parse_record(
-                        number, line, kind=self.kind, model=self.model, defaults=self.defaults
-                    )
-                    if id_key(job.id) in self.skip_ids:
-                        self.summary.skipped += 1
-                        continue
-                    await slots.acquire()
-                    await jobs.send((seq, job))
-                    seq += 1
-                if not data:
-                    return
+            while (numbered := await reader.next_line()) is not None:
+                number, line = numbered
+                job = parse_record(
+                    number, line, kind=self.kind, model=self.model, defaults=self.defaults
+                )
+                taken = ids.duplicate(number, job.id)
+                if taken is not None and isinstance(job, BatchRecord):
+                    job = InputProblem(number, job.id, taken)
+                if id_key(job.id) in self.skip_ids:
+                    self.summary.skipped += 1
+                    continue
+                await slots.acquire()
+                await jobs.send((seq, job))
+                seq += 1
 
     async def _work(
         self,
@@ -246,19 +230,21 @@ class BatchRunner:
                         next_seq += 1
         finally:
             # Interrupted: finished results still waiting for an earlier line
-            # are written anyway (out of order) rather than lost.
-            for seq in sorted(parked):
+            # are written anyway (out of order) rather than lost -- unless it
+            # is the output that failed.
+            for seq in sorted(parked) if not self.output.failed else ():
                 self._emit(parked.pop(seq))
 
     def _emit(self, record: dict[str, Any]) -> None:
         self.summary.total += 1
         if "error" in record:
             self.summary.failed += 1
-        self.output.write({"type": "result", **record} if self.events else record)
+        self.output.write(_encode({"type": "result", **record} if self.events else record)
+                          + b"\n")
 
 
 async def _forward_events(
-    output: _Output,
+    output: LineOutput,
     record_id: Any,
     partials: PartialTracker | None,
     receive: trio.MemoryReceiveChannel[Batch],
@@ -272,7 +258,7 @@ async def _forward_events(
             partial = partials.after(batch) if partials is not None else None
             if partial is not None:
                 shown.append(partial)
-            output.write_raw(b"".join(prefix + encode_event_line(e)[1:] for e in shown))
+            output.write(b"".join(prefix + encode_event_line(e)[1:] for e in shown))
 
 
 def _usage_fields(usage: Usage) -> dict[str, Any]:
@@ -328,30 +314,3 @@ def _content(
 
 def _error_record(record_id: Any, kind: str, message: str, status: int | None) -> dict[str, Any]:
     return {"id": record_id, "error": {"type": kind, "message": message, "status": status}}
-
-
-def finished_ids(path: Path) -> frozenset[bytes]:
-    """Ids with a successful result in an earlier run's output, for ``--resume``.
-
-    A torn last line (a run killed mid-write) is cut off, so the output stays
-    one whole JSON record a line when the resumed run appends to it.
-    """
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return frozenset()
-    complete = data[: data.rfind(b"\n") + 1]
-    if len(complete) != len(data):
-        with path.open("r+b") as handle:
-            handle.truncate(len(complete))
-    done = set()
-    for line in complete.splitlines():
-        try:
-            record = msgspec.json.decode(line)
-        except msgspec.DecodeError:
-            continue
-        if not isinstance(record, dict) or "error" in record or "id" not in record:
-            continue
-        if record.get("type", "result") == "result":
-            done.add(id_key(record["id"]))
-    return frozenset(done)

@@ -3,23 +3,30 @@
 This is the one place where errors become what the user sees: a
 ``StreamkitError`` is one ``streamkit: ...`` line on stderr and its exit code;
 Ctrl-C and SIGTERM are 130 and 143 with no traceback; a closed stdout
-(``| head -1``) ends quietly. Exceptions from nurseries arrive as exception
-groups and are unwrapped here.
+(``| head -1``) ends quietly. An output that cannot be written (a full disk,
+an I/O error) is an ``OutputError`` (exit 12) wherever the write was: the
+writers that know their output say so themselves, and stdout is flushed here
+before the command ends, so text still buffered fails here and not in the
+interpreter's own exit. Exceptions from nurseries arrive as exception groups
+and are unwrapped here.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Awaitable, Callable
 
 import trio
 
-from streamkit.errors import EXIT_INTERRUPTED, StreamkitError
+from streamkit.errors import EXIT_INTERRUPTED, OutputError, StreamkitError
 from streamkit.pipeline.interrupts import Interrupts
 from streamkit.protocol.reply import Reply
 
 EXIT_BROKEN_PIPE = 141
+# An OSError with one of these, raised by a write no writer translated, is the output's.
+OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
 
 CommandBody = Callable[[Interrupts], Awaitable[int | None]]
 
@@ -37,6 +44,7 @@ def run_command(body: CommandBody) -> int:
 
     try:
         code = trio.run(root)
+        sys.stdout.flush()
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BaseException as exc:
@@ -49,7 +57,9 @@ def run_command(body: CommandBody) -> int:
 def run_blocking_command(body: Callable[[], int | None]) -> int:
     """Run a short command that does no streaming (no Trio run, same error handling)."""
     try:
-        return body() or 0
+        code = body()
+        sys.stdout.flush()
+        return code or 0
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BaseException as exc:
@@ -67,13 +77,25 @@ def _exit_code_for(exc: BaseException, interrupts: Interrupts) -> int:
     if any(isinstance(leaf, BrokenPipeError) for leaf in leaves):
         _silence_stdout()
         return EXIT_BROKEN_PIPE
-    errors = [leaf for leaf in leaves if isinstance(leaf, StreamkitError)]
+    errors = [_as_streamkit_error(leaf) for leaf in leaves]
+    errors = [error for error in errors if error is not None]
     if errors:
+        if isinstance(errors[0], OutputError):
+            _release_stdout()
         report(errors[0])
         return errors[0].exit_code
     if all(isinstance(leaf, KeyboardInterrupt) for leaf in leaves):
         return interrupts.exit_code or EXIT_INTERRUPTED
     raise exc
+
+
+def _as_streamkit_error(exc: BaseException) -> StreamkitError | None:
+    """The error a user is told about, if ``exc`` is one (a failed write: ``OutputError``)."""
+    if isinstance(exc, StreamkitError):
+        return exc
+    if isinstance(exc, OSError) and exc.errno in OUTPUT_ERRNOS:
+        return OutputError(f"cannot write the output: {exc.strerror}")
+    return None
 
 
 def report(error: StreamkitError) -> None:
@@ -88,6 +110,15 @@ def reply_exit_code(reply: Reply, interrupts: Interrupts) -> int:
         report(error)
         return error.exit_code
     return 0
+
+
+def _release_stdout() -> None:
+    """After a failed write: what stdout still buffers goes out if it can, else is
+    dropped, so the interpreter's final flush cannot fail again."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        _silence_stdout()
 
 
 def _silence_stdout() -> None:

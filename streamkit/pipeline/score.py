@@ -18,12 +18,13 @@ import msgspec
 import trio
 
 from streamkit.config import Settings
-from streamkit.errors import PartialBatchError, StreamkitError, UsageError
-from streamkit.pipeline.batch import finished_ids, id_key
+from streamkit.errors import PartialBatchError, StreamkitError
+from streamkit.pipeline.batch_files import BatchFiles
 from streamkit.pipeline.command import report
 from streamkit.pipeline.interrupts import Interrupts
+from streamkit.pipeline.jsonl_lines import LineReader, count_lines
 from streamkit.protocol.echo import CannotScore
-from streamkit.protocol.ndjson import LineSplitter
+from streamkit.protocol.ndjson import BatchIds, TooLong, id_key, too_long_message
 from streamkit.protocol.scoring import ScoreResult
 from streamkit.providers.llama.files import resolve_local_model
 from streamkit.providers.llama.score import LocalScorer
@@ -79,60 +80,62 @@ async def open_scorer(settings: Settings) -> AsyncIterator[Scorer]:
 
 
 async def score_jsonl(
-    scorer: Scorer, top: int, input_path: Path | None, output_path: Path | None,
-    resume: bool, concurrency: int, interrupts: Interrupts,
+    scorer: Scorer, top: int, files: BatchFiles, input_path: Path | None, concurrency: int,
+    interrupts: Interrupts,
 ) -> int:
     """Records in groups: sorted by context for prefix reuse, written in input order.
 
     On Ctrl-C the finished records of the current group are written too, so
-    ``--resume`` starts after them.
+    ``--resume`` starts after them. ``input_path`` (None: stdin) sizes the
+    progress bar.
     """
-    read = input_path.read_bytes if input_path else sys.stdin.buffer.read
-    try:
-        source = await trio.to_thread.run_sync(read, abandon_on_cancel=True)
-    except OSError as exc:
-        raise UsageError(f"cannot read {input_path}: {exc.strerror}") from None
-    splitter = LineSplitter()
-    lines = [(n, line) for n, line in splitter.feed(source) + splitter.close() if line.strip()]
-    skip = finished_ids(output_path) if resume and output_path else frozenset()
-    jobs = [job for job in map(_parse_record, lines) if id_key(job[1]) not in skip]
-    try:
-        out = output_path.open("ab" if resume else "wb") if output_path else sys.stdout.buffer
-    except OSError as exc:
-        raise UsageError(f"cannot write {output_path}: {exc.strerror}") from None
     progress = None
     if sys.stderr.isatty():
         from streamkit.sinks.progress import BatchProgress  # rich.progress: terminals only
 
-        progress = BatchProgress(len(jobs))
-    failed = 0
-    try:
-        with interrupts.guard() as scope, scope, progress or contextlib.nullcontext():
-            for start in range(0, len(jobs), GROUP):
-                group = jobs[start : start + GROUP]
-                results: dict[int, dict] = {}
-                try:
-                    await _score_group(scorer, group, top, concurrency, results, progress)
-                finally:
-                    for number, *_ in group:
-                        if number in results:
-                            failed += "error" in results[number]
-                            out.write(msgspec.json.encode(results[number]) + b"\n")
-                    out.flush()
-    finally:
-        if output_path:
-            out.close()
+        progress = BatchProgress(count_lines(input_path) if input_path else None)
+    reader = LineReader(files.source)
+    ids = BatchIds()
+    failed = total = 0
+    with interrupts.guard() as scope, scope, progress or contextlib.nullcontext():
+        while group := await _next_group(reader, ids, files.skip_ids):
+            results: dict[int, dict] = {}
+            try:
+                await _score_group(scorer, group, top, concurrency, results, progress)
+            finally:
+                done = [results[number] for number, *_ in group if number in results]
+                total += len(done)
+                failed += sum("error" in record for record in done)
+                if done and not files.output.failed:
+                    files.output.write(b"".join(msgspec.json.encode(r) + b"\n" for r in done))
     if interrupts.exit_code is None and failed:
-        error = PartialBatchError(f"{failed} of {len(jobs)} lines failed")
+        error = PartialBatchError(f"{failed} of {total} lines failed")
         report(error)
         return error.exit_code
     return 0
 
 
+async def _next_group(
+    reader: LineReader, ids: BatchIds, skip: frozenset[bytes]
+) -> list[tuple[int, Any, str | None, str]]:
+    """Up to ``GROUP`` records still to score, in input order (empty at the end)."""
+    group: list[tuple[int, Any, str | None, str]] = []
+    while len(group) < GROUP and (numbered := await reader.next_line()) is not None:
+        number, record_id, context, continuation = _parse_record(numbered)
+        taken = ids.duplicate(number, record_id)
+        if taken is not None and context is not None:
+            context, continuation = None, taken
+        if id_key(record_id) not in skip:
+            group.append((number, record_id, context, continuation))
+    return group
 
-def _parse_record(numbered: tuple[int, bytes]) -> tuple[int, Any, str | None, str]:
+
+
+def _parse_record(numbered: tuple[int, bytes | TooLong]) -> tuple[int, Any, str | None, str]:
     """(line number, id, context, continuation), or context None and an error message."""
     number, line = numbered
+    if isinstance(line, TooLong):
+        return number, number, None, too_long_message(number, line)
     try:
         record = msgspec.json.decode(line, type=_ScoreRecord)
     except msgspec.DecodeError as exc:

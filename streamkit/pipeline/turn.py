@@ -82,9 +82,7 @@ async def print_stream(
     recorder = StatsRecorder() if stats else None
     everyone = [printer, *([recorder] if recorder is not None else []), *consumers]
     reply = await run_stream(produce, everyone, stop=stop)
-    if printer.wrote_text and not printer.ends_with_newline:
-        out.write(b"\n")
-        out.flush()
+    printer.end()
     if recorder is not None:
         print(f"streamkit: {recorder.summary()}", file=sys.stderr, flush=True)
     return reply

@@ -4,7 +4,7 @@
 a line, a ``\\r`` before it is dropped), numbering them from 1, so a record
 without an ``id`` can be named by its line. ``parse_record`` turns one line
 into a ``BatchRecord`` or an ``InputProblem`` with a one-line reason: a bad
-line becomes an error result, never the end of the batch.
+line (an overlong one too) becomes an error result, never the end of the batch.
 """
 
 from __future__ import annotations
@@ -23,35 +23,91 @@ class LineTooLong(ValueError):
     pass
 
 
-class LineSplitter:
-    """Bytes in, ``(line_number, line)`` out; the same however input is chunked."""
+class TooLong(msgspec.Struct, frozen=True):
+    """Stands for a line longer than ``limit`` bytes: read past, never held whole."""
 
-    def __init__(self, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
+    limit: int
+
+
+class LineSplitter:
+    """Bytes in, ``(line_number, line)`` out; the same however input is chunked.
+
+    A line (without its ``\\n``) may be at most ``max_line_bytes`` long. A
+    longer one raises ``LineTooLong``; with ``skip_overlong`` it comes out as
+    ``TooLong`` as soon as it passes the limit instead, and its remaining bytes
+    are dropped up to the next ``\\n`` as they arrive, so no more than the limit
+    is ever held and the lines after it are read as usual (``/dev/zero`` makes
+    one ``TooLong`` and nothing more, however long it is read).
+    """
+
+    def __init__(self, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, *,
+                 skip_overlong: bool = False) -> None:
         self.max_line_bytes = max_line_bytes
-        self._tail = b""
+        self.skip_overlong = skip_overlong
+        self._held: list[bytes] = []  # the start of the current line
+        self._held_size = 0
+        self._skipping = False  # inside an overlong line, up to its \n
         self._count = 0
 
-    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
-        if self._tail:
-            data = self._tail + data
-        lines = data.split(b"\n")
-        self._tail = lines.pop()
-        if len(self._tail) > self.max_line_bytes:
-            raise LineTooLong(f"line {self._count + len(lines) + 1} is longer than "
-                              f"{self.max_line_bytes} bytes")
-        out = []
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of an unfinished line kept for the next ``feed``."""
+        return self._held_size
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes | TooLong]]:
+        out: list[tuple[int, bytes | TooLong]] = []
+        start = 0
+        if self._skipping:
+            start = data.find(b"\n") + 1
+            if not start:
+                return out
+            self._skipping = False
+        end = data.find(b"\n", start)
+        if end < 0:
+            self._hold(data[start:], out)
+            return out
+        first = data[start:end]
+        if self._held:
+            first = b"".join(self._held) + first
+            self._held, self._held_size = [], 0
+        self._emit(first, out)
+        lines = data[end + 1 :].split(b"\n")
+        tail = lines.pop()
         for line in lines:
-            self._count += 1
-            out.append((self._count, line[:-1] if line.endswith(b"\r") else line))
+            self._emit(line, out)
+        self._hold(tail, out)
         return out
 
-    def close(self) -> list[tuple[int, bytes]]:
+    def close(self) -> list[tuple[int, bytes | TooLong]]:
         """End of input: a last line without ``\\n`` still counts."""
-        tail, self._tail = self._tail, b""
+        tail = b"".join(self._held)
+        self._held, self._held_size, self._skipping = [], 0, False
         if not tail.strip():
             return []
         self._count += 1
         return [(self._count, tail[:-1] if tail.endswith(b"\r") else tail)]
+
+    def _emit(self, line: bytes, out: list[tuple[int, bytes | TooLong]]) -> None:
+        self._count += 1
+        if len(line) > self.max_line_bytes:
+            out.append((self._count, self._too_long()))
+        else:
+            out.append((self._count, line[:-1] if line.endswith(b"\r") else line))
+
+    def _hold(self, piece: bytes, out: list[tuple[int, bytes | TooLong]]) -> None:
+        if self._held_size + len(piece) > self.max_line_bytes:
+            self._held, self._held_size = [], 0
+            self._count += 1
+            out.append((self._count, self._too_long()))
+            self._skipping = True
+        elif piece:
+            self._held.append(piece)
+            self._held_size += len(piece)
+
+    def _too_long(self) -> TooLong:
+        if not self.skip_overlong:
+            raise LineTooLong(f"line {self._count} is longer than {self.max_line_bytes} bytes")
+        return TooLong(self.max_line_bytes)
 
 
 class _RecordIn(GenerationFields):
@@ -79,17 +135,54 @@ class InputProblem(msgspec.Struct, frozen=True):
 
 
 _decode_json = msgspec.json.Decoder().decode
+_encode_json = msgspec.json.Encoder().encode
+
+
+def id_key(value: Any) -> bytes:
+    """A record id as a comparable key (``1`` and ``"1"`` stay different)."""
+    return _encode_json(value)
+
+
+class BatchIds:
+    """The ids of a batch's lines so far: each names one line.
+
+    A line's id is its ``id`` field, else its line number. A later line whose
+    id is taken -- given twice, or given as the number of a line that has no
+    ``id`` -- is an input problem of that later line, so every output record,
+    every ``--resume`` skip and every log key stands for one line only
+    (``1`` and ``"1"`` stay different ids). One key per line is kept.
+    """
+
+    def __init__(self) -> None:
+        self._lines: dict[bytes, int] = {}
+
+    def duplicate(self, line: int, record_id: Any) -> str | None:
+        """Why ``record_id`` cannot name ``line`` (another line has it), else None."""
+        key = id_key(record_id)
+        first = self._lines.setdefault(key, line)
+        if first == line:
+            return None
+        return (f"line {line}: the id {key.decode()} is already line {first}'s (ids must be "
+                "unique in a batch; a line without one is named by its number)")
+
+
+def too_long_message(line_number: int, line: TooLong) -> str:
+    """Why an overlong line was not read."""
+    return (f"line {line_number}: longer than {line.limit} bytes, the most a line may be "
+            "(skipped unread)")
 
 
 def parse_record(
     line_number: int,
-    line: bytes,
+    line: bytes | TooLong,
     *,
     kind: str,
     model: str | None,
     defaults: GenerationOptions,
 ) -> BatchRecord | InputProblem:
     """Check one input line and build its request (record fields beat ``defaults``)."""
+    if isinstance(line, TooLong):
+        return InputProblem(line_number, line_number, too_long_message(line_number, line))
     try:
         raw = _decode_json(line)
     except msgspec.DecodeError as exc:

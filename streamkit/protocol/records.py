@@ -3,12 +3,14 @@
 Both let a client say what to generate with the same names: ``prompt`` or
 ``messages`` (plus ``system``), ``model``, ``max_tokens``, ``temperature``,
 ``top_p``, ``seed`` and ``stop`` (a string or a list). They are checked and
-turned into a ``GenerationRequest`` here, once.
+turned into a ``GenerationRequest`` here, once. ``RANGES`` holds the values
+the numeric ones may take; the command-line flags of the same names take
+their bounds from it, so a record is refused exactly what a flag is.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -22,6 +24,35 @@ def record_schema(value: dict[str, Any] | str) -> dict[str, Any]:
     if isinstance(value, str):
         return parse_short_schema(value)
     return checked_schema(value, "`schema`")
+
+
+class Range(NamedTuple):
+    """The values a number may take: from ``low`` up to ``high`` (None: no upper bound)."""
+
+    low: float
+    high: float | None = None
+
+    def problem(self, name: str, value: float | None) -> str | None:
+        """Why ``value`` is out of range, or None (None too when no value was given)."""
+        if value is None:
+            return None
+        if self.low <= value and (self.high is None or value <= self.high):
+            return None
+        if self.high is None:
+            return f"`{name}` is {_number(value)}: it must be at least {_number(self.low)}"
+        return (f"`{name}` is {_number(value)}: it must be between {_number(self.low)} "
+                f"and {_number(self.high)}")
+
+
+RANGES: dict[str, Range] = {
+    "max_tokens": Range(1),
+    "temperature": Range(0.0),
+    "top_p": Range(0.0, 1.0),
+}
+
+
+def _number(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 class MessageIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -68,6 +99,10 @@ def build_request(
             return RecordProblem("`messages` needs a chat request, not a completion")
     elif fields.prompt is None and not fields.messages:
         return RecordProblem("no `messages` and no `prompt`")
+    for name, bounds in RANGES.items():
+        problem = bounds.problem(name, getattr(fields, name))
+        if problem is not None:
+            return RecordProblem(problem)
     if fields.schema is not None:
         try:
             schema = record_schema(fields.schema)

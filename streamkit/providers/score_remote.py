@@ -20,7 +20,8 @@ from typing import Any
 
 import trio
 
-from streamkit.errors import UsageError
+from streamkit.errors import HTTPStatusError, ModelError, UsageError
+from streamkit.protocol.context_limit import exceeds_context
 from streamkit.protocol.echo import (
     EchoedPrompt,
     check_position,
@@ -56,8 +57,13 @@ class RemoteScorer:
         if not continuation:
             raise UsageError("nothing to score: the continuation is empty")
         prompt = context + continuation
-        payload = await self.producer.request_json(
-            "POST", "completions", self._body(prompt, max(top, 1), echo=True))
+        try:
+            payload = await self.producer.request_json(
+                "POST", "completions", self._body(prompt, max(top, 1), echo=True))
+        except HTTPStatusError as exc:
+            if exceeds_context(exc.message):  # as a local model says it: one exit code
+                raise ModelError(exc.message, status=exc.status) from None
+            raise
         echo = parse_echo(payload, prompt)
         first = first_continuation_token(echo, len(context))
         scored = [i for i in range(first, len(echo.tokens)) if echo.logprobs[i] is not None]

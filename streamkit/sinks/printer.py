@@ -17,6 +17,12 @@ stdout in a pipeline carries the answer alone (``ReasoningView``).
 Writes are plain blocking writes to the binary stdout. A pipe that does not
 drain therefore slows the printer, then (bounded channels) the producer: that
 is the documented backpressure of the printer.
+
+A write that fails (a full disk, an I/O error; not a closed pipe, which ends
+the command quietly) stops the printing, not the reply: the printer drains
+the rest unwritten, so the other consumers -- the log -- keep all of it, and
+``end`` raises the failure as an ``OutputError`` once the stream is done.
+What reached stdout before the failure stays there.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import BinaryIO
 
 import trio
 
+from streamkit.errors import OutputError
 from streamkit.events import Batch, ReasoningDelta, TextDelta, encode_event_line, is_reply_event
 from streamkit.protocol.structured import PartialTracker
 
@@ -70,6 +77,7 @@ class Printer:
         self._thinking = False  # inside shown reasoning (its colour is on)
         self.wrote_text = False  # any reply text reached ``out``
         self.ends_with_newline = True
+        self.failure: OutputError | None = None  # a write failed: nothing more is written
         self._pending: list[bytes] = []
         self._last_flush = -1.0  # never: the first text goes out at once
 
@@ -145,8 +153,29 @@ class Printer:
         data = b"".join(self._pending)
         self._pending.clear()
         self._last_flush = trio.current_time()
-        self.out.write(data)
-        self.out.flush()
-        if not self.events:
+        if self._write(data) and not self.events:
             self.wrote_text = True
             self.ends_with_newline = data.endswith(b"\n")
+
+    def end(self) -> None:
+        """After the stream: text ends on a newline (so what follows starts a line of
+        its own); a write that failed is raised now, as an ``OutputError``."""
+        if self.failure is None and self.wrote_text and not self.ends_with_newline:
+            self._write(b"\n")
+        if self.failure is not None:
+            raise self.failure
+
+    def _write(self, data: bytes) -> bool:
+        """Whether ``data`` reached ``out``; a failure is kept for ``end``."""
+        if self.failure is not None:
+            return False
+        try:
+            self.out.write(data)
+            self.out.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            self.failure = OutputError(f"cannot write the reply to stdout: "
+                                       f"{exc.strerror or exc}")
+            return False
+        return True

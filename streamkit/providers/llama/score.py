@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from streamkit.errors import UsageError
+from streamkit.errors import ModelError, UsageError
 from streamkit.protocol.scoring import ScoreResult, build_result
 from streamkit.providers.llama.files import LLAMA_THREADS
 from streamkit.providers.llama.model import load_errors
@@ -99,7 +99,7 @@ class LocalScorer:
             llm.tokenize(b"", add_bos=True)
         full = llm.tokenize((context + continuation).encode(), add_bos=True)
         if len(full) > llm.n_ctx():
-            raise UsageError(f"the text is {len(full)} tokens; the scoring window is "
+            raise ModelError(f"the text is {len(full)} tokens; the scoring window is "
                              f"{llm.n_ctx()}")
         split = max(1, _common_prefix(context_tokens, full))
         scored = full[split:]
