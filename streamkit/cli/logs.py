@@ -17,11 +17,29 @@ from streamkit.pipeline.command import run_blocking_command
 from streamkit.store.database import Store
 from streamkit.store.records import StoredMessage
 
-logs_app = typer.Typer(
-    name="logs",
-    help="The conversation log: every prompt and reply, kept in SQLite.",
-    no_args_is_help=True,
-)
+logs_app = typer.Typer(name="logs", no_args_is_help=True)
+
+
+@logs_app.callback()
+def logs() -> None:
+    """The conversation log: every prompt and reply, kept in SQLite.
+
+    chat and complete (--jsonl batches too) log every exchange unless --no-log;
+    --db PATH, $STREAMKIT_DB or `db` in the config file choose the file.
+
+    Examples:
+
+      streamkit logs list -n 5
+
+      streamkit logs show 3f2a9c1d0b7e
+
+      streamkit logs search e-mail
+
+      streamkit logs export > backup.jsonl
+
+      streamkit logs rm 3f2a9c1d0b7e
+    """
+
 
 JSONOutput = Annotated[bool, typer.Option("--json", help="One JSON object a line")]
 Limit = Annotated[int, typer.Option("--limit", "-n", min=1, help="Show at most this many")]
@@ -131,23 +149,31 @@ def _reply_facts(message: StoredMessage) -> str:
 
 @logs_app.command("search")
 def search(
-    query: Annotated[str, typer.Argument(help="Full-text query (SQLite FTS5 syntax)")],
+    query: Annotated[str, typer.Argument(help="Words a message must all contain (with --fts: "
+                                         "an SQLite FTS5 query)")],
     db: opt.Database = None,
     limit: Limit = 20,
     as_json: JSONOutput = False,
+    fts: Annotated[bool, typer.Option("--fts", help="QUERY is FTS5 syntax: AND, OR, NOT, "
+                                      "\"phrases\", prefix*")] = False,
 ) -> None:
-    """Messages matching words, best match first.
+    """Messages with every word of QUERY, best match first.
+
+    Words are taken as written (e-mail, what's, 3.5, C++); --fts for the query syntax.
 
     Examples:
 
       streamkit logs search primes
 
-      streamkit logs search '"capital of" AND France'
+      streamkit logs search "what's the e-mail"
+
+      streamkit logs search --fts '"capital of" AND France'
     """
+
 
     def body() -> None:
         store = _open(db)
-        for message, snippet in store.search(query, limit):
+        for message, snippet in store.search(query, limit, fts=fts):
             if as_json:
                 _print_json({**msgspec.structs.asdict(message), "snippet": snippet})
             else:

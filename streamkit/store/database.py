@@ -329,8 +329,16 @@ class Store:
         ).fetchall()
         return [ConversationSummary(*row) for row in rows]
 
-    def search(self, query: str, limit: int = 20) -> list[tuple[StoredMessage, str]]:
-        """Messages matching an FTS5 query, best first, with a highlighted snippet."""
+    def search(
+        self, query: str, limit: int = 20, *, fts: bool = False
+    ) -> list[tuple[StoredMessage, str]]:
+        """Messages with every word of ``query``, best first, with a highlighted snippet.
+
+        With ``fts``, ``query`` is FTS5 query syntax (``AND``, ``"phrases"``,
+        ``prefix*``) as it stands.
+        """
+        if not fts:
+            query = plain_words(query)
         try:
             rows = self.db.execute(
                 f"SELECT {', '.join('m.' + c for c in _MESSAGE_COLUMNS.split(', '))},"
@@ -346,6 +354,19 @@ class Store:
     def all_messages(self) -> Iterator[StoredMessage]:
         for row in self.db.execute(f"SELECT {_MESSAGE_COLUMNS} FROM messages ORDER BY id"):
             yield StoredMessage(*row)
+
+
+def plain_words(text: str) -> str:
+    """``text`` as an FTS5 query for all its words, none of them syntax.
+
+    Each whitespace-separated term is quoted, so ``e-mail``, ``what's``, ``3.5``
+    and ``C++`` are searched as written (FTS5 reads a bare ``-`` or ``.`` as
+    syntax): the tokenizer splits a quoted term into a phrase of its words.
+    """
+    terms = text.split()
+    if not terms:
+        raise UsageError("nothing to search for")
+    return " ".join('"' + term.replace('"', '""') + '"' for term in terms)
 
 
 class _Transaction:
