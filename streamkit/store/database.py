@@ -35,13 +35,14 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import platformdirs
 
-from streamkit.errors import UsageError
+from streamkit.errors import LogError, UsageError
 from streamkit.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from streamkit.store.records import (
     ConversationSummary,
@@ -50,7 +51,9 @@ from streamkit.store.records import (
     StoredToolCall,
 )
 
-BUSY_TIMEOUT_MS = 10_000
+BUSY_TIMEOUT_MS = 10_000  # how long a write waits for another process's lock
+
+ROW_GONE = "the conversation was removed from the log while it was being written"
 
 
 def default_db_path() -> Path:
@@ -163,17 +166,17 @@ class Store:
         self, request_id: int, *, http_status: int, headers: dict[str, str]
     ) -> None:
         """What the server answered: status, request id and rate-limit headers."""
-        self.db.execute(
+        _updated(self.db.execute(
             "UPDATE requests SET http_status = ?, response_headers = ? WHERE id = ?",
             (http_status, msgspec.json.encode(headers).decode(), request_id),
-        )
+        ))
 
     def record_failure(self, request_id: int, *, endpoint: str, body: bytes) -> None:
         """Keep a failed request's endpoint and body (as sent) for ``replay``."""
-        self.db.execute(
+        _updated(self.db.execute(
             "UPDATE requests SET endpoint = ?, body = ?, failed_at = ? WHERE id = ?",
             (endpoint, body, time.time(), request_id),
-        )
+        ))
 
     def failed_requests(self, limit: int = 20) -> list[FailedRequest]:
         """The latest failed requests, newest first."""
@@ -241,20 +244,38 @@ class Store:
         error: str | None = None, tool_calls: str | None = None,
     ) -> None:
         """Compact the streamed chunks into the content and record how it ended."""
+        if not self._finish(
+            message_id, status=status, finish_reason=finish_reason,
+            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, ttft_s=ttft_s,
+            duration_s=duration_s, error=error, tool_calls=tool_calls,
+        ):
+            raise LogError(ROW_GONE)
+
+    def _finish(
+        self, message_id: int, *, status: str,
+        finish_reason: str | None = None, prompt_tokens: int | None = None,
+        completion_tokens: int | None = None, ttft_s: float | None = None,
+        duration_s: float | None = None, error: str | None = None,
+        tool_calls: str | None = None,
+    ) -> bool:
+        """``finish_message``; False if there was no such row."""
         with self._transaction():
             (streamed,) = self.db.execute(
                 "SELECT group_concat(text, '') FROM"
                 " (SELECT text FROM message_chunks WHERE message_id = ? ORDER BY seq)",
                 (message_id,),
             ).fetchone()
-            self.db.execute(
+            cursor = self.db.execute(
                 "UPDATE messages SET content = content || ?, status = ?, finish_reason = ?,"
                 " prompt_tokens = ?, completion_tokens = ?, ttft_s = ?, duration_s = ?,"
                 " error = ?, finished_at = ?, tool_calls = ? WHERE id = ?",
                 (streamed or "", status, finish_reason, prompt_tokens, completion_tokens,
                  ttft_s, duration_s, error, time.time(), tool_calls, message_id),
             )
+            if cursor.rowcount == 0:
+                return False
             self.db.execute("DELETE FROM message_chunks WHERE message_id = ?", (message_id,))
+        return True
 
     def add_tool_call(
         self, conversation_id: str, message_id: int | None, *, hop: int, call_id: str | None,
@@ -369,6 +390,25 @@ def plain_words(text: str) -> str:
     return " ".join('"' + term.replace('"', '""') + '"' for term in terms)
 
 
+@contextmanager
+def unusable_database(path: Path) -> Iterator[None]:
+    """A query that fails on a damaged file is a usage error: the database is unusable.
+
+    For commands that only read and manage the log (``logs``), where the log
+    is the whole job, not a side effect of a reply.
+    """
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        raise UsageError(f"cannot use the log database {path}: {exc}") from None
+
+
+def _updated(cursor: sqlite3.Cursor) -> None:
+    """An UPDATE of a row the command made must find it: else it was removed meanwhile."""
+    if cursor.rowcount == 0:
+        raise LogError(ROW_GONE)
+
+
 class _Transaction:
     """``with store._transaction():`` -- BEGIN IMMEDIATE ... COMMIT / ROLLBACK.
 
@@ -383,7 +423,13 @@ class _Transaction:
         self.db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, kind: object, value: object, traceback: object) -> None:
-        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        if kind is None:
+            self.db.execute("COMMIT")
+        elif self.db.in_transaction:
+            # Some errors (a full disk) have already rolled the transaction
+            # back; a failing ROLLBACK must not hide the error that matters.
+            with suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
 
 
 def _statements(script: str) -> list[str]:
