@@ -14,9 +14,11 @@ Streaming writes
     ``message_chunks`` one batch at a time (an INSERT per batch, so a long
     reply costs O(n), where ``content = content || ?`` would rewrite the row
     every time), and when the reply ends the chunks are compacted into
-    ``messages.content`` in one short transaction. A reply still marked
-    ``streaming`` when a process opens the database belonged to a process that
-    died (``kill -9``): it is compacted and marked ``interrupted``.
+    ``messages.content`` in one short transaction. A streaming reply carries
+    its writer's pid and start time; one still marked ``streaming`` when a
+    process opens the database is compacted and marked ``interrupted`` only if
+    that writer is gone (``kill -9``) -- another streamkit streaming right
+    now keeps writing its reply and finishes it (``streamkit.store.liveness``).
 
 Concurrency
     WAL mode, a busy timeout and short transactions, so several streamkit
@@ -31,6 +33,7 @@ Schema versions
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 import uuid
@@ -43,6 +46,7 @@ import msgspec
 import platformdirs
 
 from streamkit.errors import LogError, UsageError
+from streamkit.store.liveness import process_start, writer_alive
 from streamkit.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from streamkit.store.records import (
     ConversationSummary,
@@ -79,6 +83,7 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._writer = (os.getpid(), process_start(os.getpid()))  # on streaming rows
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(
@@ -119,12 +124,29 @@ class Store:
         return _Transaction(self.db)
 
     def recover(self) -> int:
-        """Mark replies left ``streaming`` by a dead process as ``interrupted``."""
-        rows = self.db.execute("SELECT id FROM messages WHERE status = 'streaming'").fetchall()
-        for (message_id,) in rows:
-            self.finish_message(message_id, status="interrupted",
-                                error="the process ended before the reply did")
-        return len(rows)
+        """Mark replies left ``streaming`` by a process that is gone as ``interrupted``.
+
+        A reply whose writer still runs is left to it. Rows written before
+        writers were recorded (no pid) are taken as orphans. If another
+        process holds the write lock past the busy timeout, recovery waits for
+        the next open rather than failing this one.
+        """
+        rows = self.db.execute(
+            "SELECT id, writer_pid, writer_started FROM messages WHERE status = 'streaming'"
+        ).fetchall()
+        recovered = 0
+        for message_id, pid, started in rows:
+            if pid is not None and writer_alive(pid, started):
+                continue
+            try:
+                recovered += self._finish(message_id, only_streaming=True,
+                                          status="interrupted",
+                                          error="the process ended before the reply did")
+            except sqlite3.OperationalError as exc:
+                if not (exc.sqlite_errorname or "").startswith("SQLITE_BUSY"):
+                    raise
+                break
+        return recovered
 
     # -- writes --------------------------------------------------------------
 
@@ -217,12 +239,14 @@ class Store:
         status: str = "complete", tool_call_id: str | None = None,
     ) -> int:
         now = time.time()
+        pid, started = self._writer if status == "streaming" else (None, None)
         with self._transaction():
             cursor = self.db.execute(
                 "INSERT INTO messages (conversation_id, request_id, role, content, model,"
-                " provider, created_at, status, tool_call_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " provider, created_at, status, tool_call_id, writer_pid, writer_started)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (conversation_id, request_id, role, content, model, provider, now, status,
-                 tool_call_id),
+                 tool_call_id, pid, started),
             )
             self.db.execute(
                 "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
@@ -252,13 +276,14 @@ class Store:
             raise LogError(ROW_GONE)
 
     def _finish(
-        self, message_id: int, *, status: str,
+        self, message_id: int, *, only_streaming: bool = False, status: str,
         finish_reason: str | None = None, prompt_tokens: int | None = None,
         completion_tokens: int | None = None, ttft_s: float | None = None,
         duration_s: float | None = None, error: str | None = None,
         tool_calls: str | None = None,
     ) -> bool:
-        """``finish_message``; False if there was no such row."""
+        """``finish_message``; False if there was no such row (``only_streaming``:
+        no such row still streaming)."""
         with self._transaction():
             (streamed,) = self.db.execute(
                 "SELECT group_concat(text, '') FROM"
@@ -268,7 +293,8 @@ class Store:
             cursor = self.db.execute(
                 "UPDATE messages SET content = content || ?, status = ?, finish_reason = ?,"
                 " prompt_tokens = ?, completion_tokens = ?, ttft_s = ?, duration_s = ?,"
-                " error = ?, finished_at = ?, tool_calls = ? WHERE id = ?",
+                " error = ?, finished_at = ?, tool_calls = ? WHERE id = ?"
+                + (" AND status = 'streaming'" if only_streaming else ""),
                 (streamed or "", status, finish_reason, prompt_tokens, completion_tokens,
                  ttft_s, duration_s, error, time.time(), tool_calls, message_id),
             )

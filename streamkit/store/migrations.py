@@ -115,6 +115,12 @@ MIGRATIONS: list[str] = [
     ALTER TABLE requests ADD COLUMN failed_at REAL;
     CREATE INDEX requests_failed ON requests(failed_at) WHERE failed_at IS NOT NULL;
     """,
+    # 6 -> 7: who is writing a streaming reply (pid, and when that process
+    # started), so crash recovery leaves the rows of a live writer alone.
+    """
+    ALTER TABLE messages ADD COLUMN writer_pid INTEGER;
+    ALTER TABLE messages ADD COLUMN writer_started TEXT;
+    """,
 ]
 
 
