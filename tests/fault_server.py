@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 
 import trio
@@ -33,6 +33,7 @@ Handler = Callable[[trio.SocketStream, str, dict], Awaitable[None]]
 
 _attempts: Counter[tuple[str, str]] = Counter()
 arrivals: list[tuple[str, float]] = []  # (scenario, trio time) of each request, in-process
+_released: defaultdict[str, trio.Event] = defaultdict(trio.Event)  # "held" streams, by key
 
 
 def chunk(content: str | None = None, finish: str | None = None) -> bytes:
@@ -176,6 +177,15 @@ async def scenario(stream: trio.SocketStream, name: str, key: str, request: Requ
         for i in range(100_000):
             await send_piece(stream, chunk(f"t{i} "))
             await trio.sleep(0.02)
+        await end_chunked(stream)
+    elif name == "held" and attempt > 0:  # any later request under the key releases it
+        _released[key].set()
+        await send_json(stream, "200 OK", {"released": True})
+    elif name == "held":  # "before ", then nothing until released; then "after" and the end
+        await start_sse(stream)
+        await send_piece(stream, chunk("before "))
+        await _released[key].wait()
+        await send_piece(stream, chunk("after") + chunk(finish="stop") + DONE)
         await end_chunked(stream)
     elif name == "429-then-ok" and attempt == 0:
         await send_json(stream, "429 Too Many Requests",

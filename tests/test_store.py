@@ -289,3 +289,47 @@ def test_batch_resume_from_the_log_without_an_output_file(run_cli, fault_url, tm
     assert "replayed" not in records[1] and records[1]["text"] == "Hello, world"
     no_name = run_cli("complete", "--jsonl", "--resume", "--db", str(db), input="")
     assert no_name.code == 2 and "--batch NAME" in no_name.stderr
+
+
+def test_logs_help_has_examples(run_cli):
+    result = run_cli("logs", "--help")
+    assert result.code == 0
+    assert "Examples:" in result.stdout
+    assert "streamkit logs search" in result.stdout
+
+
+_WORDY = ["write to my e-mail address", "what's the weather", "version 3.5 is out",
+          "I like C++ a lot", "nothing to see here"]
+
+
+def _wordy_log(tmp_path: Path) -> Path:
+    db = tmp_path / "log.db"
+    store = Store(db)
+    conversation = store.new_conversation()
+    for text in _WORDY:
+        store.add_message(conversation, "user", text)
+    store.close()
+    return db
+
+
+def test_logs_search_takes_plain_words(run_cli, tmp_path):
+    import json
+
+    db = _wordy_log(tmp_path)
+    for query, expected in [("e-mail", _WORDY[0]), ("what's", _WORDY[1]), ("3.5", _WORDY[2]),
+                            ("C++", _WORDY[3])]:
+        result = run_cli("logs", "search", query, "--json", "--db", str(db))
+        assert result.code == 0, (query, result.stderr)
+        found = [json.loads(line)["content"] for line in result.stdout.splitlines()]
+        assert found == [expected], query
+
+
+def test_logs_search_fts_takes_the_query_syntax(run_cli, tmp_path):
+    db = _wordy_log(tmp_path)
+    result = run_cli("logs", "search", "--fts", "weather OR lot", "--db", str(db))
+    assert result.code == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 2
+    plain = run_cli("logs", "search", "weather OR lot", "--db", str(db))
+    assert plain.code == 0 and plain.stdout == ""  # three words, all required
+    bad = run_cli("logs", "search", "--fts", "e-mail", "--db", str(db))
+    assert bad.code == 2 and bad.stderr.startswith("streamkit: bad search query")

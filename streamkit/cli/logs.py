@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime
 import sys
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, NoReturn
 
 import msgspec
 import typer
@@ -14,14 +15,32 @@ from streamkit.cli.failed import print_failed, response_line, with_response
 from streamkit.config import load_config, resolve_settings
 from streamkit.errors import UsageError, one_line
 from streamkit.pipeline.command import run_blocking_command
-from streamkit.store.database import Store
+from streamkit.store.database import Store, unusable_database
 from streamkit.store.records import StoredMessage
 
-logs_app = typer.Typer(
-    name="logs",
-    help="The conversation log: every prompt and reply, kept in SQLite.",
-    no_args_is_help=True,
-)
+logs_app = typer.Typer(name="logs", no_args_is_help=True)
+
+
+@logs_app.callback()
+def logs() -> None:
+    """The conversation log: every prompt and reply, kept in SQLite.
+
+    chat and complete (--jsonl batches too) log every exchange unless --no-log;
+    --db PATH, $STREAMKIT_DB or `db` in the config file choose the file.
+
+    Examples:
+
+      streamkit logs list -n 5
+
+      streamkit logs show 3f2a9c1d0b7e
+
+      streamkit logs search e-mail
+
+      streamkit logs export > backup.jsonl
+
+      streamkit logs rm 3f2a9c1d0b7e
+    """
+
 
 JSONOutput = Annotated[bool, typer.Option("--json", help="One JSON object a line")]
 Limit = Annotated[int, typer.Option("--limit", "-n", min=1, help="Show at most this many")]
@@ -34,6 +53,20 @@ def _open(db: opt.Database) -> Store:
         idle_timeout=None, timeout=None, max_retries=None, config=config,
     )
     return Store(opt.database_path(db, settings))
+
+
+def _run(body: Callable[[Store], None], db: opt.Database) -> NoReturn:
+    """Run a ``logs`` command on the opened log; a damaged file is one line, exit 2."""
+
+    def run() -> None:
+        store = _open(db)
+        try:
+            with unusable_database(store.path):
+                body(store)
+        finally:
+            store.close()
+
+    raise typer.Exit(run_blocking_command(run))
 
 
 def _when(timestamp: float) -> str:
@@ -63,8 +96,7 @@ def list_conversations(
       streamkit logs list --failed
     """
 
-    def body() -> None:
-        store = _open(db)
+    def body(store: Store) -> None:
         if failed:
             print_failed(store.failed_requests(limit), as_json=as_json)
             return
@@ -75,7 +107,7 @@ def list_conversations(
                 print(f"{item.id}  {_when(item.updated_at)}  {item.messages:3d} msgs  "
                       f"{item.model or '-':<12}  {one_line(item.first_prompt, 50)}")
 
-    raise typer.Exit(run_blocking_command(body))
+    _run(body, db)
 
 
 @logs_app.command("show")
@@ -93,8 +125,7 @@ def show(
       streamkit logs show 3f2a9c1d0b7e --json | jq -r 'select(.role=="assistant").content'
     """
 
-    def body() -> None:
-        store = _open(db)
+    def body(store: Store) -> None:
         if not store.has_conversation(conversation_id):
             raise UsageError(f"no conversation {conversation_id!r} in the log")
         responses = store.responses(conversation_id)
@@ -113,7 +144,7 @@ def show(
                     print(f"-> {call['name']}({call['arguments']})  [{call['id']}]")
                 print()
 
-    raise typer.Exit(run_blocking_command(body))
+    _run(body, db)
 
 
 def _reply_facts(message: StoredMessage) -> str:
@@ -133,29 +164,35 @@ def _reply_facts(message: StoredMessage) -> str:
 
 @logs_app.command("search")
 def search(
-    query: Annotated[str, typer.Argument(help="Full-text query (SQLite FTS5 syntax)")],
+    query: Annotated[str, typer.Argument(help="Words a message must all contain (with --fts: "
+                                         "an SQLite FTS5 query)")],
     db: opt.Database = None,
     limit: Limit = 20,
     as_json: JSONOutput = False,
+    fts: Annotated[bool, typer.Option("--fts", help="QUERY is FTS5 syntax: AND, OR, NOT, "
+                                      "\"phrases\", prefix*")] = False,
 ) -> None:
-    """Messages matching words, best match first.
+    """Messages with every word of QUERY, best match first.
+
+    Words are taken as written (e-mail, what's, 3.5, C++); --fts for the query syntax.
 
     Examples:
 
       streamkit logs search primes
 
-      streamkit logs search '"capital of" AND France'
+      streamkit logs search "what's the e-mail"
+
+      streamkit logs search --fts '"capital of" AND France'
     """
 
-    def body() -> None:
-        store = _open(db)
-        for message, snippet in store.search(query, limit):
+    def body(store: Store) -> None:
+        for message, snippet in store.search(query, limit, fts=fts):
             if as_json:
                 _print_json({**msgspec.structs.asdict(message), "snippet": snippet})
             else:
                 print(f"{message.conversation_id}  {message.role:<9}  {one_line(snippet, 80)}")
 
-    raise typer.Exit(run_blocking_command(body))
+    _run(body, db)
 
 
 @logs_app.command("export")
@@ -167,11 +204,11 @@ def export(db: opt.Database = None) -> None:
       streamkit logs export > backup.jsonl
     """
 
-    def body() -> None:
-        for message in _open(db).all_messages():
+    def body(store: Store) -> None:
+        for message in store.all_messages():
             _print_json(message)
 
-    raise typer.Exit(run_blocking_command(body))
+    _run(body, db)
 
 
 @logs_app.command("rm")
@@ -186,10 +223,9 @@ def remove(
       streamkit logs rm 3f2a9c1d0b7e
     """
 
-    def body() -> None:
-        store = _open(db)
+    def body(store: Store) -> None:
         missing = [cid for cid in conversation_ids if not store.delete_conversation(cid)]
         if missing:
             raise UsageError(f"no conversation {', '.join(map(repr, missing))} in the log")
 
-    raise typer.Exit(run_blocking_command(body))
+    _run(body, db)

@@ -45,7 +45,7 @@ from streamkit.protocol.reply import Reply
 from streamkit.protocol.structured import PartialTracker, check_reply
 from streamkit.providers.backend import Backend
 from streamkit.request import GenerationOptions
-from streamkit.sinks.recorder import ConversationLog, replay_or_record
+from streamkit.sinks.recorder import new_conversation_log, replay_or_record
 from streamkit.sinks.stats import StatsRecorder
 from streamkit.store.async_store import AsyncStore
 from streamkit.store.records import StoredMessage
@@ -167,9 +167,8 @@ class BatchRunner:
             partials = PartialTracker() if schema is not None else None
             consumers.append(partial(_forward_events, self.output, job.id, partials))
         if self.store is not None:
-            conversation = await self.store.new_conversation(
-                batch=self.batch_name, record_id=id_key(job.id).decode())
-            log = ConversationLog(self.store, conversation)
+            log = await new_conversation_log(
+                self.store, batch=self.batch_name, record_id=id_key(job.id).decode())
             stored = await replay_or_record(log, job.idempotency_key)
             if stored is not None:
                 return _replayed_record(job, stored)

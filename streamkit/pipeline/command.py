@@ -8,7 +8,9 @@ an I/O error) is an ``OutputError`` (exit 12) wherever the write was: the
 writers that know their output say so themselves, and stdout is flushed here
 before the command ends, so text still buffered fails here and not in the
 interpreter's own exit. Exceptions from nurseries arrive as exception groups
-and are unwrapped here.
+and are unwrapped here. A log that failed while the command ran is one warning
+line (after the reply that met it, or at the end) and exit 11 when nothing
+else failed.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
-from streamkit.errors import EXIT_INTERRUPTED, OutputError, StreamkitError
+from streamkit.errors import EXIT_INTERRUPTED, LogError, OutputError, StreamkitError
 from streamkit.pipeline.interrupts import Interrupts
 from streamkit.protocol.reply import Reply
+from streamkit.store.health import LogHealth, command_health, current_health
 
 EXIT_BROKEN_PIPE = 141
 # An OSError with one of these, raised by a write no writer translated, is the output's.
@@ -42,16 +45,32 @@ def run_command(body: CommandBody) -> int:
             nursery.cancel_scope.cancel()
             return code
 
-    try:
-        code = trio.run(root)
-        sys.stdout.flush()
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
-    except BaseException as exc:
-        return _exit_code_for(exc, interrupts)
-    if interrupts.exit_code is not None:
-        return interrupts.exit_code
-    return code or 0
+    with command_health() as health:
+        try:
+            code = trio.run(root)
+            sys.stdout.flush()
+        except KeyboardInterrupt:
+            return _with_log_failure(health, EXIT_INTERRUPTED)
+        except BaseException as exc:
+            return _with_log_failure(health, _exit_code_for(exc, interrupts))
+        if interrupts.exit_code is not None:
+            return _with_log_failure(health, interrupts.exit_code)
+        return _with_log_failure(health, code or 0)
+
+
+def _with_log_failure(health: LogHealth, code: int) -> int:
+    """The log's failure line if no one reported it yet; exit 11 if all else succeeded."""
+    report_log_failure(health)
+    if code == 0 and health.failure is not None:
+        return health.failure.exit_code
+    return code
+
+
+def report_log_failure(health: LogHealth | None = None) -> None:
+    """The line of a log failure not reported yet (after a reply, at the end): once."""
+    failure = (health or current_health()).unreported()
+    if failure is not None:
+        report(failure)
 
 
 def run_blocking_command(body: Callable[[], int | None]) -> int:
@@ -83,6 +102,8 @@ def _exit_code_for(exc: BaseException, interrupts: Interrupts) -> int:
         if isinstance(errors[0], OutputError):
             _release_stdout()
         report(errors[0])
+        if isinstance(errors[0], LogError):
+            current_health().unreported()  # that was its line
         return errors[0].exit_code
     if all(isinstance(leaf, KeyboardInterrupt) for leaf in leaves):
         return interrupts.exit_code or EXIT_INTERRUPTED

@@ -49,6 +49,7 @@ from streamkit.events import (
     ToolCallDelta,
     Usage,
 )
+from streamkit.pipeline.command import report_log_failure
 from streamkit.pipeline.stream import run_stream
 from streamkit.protocol.relay_frames import (
     BadFrame,
@@ -61,7 +62,7 @@ from streamkit.protocol.relay_frames import (
 from streamkit.protocol.reply import Reply
 from streamkit.protocol.structured import check_reply
 from streamkit.providers.backend import Backend
-from streamkit.sinks.recorder import ConversationLog, ReplyRecorder
+from streamkit.sinks.recorder import ReplyRecorder, new_conversation_log
 from streamkit.store.async_store import AsyncStore
 
 _encode = msgspec.json.Encoder().encode
@@ -322,6 +323,7 @@ class _Connection:
             del self.requests[frame_id]
             if not self.requests:
                 self._no_requests.set()
+        report_log_failure()  # the relay's own stderr says so once; the client got its reply
         if self.shutting_down:
             outbox.put(error_frame(frame_id, "shutting_down", "the relay is shutting down"))
         elif reply.error is not None:
@@ -333,7 +335,7 @@ class _Connection:
         """Log the request as a conversation of its own (``--log``)."""
         store = self.relay.store
         assert store is not None
-        log = ConversationLog(store, await store.new_conversation(batch="relay"))
+        log = await new_conversation_log(store, batch="relay")
         return await log.record_request(frame.request, self.relay.backend)
 
     async def _send_loop(self) -> None:

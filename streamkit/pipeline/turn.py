@@ -10,6 +10,7 @@ from typing import Any
 import trio
 
 from streamkit.events import StreamError
+from streamkit.pipeline.command import report_log_failure
 from streamkit.pipeline.stream import Consumer, Producer, run_stream
 from streamkit.protocol.reply import Reply
 from streamkit.protocol.structured import PartialTracker, check_reply
@@ -39,7 +40,8 @@ async def stream_turn(
     the scope that interrupts the reply (see ``run_stream``). With ``stats``,
     a line with time to first token and tokens/s follows on stderr.
     With ``log``, the prompt (``prompt_text``) and the reply, as it streams,
-    are written to the conversation log.
+    are written to the conversation log; if the log fails, its one warning
+    line follows the reply.
     """
     consumers: list[Consumer] = []
     if log is not None:
@@ -51,6 +53,8 @@ async def stream_turn(
     reply = await print_stream(partial(backend.stream, request), stop=stop, events=events,
                                stats=stats, consumers=consumers, partials=partials,
                                reasoning=reasoning)
+    if log is not None:
+        report_log_failure()
     if schema is not None and reply.error is None and reply.finish_reason != "cancelled":
         _check_structured(reply, schema)
     return reply

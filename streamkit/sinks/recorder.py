@@ -7,19 +7,24 @@ comes first (but not more than once per 20 ms). The reply row is created
 with the first text; when the stream ends, the row gets its status
 (``complete``, ``interrupted`` for Ctrl-C, SIGTERM or a timeout, ``error``),
 finish reason, usage, TTFT and duration.
+
+The log never takes a command down: a write that fails (``LogError``, kept
+on the store and the command's ``LogHealth``) stops the writing, and the
+reply goes on being printed. Only what a request needs from the log -- the
+history it continues -- can fail a command.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import msgspec
 import trio
 
-from streamkit.errors import UsageError
+from streamkit.errors import LogError, UsageError
 from streamkit.events import Batch, ReasoningDelta, ResponseInfo, TextDelta, ToolResult
 from streamkit.protocol.reply import Reply
 from streamkit.protocol.wire import request_bytes
@@ -29,6 +34,9 @@ from streamkit.store.records import StoredMessage
 
 if TYPE_CHECKING:
     from streamkit.providers.backend import Backend
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 FLUSH_INTERVAL = 0.2  # seconds
 FLUSH_BYTES = 1024
@@ -67,9 +75,9 @@ async def open_conversation(
                 if (m.content or m.tool_calls)
                 and m.role in ("system", "user", "assistant", "tool")
             ]
+            log = ConversationLog(store, chosen)
         else:
-            chosen = await store.new_conversation()
-        log = ConversationLog(store, chosen)
+            log = await new_conversation_log(store)
         if system and not (history and history[0].role == "system"):
             await log.add_message("system", system)
             history.insert(0, Message("system", system))
@@ -89,13 +97,29 @@ async def replay_or_record(log: ConversationLog | None, key: str | None) -> Stor
         return None
     if log is None:
         raise UsageError("--request-id needs the conversation log (not --no-log)")
-    stored = await log.store.completed_reply(key)
-    if stored is None:
-        log.idempotency_key = key
+    try:
+        stored = await log.store.completed_reply(key)
+        if stored is None:
+            log.idempotency_key = key
+            return None
+        if not await log.store.messages(log.conversation_id):
+            await log.store.delete_conversation(log.conversation_id)
+    except LogError:
+        # The log cannot tell (or forget the empty conversation): the reply
+        # comes first, so the model is asked; the command reports the failure.
         return None
-    if not await log.store.messages(log.conversation_id):
-        await log.store.delete_conversation(log.conversation_id)
     return stored
+
+
+async def new_conversation_log(
+    store: AsyncStore, *, batch: str | None = None, record_id: str | None = None
+) -> ConversationLog:
+    """A fresh conversation to log into; if the log fails, one that writes nothing."""
+    try:
+        conversation_id = await store.new_conversation(batch, record_id)
+    except LogError:
+        conversation_id = ""  # never used: every later write meets the failed store
+    return ConversationLog(store, conversation_id)
 
 
 class ConversationLog:
@@ -107,18 +131,27 @@ class ConversationLog:
         self.last_reply_id: int | None = None  # the newest assistant row
         self.idempotency_key: str | None = None  # recorded on the next request
 
+    async def write(
+        self, method: Callable[P, Awaitable[R]], *args: P.args, **kwargs: P.kwargs
+    ) -> R | None:
+        """A write to the log, or ``None`` once the log has failed: the command goes on."""
+        try:
+            return await method(*args, **kwargs)
+        except LogError:
+            return None
+
     async def add_message(
         self, role: str, content: str, *, tool_call_id: str | None = None
     ) -> None:
-        await self.store.add_message(self.conversation_id, role, content,
-                              tool_call_id=tool_call_id)
+        await self.write(self.store.add_message, self.conversation_id, role, content,
+                         tool_call_id=tool_call_id)
 
     async def add_tool_result(
         self, message_id: int | None, arguments: str, result: ToolResult
     ) -> None:
         """One tool run: in ``tool_calls`` (for the record) and as a ``tool`` message."""
-        await self.store.add_tool_call(self.conversation_id, message_id, hop=result.hop,
-            call_id=result.call_id, name=result.name, arguments=arguments,
+        await self.write(self.store.add_tool_call, self.conversation_id, message_id,
+            hop=result.hop, call_id=result.call_id, name=result.name, arguments=arguments,
             result=result.content, status=result.status, duration_s=result.duration_s,
         )
         await self.add_message("tool", result.content, tool_call_id=result.call_id)
@@ -127,9 +160,10 @@ class ConversationLog:
         """Log the request (options only: no key, no headers) and return the reply's sink."""
         options = msgspec.structs.asdict(request.options)
         model = request.model or backend.model_name
-        request_id = await self.store.add_request(
-            self.conversation_id, kind=request.kind, provider=backend.provider,
-            model=model, options={k: v for k, v in options.items() if _given(v)},
+        request_id = await self.write(
+            self.store.add_request, self.conversation_id, kind=request.kind,
+            provider=backend.provider, model=model,
+            options={k: v for k, v in options.items() if _given(v)},
             idempotency_key=self.idempotency_key,
         )
         return ReplyRecorder(self, request_id=request_id, provider=backend.provider, model=model,
@@ -147,7 +181,8 @@ class ReplyRecorder:
     """Consumer: streams one reply into the store."""
 
     def __init__(
-        self, log: ConversationLog, *, request_id: int, provider: str, model: str | None,
+        self, log: ConversationLog, *, request_id: int | None, provider: str,
+        model: str | None,
         request: GenerationRequest | None = None,
     ) -> None:
         self.log = log
@@ -161,6 +196,7 @@ class ReplyRecorder:
         self._pending: list[str] = []
         self._pending_bytes = 0
         self._seq = 0
+        self._failed = False  # the log failed: nothing more is kept or written
         self._done = False
         self._wake = trio.Event()
         self._started = trio.current_time()
@@ -188,14 +224,27 @@ class ReplyRecorder:
                 if self._first_token_at is None:
                     self._first_token_at = trio.current_time()
                     self._wake.set()  # the row is created at the first token
-                self._pending.append(event.text)
-                self._pending_bytes += len(event.text)
+                if not self._failed:
+                    self._pending.append(event.text)
+                    self._pending_bytes += len(event.text)
             elif type(event) is ResponseInfo:
                 self.response = event
         if self._pending_bytes >= FLUSH_BYTES:
             self._wake.set()
 
     async def _write_loop(self) -> None:
+        """Write the reply as it comes; after a log failure, write nothing more.
+
+        The receiving side keeps draining the stream either way, so the
+        producer and the printer never notice the log.
+        """
+        try:
+            await self._write_reply()
+        except LogError:
+            self._failed = True
+            self._pending, self._pending_bytes = [], 0
+
+    async def _write_reply(self) -> None:
         store = self.log.store
         while True:
             with trio.move_on_after(FLUSH_INTERVAL):
@@ -244,6 +293,8 @@ class ReplyRecorder:
     async def _record_exchange(self, reply: Reply) -> None:
         """The server's status and kept headers; for a failure, the body as sent."""
         store = self.log.store
+        if self.request_id is None:
+            return  # the request itself could not be logged
         if self.response is not None:
             await store.record_response(self.request_id,
                              http_status=self.response.status, headers=self.response.headers)

@@ -2,10 +2,17 @@
 
 One wrapper per blocking method, with the method's own signature, so a type
 checker sees every call the Trio side makes to the database.
+
+This is the one boundary where SQLite's errors (locked past the busy timeout,
+a full disk, a corrupt page, a row removed by another process) become
+``LogError``. The first failure is kept: from then on every call raises it
+without touching the database, so a failing log costs one error, not one per
+write, and it is recorded on the command's ``LogHealth`` for its exit code.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -13,7 +20,9 @@ from typing import Any, ParamSpec, TypeVar
 
 import trio
 
-from streamkit.store.database import Store
+from streamkit.errors import LogError, one_line
+from streamkit.store.database import ROW_GONE, Store
+from streamkit.store.health import current_health
 from streamkit.store.records import StoredMessage
 
 P = ParamSpec("P")
@@ -26,17 +35,28 @@ class AsyncStore:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._limiter = trio.CapacityLimiter(1)
+        self.failure: LogError | None = None  # the first failure; no call reaches SQLite after it
+        self._health = current_health()
 
     @classmethod
     async def open(cls, path: Path) -> AsyncStore:
         return cls(await trio.to_thread.run_sync(Store, path))
 
     async def _run(self, method: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-        return await trio.to_thread.run_sync(partial(method, *args, **kwargs),
-                                             limiter=self._limiter)
+        if self.failure is not None:
+            raise self.failure
+        try:
+            return await trio.to_thread.run_sync(partial(method, *args, **kwargs),
+                                                 limiter=self._limiter)
+        except (sqlite3.Error, LogError) as exc:
+            self.failure = LogError(f"the log failed: {_describe(exc)} ({self.store.path}); "
+                                    "the reply was not fully saved")
+            self._health.record(self.failure)
+            raise self.failure from None
 
     async def aclose(self) -> None:
-        await self._run(self.store.close)
+        """Close the connection, failed or not (an open transaction is rolled back)."""
+        await trio.to_thread.run_sync(self.store.close, limiter=self._limiter)
 
     async def new_conversation(self, batch: str | None = None,
                                record_id: str | None = None) -> str:
@@ -111,3 +131,12 @@ class AsyncStore:
             self.store.add_tool_call, conversation_id, message_id, hop=hop, call_id=call_id,
             name=name, arguments=arguments, result=result, status=status,
             duration_s=duration_s)
+
+
+def _describe(exc: sqlite3.Error | LogError) -> str:
+    """What went wrong, in words: SQLite's own message, except for a row removed meanwhile."""
+    if isinstance(exc, sqlite3.IntegrityError) and (
+        getattr(exc, "sqlite_errorname", "") == "SQLITE_CONSTRAINT_FOREIGNKEY"
+    ):
+        return ROW_GONE  # its conversation was deleted (``logs rm``) while it was written
+    return one_line(exc)

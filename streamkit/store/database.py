@@ -14,9 +14,11 @@ Streaming writes
     ``message_chunks`` one batch at a time (an INSERT per batch, so a long
     reply costs O(n), where ``content = content || ?`` would rewrite the row
     every time), and when the reply ends the chunks are compacted into
-    ``messages.content`` in one short transaction. A reply still marked
-    ``streaming`` when a process opens the database belonged to a process that
-    died (``kill -9``): it is compacted and marked ``interrupted``.
+    ``messages.content`` in one short transaction. A streaming reply carries
+    its writer's pid and start time; one still marked ``streaming`` when a
+    process opens the database is compacted and marked ``interrupted`` only if
+    that writer is gone (``kill -9``) -- another streamkit streaming right
+    now keeps writing its reply and finishes it (``streamkit.store.liveness``).
 
 Concurrency
     WAL mode, a busy timeout and short transactions, so several streamkit
@@ -31,17 +33,20 @@ Schema versions
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import platformdirs
 
-from streamkit.errors import UsageError
+from streamkit.errors import LogError, UsageError
+from streamkit.store.liveness import process_start, writer_alive
 from streamkit.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from streamkit.store.records import (
     ConversationSummary,
@@ -50,7 +55,9 @@ from streamkit.store.records import (
     StoredToolCall,
 )
 
-BUSY_TIMEOUT_MS = 10_000
+BUSY_TIMEOUT_MS = 10_000  # how long a write waits for another process's lock
+
+ROW_GONE = "the conversation was removed from the log while it was being written"
 
 
 def default_db_path() -> Path:
@@ -76,6 +83,7 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._writer = (os.getpid(), process_start(os.getpid()))  # on streaming rows
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(
@@ -116,12 +124,29 @@ class Store:
         return _Transaction(self.db)
 
     def recover(self) -> int:
-        """Mark replies left ``streaming`` by a dead process as ``interrupted``."""
-        rows = self.db.execute("SELECT id FROM messages WHERE status = 'streaming'").fetchall()
-        for (message_id,) in rows:
-            self.finish_message(message_id, status="interrupted",
-                                error="the process ended before the reply did")
-        return len(rows)
+        """Mark replies left ``streaming`` by a process that is gone as ``interrupted``.
+
+        A reply whose writer still runs is left to it. Rows written before
+        writers were recorded (no pid) are taken as orphans. If another
+        process holds the write lock past the busy timeout, recovery waits for
+        the next open rather than failing this one.
+        """
+        rows = self.db.execute(
+            "SELECT id, writer_pid, writer_started FROM messages WHERE status = 'streaming'"
+        ).fetchall()
+        recovered = 0
+        for message_id, pid, started in rows:
+            if pid is not None and writer_alive(pid, started):
+                continue
+            try:
+                recovered += self._finish(message_id, only_streaming=True,
+                                          status="interrupted",
+                                          error="the process ended before the reply did")
+            except sqlite3.OperationalError as exc:
+                if not (exc.sqlite_errorname or "").startswith("SQLITE_BUSY"):
+                    raise
+                break
+        return recovered
 
     # -- writes --------------------------------------------------------------
 
@@ -163,17 +188,17 @@ class Store:
         self, request_id: int, *, http_status: int, headers: dict[str, str]
     ) -> None:
         """What the server answered: status, request id and rate-limit headers."""
-        self.db.execute(
+        _updated(self.db.execute(
             "UPDATE requests SET http_status = ?, response_headers = ? WHERE id = ?",
             (http_status, msgspec.json.encode(headers).decode(), request_id),
-        )
+        ))
 
     def record_failure(self, request_id: int, *, endpoint: str, body: bytes) -> None:
         """Keep a failed request's endpoint and body (as sent) for ``replay``."""
-        self.db.execute(
+        _updated(self.db.execute(
             "UPDATE requests SET endpoint = ?, body = ?, failed_at = ? WHERE id = ?",
             (endpoint, body, time.time(), request_id),
-        )
+        ))
 
     def failed_requests(self, limit: int = 20) -> list[FailedRequest]:
         """The latest failed requests, newest first."""
@@ -214,12 +239,14 @@ class Store:
         status: str = "complete", tool_call_id: str | None = None,
     ) -> int:
         now = time.time()
+        pid, started = self._writer if status == "streaming" else (None, None)
         with self._transaction():
             cursor = self.db.execute(
                 "INSERT INTO messages (conversation_id, request_id, role, content, model,"
-                " provider, created_at, status, tool_call_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " provider, created_at, status, tool_call_id, writer_pid, writer_started)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (conversation_id, request_id, role, content, model, provider, now, status,
-                 tool_call_id),
+                 tool_call_id, pid, started),
             )
             self.db.execute(
                 "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
@@ -243,22 +270,44 @@ class Store:
         reasoning_opaque: str | None = None,
     ) -> None:
         """Compact the streamed chunks into the content and record how it ended."""
+        if not self._finish(
+            message_id, status=status, finish_reason=finish_reason,
+            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, ttft_s=ttft_s,
+            duration_s=duration_s, error=error, tool_calls=tool_calls, reasoning=reasoning,
+            reasoning_tokens=reasoning_tokens, reasoning_opaque=reasoning_opaque,
+        ):
+            raise LogError(ROW_GONE)
+
+    def _finish(
+        self, message_id: int, *, only_streaming: bool = False, status: str,
+        finish_reason: str | None = None, prompt_tokens: int | None = None,
+        completion_tokens: int | None = None, ttft_s: float | None = None,
+        duration_s: float | None = None, error: str | None = None,
+        tool_calls: str | None = None, reasoning: str | None = None,
+        reasoning_tokens: int | None = None, reasoning_opaque: str | None = None,
+    ) -> bool:
+        """``finish_message``; False if there was no such row (``only_streaming``:
+        no such row still streaming)."""
         with self._transaction():
             (streamed,) = self.db.execute(
                 "SELECT group_concat(text, '') FROM"
                 " (SELECT text FROM message_chunks WHERE message_id = ? ORDER BY seq)",
                 (message_id,),
             ).fetchone()
-            self.db.execute(
+            cursor = self.db.execute(
                 "UPDATE messages SET content = content || ?, status = ?, finish_reason = ?,"
                 " prompt_tokens = ?, completion_tokens = ?, ttft_s = ?, duration_s = ?,"
                 " error = ?, finished_at = ?, tool_calls = ?, reasoning = ?,"
-                " reasoning_tokens = ?, reasoning_opaque = ? WHERE id = ?",
+                " reasoning_tokens = ?, reasoning_opaque = ? WHERE id = ?"
+                + (" AND status = 'streaming'" if only_streaming else ""),
                 (streamed or "", status, finish_reason, prompt_tokens, completion_tokens,
                  ttft_s, duration_s, error, time.time(), tool_calls, reasoning,
                  reasoning_tokens, reasoning_opaque, message_id),
             )
+            if cursor.rowcount == 0:
+                return False
             self.db.execute("DELETE FROM message_chunks WHERE message_id = ?", (message_id,))
+        return True
 
     def add_tool_call(
         self, conversation_id: str, message_id: int | None, *, hop: int, call_id: str | None,
@@ -333,8 +382,16 @@ class Store:
         ).fetchall()
         return [ConversationSummary(*row) for row in rows]
 
-    def search(self, query: str, limit: int = 20) -> list[tuple[StoredMessage, str]]:
-        """Messages matching an FTS5 query, best first, with a highlighted snippet."""
+    def search(
+        self, query: str, limit: int = 20, *, fts: bool = False
+    ) -> list[tuple[StoredMessage, str]]:
+        """Messages with every word of ``query``, best first, with a highlighted snippet.
+
+        With ``fts``, ``query`` is FTS5 query syntax (``AND``, ``"phrases"``,
+        ``prefix*``) as it stands.
+        """
+        if not fts:
+            query = plain_words(query)
         try:
             rows = self.db.execute(
                 f"SELECT {', '.join('m.' + c for c in _MESSAGE_COLUMNS.split(', '))},"
@@ -352,6 +409,38 @@ class Store:
             yield StoredMessage(*row)
 
 
+def plain_words(text: str) -> str:
+    """``text`` as an FTS5 query for all its words, none of them syntax.
+
+    Each whitespace-separated term is quoted, so ``e-mail``, ``what's``, ``3.5``
+    and ``C++`` are searched as written (FTS5 reads a bare ``-`` or ``.`` as
+    syntax): the tokenizer splits a quoted term into a phrase of its words.
+    """
+    terms = text.split()
+    if not terms:
+        raise UsageError("nothing to search for")
+    return " ".join('"' + term.replace('"', '""') + '"' for term in terms)
+
+
+@contextmanager
+def unusable_database(path: Path) -> Iterator[None]:
+    """A query that fails on a damaged file is a usage error: the database is unusable.
+
+    For commands that only read and manage the log (``logs``), where the log
+    is the whole job, not a side effect of a reply.
+    """
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        raise UsageError(f"cannot use the log database {path}: {exc}") from None
+
+
+def _updated(cursor: sqlite3.Cursor) -> None:
+    """An UPDATE of a row the command made must find it: else it was removed meanwhile."""
+    if cursor.rowcount == 0:
+        raise LogError(ROW_GONE)
+
+
 class _Transaction:
     """``with store._transaction():`` -- BEGIN IMMEDIATE ... COMMIT / ROLLBACK.
 
@@ -366,7 +455,13 @@ class _Transaction:
         self.db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, kind: object, value: object, traceback: object) -> None:
-        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        if kind is None:
+            self.db.execute("COMMIT")
+        elif self.db.in_transaction:
+            # Some errors (a full disk) have already rolled the transaction
+            # back; a failing ROLLBACK must not hide the error that matters.
+            with suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
 
 
 def _statements(script: str) -> list[str]:

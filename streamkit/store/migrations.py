@@ -122,6 +122,12 @@ MIGRATIONS: list[str] = [
     ALTER TABLE messages ADD COLUMN reasoning_tokens INTEGER;
     ALTER TABLE messages ADD COLUMN reasoning_opaque TEXT;
     """,
+    # 7 -> 8: who is writing a streaming reply (pid, and when that process
+    # started), so crash recovery leaves the rows of a live writer alone.
+    """
+    ALTER TABLE messages ADD COLUMN writer_pid INTEGER;
+    ALTER TABLE messages ADD COLUMN writer_started TEXT;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
