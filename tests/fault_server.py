@@ -239,8 +239,23 @@ async def scenario(stream: trio.SocketStream, name: str, key: str, request: dict
     elif name == "no-echo":  # a server that ignores ``echo``
         await send_json(stream, "200 OK",
                         echo_scores({**json.loads(request["body"]), "echo": False}))
+    elif name in REPLY_SHAPES:
+        await REPLY_SHAPES[name](stream, request)
     else:
         await send_json(stream, "404 Not Found", {"error": {"message": f"no scenario {name}"}})
+
+
+async def echo_target(stream: trio.SocketStream, request: dict) -> None:
+    """The request's target and whether it came with credentials, as the reply's text."""
+    auth = request["headers"].get("authorization", "").split(" ")[0] or "none"
+    await stream_pieces(stream, [chunk(request["target"]), chunk(f" auth={auth}"),
+                                 chunk(finish="stop"), DONE])
+
+
+# Scenarios about what a 200 answer carries, by name (``scenario`` dispatches to them).
+REPLY_SHAPES: dict[str, Callable[[trio.SocketStream, dict], Awaitable[None]]] = {
+    "echo-target": echo_target,
+}
 
 
 async def read_request(stream: trio.SocketStream) -> dict | None:
