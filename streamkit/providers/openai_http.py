@@ -36,6 +36,7 @@ from streamkit.errors import (
 from streamkit.events import Batch, StreamError
 from streamkit.protocol.http_errors import ERROR_BODY_LIMIT, connection_error, status_message
 from streamkit.protocol.openai import OpenAIStreamDecoder
+from streamkit.protocol.openai_json import body_kind, completion_events, not_a_stream_message
 from streamkit.protocol.retry import backoff_delay, is_retryable_status, parse_retry_after
 from streamkit.protocol.structured import SCHEMA_FORMS, names_response_format
 from streamkit.protocol.urls import join_url, public_url, split_query, url_secrets
@@ -254,6 +255,15 @@ class OpenAIHTTPProducer:
                 await send.send([exchange.answered(response, (path, raw))])
                 if response.status_code >= 400:
                     raise await self._status_error(response)
+                kind = body_kind(response.headers.get("content-type"))
+                if kind == "json":  # a server that ignored "stream": the whole reply
+                    events = completion_events(await self._whole_body(response, exchange))
+                    sent_any = True
+                    await send.send(events)
+                    return
+                if kind != "event-stream":
+                    raise ProtocolError(not_a_stream_message(
+                        response.headers.get("content-type"), self.base_url))
                 decoder = OpenAIStreamDecoder()
                 async for data in response.aiter_bytes():
                     exchange.received()
@@ -278,6 +288,14 @@ class OpenAIHTTPProducer:
             exchange.end()
             if self.debug is not None:
                 self.debug(redact(exchange.line(), self._secrets))
+
+    async def _whole_body(self, response: httpx.Response, exchange: Exchange) -> bytes:
+        """A non-streamed answer's body."""
+        raw = bytearray()
+        async for data in response.aiter_bytes():
+            exchange.received()
+            raw += data
+        return bytes(raw)
 
     async def _status_error(self, response: httpx.Response) -> HTTPStatusError:
         raw = b""
