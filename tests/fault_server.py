@@ -23,6 +23,7 @@ from scripted_http import (
     Request,
     end_chunked,
     read_request,
+    send_head,
     send_json,
     send_piece,
     start_sse,
@@ -237,8 +238,68 @@ async def scenario(stream: trio.SocketStream, name: str, key: str, request: Requ
     elif name == "no-echo":  # a server that ignores ``echo``
         await send_json(stream, "200 OK",
                         echo_scores({**json.loads(request.body), "echo": False}))
+    elif name in REPLY_SHAPES:
+        await REPLY_SHAPES[name](stream, request)
     else:
         await send_json(stream, "404 Not Found", {"error": {"message": f"no scenario {name}"}})
+
+
+async def echo_target(stream: trio.SocketStream, request: Request) -> None:
+    """The request's target and whether it came with credentials, as the reply's text."""
+    auth = request.headers.get("authorization", "").split(" ")[0] or "none"
+    await stream_pieces(stream, [chunk(request.target), chunk(f" auth={auth}"),
+                                 chunk(finish="stop"), DONE])
+
+
+WHOLE_USAGE = {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+
+
+async def whole_chat(stream: trio.SocketStream, request: Request) -> None:
+    """A server that ignores ``stream``: one ``chat.completion`` object."""
+    await send_json(stream, "200 OK", {
+        "id": "x", "object": "chat.completion", "model": "scripted",
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": "Hello, world"}}],
+        "usage": WHOLE_USAGE})
+
+
+async def whole_completion(stream: trio.SocketStream, request: Request) -> None:
+    """The same for ``/completions``: one ``text_completion`` object, with logprobs."""
+    await send_json(stream, "200 OK", {
+        "id": "x", "object": "text_completion", "model": "scripted",
+        "choices": [{"index": 0, "text": " Paris.", "finish_reason": "stop",
+                     "logprobs": {"tokens": [" Paris", "."], "token_logprobs": [-0.5, -0.1],
+                                  "top_logprobs": [{" Paris": -0.5}, {".": -0.1}]}}],
+        "usage": WHOLE_USAGE}, {"Content-Type": "application/json; charset=utf-8"})
+
+
+async def whole_tools(stream: trio.SocketStream, request: Request) -> None:
+    """A whole message asking for two tool calls (listed, not indexed, as they are)."""
+    calls = [{"id": f"call_{n}", "type": "function",
+              "function": {"name": name, "arguments": json.dumps({"n": n})}}
+             for n, name in enumerate(["first", "second"])]
+    await send_json(stream, "200 OK", {
+        "object": "chat.completion",
+        "choices": [{"index": 0, "finish_reason": "tool_calls",
+                     "message": {"role": "assistant", "content": None, "tool_calls": calls}}]})
+
+
+async def html_page(stream: trio.SocketStream, request: Request) -> None:
+    """A web page where the API should be (a wrong base URL, a login portal)."""
+    page = b"<!doctype html><html><head><title>Sign in</title></head><body></body></html>"
+    await send_head(stream, "200 OK", {"Content-Type": "text/html; charset=utf-8",
+                                       "Content-Length": str(len(page)), "Connection": "close"})
+    await stream.send_all(page)
+
+
+# Scenarios about what a 200 answer carries, by name (``scenario`` dispatches to them).
+REPLY_SHAPES: dict[str, Callable[[trio.SocketStream, Request], Awaitable[None]]] = {
+    "echo-target": echo_target,
+    "whole-chat": whole_chat,
+    "whole-completion": whole_completion,
+    "whole-tools": whole_tools,
+    "html": html_page,
+}
 
 
 async def handle(stream: trio.SocketStream) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from streamkit.errors import one_line
+from streamkit.protocol.urls import join_url
 from streamkit.protocol.wire import describe_headers
 from streamkit.store.records import FailedRequest, StoredMessage
 
@@ -25,8 +26,11 @@ def print_failed(requests: list[FailedRequest], *, as_json: bool) -> None:
         when = datetime.datetime.fromtimestamp(item.failed_at).strftime("%Y-%m-%d %H:%M")
         status = f"HTTP {item.http_status}" if item.http_status else "no answer"
         took = f"{item.duration_s:.1f} s" if item.duration_s is not None else "-"
+        where = (join_url(item.provider, item.endpoint)
+                 if item.provider.startswith(("http://", "https://"))
+                 else f"{item.provider}/{item.endpoint}")
         print(f"{item.id:>5}  {when}  {status:<9}  {took:>7}  {item.model or '-':<12}  "
-              f"{item.provider}/{item.endpoint}  {one_line(item.error or '', 60)}")
+              f"{where}  {one_line(item.error or '', 60)}")
 
 
 def response_line(request_id: int, response: tuple[int, dict[str, str]]) -> str:

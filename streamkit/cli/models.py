@@ -49,7 +49,7 @@ def models(
         if settings.base_url:
             async with open_backend(settings) as backend:
                 for name in await backend.list_models():
-                    print(f"{name}\tremote\t{settings.base_url}")
+                    print(f"{name}\tremote\t{backend.provider}")
         for name, path in known_local_models(settings.local_models):
             print(f"{name}\tlocal\t{path}")
         return 0

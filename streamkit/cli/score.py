@@ -18,6 +18,7 @@ from streamkit.pipeline.command import report, run_command
 from streamkit.pipeline.interrupts import Interrupts
 from streamkit.pipeline.score import open_scorer, score_jsonl
 from streamkit.protocol.scoring import ScoreResult, parse_range
+from streamkit.protocol.urls import public_url
 
 
 def score(
@@ -101,7 +102,7 @@ def _untrusted(problem: str | None, base_url: str | None) -> int:
     """Exit code (and a line on stderr) for a server whose scores failed the check."""
     if problem is None:
         return 0
-    error = ProtocolError(f"{base_url}: scores not trusted (each result says "
+    error = ProtocolError(f"{public_url(base_url or '')}: scores not trusted (each result says "
                           f'"trusted": false): {problem}')
     report(error)
     return error.exit_code

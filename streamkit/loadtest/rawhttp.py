@@ -36,6 +36,7 @@ from streamkit.loadtest.client import Measurement, error_type
 from streamkit.loadtest.workload import Item
 from streamkit.protocol.http_errors import ERROR_BODY_LIMIT, connection_error, status_message
 from streamkit.protocol.openai import OpenAIStreamDecoder
+from streamkit.protocol.urls import public_url, url_secrets
 from streamkit.protocol.wire import openai_body
 
 READ_SIZE = 65536
@@ -78,12 +79,14 @@ class RawHTTPTarget:
         try:
             port = parts.port or 80
         except ValueError as exc:
-            raise UsageError(f"invalid base URL {base_url!r}: {exc}") from None
+            raise UsageError(f"invalid base URL {public_url(base_url)!r}: {exc}") from None
         if parts.scheme != "http" or not parts.hostname:
-            raise UsageError(f"invalid base URL {base_url!r}: not http://host[:port]/path")
-        self.url = base_url.rstrip("/")
+            raise UsageError(f"invalid base URL {public_url(base_url)!r}: "
+                             "not http://host[:port]/path")
+        self.url = public_url(base_url.rstrip("/"))
         self._host, self._port = parts.hostname, port
         self._prefix = parts.path.rstrip("/") + "/"
+        self._query = f"?{parts.query}" if parts.query else ""  # after the API path
         self._headers = [
             ("Host", parts.netloc.rpartition("@")[2]),
             ("User-Agent", f"streamkit/{__version__}"),
@@ -92,7 +95,7 @@ class RawHTTPTarget:
         ]
         if api_key:
             self._headers.append(("Authorization", f"Bearer {api_key}"))
-        self._secrets = [api_key]
+        self._secrets = [api_key, *url_secrets(base_url)]
         self._connect_timeout = connect_timeout if connect_timeout is not None else math.inf
         self._idle_timeout = idle_timeout if idle_timeout is not None else math.inf
         self._free: list[_Connection] = []
@@ -105,7 +108,7 @@ class RawHTTPTarget:
     async def send(self, item: Item, measurement: Measurement) -> None:
         path, body = openai_body(item.request)
         body.update(item.extra_body())
-        target = self._prefix + path
+        target = self._prefix + path + self._query
         # what httpx's json= sends
         raw = json.dumps(body, ensure_ascii=False, separators=(",", ":"),
                          allow_nan=False).encode()

@@ -13,13 +13,14 @@ import trio
 
 from streamkit.errors import one_line
 from streamkit.events import ResponseInfo
+from streamkit.protocol.urls import public_url
 from streamkit.protocol.wire import describe_headers, kept_headers
 
 
 class Exchange:
     def __init__(self, method: str, url: str) -> None:
         self.method = method
-        self.url = _without_userinfo(url)
+        self.url = public_url(url)
         self.started = trio.current_time()
         self.headers_at: float | None = None
         self.first_byte_at: float | None = None
@@ -62,8 +63,3 @@ class Exchange:
             line += f"; {self.failure}"
         return line
 
-
-def _without_userinfo(url: str) -> str:
-    """The URL without any ``user:password@`` part."""
-    parsed = httpx.URL(url)
-    return str(parsed.copy_with(userinfo=b"")) if parsed.userinfo else url

@@ -36,8 +36,10 @@ from streamkit.errors import (
 from streamkit.events import Batch, StreamError
 from streamkit.protocol.http_errors import ERROR_BODY_LIMIT, connection_error, status_message
 from streamkit.protocol.openai import OpenAIStreamDecoder
+from streamkit.protocol.openai_json import body_kind, completion_events, not_a_stream_message
 from streamkit.protocol.retry import backoff_delay, is_retryable_status, parse_retry_after
 from streamkit.protocol.structured import SCHEMA_FORMS, names_response_format
+from streamkit.protocol.urls import join_url, public_url, split_query, url_secrets
 from streamkit.protocol.wire import request_bytes
 from streamkit.providers.exchange import Exchange
 from streamkit.request import GenerationRequest, Message
@@ -56,7 +58,8 @@ def build_client(
     """An httpx client whose timeouts are named by what they bound.
 
     ``idle_timeout`` is httpx's read timeout: no bytes for that long while
-    waiting for the response or inside the stream.
+    waiting for the response or inside the stream. A query in ``base_url``
+    (``?api-version=2``) goes on every request, after the API path.
     """
     headers = {"User-Agent": f"streamkit/{__version__}"}
     if api_key:
@@ -69,8 +72,10 @@ def build_client(
     # not followed, so no request of this client can reach TLS.
     plain_http = base_url.startswith("http://")
     try:
+        base, query = split_query(base_url)
         return httpx.AsyncClient(
-            base_url=base_url.rstrip("/") + "/",
+            base_url=base.rstrip("/") + "/",
+            params=query or None,
             headers=headers,
             timeout=timeout,
             verify=not plain_http,
@@ -79,7 +84,9 @@ def build_client(
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
         )
     except (httpx.InvalidURL, ValueError) as exc:
-        raise UsageError(f"invalid base URL {base_url!r}: {exc}") from None
+        message = redact(f"invalid base URL {public_url(base_url)!r}: {one_line(exc)}",
+                         url_secrets(base_url))
+        raise UsageError(message) from None
 
 
 class RateLimitGate:
@@ -126,7 +133,11 @@ class OpenAIHTTPProducer:
         self.max_retries = max_retries
         self.on_retry = on_retry
         self.gate = RateLimitGate()
-        self._secrets = [api_key]
+        real_base = str(client.base_url).rstrip("/")
+        if client.params:
+            real_base += f"?{client.params}"
+        self._base_url = public_url(real_base)
+        self._secrets = [api_key, *url_secrets(real_base)]
 
     @property
     def model_name(self) -> str | None:
@@ -138,7 +149,8 @@ class OpenAIHTTPProducer:
 
     @property
     def base_url(self) -> str:
-        return str(self.client.base_url).rstrip("/")
+        """The server's base URL as it is shown and logged: without credentials."""
+        return self._base_url
 
     async def stream(
         self, request: GenerationRequest, send: trio.MemorySendChannel[Batch]
@@ -237,12 +249,21 @@ class OpenAIHTTPProducer:
     ) -> None:
         """One attempt. Raises ``StreamkitError`` only while nothing was sent."""
         sent_any = False
-        exchange = Exchange("POST", f"{self.base_url}/{path}")
+        exchange = Exchange("POST", join_url(self.base_url, path))
         try:
             async with self.client.stream("POST", path, content=raw, headers=_HEADERS) as response:
                 await send.send([exchange.answered(response, (path, raw))])
                 if response.status_code >= 400:
                     raise await self._status_error(response)
+                kind = body_kind(response.headers.get("content-type"))
+                if kind == "json":  # a server that ignored "stream": the whole reply
+                    events = completion_events(await self._whole_body(response, exchange))
+                    sent_any = True
+                    await send.send(events)
+                    return
+                if kind != "event-stream":
+                    raise ProtocolError(not_a_stream_message(
+                        response.headers.get("content-type"), self.base_url))
                 decoder = OpenAIStreamDecoder()
                 async for data in response.aiter_bytes():
                     exchange.received()
@@ -268,6 +289,14 @@ class OpenAIHTTPProducer:
             if self.debug is not None:
                 self.debug(redact(exchange.line(), self._secrets))
 
+    async def _whole_body(self, response: httpx.Response, exchange: Exchange) -> bytes:
+        """A non-streamed answer's body."""
+        raw = bytearray()
+        async for data in response.aiter_bytes():
+            exchange.received()
+            raw += data
+        return bytes(raw)
+
     async def _status_error(self, response: httpx.Response) -> HTTPStatusError:
         raw = b""
         async for data in response.aiter_bytes():
@@ -288,6 +317,7 @@ class OpenAIHTTPProducer:
     def _translate(self, exc: Exception, sent_any: bool) -> StreamkitError:
         """Map an httpx/OS exception to streamkit's hierarchy (the one boundary)."""
         url = self.base_url
+        cause = redact(one_line(exc), self._secrets)
         if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
             return RequestTimeout(
                 f"connecting to {url} timed out (--connect-timeout)", retryable=True
@@ -295,10 +325,10 @@ class OpenAIHTTPProducer:
         if isinstance(exc, httpx.TimeoutException):
             return RequestTimeout(f"no data from {url} within the idle timeout (--idle-timeout)")
         if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-            return UsageError(f"invalid base URL {url!r}: {one_line(exc)}")
+            return UsageError(f"invalid base URL {url!r}: {cause}")
         if isinstance(exc, httpx.DecodingError):
-            return ProtocolError(f"undecodable response body from {url}: {one_line(exc)}")
-        return connection_error(url, one_line(exc), sent_any)
+            return ProtocolError(f"undecodable response body from {url}: {cause}")
+        return connection_error(url, cause, sent_any)
 
     async def context_budget(self, request: GenerationRequest) -> tuple[int, Callable] | None:
         """From the profile's ``context_tokens`` (the API does not tell it), else None.
