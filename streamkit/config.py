@@ -58,6 +58,7 @@ class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     log: bool = True  # keep a conversation log (--no-log turns it off once)
     db: str | None = None  # the log database, if not the default
     show_reasoning: bool = True  # a reasoning model's thinking, on a terminal
+    editing_mode: Literal["emacs", "vi"] = "emacs"  # the interactive prompt's keys
 
 
 class Settings(msgspec.Struct, frozen=True):
@@ -77,6 +78,7 @@ class Settings(msgspec.Struct, frozen=True):
     tools: dict[str, ToolSpec] = {}
     debug: bool = False  # one stderr line per HTTP request (--debug, STREAMKIT_DEBUG=1)
     show_reasoning: bool = True
+    editing_mode: str = "emacs"
 
 
 class RelayLimits(msgspec.Struct, frozen=True):
@@ -162,6 +164,7 @@ def resolve_settings(
         tools=config.tools,
         db=config.db,
         show_reasoning=config.show_reasoning,
+        editing_mode=config.editing_mode,
         debug=debug or env.get("STREAMKIT_DEBUG", "").lower() in ("1", "true", "yes", "on"),
     )
 

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 from functools import partial
 from pathlib import Path
 from typing import Annotated
 
-import trio
 import typer
 
 from streamkit.cli import batchrun as batch
 from streamkit.cli import options as opt
 from streamkit.cli import sampling_options as so
 from streamkit.cli.complete import read_prompt_argument
+from streamkit.cli.converse import converse
 from streamkit.config import resolve_settings
-from streamkit.errors import StreamkitError, UsageError
-from streamkit.pipeline.command import reply_exit_code, report, run_command
+from streamkit.errors import UsageError
+from streamkit.pipeline.command import reply_exit_code, run_command
 from streamkit.pipeline.interrupts import Interrupts
 from streamkit.pipeline.session import ChatSession
 from streamkit.protocol.parameters import with_extra_parameters
@@ -28,7 +27,6 @@ from streamkit.tools.confirm import confirm_on_terminal
 from streamkit.tools.dispatch import DEFAULT_TIMEOUT, Dispatcher
 from streamkit.tools.registry import select_tools
 
-EXIT_COMMANDS = {"/exit", "/quit"}
 TOOLS = "Tools"
 
 
@@ -127,6 +125,11 @@ def chat(
         typer.Option("--yes", "-y", help="Run tools marked `confirm` without asking",
                      rich_help_panel=TOOLS),
     ] = False,
+    vi: Annotated[
+        bool,
+        typer.Option("--vi", help="Vi keys in the interactive prompt [config: editing_mode = "
+                     '"vi"]', rich_help_panel=opt.OUTPUT),
+    ] = False,
     tool_root: Annotated[
         Path | None,
         typer.Option("--tool-root", help="Directory the read_file tool may read "
@@ -136,8 +139,9 @@ def chat(
 ) -> None:
     """Chat with a model: stream the reply to MESSAGE, or converse interactively.
 
-    In a conversation, /exit or Ctrl-D ends it; Ctrl-C stops the reply being
-    written and returns to the prompt (Ctrl-C at the prompt exits).
+    In a conversation, /help lists the commands; /exit or Ctrl-D ends it;
+    Ctrl-C stops the reply being written and returns to the prompt (at the
+    prompt it clears the line). Alt-Enter adds a line to the message.
 
     Examples:
 
@@ -203,7 +207,8 @@ def chat(
             )
             if message is None and sys.stdin.isatty():
                 await backend.check_model(settings.model)
-                return await _converse(session, interrupts)
+                return await converse(session, interrupts, vi=vi or settings.editing_mode == "vi",
+                                      keep_history=log is not None)
             text = await read_prompt_argument(message)
             stored = await replay_or_record(log, request_id)
             if stored is not None:
@@ -213,36 +218,3 @@ def chat(
         return reply_exit_code(reply, interrupts)
 
     raise typer.Exit(run_command(body))
-
-
-async def _converse(session: ChatSession, interrupts: Interrupts) -> int:
-    """The interactive loop: history in memory, every turn in the log."""
-    print("Chatting. /exit or Ctrl-D to end; Ctrl-C stops a reply.", file=sys.stderr)
-    while True:
-        sys.stderr.write("> ")
-        sys.stderr.flush()
-        with interrupts.guard() as scope, scope:
-            line = await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
-        if interrupts.exit_code is not None:
-            sys.stderr.write("\n")
-            return interrupts.exit_code
-        if not line:  # Ctrl-D
-            sys.stderr.write("\n")
-            return 0
-        text = line.rstrip("\n")
-        if text.strip() in EXIT_COMMANDS:
-            return 0
-        if not text.strip():
-            continue
-        try:
-            reply = await session.ask(text)
-        except StreamkitError as error:  # e.g. the tool hop limit: the chat goes on
-            report(error)
-            continue
-        error = reply.exception()
-        if error is not None:
-            report(error)
-        if interrupts.exit_code is not None:
-            if interrupts.signum != signal.SIGINT:  # SIGTERM ends the conversation
-                return interrupts.exit_code
-            interrupts.forget()
