@@ -83,7 +83,7 @@ def test_a_whole_json_chat_reply_is_accepted(run_cli, fault_url):
     assert (delta["type"], delta["text"]) == ("delta", "Hello, world")
     assert finish == {"type": "finish", "reason": "stop", "choice": 0}
     assert usage == {"type": "usage", "prompt_tokens": 5, "completion_tokens": 3,
-                     "total_tokens": 8}
+                     "total_tokens": 8, "reasoning_tokens": None}
 
 
 def test_a_whole_json_completion_reply_is_accepted(run_cli, fault_url):

@@ -15,8 +15,9 @@ from streamkit.cli.failed import print_failed, response_line, with_response
 from streamkit.config import load_config, resolve_settings
 from streamkit.errors import UsageError, one_line
 from streamkit.pipeline.command import run_blocking_command
-from streamkit.store.database import Store, unusable_database
+from streamkit.store.database import Store
 from streamkit.store.records import StoredMessage
+from streamkit.store.sqlite_helpers import unusable_database
 
 logs_app = typer.Typer(name="logs", no_args_is_help=True)
 

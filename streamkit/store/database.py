@@ -1,14 +1,5 @@
 """The conversation log: every prompt and reply in a SQLite file.
 
-Layout
-    ``conversations`` hold ``messages`` (role, content, model, provider,
-    timestamps, finish reason, usage, TTFT, duration, status); each reply
-    points at the ``requests`` row with the options it was made with (never
-    an API key or a header), the server's HTTP status and kept response
-    headers (request id, rate limits), and -- for a failed request only --
-    the endpoint and body exactly as sent, for ``streamkit replay``.
-    ``messages_fts`` is an FTS5 index over content.
-
 Streaming writes
     A reply is written while it streams: its text goes into
     ``message_chunks`` one batch at a time (an INSERT per batch, so a long
@@ -24,11 +15,6 @@ Concurrency
     WAL mode, a busy timeout and short transactions, so several streamkit
     processes can log to one file at once. All calls here are blocking; the
     async side runs them in a worker thread (``streamkit.store.async_store``).
-
-Schema versions
-    ``PRAGMA user_version`` is the schema version; ``MIGRATIONS[i]`` takes a
-    database from version ``i`` to ``i + 1``. Opening a database applies the
-    missing ones, in one transaction each.
 """
 
 from __future__ import annotations
@@ -38,7 +24,6 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +34,14 @@ from streamkit.errors import LogError, UsageError
 from streamkit.store.liveness import process_start, writer_alive
 from streamkit.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from streamkit.store.records import (
+    FAILED_QUERY,
+    MESSAGE_COLUMNS,
     ConversationSummary,
     FailedRequest,
     StoredMessage,
     StoredToolCall,
 )
+from streamkit.store.sqlite_helpers import Transaction, plain_words, statements
 
 BUSY_TIMEOUT_MS = 10_000  # how long a write waits for another process's lock
 
@@ -62,20 +50,6 @@ ROW_GONE = "the conversation was removed from the log while it was being written
 
 def default_db_path() -> Path:
     return Path(platformdirs.user_data_dir("streamkit")) / "logs.db"
-
-
-_FAILED_QUERY = (
-    "SELECT r.id, r.conversation_id, r.failed_at, r.provider, r.model, r.endpoint, r.body,"
-    " r.http_status, r.response_headers, m.error, m.ttft_s, m.duration_s FROM requests r"
-    " LEFT JOIN messages m ON m.request_id = r.id AND m.role = 'assistant'"
-)
-
-
-_MESSAGE_COLUMNS = (
-    "id, conversation_id, role, content, model, provider, created_at, finish_reason, "
-    "prompt_tokens, completion_tokens, ttft_s, duration_s, status, error, tool_calls, "
-    "tool_call_id, request_id, reasoning, reasoning_tokens, reasoning_opaque"
-)
 
 
 class Store:
@@ -116,12 +90,12 @@ class Store:
                 # Re-check inside the write lock: another process may have migrated.
                 if self.db.execute("PRAGMA user_version").fetchone()[0] >= target:
                     continue
-                for statement in _statements(MIGRATIONS[target - 1]):
+                for statement in statements(MIGRATIONS[target - 1]):
                     self.db.execute(statement)
                 self.db.execute(f"PRAGMA user_version = {target}")
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self.db)
+    def _transaction(self) -> Transaction:
+        return Transaction(self.db)
 
     def recover(self) -> int:
         """Mark replies left ``streaming`` by a process that is gone as ``interrupted``.
@@ -162,7 +136,7 @@ class Store:
 
     def completed_batch_replies(self, batch: str) -> dict[str, StoredMessage]:
         """record id (JSON) -> the completed reply, for the lines of ``batch`` that finished."""
-        columns = ", ".join("m." + c for c in _MESSAGE_COLUMNS.split(", "))
+        columns = ", ".join("m." + c for c in MESSAGE_COLUMNS.split(", "))
         rows = self.db.execute(
             f"SELECT c.record_id, {columns} FROM conversations c"
             " JOIN messages m ON m.conversation_id = c.id"
@@ -203,14 +177,14 @@ class Store:
     def failed_requests(self, limit: int = 20) -> list[FailedRequest]:
         """The latest failed requests, newest first."""
         rows = self.db.execute(
-            f"{_FAILED_QUERY} WHERE r.failed_at IS NOT NULL ORDER BY r.failed_at DESC, r.id DESC"
+            f"{FAILED_QUERY} WHERE r.failed_at IS NOT NULL ORDER BY r.failed_at DESC, r.id DESC"
             " LIMIT ?", (limit,),
         ).fetchall()
         return [FailedRequest(*row) for row in rows]
 
     def failed_request(self, request_id: int) -> FailedRequest | None:
         row = self.db.execute(
-            f"{_FAILED_QUERY} WHERE r.id = ? AND r.failed_at IS NOT NULL", (request_id,)
+            f"{FAILED_QUERY} WHERE r.id = ? AND r.failed_at IS NOT NULL", (request_id,)
         ).fetchone()
         return FailedRequest(*row) if row else None
 
@@ -224,7 +198,7 @@ class Store:
 
     def completed_reply(self, idempotency_key: str) -> StoredMessage | None:
         """The reply of the latest *completed* request made with this key."""
-        columns = ", ".join("m." + c for c in _MESSAGE_COLUMNS.split(", "))
+        columns = ", ".join("m." + c for c in MESSAGE_COLUMNS.split(", "))
         row = self.db.execute(
             f"SELECT {columns} FROM requests r JOIN messages m ON m.request_id = r.id"
             " WHERE r.idempotency_key = ? AND m.role = 'assistant' AND m.status = 'complete'"
@@ -351,7 +325,7 @@ class Store:
     def messages(self, conversation_id: str) -> list[StoredMessage]:
         """A conversation's messages; a reply still streaming shows its chunks so far."""
         rows = self.db.execute(
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY id",
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY id",
             (conversation_id,),
         ).fetchall()
         out = []
@@ -394,7 +368,7 @@ class Store:
             query = plain_words(query)
         try:
             rows = self.db.execute(
-                f"SELECT {', '.join('m.' + c for c in _MESSAGE_COLUMNS.split(', '))},"
+                f"SELECT {', '.join('m.' + c for c in MESSAGE_COLUMNS.split(', '))},"
                 " snippet(messages_fts, 0, '[', ']', '…', 12)"
                 " FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
                 " WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?",
@@ -405,34 +379,8 @@ class Store:
         return [(StoredMessage(*row[:-1]), row[-1]) for row in rows]
 
     def all_messages(self) -> Iterator[StoredMessage]:
-        for row in self.db.execute(f"SELECT {_MESSAGE_COLUMNS} FROM messages ORDER BY id"):
+        for row in self.db.execute(f"SELECT {MESSAGE_COLUMNS} FROM messages ORDER BY id"):
             yield StoredMessage(*row)
-
-
-def plain_words(text: str) -> str:
-    """``text`` as an FTS5 query for all its words, none of them syntax.
-
-    Each whitespace-separated term is quoted, so ``e-mail``, ``what's``, ``3.5``
-    and ``C++`` are searched as written (FTS5 reads a bare ``-`` or ``.`` as
-    syntax): the tokenizer splits a quoted term into a phrase of its words.
-    """
-    terms = text.split()
-    if not terms:
-        raise UsageError("nothing to search for")
-    return " ".join('"' + term.replace('"', '""') + '"' for term in terms)
-
-
-@contextmanager
-def unusable_database(path: Path) -> Iterator[None]:
-    """A query that fails on a damaged file is a usage error: the database is unusable.
-
-    For commands that only read and manage the log (``logs``), where the log
-    is the whole job, not a side effect of a reply.
-    """
-    try:
-        yield
-    except sqlite3.DatabaseError as exc:
-        raise UsageError(f"cannot use the log database {path}: {exc}") from None
 
 
 def _updated(cursor: sqlite3.Cursor) -> None:
@@ -441,36 +389,3 @@ def _updated(cursor: sqlite3.Cursor) -> None:
         raise LogError(ROW_GONE)
 
 
-class _Transaction:
-    """``with store._transaction():`` -- BEGIN IMMEDIATE ... COMMIT / ROLLBACK.
-
-    IMMEDIATE takes the write lock up front, so a writer waits (busy timeout)
-    instead of failing with "database is locked" half-way through.
-    """
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, kind: object, value: object, traceback: object) -> None:
-        if kind is None:
-            self.db.execute("COMMIT")
-        elif self.db.in_transaction:
-            # Some errors (a full disk) have already rolled the transaction
-            # back; a failing ROLLBACK must not hide the error that matters.
-            with suppress(sqlite3.Error):
-                self.db.execute("ROLLBACK")
-
-
-def _statements(script: str) -> list[str]:
-    """Split a migration script into statements (trigger bodies kept whole)."""
-    statements, current = [], []
-    for line in script.strip().splitlines():
-        current.append(line)
-        candidate = "\n".join(current)
-        if sqlite3.complete_statement(candidate):
-            statements.append(candidate.strip())
-            current = []
-    return statements

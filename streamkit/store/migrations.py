@@ -3,6 +3,16 @@
 Kept apart from the code that reads and writes rows, so a schema change is
 one entry appended here and nothing else. ``PRAGMA user_version`` is the
 version a database is at.
+
+The tables, as the migrations leave them:
+
+    ``conversations`` hold ``messages`` (role, content, model, provider,
+    timestamps, finish reason, usage, TTFT, duration, status); each reply
+    points at the ``requests`` row with the options it was made with (never
+    an API key or a header), the server's HTTP status and kept response
+    headers (request id, rate limits), and -- for a failed request only --
+    the endpoint and body exactly as sent, for ``streamkit replay``.
+    ``messages_fts`` is an FTS5 index over content.
 """
 
 from __future__ import annotations

@@ -64,3 +64,18 @@ class ConversationSummary(msgspec.Struct, frozen=True):
     messages: int
     model: str | None
     first_prompt: str
+
+
+# The columns a query reads, in the order of the fields above.
+FAILED_QUERY = (
+    "SELECT r.id, r.conversation_id, r.failed_at, r.provider, r.model, r.endpoint, r.body,"
+    " r.http_status, r.response_headers, m.error, m.ttft_s, m.duration_s FROM requests r"
+    " LEFT JOIN messages m ON m.request_id = r.id AND m.role = 'assistant'"
+)
+
+
+MESSAGE_COLUMNS = (
+    "id, conversation_id, role, content, model, provider, created_at, finish_reason, "
+    "prompt_tokens, completion_tokens, ttft_s, duration_s, status, error, tool_calls, "
+    "tool_call_id, request_id, reasoning, reasoning_tokens, reasoning_opaque"
+)
