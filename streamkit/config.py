@@ -31,6 +31,9 @@ import platformdirs
 
 from streamkit.errors import UsageError
 
+# Of one reply's text and tool-call arguments: a stream that never ends is cut here.
+DEFAULT_MAX_REPLY_BYTES = 16 << 20
+
 
 class Profile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     base_url: str | None = None
@@ -49,6 +52,7 @@ class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     profiles: dict[str, Profile] = {}
     models: dict[str, str] = {}  # local model name -> .gguf path
     tools: dict[str, ToolSpec] = {}  # offered with --tool NAME
+    max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES  # a longer reply is cut, with an error
     log: bool = True  # keep a conversation log (--no-log turns it off once)
     db: str | None = None  # the log database, if not the default
 
@@ -64,6 +68,7 @@ class Settings(msgspec.Struct, frozen=True):
     timeout: float | None
     max_retries: int
     context_tokens: int | None = None
+    max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
     local_models: dict[str, str] = {}
     log: bool = True
     db: str | None = None
@@ -100,9 +105,13 @@ def load_config(path: Path | None = None) -> ConfigFile:
     except OSError as exc:
         raise UsageError(f"cannot read config file {path}: {exc.strerror}") from None
     try:
-        return msgspec.convert(tomllib.loads(raw.decode("utf-8")), ConfigFile)
+        config = msgspec.convert(tomllib.loads(raw.decode("utf-8")), ConfigFile)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, msgspec.ValidationError) as exc:
         raise UsageError(f"config file {path}: {exc}") from None
+    if config.max_reply_bytes < 1:
+        raise UsageError(f"config file {path}: max_reply_bytes must be at least 1, "
+                         f"not {config.max_reply_bytes}")
+    return config
 
 
 def resolve_settings(
@@ -154,6 +163,7 @@ def resolve_settings(
         tools=config.tools,
         db=config.db,
         debug=debug or env.get("STREAMKIT_DEBUG", "").lower() in ("1", "true", "yes", "on"),
+        max_reply_bytes=config.max_reply_bytes,
     )
 
 
