@@ -31,6 +31,9 @@ import platformdirs
 
 from streamkit.errors import UsageError
 
+# Of one reply's text and tool-call arguments: a stream that never ends is cut here.
+DEFAULT_MAX_REPLY_BYTES = 16 << 20
+
 # The config file's numbers obey the same bounds as the flags that set them:
 # a negative, zero or NaN timeout is refused where the file is read.
 Seconds = Annotated[float, msgspec.Meta(ge=0.001)]
@@ -55,6 +58,7 @@ class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     profiles: dict[str, Profile] = {}
     models: dict[str, str] = {}  # local model name -> .gguf path
     tools: dict[str, ToolSpec] = {}  # offered with --tool NAME
+    max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES  # a longer reply is cut, with an error
     log: bool = True  # keep a conversation log (--no-log turns it off once)
     db: str | None = None  # the log database, if not the default
     show_reasoning: bool = True  # a reasoning model's thinking, on a terminal
@@ -72,6 +76,7 @@ class Settings(msgspec.Struct, frozen=True):
     timeout: float | None
     max_retries: int
     context_tokens: int | None = None
+    max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
     local_models: dict[str, str] = {}
     log: bool = True
     db: str | None = None
@@ -110,9 +115,13 @@ def load_config(path: Path | None = None) -> ConfigFile:
     except OSError as exc:
         raise UsageError(f"cannot read config file {path}: {exc.strerror}") from None
     try:
-        return msgspec.convert(tomllib.loads(raw.decode("utf-8")), ConfigFile)
+        config = msgspec.convert(tomllib.loads(raw.decode("utf-8")), ConfigFile)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, msgspec.ValidationError) as exc:
         raise UsageError(f"config file {path}: {exc}") from None
+    if config.max_reply_bytes < 1:
+        raise UsageError(f"config file {path}: max_reply_bytes must be at least 1, "
+                         f"not {config.max_reply_bytes}")
+    return config
 
 
 def resolve_settings(
@@ -166,6 +175,7 @@ def resolve_settings(
         show_reasoning=config.show_reasoning,
         editing_mode=config.editing_mode,
         debug=debug or env.get("STREAMKIT_DEBUG", "").lower() in ("1", "true", "yes", "on"),
+        max_reply_bytes=config.max_reply_bytes,
     )
 
 

@@ -292,6 +292,20 @@ async def html_page(stream: trio.SocketStream, request: Request) -> None:
     await stream.send_all(page)
 
 
+async def endless(stream: trio.SocketStream, request: dict) -> None:
+    """A stream that never ends: chunks of 1000 "x" until the client goes away."""
+    await start_sse(stream)
+    piece = chunk("x" * 1000) * 16
+    while True:
+        await send_piece(stream, piece)
+
+
+async def whole_large(stream: trio.SocketStream, request: dict) -> None:
+    """A whole JSON reply of 256 KiB of text (larger than a small reply cap)."""
+    await send_json(stream, "200 OK", {"choices": [{
+        "index": 0, "finish_reason": "stop", "message": {"content": "y" * (256 << 10)}}]})
+
+
 # Scenarios about what a 200 answer carries, by name (``scenario`` dispatches to them).
 REPLY_SHAPES: dict[str, Callable[[trio.SocketStream, Request], Awaitable[None]]] = {
     "echo-target": echo_target,
@@ -299,6 +313,8 @@ REPLY_SHAPES: dict[str, Callable[[trio.SocketStream, Request], Awaitable[None]]]
     "whole-completion": whole_completion,
     "whole-tools": whole_tools,
     "html": html_page,
+    "endless": endless,
+    "whole-large": whole_large,
 }
 
 

@@ -69,7 +69,7 @@ async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
     """The producer for ``settings``: the server at its base URL, else a local model."""
     if not settings.base_url:
         name, path = resolve_local_model(settings.model, settings.local_models)
-        yield LlamaLocalProducer(local_model(path, name))
+        yield LlamaLocalProducer(local_model(path, name), max_reply_bytes=settings.max_reply_bytes)
         return
     # Imported here: httpx costs ~45 ms of start-up that local runs never need.
     from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
@@ -89,6 +89,7 @@ async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
             context_tokens=settings.context_tokens,
             debug=_print_debug if settings.debug else None,
             on_notice=_print_notice,
+            max_reply_bytes=settings.max_reply_bytes,
         )
 
 

@@ -23,6 +23,7 @@ import msgspec
 import trio
 
 from streamkit import __version__
+from streamkit.config import DEFAULT_MAX_REPLY_BYTES
 from streamkit.errors import (
     HTTPStatusError,
     ModelError,
@@ -37,6 +38,7 @@ from streamkit.events import Batch, StreamError
 from streamkit.protocol.http_errors import ERROR_BODY_LIMIT, connection_error, status_message
 from streamkit.protocol.openai import OpenAIStreamDecoder
 from streamkit.protocol.openai_json import body_kind, completion_events, not_a_stream_message
+from streamkit.protocol.reply_limit import ReplyLimit, describe_size
 from streamkit.protocol.retry import backoff_delay, is_retryable_status, parse_retry_after
 from streamkit.protocol.structured import SCHEMA_FORMS, names_response_format
 from streamkit.protocol.urls import join_url, public_url, split_query, url_secrets
@@ -123,8 +125,10 @@ class OpenAIHTTPProducer:
         context_tokens: int | None = None,
         debug: Callable[[str], None] | None = None,
         on_notice: Callable[[str], None] | None = None,
+        max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
     ) -> None:
         self.client = client
+        self.max_reply_bytes = max_reply_bytes  # a longer reply is cut (``ReplyLimit``)
         self.on_notice = on_notice  # things the user should know, once (stderr)
         self.schema_form: str | None = None  # the response_format form that worked
         self._schema_probe = trio.Lock()
@@ -249,6 +253,7 @@ class OpenAIHTTPProducer:
     ) -> None:
         """One attempt. Raises ``StreamkitError`` only while nothing was sent."""
         sent_any = False
+        limit = ReplyLimit(self.max_reply_bytes)
         exchange = Exchange("POST", join_url(self.base_url, path))
         try:
             async with self.client.stream("POST", path, content=raw, headers=_HEADERS) as response:
@@ -257,7 +262,8 @@ class OpenAIHTTPProducer:
                     raise await self._status_error(response)
                 kind = body_kind(response.headers.get("content-type"))
                 if kind == "json":  # a server that ignored "stream": the whole reply
-                    events = completion_events(await self._whole_body(response, exchange))
+                    whole = await self._whole_body(response, exchange, limit)
+                    events = limit.admit(completion_events(whole))
                     sent_any = True
                     await send.send(events)
                     return
@@ -269,11 +275,12 @@ class OpenAIHTTPProducer:
                     exchange.received()
                     events = decoder.feed(data)
                     if events:
+                        events = limit.admit(events)
                         sent_any = True
                         await send.send(events)
-                        if decoder.chunks.done:
+                        if decoder.chunks.done or limit.exceeded:
                             break
-                tail = decoder.close()
+                tail = limit.admit(decoder.close())
                 if tail:
                     await send.send(tail)
         except (httpx.HTTPError, OSError) as exc:
@@ -289,12 +296,21 @@ class OpenAIHTTPProducer:
             if self.debug is not None:
                 self.debug(redact(exchange.line(), self._secrets))
 
-    async def _whole_body(self, response: httpx.Response, exchange: Exchange) -> bytes:
-        """A non-streamed answer's body."""
+    async def _whole_body(
+        self, response: httpx.Response, exchange: Exchange, limit: ReplyLimit
+    ) -> bytes:
+        """A non-streamed answer's body, read up to a bound: the reply's cap, with room
+        for what JSON wraps around the text (escapes, logprobs, framing)."""
+        bound = 4 * limit.max_bytes + ERROR_BODY_LIMIT
         raw = bytearray()
         async for data in response.aiter_bytes():
             exchange.received()
             raw += data
+            if len(raw) > bound:
+                raise ProtocolError(
+                    f"the JSON answer is larger than {describe_size(bound)}, more than a reply "
+                    f"of {describe_size(limit.max_bytes)} needs (max_reply_bytes in the "
+                    "config file): not read")
         return bytes(raw)
 
     async def _status_error(self, response: httpx.Response) -> HTTPStatusError:

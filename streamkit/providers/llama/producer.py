@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import trio
 
+from streamkit.config import DEFAULT_MAX_REPLY_BYTES
 from streamkit.errors import ModelError, ProtocolError, UsageError, one_line
 from streamkit.events import (
     Batch,
@@ -49,6 +50,7 @@ from streamkit.events import (
     TokenLogprob,
     Usage,
 )
+from streamkit.protocol.reply_limit import ReplyLimit
 from streamkit.protocol.stops import StopFilter
 from streamkit.protocol.structured import bounded_schema
 from streamkit.protocol.think import Part, ThinkSplitter, emit, opens_thinking, split_into
@@ -112,8 +114,9 @@ class _Mailbox:
             self.aborted = True
             self._cond.notify_all()
 
-    async def drain(self, send: trio.MemorySendChannel[Batch]) -> None:
-        """Send batches until the thread closes the mailbox; abort it on any failure."""
+    async def drain(self, send: trio.MemorySendChannel[Batch], limit: ReplyLimit) -> None:
+        """Send batches until the thread closes the mailbox or the reply reaches its
+        cap; abort it on any failure."""
         try:
             while True:
                 with self._cond:
@@ -123,7 +126,12 @@ class _Mailbox:
                     if not items and not closed:
                         wakeup = self._wakeup = trio.Event()
                 if items:
-                    await send.send(items)
+                    items = limit.admit(items)
+                    if items:
+                        await send.send(items)
+                    if limit.exceeded:
+                        self.abort()  # stop generating: the reply is long enough
+                        return
                 elif closed:
                     return
                 else:
@@ -138,8 +146,10 @@ class _Mailbox:
 class LlamaLocalProducer:
     """Streams generation requests from a local model, in a worker thread."""
 
-    def __init__(self, model: LocalModel) -> None:
+    def __init__(self, model: LocalModel, *, max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
+                 ) -> None:
         self.model = model
+        self.max_reply_bytes = max_reply_bytes  # a longer reply is cut (``ReplyLimit``)
 
     @property
     def model_name(self) -> str:
@@ -160,9 +170,10 @@ class LlamaLocalProducer:
             await send.send([StreamError(exc.kind, exc.message)])
             return
         mailbox = _Mailbox()
+        limit = ReplyLimit(self.max_reply_bytes)
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(mailbox.drain, send)
+                nursery.start_soon(mailbox.drain, send, limit)
                 try:
                     await trio.to_thread.run_sync(
                         self._generate,
@@ -177,7 +188,7 @@ class LlamaLocalProducer:
         finally:
             # Tokens generated after the drain task was cancelled are still
             # received text: hand them on (consumers are outside the cancel).
-            leftover = mailbox.take()
+            leftover = limit.admit(mailbox.take())
             if leftover:
                 # Shielded and bounded; a consumer that is gone just misses them.
                 with (
