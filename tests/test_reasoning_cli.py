@@ -123,3 +123,12 @@ def cli_env_db(cli_env):
     from pathlib import Path
 
     return Path(cli_env["STREAMKIT_DB"])
+
+
+def test_logs_search_keeps_thinking_out_of_answers_unless_asked(run_cli, fault_url):
+    assert run_cli("chat", "--base-url", fault_url("thinks"), "2+2?").code == 0
+    answers = run_cli("logs", "search", "two", "--json")
+    assert answers.code == 0 and answers.stdout == ""  # "two" is only in the thinking
+    thoughts = run_cli("logs", "search", "two", "--reasoning", "--json")
+    [hit] = map(json.loads, thoughts.stdout.splitlines())
+    assert (hit["content"], hit["reasoning"]) == ("4", "Two and two.")

@@ -172,6 +172,8 @@ def search(
     as_json: JSONOutput = False,
     fts: Annotated[bool, typer.Option("--fts", help="QUERY is FTS5 syntax: AND, OR, NOT, "
                                       "\"phrases\", prefix*")] = False,
+    reasoning: Annotated[bool, typer.Option("--reasoning", help="Search the thinking of "
+                                            "reasoning models instead of the messages")] = False,
 ) -> None:
     """Messages with every word of QUERY, best match first.
 
@@ -187,7 +189,7 @@ def search(
     """
 
     def body(store: Store) -> None:
-        for message, snippet in store.search(query, limit, fts=fts):
+        for message, snippet in store.search(query, limit, fts=fts, reasoning=reasoning):
             if as_json:
                 _print_json({**msgspec.structs.asdict(message), "snippet": snippet})
             else:

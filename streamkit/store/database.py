@@ -357,21 +357,23 @@ class Store:
         return [ConversationSummary(*row) for row in rows]
 
     def search(
-        self, query: str, limit: int = 20, *, fts: bool = False
+        self, query: str, limit: int = 20, *, fts: bool = False, reasoning: bool = False
     ) -> list[tuple[StoredMessage, str]]:
         """Messages with every word of ``query``, best first, with a highlighted snippet.
 
         With ``fts``, ``query`` is FTS5 query syntax (``AND``, ``"phrases"``,
-        ``prefix*``) as it stands.
+        ``prefix*``) as it stands. With ``reasoning``, the thinking of reasoning
+        models is searched instead of the messages' text.
         """
         if not fts:
             query = plain_words(query)
+        index = "reasoning_fts" if reasoning else "messages_fts"
         try:
             rows = self.db.execute(
                 f"SELECT {', '.join('m.' + c for c in MESSAGE_COLUMNS.split(', '))},"
-                " snippet(messages_fts, 0, '[', ']', '…', 12)"
-                " FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
-                " WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?",
+                f" snippet({index}, 0, '[', ']', '…', 12)"
+                f" FROM {index} JOIN messages m ON m.id = {index}.rowid"
+                f" WHERE {index} MATCH ? ORDER BY rank LIMIT ?",
                 (query, limit),
             ).fetchall()
         except sqlite3.OperationalError as exc:

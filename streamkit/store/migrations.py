@@ -138,6 +138,27 @@ MIGRATIONS: list[str] = [
     ALTER TABLE messages ADD COLUMN writer_pid INTEGER;
     ALTER TABLE messages ADD COLUMN writer_started TEXT;
     """,
+    # 8 -> 9: full-text search over the thinking, apart from the answers'.
+    """
+    CREATE VIRTUAL TABLE reasoning_fts USING fts5(
+        reasoning, content='messages', content_rowid='id'
+    );
+    INSERT INTO reasoning_fts(rowid, reasoning)
+        SELECT id, reasoning FROM messages WHERE reasoning IS NOT NULL;
+    CREATE TRIGGER reasoning_ad AFTER DELETE ON messages WHEN old.reasoning IS NOT NULL BEGIN
+        INSERT INTO reasoning_fts(reasoning_fts, rowid, reasoning)
+            VALUES ('delete', old.id, old.reasoning);
+    END;
+    CREATE TRIGGER reasoning_au_old AFTER UPDATE OF reasoning ON messages
+        WHEN old.reasoning IS NOT NULL BEGIN
+        INSERT INTO reasoning_fts(reasoning_fts, rowid, reasoning)
+            VALUES ('delete', old.id, old.reasoning);
+    END;
+    CREATE TRIGGER reasoning_au_new AFTER UPDATE OF reasoning ON messages
+        WHEN new.reasoning IS NOT NULL BEGIN
+        INSERT INTO reasoning_fts(rowid, reasoning) VALUES (new.id, new.reasoning);
+    END;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
