@@ -10,8 +10,8 @@ finish reason, usage, TTFT and duration.
 
 The log never takes a command down: a write that fails (``LogError``, kept
 on the store and the command's ``LogHealth``) stops the writing, and the
-reply goes on being printed. Only what a request needs from the log -- the
-history it continues -- can fail a command.
+reply goes on being printed. Only what a command cannot do without the log
+-- the history ``-c`` continues, the lines ``--resume`` skips -- can fail it.
 """
 
 from __future__ import annotations
@@ -182,8 +182,7 @@ class ReplyRecorder:
 
     def __init__(
         self, log: ConversationLog, *, request_id: int | None, provider: str,
-        model: str | None,
-        request: GenerationRequest | None = None,
+        model: str | None, request: GenerationRequest | None = None,
     ) -> None:
         self.log = log
         self.request = request  # its body is kept if it fails
