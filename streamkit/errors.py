@@ -19,6 +19,8 @@ Exit codes (documented in README.md):
 8     model error (unknown model, unusable model file)
 9     the model was still calling tools at the --max-hops limit
 10    the reply does not validate against the --schema
+11    the conversation log failed (the reply itself was delivered)
+12    the output could not be written (a full disk, an I/O error)
 130   interrupted by Ctrl-C (SIGINT)
 143   terminated by SIGTERM
 ====  ===================================================
