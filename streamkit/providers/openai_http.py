@@ -13,7 +13,6 @@ a cancel scope in the pipeline.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -44,6 +43,7 @@ from streamkit.protocol.structured import SCHEMA_FORMS, names_response_format
 from streamkit.protocol.urls import join_url, public_url, split_query, url_secrets
 from streamkit.protocol.wire import request_bytes
 from streamkit.providers.exchange import Exchange
+from streamkit.providers.rate_limit import RateLimitGate
 from streamkit.request import GenerationRequest, Message
 
 _HEADERS = {"Accept": "text/event-stream", "Content-Type": "application/json"}
@@ -89,25 +89,6 @@ def build_client(
         message = redact(f"invalid base URL {public_url(base_url)!r}: {one_line(exc)}",
                          url_secrets(base_url))
         raise UsageError(message) from None
-
-
-class RateLimitGate:
-    """A shared pause: after a 429, no request of this producer starts until it ends.
-
-    In a batch, one worker's 429 (and the server's ``Retry-After``) slows every
-    worker, instead of the others hammering a server that asked us to wait.
-    """
-
-    def __init__(self) -> None:
-        self._until = -math.inf
-
-    def hold(self, seconds: float) -> None:
-        self._until = max(self._until, trio.current_time() + seconds)
-
-    async def wait(self) -> None:
-        # A loop, not one sleep: another 429 may extend the pause meanwhile.
-        while trio.current_time() < self._until:  # noqa: ASYNC110
-            await trio.sleep_until(self._until)
 
 
 class OpenAIHTTPProducer:
