@@ -9,7 +9,14 @@ import jsonschema
 import pytest
 
 from streamkit.protocol.schema_syntax import parse_short_schema
-from streamkit.protocol.structured import DEFAULT_MAX_ITEMS, bounded_schema, check_reply
+from streamkit.protocol.structured import (
+    DEFAULT_MAX_ITEMS,
+    DEFAULT_MAX_STRING,
+    bounded_schema,
+    budget_bounds,
+    check_reply,
+    server_schema,
+)
 from streamkit.protocol.wire import openai_body
 from streamkit.providers.llama.grammar import json_grammar
 from streamkit.request import GenerationOptions, GenerationRequest, Message
@@ -20,6 +27,7 @@ FLAT = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"ty
         "required": ["name", "age", "city"], "additionalProperties": False}
 NESTED = parse_short_schema("title, authors list[{name, born int}], tags list[str]")
 ENUM = parse_short_schema("sentiment positive|negative|neutral, confident bool, score float")
+NESTED_SHORT = "title, authors list[{name, born int}], tags list[str]"
 
 SUBJECTS = [
     "Alice Smith, 31, lives in Paris", "Bob Jones, 45, from Berlin", "Chen Wei, 28, Shanghai",
@@ -59,8 +67,15 @@ def test_a_server_refusing_json_schema_is_asked_again_with_a_schema_in_json_obje
     assert refused["response_format"] == {
         "type": "json_schema", "json_schema": {"name": "output", "schema": schema, "strict": True}
     }
-    assert accepted["response_format"] == {"type": "json_object", "schema": schema}
+    # The server builds its grammar from what it is sent: strings bounded as locally.
+    bounded = {**schema, "properties": {**schema["properties"], "name": {
+        "type": "string", "maxLength": DEFAULT_MAX_STRING,
+        "pattern": '^[^\\x00-\\x1f"\\\\]{0,1000}$'}}}
+    assert accepted["response_format"] == {"type": "json_object", "schema": bounded}
     assert accepted["messages"] == refused["messages"]
+    assert "streamkit: the schema sent to the server bounds open strings to 1000 characters " \
+        "(so it cannot run away); the reply is checked against the schema as given" in (
+            result.stderr.splitlines())
 
 
 def test_a_batch_probes_once_and_checks_every_line(run_cli, scripted):
@@ -129,7 +144,10 @@ def test_the_last_form_puts_the_schema_in_a_system_message():
     _, body = openai_body(request, "json_object+prompt")
     assert body["response_format"] == {"type": "json_object"}
     system, user = body["messages"]
-    assert system["role"] == "system" and json.dumps(schema, separators=(",", ":")) in (
+    bounded, _ = server_schema("json_object+prompt", schema, None)
+    assert bounded["properties"]["name"]["maxLength"] == DEFAULT_MAX_STRING
+    assert "pattern" not in bounded["properties"]["name"]  # the model reads this one
+    assert system["role"] == "system" and json.dumps(bounded, separators=(",", ":")) in (
         system["content"])
     assert user == {"role": "user", "content": "hi"}
     assert "response_format" not in openai_body(msgspec_replace(request))[1]
@@ -167,7 +185,55 @@ def test_schema_multi_wraps_a_list(run_cli, scripted):
     assert schema["properties"]["items"]["items"] == parse_short_schema(PERSON)
 
 
+def test_under_a_token_budget_the_server_is_sent_tighter_bounds(run_cli, scripted):
+    server = scripted("no-json-schema")
+    result = run_cli("chat", "Who?", "--base-url", server.url, "--schema", NESTED_SHORT,
+                     "--no-log", "-n", "48", "-O",
+                     'scripted_reply={"title": "T", "authors": [], "tags": []}')
+    assert result.code == 0, result.stderr
+    assert ("streamkit: the schema sent to the server bounds open strings to 6 characters and "
+            "open arrays to 3 items (to fit max_tokens 48); the reply is checked against the "
+            "schema as given") in result.stderr.splitlines()
+    sent = server.bodies()[-1]["response_format"]["schema"]
+    assert sent["properties"]["title"]["maxLength"] == 6
+    assert sent["properties"]["tags"]["maxItems"] == 3
+    assert sent["properties"]["tags"]["items"]["maxLength"] == 6
+    assert sent["properties"]["authors"]["items"]["properties"]["name"]["maxLength"] == 6
+    assert "maxLength" not in sent["properties"]["authors"]["items"]["properties"]["born"]
+
+
 # -- the pieces ----------------------------------------------------------------------
+
+
+def test_budget_bounds_share_the_tokens_among_the_strings():
+    assert budget_bounds(FLAT, None) == (DEFAULT_MAX_STRING, DEFAULT_MAX_ITEMS)
+    assert budget_bounds(FLAT, 48) == (24, 3)  # two open strings
+    assert budget_bounds(FLAT, 100_000) == (DEFAULT_MAX_STRING, DEFAULT_MAX_ITEMS)
+    # title + 3 authors' names + 3 tags, at 3 items an array
+    assert budget_bounds(parse_short_schema(NESTED_SHORT), 48) == (6, 3)
+    assert budget_bounds(ENUM, 48) == (48, 3)  # no open string: nothing to share
+    assert budget_bounds(FLAT, 1) == (1, 1)
+
+
+def test_server_schema_bounds_only_what_is_open_and_never_below_a_minimum():
+    schema = {"type": "object", "properties": {
+        "code": {"type": "string", "enum": ["a", "b"]}, "day": {"type": "string",
+                                                               "format": "date"},
+        "word": {"type": "string", "maxLength": 5000}, "long": {"type": "string",
+                                                               "minLength": 50},
+        "list": {"type": "array", "items": {"type": "integer"}, "minItems": 10}}}
+    sent, notice = server_schema("json_object+schema", schema, 48)
+    props = sent["properties"]
+    assert props["code"] == schema["properties"]["code"]
+    assert props["day"] == schema["properties"]["day"]
+    assert props["word"] == schema["properties"]["word"]  # the user's own bound is kept
+    assert props["long"]["maxLength"] == 50 and props["long"]["pattern"].endswith("{50,50}$")
+    assert props["list"]["maxItems"] == 10
+    assert notice.startswith("the schema sent to the server bounds open strings to 48 "
+                             "characters and open arrays to 3 items")
+    assert server_schema("json_schema", schema, 48) == (schema, None)  # strict servers
+    closed = {"type": "object", "properties": {"n": {"type": "integer"}}}
+    assert server_schema("json_object+schema", closed, 48) == (closed, None)
 
 
 def test_check_reply_names_the_failure():
@@ -276,3 +342,22 @@ def test_real_server_takes_the_schema_in_its_own_form(run_cli, llama_server):
     assert statuses == ["500 Internal Server Error"] + ["200 OK"] * 6  # probed once
     for record in lines(result.stdout):
         jsonschema.validate(record["json"], FLAT)
+
+
+@pytest.mark.server
+def test_real_server_closes_a_rambling_document_within_the_budget(run_cli, llama_server):
+    """Asked for a long poem in two strings with 64 tokens, SmolLM2 under the server's
+    grammar runs out of tokens inside a string (or writes a raw newline in one) unless
+    the schema it is sent bounds them."""
+    schema = {"type": "object", "properties": {"title": {"type": "string"},
+                                               "poem": {"type": "string"}},
+              "required": ["title", "poem"]}
+    for seed in ("1", "3", "4"):
+        result = run_cli("chat", "Write a very long poem about the sea.", "--base-url",
+                         llama_server, "--schema", json.dumps(schema), "-n", "64",
+                         "--seed", seed, "--no-log")
+        assert result.code == 0, (seed, result.stdout, result.stderr)
+        jsonschema.validate(json.loads(result.stdout), schema)
+        assert ("streamkit: the schema sent to the server bounds open strings to 32 "
+                "characters (to fit max_tokens 64); the reply is checked against the schema "
+                "as given") in result.stderr.splitlines()

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from streamkit.protocol.structured import response_format, schema_instruction
+from streamkit.protocol.structured import response_format, schema_instruction, server_schema
 from streamkit.request import GenerationOptions, GenerationRequest, Message
 
 KEPT_HEADERS = frozenset({"x-request-id", "request-id", "retry-after", "openai-processing-ms"})
@@ -53,7 +53,8 @@ def openai_body(
     """The endpoint path (relative to the base URL) and JSON body for a request.
 
     With a schema, ``schema_form`` (one of ``structured.SCHEMA_FORMS``) says how
-    it is put in ``response_format``.
+    it is put in ``response_format``, bounded for the reply's budget where the
+    form allows (``structured.server_schema``).
     """
     opts = request.options
     body: dict[str, Any] = {"stream": True, "stream_options": {"include_usage": True}}
@@ -66,12 +67,14 @@ def openai_body(
     if opts.stop:
         body["stop"] = list(opts.stop)
     body.update(server_sampling_fields(opts))
+    schema = None
     if opts.schema is not None:
-        body["response_format"] = response_format(schema_form, opts.schema)
+        schema, _ = server_schema(schema_form, opts.schema, opts.max_tokens)
+        body["response_format"] = response_format(schema_form, schema)
     if request.kind == "chat":
         messages = request.messages
-        if opts.schema is not None and schema_form == "json_object+prompt":
-            messages = (Message("system", schema_instruction(opts.schema)), *messages)
+        if schema is not None and schema_form == "json_object+prompt":
+            messages = (Message("system", schema_instruction(schema)), *messages)
         body["messages"] = [m.to_openai() for m in messages]
         if request.tools:
             body["tools"] = list(request.tools)

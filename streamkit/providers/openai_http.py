@@ -39,7 +39,7 @@ from streamkit.protocol.openai import OpenAIStreamDecoder
 from streamkit.protocol.openai_json import body_kind, completion_events, not_a_stream_message
 from streamkit.protocol.reply_limit import ReplyLimit, describe_size
 from streamkit.protocol.retry import backoff_delay, is_retryable_status, parse_retry_after
-from streamkit.protocol.structured import SCHEMA_FORMS, names_response_format
+from streamkit.protocol.structured import SCHEMA_FORMS, names_response_format, server_schema
 from streamkit.protocol.urls import join_url, public_url, split_query, url_secrets
 from streamkit.protocol.wire import request_bytes
 from streamkit.providers.exchange import Exchange
@@ -112,6 +112,7 @@ class OpenAIHTTPProducer:
         self.max_reply_bytes = max_reply_bytes  # a longer reply is cut (``ReplyLimit``)
         self.on_notice = on_notice  # things the user should know, once (stderr)
         self.schema_form: str | None = None  # the response_format form that worked
+        self._said: set[str] = set()  # notices already given
         self._schema_probe = trio.Lock()
         self.debug = debug  # --debug: gets one line per HTTP request
         self.context_tokens = context_tokens
@@ -166,6 +167,7 @@ class OpenAIHTTPProducer:
                 if self.schema_form is None:
                     await self._probe_schema_forms(request, send)
                     return
+        self._say_bounds(request, self.schema_form)
         await self.stream_body(*request_bytes(request, self.schema_form), send)
 
     async def _probe_schema_forms(
@@ -175,6 +177,7 @@ class OpenAIHTTPProducer:
         one is kept in ``schema_form`` (and said, if it was not the first)."""
         refusals: list[str] = []
         for form in SCHEMA_FORMS:
+            self._say_bounds(request, form)
             try:
                 await self._with_retries(
                     lambda form=form: self._stream_once(*request_bytes(request, form), send)
@@ -196,6 +199,14 @@ class OpenAIHTTPProducer:
                 self.on_notice(f"the server takes a schema as {form} (refused: "
                                + "; ".join(refusals) + "); used for the rest of the run")
             return
+
+    def _say_bounds(self, request: GenerationRequest, form: str) -> None:
+        """Tell the user, once, that the schema sent in ``form`` has bounds theirs lacks."""
+        assert request.options.schema is not None
+        _, notice = server_schema(form, request.options.schema, request.options.max_tokens)
+        if notice is not None and notice not in self._said and self.on_notice is not None:
+            self._said.add(notice)
+            self.on_notice(notice)
 
     async def stream_body(
         self, path: str, raw: bytes, send: trio.MemorySendChannel[Batch]
