@@ -7,6 +7,7 @@ import math
 
 import httpx
 import pytest
+from llama_server_fixture import native_llama_server  # noqa: F401
 
 from streamkit.errors import ProtocolError
 from streamkit.protocol.echo import (
@@ -52,6 +53,12 @@ def test_an_answer_without_the_echoed_prompt_cannot_score():
                                                 "top_logprobs": [{" x": -1.0}]}}]}
     with pytest.raises(CannotScore, match="echo"):
         parse_echo(only_generated, "hello")
+    # llama-server's answer: the generated token's log-probabilities only, in the form
+    # of a chat completion's, whatever ``echo`` says
+    generated_only = {"choices": [{"text": ".", "logprobs": {"content": [
+        {"id": 30, "token": ".", "logprob": -0.4, "top_logprobs": []}]}}]}
+    with pytest.raises(CannotScore, match="does not echo"):
+        parse_echo(generated_only, "hello")
     with pytest.raises(CannotScore, match="no log-probabilities"):
         parse_echo({"choices": [{"text": "x", "logprobs": None}]}, "hello")
     with pytest.raises(ProtocolError, match="unequal"):
@@ -145,3 +152,20 @@ def test_llama_cpp_server_echo_is_off_by_one_and_flagged(llama_server, run_cli):
     assert scored["token_logprobs"] == pytest.approx(echoed)  # written, but marked
     assert "scores not trusted" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.server
+def test_llama_server_ignores_echo_and_says_what_can_score(
+    native_llama_server, run_cli, tmp_path  # noqa: F811
+):
+    result = run_cli("score", " Paris.", "--context", CONTEXT,
+                     "--base-url", native_llama_server)
+    assert (result.code, result.stdout) == (6, "")
+    assert result.stderr == (
+        "streamkit: this server cannot score prompts: it does not echo their "
+        "log-probabilities; the local model can (no base URL), or a server that "
+        "echoes them, such as `python -m llama_cpp.server`\n")
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"id": 1, "text": "a b c"}\n{"id": 2, "text": "d e"}\n')
+    batch = run_cli("score", "--jsonl", "-i", str(source), "--base-url", native_llama_server)
+    assert (batch.code, batch.stdout, batch.stderr) == (6, "", result.stderr)

@@ -2,9 +2,11 @@
 
 A ``Measurement`` is filled in as the response arrives, so that a request
 cut short (the caller's ``--timeout`` cancel scope, a broken connection)
-still tells what it received. bench never retries: a failure is recorded
-with its type -- ``http_<status>``, ``connection``, ``timeout``,
-``protocol``, ``model`` -- and the run goes on.
+still tells what it received. bench never retries a failure: it is
+recorded with its type -- ``http_<status>``, ``connection``, ``timeout``,
+``protocol``, ``model`` -- and the run goes on. (A request the server
+dropped unanswered on a kept-alive connection is sent again, once: see
+rawhttp.py.)
 
 Three targets share the measurement: ``RawHTTPTarget`` (rawhttp.py: an
 OpenAI-compatible server at a plain ``http://`` URL, read with trio sockets
@@ -96,6 +98,11 @@ class Measurement:
                 self.usage = event
             elif type(event) is StreamError:
                 self.fail(error_type(event.kind, event.status), event.message)
+
+    def resend(self, at: float) -> None:
+        """The request goes out again at ``at``, nothing of its answer received: it is
+        timed from there (rawhttp.py: a kept-alive connection closed under it)."""
+        self.sent = self.last = at
 
     def fail(self, kind: str, message: str) -> None:
         if self.error is None:

@@ -10,8 +10,17 @@ Here a read is ``trio.SocketStream.receive_some``, timed the moment it
 returns, then h11 and the sans-IO ``OpenAIStreamDecoder``, and nothing else.
 
 It does only what bench needs: one POST, a streamed answer, keep-alive. No
-TLS, proxies, redirects, retries or compression: ``https://`` base URLs keep
-using the httpx ``HTTPTarget``, as every other command does.
+TLS, proxies, redirects or compression: ``https://`` base URLs keep using the
+httpx ``HTTPTarget``, as every other command does. One retry, as httpcore
+does it: servers close idle keep-alive connections on their own schedule
+(llama.cpp's ``llama-server`` does, with no ``Connection: close`` before), so
+a request sent on a kept-alive connection the server closed before any byte
+of an answer is sent again on a new connection. That failure is the client's
+bad luck, not the server's latency: the request is timed from its second
+sending (``Measurement.resend``), the moment a request that found no free
+connection would have started, so its TTFT holds a TCP connect like theirs
+and nothing of the attempt that was dropped; for an open-loop run the lost
+time shows in the request's lag behind its schedule.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import trio
 
 from streamkit import __version__
 from streamkit.errors import (
+    ConnectFailed,
     RequestTimeout,
     StreamkitError,
     UsageError,
@@ -43,19 +53,32 @@ READ_SIZE = 65536
 
 
 class _Connection:
-    """One keep-alive TCP connection and its HTTP/1.1 state."""
+    """One keep-alive TCP connection, its HTTP/1.1 state and the answers it carried."""
 
-    __slots__ = ("http", "stream")
+    __slots__ = ("http", "served", "stream")
 
     def __init__(self, stream: trio.SocketStream) -> None:
         self.stream = stream
         self.http = h11.Connection(h11.CLIENT)
+        self.served = 0  # answers read to their end: more than 0, a kept-alive connection
 
     def closed_by_server(self) -> bool:
         """Readable while idle: the server closed it (or sent what it should not)."""
         poll = select.poll()
         poll.register(self.stream.socket.fileno(), select.POLLIN)
         return bool(poll.poll(0))
+
+
+class _NoAnswer(Exception):
+    """The connection ended (closed or reset) before any byte of the answer arrived."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.reused = False  # it was a kept-alive connection
+
+    def said(self, what: str) -> str:
+        return f"{what}: {self.cause}" if self.cause else what
 
 
 class RawHTTPTarget:
@@ -68,7 +91,11 @@ class RawHTTPTarget:
     target; the whole-request limit is the caller's). Each request in flight
     has a connection of its own, taken from a free list and put back when
     its response has been read to the end, so that after warm-up no TCP
-    connect falls inside a TTFT.
+    connect falls inside a TTFT; never put back after an answer that ends
+    its connection (``Connection: close``, HTTP/1.0: h11's keep-alive
+    rules). A request the server dropped on a kept-alive connection before
+    answering is sent again once, on a new connection (see the module's
+    docstring for how it is timed).
     """
 
     def __init__(
@@ -112,11 +139,23 @@ class RawHTTPTarget:
         # what httpx's json= sends
         raw = json.dumps(body, ensure_ascii=False, separators=(",", ":"),
                          allow_nan=False).encode()
-        connection = None
-        reusable = False
         try:
-            connection = await self._connection()
-            reusable = await self._exchange(connection, target, raw, measurement)
+            try:
+                await self._attempt(target, raw, measurement, fresh=False)
+            except _NoAnswer as dropped:
+                if not dropped.reused:
+                    raise ConnectFailed(dropped.said(
+                        f"the server at {self.url} closed the connection before answering"
+                    ), retryable=True) from None
+                # a kept-alive connection closed under it: once more, on a new one
+                measurement.resend(trio.current_time())
+                try:
+                    await self._attempt(target, raw, measurement, fresh=True)
+                except _NoAnswer as again:
+                    raise ConnectFailed(again.said(
+                        f"the server at {self.url} closed a kept-alive connection before "
+                        "answering; sent again on a new connection, it closed that one "
+                        "before answering too"), retryable=True) from None
         except (OSError, trio.BrokenResourceError, h11.ProtocolError) as exc:
             measurement.end = trio.current_time()
             error = self._translate(exc, measurement.first is not None)
@@ -124,16 +163,28 @@ class RawHTTPTarget:
         except StreamkitError as exc:  # a timeout of ours, an undecodable event stream
             measurement.end = trio.current_time()
             measurement.fail(exc.kind, exc.message)
-        finally:
-            if connection is not None:
-                if reusable:
-                    self._free.append(connection)
-                else:
-                    await self._discard(connection)
 
-    async def _connection(self) -> _Connection:
-        """A free keep-alive connection, else a new one."""
-        while self._free:
+    async def _attempt(
+        self, target: str, raw: bytes, measurement: Measurement, *, fresh: bool
+    ) -> None:
+        """One exchange on a free connection (a new one if ``fresh``), put back if reusable."""
+        connection = await self._connection(fresh=fresh)
+        reusable = False
+        try:
+            reusable = await self._exchange(connection, target, raw, measurement)
+        except _NoAnswer as dropped:
+            dropped.reused = connection.served > 0
+            raise
+        finally:
+            if reusable:
+                connection.served += 1
+                self._free.append(connection)
+            else:
+                await self._discard(connection)
+
+    async def _connection(self, *, fresh: bool = False) -> _Connection:
+        """A free keep-alive connection (unless ``fresh``), else a new one."""
+        while self._free and not fresh:
             connection = self._free.pop()
             if not connection.closed_by_server():
                 return connection
@@ -158,19 +209,32 @@ class RawHTTPTarget:
         request = h11.Request(method="POST", target=target,
                               headers=[*self._headers, ("Content-Length", str(len(raw)))])
         out = http.send(request) + http.send(h11.Data(data=raw)) + http.send(h11.EndOfMessage())
-        with trio.move_on_after(self._idle_timeout) as waited:
-            await stream.send_all(out)
+        try:
+            with trio.move_on_after(self._idle_timeout) as waited:
+                await stream.send_all(out)
+        except (OSError, trio.BrokenResourceError) as exc:
+            raise _NoAnswer(self._cause(exc)) from exc
         if waited.cancelled_caught:
             raise self._idle()
         decoder = OpenAIStreamDecoder()
         response: h11.Response | None = None
         error_body = b""
+        answered = False  # a byte of the answer arrived
         while True:
-            with trio.move_on_after(self._idle_timeout) as waited:
-                data = await stream.receive_some(READ_SIZE)
-                at = clock()
+            try:
+                with trio.move_on_after(self._idle_timeout) as waited:
+                    data = await stream.receive_some(READ_SIZE)
+                    at = clock()
+            except (OSError, trio.BrokenResourceError) as exc:
+                if answered:
+                    raise
+                raise _NoAnswer(self._cause(exc)) from exc
             if waited.cancelled_caught:
                 raise self._idle()
+            if not answered:
+                if not data:
+                    raise _NoAnswer("")
+                answered = True
             http.receive_data(data)
             while True:
                 event = http.next_event()
@@ -221,5 +285,10 @@ class RawHTTPTarget:
 
     def _translate(self, exc: Exception, sent_any: bool) -> StreamkitError:
         """A socket or HTTP/1.1 failure, in ``OpenAIHTTPProducer._translate``'s words."""
+        return connection_error(self.url, self._cause(exc), sent_any)
+
+    @staticmethod
+    def _cause(exc: Exception) -> str:
+        """What the socket said (a ``BrokenResourceError`` wraps the ``OSError``)."""
         cause = exc.__cause__ if isinstance(exc, trio.BrokenResourceError) else None
-        return connection_error(self.url, one_line(cause or exc), sent_any)
+        return one_line(cause or exc)

@@ -23,6 +23,12 @@ import msgspec
 
 from streamkit.errors import ProtocolError
 
+# Why a server that answered without the prompt's entries cannot score, and what
+# can (llama.cpp's own llama-server is such a server: it ignores ``echo``).
+NO_ECHO = ("this server cannot score prompts: it does not echo their log-probabilities; "
+           "the local model can (no base URL), or a server that echoes them, such as "
+           "`python -m llama_cpp.server`")
+
 # Two evaluations of one position on one server differ by batch-size rounding
 # (float32 logits); an off-by-one position differs by whole nats.
 CONSISTENCY_TOLERANCE = 0.05
@@ -54,8 +60,14 @@ def completion_logprobs(payload: Any) -> dict[str, Any]:
 
 
 def parse_echo(payload: Any, prompt: str) -> EchoedPrompt:
-    """The entries of an ``echo`` answer that belong to ``prompt`` (not the generated token)."""
+    """The entries of an ``echo`` answer that belong to ``prompt`` (not the generated token).
+
+    An answer in another form (llama-server's: the chat completions form,
+    ``content``, the generated token's entries only) echoed nothing.
+    """
     found = completion_logprobs(payload)
+    if "tokens" not in found and "token_logprobs" not in found:
+        raise CannotScore(NO_ECHO)
     try:
         tokens = list(found["tokens"])
         offsets = [int(v) for v in found["text_offset"]]
@@ -68,8 +80,7 @@ def parse_echo(payload: Any, prompt: str) -> EchoedPrompt:
         raise ProtocolError("unexpected /completions answer: logprobs lists of unequal length")
     keep = sum(1 for offset in offsets if offset < len(prompt))
     if keep == 0:
-        raise CannotScore("the server did not echo the prompt's log-probabilities: it cannot "
-                          "score text (needs /completions with echo and logprobs)")
+        raise CannotScore(NO_ECHO)
     return EchoedPrompt(tokens[:keep], offsets[:keep], logprobs[:keep], top[:keep])
 
 
