@@ -14,6 +14,7 @@ from streamkit.cli import options as opt
 from streamkit.cli import sampling_options as so
 from streamkit.cli.complete import read_prompt_argument
 from streamkit.cli.converse import converse
+from streamkit.cli.mcp import McpConfigs, McpNames
 from streamkit.config import resolve_settings
 from streamkit.errors import UsageError
 from streamkit.pipeline.command import reply_exit_code, run_command
@@ -25,6 +26,8 @@ from streamkit.sinks.recorder import open_conversation, replay_or_record
 from streamkit.tools.builtins import builtin_tools
 from streamkit.tools.confirm import confirm_on_terminal
 from streamkit.tools.dispatch import DEFAULT_TIMEOUT, Dispatcher
+from streamkit.tools.mcp_config import select_servers
+from streamkit.tools.mcp_sources import open_tool_sources
 from streamkit.tools.registry import select_tools
 
 TOOLS = "Tools"
@@ -104,6 +107,8 @@ def chat(
         typer.Option("--tools", help="Offer every tool of this TOML file (repeatable)",
                      rich_help_panel=TOOLS, show_default=False, dir_okay=False),
     ] = None,
+    mcp_names: McpNames = None,
+    mcp_configs: McpConfigs = None,
     tool_choice: Annotated[
         str | None,
         typer.Option("--tool-choice", help="Force the first reply to call this tool (or "
@@ -194,12 +199,17 @@ def chat(
         )
         tools = select_tools(tool_names or [], tools_files or [], settings.tools,
                              builtin_tools(tool_root or Path.cwd()))
-        if tool_choice and tool_choice not in (*tools, "auto", "none", "required"):
+        servers = select_servers(mcp_names or [], mcp_configs or [], settings.mcp)
+        # An MCP tool's name is known once its server runs: only then can it be checked.
+        if tool_choice and not servers and tool_choice not in (
+                *tools, "auto", "none", "required"):
             raise UsageError(f"--tool-choice {tool_choice!r} is not one of the tools offered")
-        dispatcher = Dispatcher(
-            tools, approve=partial(confirm_on_terminal, yes), timeout=tool_timeout,
-        ) if tools else None
-        async with open_backend(settings) as backend, conversation as (log, history):
+        async with open_backend(settings) as backend, conversation as (log, history), \
+                open_tool_sources(servers, warn=warn, debug=settings.debug) as sources:
+            dispatcher = Dispatcher(
+                tools, approve=partial(confirm_on_terminal, yes), timeout=tool_timeout,
+                sources=sources,
+            ) if tools or sources else None
             session = ChatSession(
                 backend, settings, options, history, interrupts=interrupts, log=log,
                 events=events, stats=stats, dispatcher=dispatcher, max_hops=max_hops,
@@ -218,3 +228,8 @@ def chat(
         return reply_exit_code(reply, interrupts)
 
     raise typer.Exit(run_command(body))
+
+
+def warn(line: str) -> None:
+    """A notice that does not stop the command (an MCP server that failed)."""
+    print(f"streamkit: {line}", file=sys.stderr, flush=True)

@@ -1,0 +1,105 @@
+"""An MCP server for the tests, on the SDK's own server (``MCPServer``, once FastMCP).
+
+``python tests/mcp_server.py stdio`` serves on stdin/stdout;
+``python tests/mcp_server.py http PORT`` serves Streamable HTTP on 127.0.0.1:PORT
+(path ``/mcp``), and with ``STREAMKIT_TEST_TOKEN`` set refuses requests that do
+not carry ``Authorization: Bearer <token>``;
+``python tests/mcp_server.py mute`` reads stdin and never answers, not even
+``initialize``.
+
+Its tools cover what a client must handle: text, structured content, an
+image, an error result, a slow call that reports progress (and writes a file
+once it is cancelled), and a call that kills the server mid-way.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.utilities.types import Image
+
+server = MCPServer("streamkit-test")
+PIXEL = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360f8cf000000030101005d0b7b0000000049454e44ae426082"
+)
+
+
+@server.tool(description="Add two integers.")
+def add(a: int, b: int) -> str:
+    return str(a + b)
+
+
+@server.tool(description="Say a word back, in a JSON object.")
+def shout(word: str) -> dict[str, str]:
+    return {"word": word.upper()}
+
+
+@server.tool(description="A one-pixel PNG.")
+def pixel() -> Image:
+    return Image(data=PIXEL, format="png")
+
+
+@server.tool(description="Always fails.")
+def fail(reason: str) -> str:
+    raise ToolError(f"failed on purpose: {reason}")
+
+
+@server.tool(description="Sleep for a while, reporting progress; writes MARKER if cancelled.")
+async def slow(seconds: float, ctx: Context) -> str:
+    import anyio
+
+    marker = os.environ.get("STREAMKIT_TEST_MARKER")
+    try:
+        await ctx.report_progress(0, 2, "started")
+        await anyio.sleep(seconds / 2)
+        await ctx.report_progress(1, 2, "halfway")
+        await anyio.sleep(seconds / 2)
+    except anyio.get_cancelled_exc_class():
+        if marker:
+            _mark(marker)
+        raise
+    return "slept"
+
+
+def _mark(path: str) -> None:
+    Path(path).write_text("cancelled")
+
+
+@server.tool(description="Kill the server in the middle of the call.")
+def crash() -> str:
+    os._exit(3)
+
+
+def serve_http(port: int) -> None:
+    import uvicorn
+
+    app = server.streamable_http_app(host="127.0.0.1")
+    token = os.environ.get("STREAMKIT_TEST_TOKEN")
+    if token:
+        inner = app
+
+        async def app(scope, receive, send):  # type: ignore[no-redef]
+            headers = dict(scope.get("headers") or [])
+            if scope["type"] == "http" and headers.get(b"authorization") != \
+                    f"Bearer {token}".encode():
+                await send({"type": "http.response.start", "status": 401, "headers": []})
+                await send({"type": "http.response.body", "body": b"no"})
+                return
+            await inner(scope, receive, send)
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+if __name__ == "__main__":
+    mode = sys.argv[1]
+    if mode == "stdio":
+        server.run("stdio")
+    elif mode == "http":
+        serve_http(int(sys.argv[2]))
+    elif mode == "mute":
+        sys.stdin.read()
