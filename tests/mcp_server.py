@@ -5,7 +5,9 @@
 (path ``/mcp``), and with ``STREAMKIT_TEST_TOKEN`` set refuses requests that do
 not carry ``Authorization: Bearer <token>``;
 ``python tests/mcp_server.py mute`` reads stdin and never answers, not even
-``initialize``.
+``initialize``. ``STREAMKIT_TEST_CALLS`` names a file where ``add`` notes each
+call it gets; ``STREAMKIT_TEST_MARKER`` one where ``slow`` writes
+``started PID``, then ``cancelled`` if it is cancelled.
 
 Its tools cover what a client must handle: text, structured content, an
 image, an error result, a slow call that reports progress (and writes a file
@@ -31,6 +33,10 @@ PIXEL = bytes.fromhex(
 
 @server.tool(description="Add two integers.")
 def add(a: int, b: int) -> str:
+    calls = os.environ.get("STREAMKIT_TEST_CALLS")
+    if calls:
+        with open(calls, "a") as log:
+            log.write(f"add {a} {b}\n")
     return str(a + b)
 
 
@@ -49,11 +55,13 @@ def fail(reason: str) -> str:
     raise ToolError(f"failed on purpose: {reason}")
 
 
-@server.tool(description="Sleep for a while, reporting progress; writes MARKER if cancelled.")
+@server.tool(description="Sleep for a while, reporting progress; marks its start and cancel.")
 async def slow(seconds: float, ctx: Context) -> str:
     import anyio
 
     marker = os.environ.get("STREAMKIT_TEST_MARKER")
+    if marker:
+        _mark(marker, f"started {os.getpid()}")
     try:
         await ctx.report_progress(0, 2, "started")
         await anyio.sleep(seconds / 2)
@@ -61,13 +69,13 @@ async def slow(seconds: float, ctx: Context) -> str:
         await anyio.sleep(seconds / 2)
     except anyio.get_cancelled_exc_class():
         if marker:
-            _mark(marker)
+            _mark(marker, "cancelled")
         raise
     return "slept"
 
 
-def _mark(path: str) -> None:
-    Path(path).write_text("cancelled")
+def _mark(path: str, text: str) -> None:
+    Path(path).write_text(text)
 
 
 @server.tool(description="Kill the server in the middle of the call.")
