@@ -58,6 +58,7 @@ class Server:
         self.ready = trio.Event()  # set once it runs or failed
         self.scope = trio.CancelScope()
         self.secrets: list[str | None] = []
+        self.http_status: int | None = None  # the last HTTP error status, to explain a failure
 
     def fail(self, reason: str) -> None:
         self.state = "failed"
@@ -163,7 +164,12 @@ class McpServers:
         if spec.url is not None:
             headers = expand(server.name, spec.headers)
             server.secrets = list(headers.values())
-            http = httpx2.AsyncClient(headers=headers, timeout=_HTTP_TIMEOUT)
+            async def note_status(response: httpx2.Response) -> None:
+                if response.status_code >= 400:
+                    server.http_status = response.status_code
+
+            http = httpx2.AsyncClient(headers=headers, timeout=_HTTP_TIMEOUT,
+                                      event_hooks={"response": [note_status]})
             stack.push_async_callback(http.aclose)
             from mcp.client.streamable_http import streamable_http_client
 
@@ -235,13 +241,14 @@ def _describe(group: BaseExceptionGroup, server: Server) -> str:
     while isinstance(leaf, BaseExceptionGroup):
         leaf = leaf.exceptions[0]
     spec = server.spec
-    if isinstance(leaf, OSError) and spec.command is not None and not isinstance(
-            leaf, httpx2.HTTPError):
+    if isinstance(leaf, OSError) and spec.command is not None:
         return f"cannot run {shlex.join([spec.command])}: {leaf.strerror or leaf}"
     if isinstance(leaf, httpx2.HTTPStatusError):
         return f"{spec.url} answered HTTP {leaf.response.status_code}"
     if isinstance(leaf, httpx2.HTTPError):
         return f"cannot connect to {spec.url}: {one_line(leaf)}"
+    if isinstance(leaf, MCPError) and server.http_status is not None:
+        return f"{spec.url} answered HTTP {server.http_status}"
     if isinstance(leaf, MCPError):
         return f"{one_line(leaf.error.message)}{_last_words(server)}"
     if isinstance(leaf, anyio.EndOfStream | anyio.BrokenResourceError
