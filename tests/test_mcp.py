@@ -432,3 +432,21 @@ def test_a_signal_during_a_long_call_ends_the_server_and_its_group(fault_url, cl
     assert stdout == b"Let me check. \n"
     assert not _group_alive(pid)
     assert marker.read_text() == "cancelled"
+
+
+def test_progress_notifications_are_shown_on_a_terminal(fault_url, cli_env, tmp_path):
+    import pexpect
+
+    Path(cli_env["STREAMKIT_CONFIG"]).write_text(server_table("test", "stdio"))
+    child = pexpect.spawn(sys.executable, [
+        "-m", "streamkit", "chat", ask({"name": "slow", "arguments": {"seconds": 1}}),
+        "--mcp", "test", "--base-url", fault_url("tools"), "--no-log"],
+        env={**cli_env, "TERM": "xterm"}, encoding="utf-8", timeout=60)
+    try:
+        child.expect_exact("streamkit: test/slow: 0/2 started")
+        child.expect_exact("streamkit: test/slow: 1/2 halfway")
+        child.expect_exact("Results: slept")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0

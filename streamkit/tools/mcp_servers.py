@@ -76,10 +76,11 @@ class McpServers:
         self._warn = warn
         self._debug = debug
         self._names: dict[str, tuple[str, str]] | None = None
+        self._starting = trio.Lock()  # a batch's lines ask at once: each server starts once
 
     async def start(self) -> None:
         """Start every server not started yet, at once; return when each runs or failed."""
-        async with trio.open_nursery() as starting:
+        async with self._starting, trio.open_nursery() as starting:
             for server in self.servers.values():
                 if server.state == "pending":
                     starting.start_soon(self._start, server)
