@@ -5,8 +5,8 @@
 (path ``/mcp``), and with ``STREAMKIT_TEST_TOKEN`` set refuses requests that do
 not carry ``Authorization: Bearer <token>``;
 ``python tests/mcp_server.py mute`` reads stdin and never answers, not even
-``initialize``. ``STREAMKIT_TEST_CALLS`` names a file where ``add`` notes each
-call it gets; ``STREAMKIT_TEST_MARKER`` one where ``slow`` writes
+``initialize``. ``STREAMKIT_TEST_CALLS`` names a file where the server notes
+its start and ``add`` each call it gets; ``STREAMKIT_TEST_MARKER`` one where ``slow`` writes
 ``started PID``, then ``cancelled`` if it is cancelled.
 
 Its tools cover what a client must handle: text, structured content, an
@@ -105,6 +105,9 @@ def serve_http(port: int) -> None:
 
 if __name__ == "__main__":
     mode = sys.argv[1]
+    if os.environ.get("STREAMKIT_TEST_CALLS"):
+        with open(os.environ["STREAMKIT_TEST_CALLS"], "a") as log:
+            log.write(f"start {mode}\n")
     if mode == "stdio":
         server.run("stdio")
     elif mode == "http":

@@ -223,7 +223,8 @@ def test_tools_of_a_stdio_server_answer_the_model_and_are_logged(run_cli, fault_
         " | the arguments do not match the schema: 'two' is not of type 'integer'\n")
     assert 'streamkit: tool fail({"reason": "because"}) -> Error executing tool fail: ' \
            "failed on purpose: because [error]" in result.stderr
-    assert calls.read_text() == "add 2 3\n"  # the call that failed its schema was not sent
+    # The call that failed its schema was not sent.
+    assert calls.read_text() == "start stdio\nadd 2 3\n"
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT name, status, result FROM tool_calls ORDER BY id"
                             ).fetchall()
@@ -450,3 +451,30 @@ def test_progress_notifications_are_shown_on_a_terminal(fault_url, cli_env, tmp_
     finally:
         child.close(force=True)
     assert child.exitstatus == 0
+
+
+def test_a_batch_runs_its_lines_tools_on_one_server(run_cli, fault_url, config, tmp_path):
+    calls = tmp_path / "calls"
+    config(server_table("test", "stdio", confirm=["shout"],
+                        env={"STREAMKIT_TEST_CALLS": str(calls)}))
+    lines = "".join(json.dumps({"id": n, "prompt": ask(*asked)}) + "\n" for n, asked in [
+        (1, [{"name": "add", "arguments": {"a": 1, "b": 2}}]),
+        (2, [{"name": "add", "arguments": {"a": 3, "b": 4}},
+             {"name": "shout", "arguments": {"word": "a"}}]),
+    ])
+    db = tmp_path / "log.db"
+    result = run_cli("chat", "--jsonl", "--mcp", "test", "--base-url", fault_url("tools"),
+                     "--db", str(db), input=lines)
+    assert result.code == 0, result.stderr
+    records = {r["id"]: r for r in map(json.loads, result.stdout.splitlines())}
+    assert records[1]["text"] == "Results: 3"
+    assert records[2]["text"] == "Results: 7 | the user did not approve this tool call"
+    assert [(r["source"], r["status"]) for r in records[2]["tool_results"]] == [
+        ("test/add", "ok"), ("test/shout", "refused")]
+    assert sorted(calls.read_text().splitlines()) == ["add 1 2", "add 3 4", "start stdio"]
+    with sqlite3.connect(db) as conn:
+        names = sorted(name for (name,) in conn.execute("SELECT name FROM tool_calls"))
+    assert names == ["test/add", "test/add", "test/shout"]
+    approved = run_cli("chat", "--jsonl", "--yes", "--mcp", "test", "--no-log",
+                       "--base-url", fault_url("tools"), input=lines)
+    assert json.loads(approved.stdout.splitlines()[1])["text"] == 'Results: 7 | {\n  "word": "A"\n}'
