@@ -478,3 +478,50 @@ def test_a_batch_runs_its_lines_tools_on_one_server(run_cli, fault_url, config, 
     approved = run_cli("chat", "--jsonl", "--yes", "--mcp", "test", "--no-log",
                        "--base-url", fault_url("tools"), input=lines)
     assert json.loads(approved.stdout.splitlines()[1])["text"] == 'Results: 7 | {\n  "word": "A"\n}'
+
+
+def test_one_server_serves_every_turn_of_a_conversation(fault_url, cli_env, tmp_path):
+    import pexpect
+
+    calls = tmp_path / "calls"
+    Path(cli_env["STREAMKIT_CONFIG"]).write_text(
+        server_table("test", "stdio", env={"STREAMKIT_TEST_CALLS": str(calls)}))
+    env = {**cli_env, "XDG_DATA_HOME": str(tmp_path / "data"), "TERM": "xterm",
+           "PROMPT_TOOLKIT_NO_CPR": "1"}  # pexpect's pty does not answer CPR queries
+    child = pexpect.spawn(sys.executable, ["-m", "streamkit", "chat", "--mcp", "test",
+                                           "--base-url", fault_url("tools"), "--no-log"],
+                          env=env, encoding="utf-8", timeout=60, dimensions=(40, 200))
+    try:
+        child.expect("Chatting")
+        for _ in range(2):  # the scenario asks for the first message's calls each turn
+            child.send(ask({"name": "add", "arguments": {"a": 1, "b": 1}}) + "\r")
+            child.expect_exact("Results: 2")
+        child.send("/exit\r")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
+    assert calls.read_text() == "start stdio\nadd 1 1\nadd 1 1\n"
+
+
+def test_ctrl_c_during_mcp_call_cancels_it(cli_env, tmp_path):
+    marker = tmp_path / "marker"
+    Path(cli_env["STREAMKIT_CONFIG"]).write_text(
+        server_table("test", "stdio", env={"STREAMKIT_TEST_MARKER": str(marker)}))
+    proc = subprocess.Popen([sys.executable, "-m", "streamkit", "mcp", "call", "test", "slow",
+                             '{"seconds": 120}'], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the slow call never started"
+            time.sleep(0.05)
+        pid = int(marker.read_text().split()[1])
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=20)
+    finally:
+        stop_process(proc)
+    assert (proc.returncode, stdout, stderr) == (130, b"", b"")
+    assert not _group_alive(pid)
+    assert marker.read_text() == "cancelled"

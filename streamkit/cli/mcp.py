@@ -53,7 +53,10 @@ def list_command(
 
     async def body(interrupts: Interrupts) -> int:
         specs = _all_servers(configs or [])
-        rows = await manual().list_servers(specs)
+        with interrupts.guard() as scope, scope:  # Ctrl-C: the servers stop, exit 130
+            rows = await manual().list_servers(specs)
+        if scope.cancelled_caught:
+            return interrupts.exit_code or 0
         for row in rows:
             if as_json:
                 print(json.dumps(row, ensure_ascii=False))
@@ -109,7 +112,10 @@ def call_command(
         spec = select_servers([server], configs or [], load_config().mcp)[server]
         if timeout is not None:
             spec = msgspec.structs.replace(spec, timeout=timeout)
-        result = await manual().call_tool(server, spec, tool, parsed)
+        with interrupts.guard() as scope, scope:  # Ctrl-C: the call is cancelled, exit 130
+            result = await manual().call_tool(server, spec, tool, parsed)
+        if scope.cancelled_caught:
+            return interrupts.exit_code or 0
         print(json.dumps(result, ensure_ascii=False))
         if result.get("isError"):
             raise StreamkitError(f"{server}/{tool} reported an error")

@@ -17,6 +17,7 @@ started again.
 
 from __future__ import annotations
 
+import logging
 import shlex
 import sys
 from collections.abc import AsyncIterator, Callable, Collection
@@ -26,7 +27,6 @@ from typing import Any
 import anyio
 import httpx2
 import mcp_types
-import msgspec
 import trio
 from mcp import Client, MCPError
 
@@ -133,7 +133,8 @@ class McpServers:
                 self._warn(_failed_line(server))
                 raise ToolFailed(f"MCP server {name!r} {server.error}") from None
             raise ToolFailed(redact(one_line(exc.error.message), server.secrets)) from None
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream):
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream,
+                httpx2.HTTPError):
             server.fail("stopped answering" + _last_words(server))
             self._warn(_failed_line(server))
             raise ToolFailed(f"MCP server {name!r} {server.error}") from None
@@ -206,7 +207,17 @@ class McpTool:
 @asynccontextmanager
 async def open_servers(specs: dict[str, McpServerSpec], *, warn: Warn,
                        debug: bool = False) -> AsyncIterator[McpServers]:
-    """The servers of a command; leaving stops every one that was started."""
+    """The servers of a command; leaving stops every one that was started.
+
+    The SDK logs through ``logging``, which with no handler configured prints
+    warnings on stderr: its words would stand beside streamkit's one line, so
+    they are kept out unless ``--debug`` asks for them.
+    """
+    if not debug:
+        for name in ("mcp", "httpx2"):
+            logger = logging.getLogger(name)
+            logger.addHandler(logging.NullHandler())
+            logger.propagate = False
     async with trio.open_nursery() as nursery:
         servers = McpServers(specs, nursery, warn=warn, debug=debug)
         try:
@@ -276,7 +287,3 @@ def server_table(servers: McpServers) -> list[dict[str, Any]]:
         rows.append({"name": server.name, "state": server.state, "error": server.error,
                      "tools": tools})
     return rows
-
-
-def to_json(value: Any) -> str:
-    return msgspec.json.encode(value).decode()
