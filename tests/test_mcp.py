@@ -525,3 +525,19 @@ def test_ctrl_c_during_mcp_call_cancels_it(cli_env, tmp_path):
     assert (proc.returncode, stdout, stderr) == (130, b"", b"")
     assert not _group_alive(pid)
     assert marker.read_text() == "cancelled"
+
+
+def test_without_the_sdk_an_mcp_run_says_which_extra_to_install(fault_url, cli_env, config):
+    config(server_table("test", "stdio"))
+    probe = ("import sys\n"
+             "sys.modules['mcp'] = None  # as if the mcp extra were not installed\n"
+             "from streamkit.__main__ import main\n"
+             "sys.argv = ['streamkit', *sys.argv[1:]]\n"
+             "main()\n")
+    for args in (["chat", "hi", "--mcp", "test", "--base-url", fault_url("tools")],
+                 ["mcp", "list"]):
+        proc = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True,
+                              text=True, env=cli_env, timeout=60)
+        assert (proc.returncode, proc.stdout) == (2, "")
+        assert proc.stderr == ("streamkit: MCP servers need the mcp extra: "
+                               "pip install 'streamkit[mcp]'\n")
