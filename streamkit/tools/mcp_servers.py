@@ -129,18 +129,22 @@ class McpServers:
             result = await server.client.call_tool(tool, arguments, progress_callback=progress)
         except MCPError as exc:
             if exc.code == mcp_types.CONNECTION_CLOSED:
-                server.fail("stopped answering" + _last_words(server))
-                self._warn(_failed_line(server))
-                raise ToolFailed(f"MCP server {name!r} {server.error}") from None
+                raise self._lost(server) from None
             raise ToolFailed(redact(one_line(exc.error.message), server.secrets)) from None
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream,
                 httpx2.HTTPError):
-            server.fail("stopped answering" + _last_words(server))
-            self._warn(_failed_line(server))
-            raise ToolFailed(f"MCP server {name!r} {server.error}") from None
+            raise self._lost(server) from None
         except (RuntimeError, ValueError) as exc:  # e.g. output not matching its schema
             raise ToolFailed(redact(one_line(exc), server.secrets)) from None
         return result.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    def _lost(self, server: Server) -> ToolFailed:
+        """A running server's connection ended: one line (once, however many calls
+        were in flight), and the failure each of those calls gets."""
+        if server.state == "running":
+            server.fail("stopped answering" + _last_words(server))
+            self._warn(_failed_line(server))
+        return ToolFailed(f"MCP server {server.name!r} {server.error}")
 
     async def _serve(self, server: Server) -> None:
         """Run the server's client until the command ends (or the start is given up)."""
