@@ -45,6 +45,11 @@ def shout(word: str) -> dict[str, str]:
     return {"word": word.upper()}
 
 
+@server.tool(description="N times the letter x.")
+def big(n: int) -> str:
+    return "x" * n
+
+
 @server.tool(description="A one-pixel PNG.")
 def pixel() -> Image:
     return Image(data=PIXEL, format="png")

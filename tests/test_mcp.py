@@ -176,7 +176,7 @@ async def test_a_cancelled_call_reaches_the_server_and_leaving_ends_it(tmp_path)
     warnings: list[str] = []
     async with open_servers({"t": spec}, warn=warnings.append) as servers:
         tools = await servers.tools(set())
-        assert sorted(tools) == ["add", "crash", "fail", "pixel", "shout", "slow"]
+        assert sorted(tools) == ["add", "big", "crash", "fail", "pixel", "shout", "slow"]
         assert (await tools["add"].remote.call({"a": 2, "b": 40})).content == "42"
         with trio.move_on_after(30) as scope:
             async with trio.open_nursery() as nursery:
@@ -232,6 +232,16 @@ def test_tools_of_a_stdio_server_answer_the_model_and_are_logged(run_cli, fault_
         ("test/add", "ok"), ("test/pixel", "ok"), ("test/shout", "ok"),
         ("test/fail", "error"), ("test/add", "invalid")]
     assert json.loads(rows[1][2])["content"][0]["data"].startswith("iVBORw0KGgo")
+
+
+def test_an_answer_over_the_output_cap_is_cut(run_cli, fault_url, config):
+    config(server_table("test", "stdio"))
+    result = run_cli("chat", ask({"name": "big", "arguments": {"n": 20000}}), "--mcp", "test",
+                     "--base-url", fault_url("tools"), "--no-log")
+    assert result.code == 0, result.stderr
+    cut = 20000 - 16 * 1024
+    assert result.stdout == ("Let me check. \nResults: " + "x" * 16 * 1024
+                             + f"\n[output truncated: {cut} more bytes]\n")
 
 
 def test_a_call_past_its_timeout_is_cancelled_on_the_server(run_cli, fault_url, config,
@@ -369,7 +379,7 @@ def test_mcp_list_shows_each_server_its_state_and_tools(run_cli, config):
     result = run_cli("mcp", "list")
     assert result.code == 13
     lines = result.stdout.splitlines()
-    assert lines[0] == "test\trunning (6 tools)"
+    assert lines[0] == "test\trunning (7 tools)"
     assert "  add\tAdd two integers." in lines
     assert "  crash\tKill the server in the middle of the call. [not offered: allow/deny]" \
         in lines
@@ -392,8 +402,8 @@ def test_mcp_call_prints_the_result_as_json(run_cli, config):
     (("add", '{"a": 1}'), 2, "the arguments do not match add's schema: 'b' is a required "
                              "property"),
     (("add", "[1]"), 2, "the arguments must be a JSON object"),
-    (("nope",), 2, "MCP server 'test' has no tool 'nope' (tools: add, shout, pixel, fail, "
-                   "slow, crash)"),
+    (("nope",), 2, "MCP server 'test' has no tool 'nope' (tools: add, shout, big, pixel, "
+                   "fail, slow, crash)"),
     (("slow", '{"seconds": 60}', "--timeout", "1"), 5, "test/slow did not finish within 1 s"),
     (("crash",), 13, "MCP server 'test' stopped answering"),
 ])
