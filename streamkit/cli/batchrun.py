@@ -15,10 +15,10 @@ from streamkit.config import Settings
 from streamkit.errors import PartialBatchError, UsageError
 from streamkit.pipeline.batch import BatchRunner
 from streamkit.pipeline.batch_files import open_batch_files
-from streamkit.pipeline.batch_tools import BatchTools
 from streamkit.pipeline.command import report
 from streamkit.pipeline.interrupts import Interrupts
 from streamkit.pipeline.jsonl_lines import count_lines
+from streamkit.pipeline.tool_hops import ToolHops
 from streamkit.providers.backend import open_backend
 from streamkit.request import GenerationOptions
 from streamkit.store.async_store import AsyncStore
@@ -86,7 +86,7 @@ async def run_jsonl(
     resume: bool,
     db: Path | None,
     batch_name: str | None = None,
-    tools: BatchTools | None = None,
+    tools: ToolHops | None = None,
 ) -> int:
     """Run a JSONL batch; 0 when every line succeeded, 7 when some failed.
 

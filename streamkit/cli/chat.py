@@ -14,13 +14,13 @@ from streamkit.cli import options as opt
 from streamkit.cli import sampling_options as so
 from streamkit.cli.complete import read_prompt_argument
 from streamkit.cli.converse import converse
-from streamkit.cli.mcp import McpConfigs, McpNames
+from streamkit.cli.mcp import McpConfigs, McpNames, warn
 from streamkit.config import resolve_settings
 from streamkit.errors import UsageError
-from streamkit.pipeline.batch_tools import BatchTools
 from streamkit.pipeline.command import reply_exit_code, run_command
 from streamkit.pipeline.interrupts import Interrupts
 from streamkit.pipeline.session import ChatSession
+from streamkit.pipeline.tool_hops import ToolHops
 from streamkit.protocol.parameters import with_extra_parameters
 from streamkit.providers.backend import open_backend
 from streamkit.sinks.recorder import open_conversation, replay_or_record
@@ -209,7 +209,7 @@ def chat(
                     ordered=not unordered, events=events, resume=resume,
                     db=opt.log_database(db, settings, no_log),
                     batch_name=batch_name,
-                    tools=BatchTools(found, max_hops) if found is not None else None,
+                    tools=ToolHops(found, max_hops) if found is not None else None,
                 )
             reasoning = opt.reasoning_display(settings, hide=hide_reasoning,
                                               to_stderr=show_reasoning, events=events)
@@ -240,7 +240,3 @@ def chat(
 
     raise typer.Exit(run_command(body))
 
-
-def warn(line: str) -> None:
-    """A notice that does not stop the command (an MCP server that failed)."""
-    print(f"streamkit: {line}", file=sys.stderr, flush=True)

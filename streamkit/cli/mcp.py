@@ -31,6 +31,13 @@ McpConfigs = Annotated[
                  rich_help_panel=TOOLS, show_default=False, dir_okay=False),
 ]
 
+
+
+def warn(line: str) -> None:
+    """A notice that does not stop the command (an MCP server that failed)."""
+    print(f"streamkit: {line}", file=sys.stderr, flush=True)
+
+
 mcp_app = typer.Typer(name="mcp", no_args_is_help=True,
                       help="MCP servers: their state and tools, and a tool called by hand.")
 

@@ -14,7 +14,7 @@ an id names one line only (``BatchIds``).
 
 Every input line yields exactly one output record: a result, or an error
 record (``{"id", "error": {"type", "message", "status"}}``) for a malformed,
-overlong or duplicate-id line or a failed request. With tools (``batch_tools``),
+overlong or duplicate-id line or a failed request. With tools (``tool_hops``),
 a chat line's tool calls are run and its record carries their results. Each
 record is written and flushed as one whole line. On Ctrl-C the workers are
 cancelled, and results that were finished but still waiting for an earlier
@@ -35,9 +35,9 @@ import trio
 from streamkit.errors import ToolHopLimit
 from streamkit.events import Batch, ToolResult, Usage, encode_event_line, is_reply_event
 from streamkit.pipeline.batch_files import LineOutput
-from streamkit.pipeline.batch_tools import BatchTools, reply_with_tools, tool_result_fields
 from streamkit.pipeline.jsonl_lines import LineReader
 from streamkit.pipeline.stream import run_stream
+from streamkit.pipeline.tool_hops import ToolHops, reply_with_tools, tool_result_fields
 from streamkit.protocol.ndjson import (
     BatchIds,
     BatchRecord,
@@ -86,7 +86,7 @@ class BatchRunner:
         store: AsyncStore | None = None,
         batch_name: str | None = None,
         replay: dict[bytes, StoredMessage] | None = None,
-        tools: BatchTools | None = None,
+        tools: ToolHops | None = None,
     ) -> None:
         self.backend = backend
         self.output = output

@@ -1,13 +1,14 @@
-"""Tool calls inside a batch line: the same dispatcher as ``chat``, the hops in one record.
+"""Tool calls where no one is asked: batch lines and relayed requests.
 
-A line's reply that asks for tools gets them run (all calls of a reply at
-once) and is asked again with the results, up to ``max_hops`` replies that
-called tools; the record then carries the final answer and a
-``tool_results`` list. Nothing is printed: a batch's output is its records.
-There is no one to ask in a batch, so a tool marked ``confirm`` runs only
-with ``--yes`` (the dispatcher's ``approve`` says so) and is refused
-otherwise. MCP servers start on the first line that needs them and serve
-every line after it.
+The same dispatcher as ``chat``, without a terminal. A reply that asks for
+tools gets them run (all calls of a reply at once) and the model is asked
+again with the results, up to ``max_hops`` replies that called tools. Nothing
+is printed: a batch line's record carries the final answer and a
+``tool_results`` list, a relayed request gets a ``tool_result`` frame per
+call. There is no one to ask, so a tool marked ``confirm`` runs only with
+``--yes`` (the dispatcher's ``approve`` says so) and is refused otherwise.
+MCP servers start on the first line or request that needs them and serve
+every one after it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from streamkit.tools.dispatch import Dispatcher
 StreamOne = Callable[[GenerationRequest, int], Awaitable[Reply]]
 
 
-class BatchTools(msgspec.Struct, frozen=True):
+class ToolHops(msgspec.Struct, frozen=True):
     """What a batch's lines may call, and how many replies may call tools."""
 
     dispatcher: Dispatcher
@@ -35,12 +36,14 @@ class BatchTools(msgspec.Struct, frozen=True):
 
 
 async def reply_with_tools(
-    stream_one: StreamOne, request: GenerationRequest, tools: BatchTools,
+    stream_one: StreamOne, request: GenerationRequest, tools: ToolHops,
     log: ConversationLog | None,
+    on_result: Callable[[ToolResult], None] | None = None,
 ) -> tuple[Reply, list[ToolResult]]:
-    """The line's last reply and every tool result on the way (``ToolHopLimit`` past it).
+    """The last reply and every tool result on the way (``ToolHopLimit`` past it).
 
-    ``stream_one(request, hop)`` streams one reply of the line (and logs it).
+    ``stream_one(request, hop)`` streams one reply (and logs it);
+    ``on_result`` hears of each result as soon as its reply's calls are done.
     """
     await tools.dispatcher.refresh()
     request = msgspec.structs.replace(request, tools=tools.dispatcher.definitions())
@@ -61,6 +64,8 @@ async def reply_with_tools(
         for call, ref, result in zip(calls, refs, results, strict=True):
             result = msgspec.structs.replace(result, call_id=ref.id)
             ran.append(result)
+            if on_result is not None:
+                on_result(result)
             if log is not None:
                 await log.add_tool_result(log.last_reply_id, call.arguments, result)
             history.append(Message("tool", result.content, tool_call_id=ref.id))
