@@ -58,6 +58,7 @@ class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     profiles: dict[str, Profile] = {}
     models: dict[str, str] = {}  # local model name -> .gguf path
     tools: dict[str, ToolSpec] = {}  # offered with --tool NAME
+    mcp: dict[str, McpServerSpec] = {}  # MCP servers, offered with --mcp NAME
     max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES  # a longer reply is cut, with an error
     log: bool = True  # keep a conversation log (--no-log turns it off once)
     db: str | None = None  # the log database, if not the default
@@ -81,6 +82,7 @@ class Settings(msgspec.Struct, frozen=True):
     log: bool = True
     db: str | None = None
     tools: dict[str, ToolSpec] = {}
+    mcp: dict[str, McpServerSpec] = {}
     debug: bool = False  # one stderr line per HTTP request (--debug, STREAMKIT_DEBUG=1)
     show_reasoning: bool = True
     editing_mode: str = "emacs"
@@ -171,6 +173,7 @@ def resolve_settings(
         local_models=config.models,
         log=config.log,
         tools=config.tools,
+        mcp=config.mcp,
         db=config.db,
         show_reasoning=config.show_reasoning,
         editing_mode=config.editing_mode,
@@ -189,3 +192,26 @@ class ToolSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     python: str | None = None
     timeout: Seconds | None = None
     confirm: bool = False
+
+
+class McpServerSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """One ``[mcp.NAME]`` table: a Model Context Protocol server whose tools are offered.
+
+    Either ``command`` (with ``args``, ``env``, ``cwd``: started as a subprocess,
+    no shell, spoken to on stdin/stdout) or ``url`` (Streamable HTTP, with
+    ``headers``). ``${VAR}`` in ``env`` and ``headers`` values is read from the
+    environment, so a token need not be written in the file.
+    """
+
+    command: str | None = None
+    args: list[str] = []
+    env: dict[str, str] = {}
+    cwd: str | None = None
+    url: str | None = None
+    headers: dict[str, str] = {}
+    enabled: bool = True
+    confirm: bool | list[str] = False  # every tool of the server, or these tools
+    allow: list[str] | None = None  # only these tools (default: all)
+    deny: list[str] = []
+    timeout: Seconds | None = None  # each call (default: --tool-timeout)
+    start_timeout: Seconds = 30.0  # starting the server and listing its tools

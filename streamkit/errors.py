@@ -21,6 +21,7 @@ Exit codes (documented in README.md):
 10    the reply does not validate against the --schema
 11    the conversation log failed (the reply itself was delivered)
 12    the output could not be written (a full disk, an I/O error)
+13    an MCP server could not be started or failed (``mcp list``, ``mcp call``)
 130   interrupted by Ctrl-C (SIGINT)
 143   terminated by SIGTERM
 ====  ===================================================
@@ -138,6 +139,18 @@ class OutputError(StreamkitError):
     exit_code = 12
 
 
+class ToolServerError(StreamkitError):
+    """An MCP server could not be started, or failed, where its tools were the job.
+
+    In a chat a failed server is a warning and the chat goes on without its
+    tools; ``mcp list`` and ``mcp call`` exist to reach the server, so there
+    it is the command's failure.
+    """
+
+    kind = "mcp"
+    exit_code = 13
+
+
 _BY_KIND: dict[str, type[StreamkitError]] = {
     cls.kind: cls
     for cls in (
@@ -153,6 +166,7 @@ _BY_KIND: dict[str, type[StreamkitError]] = {
         SchemaError,
         LogError,
         OutputError,
+        ToolServerError,
     )
 }
 

@@ -118,6 +118,8 @@ class ToolResult(msgspec.Struct, frozen=True, tag="tool_result", tag_field="type
     content: str
     duration_s: float = 0.0
     hop: int = 1
+    source: str | None = None  # an MCP tool's ``SERVER/TOOL``: what ``name`` stands for
+    record: str | None = None  # what the log keeps instead of ``content`` (binary data)
 
 
 class ResponseInfo(msgspec.Struct, frozen=True, tag="response", tag_field="type"):

@@ -32,11 +32,17 @@ LAYERS: dict[str, frozenset[str]] = {
 }
 ROOT_MODULES = frozenset({"__init__", "events", "request", "errors", "config"})
 
+_MCP_CLIENT = ("streamkit.tools.mcp_servers", "streamkit.tools.mcp_stdio")
 # Packages that belong to one place: imported anywhere else, they fail the rule.
 ONLY_HERE: dict[str, tuple[str, ...]] = {
     "llama_cpp": ("streamkit.providers.llama",),
     "typer": ("streamkit.cli",),
     "sqlite3": ("streamkit.store",),
+    # The MCP SDK and what comes with it: only the modules that talk to servers.
+    "mcp": _MCP_CLIENT,
+    "mcp_types": _MCP_CLIENT,
+    "httpx2": _MCP_CLIENT,
+    "anyio": _MCP_CLIENT,
 }
 # What sans-IO means for protocol/ and the root: no I/O library at all.
 NO_IO = frozenset({"trio", "httpx", "httpcore", "h11", "anyio", "sqlite3", "socket",

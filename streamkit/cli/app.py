@@ -15,6 +15,7 @@ from streamkit.cli.chat import chat
 from streamkit.cli.complete import complete
 from streamkit.cli.config_cmd import config_app
 from streamkit.cli.logs import logs_app
+from streamkit.cli.mcp import mcp_app
 from streamkit.cli.models import models
 from streamkit.cli.relay import relay
 from streamkit.cli.replay import replay
@@ -23,7 +24,8 @@ from streamkit.cli.score import score
 EXIT_CODES = """Exit codes: 0 ok, 1 other failure, 2 usage, 3 cannot connect, 4 HTTP error,
 5 timeout, 6 protocol error, 7 batch with failed lines, 8 model error,
 9 tool hop limit, 10 reply not valid against --schema, 11 the log failed (the reply was
-delivered), 12 output not writable, 130 Ctrl-C, 141 stdout closed, 143 SIGTERM."""
+delivered), 12 output not writable, 13 an MCP server failed (mcp list, mcp call),
+130 Ctrl-C, 141 stdout closed, 143 SIGTERM."""
 
 app = typer.Typer(
     name="streamkit",
@@ -76,6 +78,7 @@ app.command(rich_help_panel="Generate")(complete)
 app.command(rich_help_panel="Evaluate")(score)
 app.command(rich_help_panel="Servers and models")(models)
 app.command(rich_help_panel="Servers and models")(relay)
+app.add_typer(mcp_app, rich_help_panel="Servers and models")
 app.add_typer(bench_app, rich_help_panel="Evaluate")
 app.add_typer(logs_app, rich_help_panel="Conversation log")
 app.command(rich_help_panel="Conversation log")(replay)

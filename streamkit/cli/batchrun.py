@@ -18,6 +18,7 @@ from streamkit.pipeline.batch_files import open_batch_files
 from streamkit.pipeline.command import report
 from streamkit.pipeline.interrupts import Interrupts
 from streamkit.pipeline.jsonl_lines import count_lines
+from streamkit.pipeline.tool_hops import ToolHops
 from streamkit.providers.backend import open_backend
 from streamkit.request import GenerationOptions
 from streamkit.store.async_store import AsyncStore
@@ -85,6 +86,7 @@ async def run_jsonl(
     resume: bool,
     db: Path | None,
     batch_name: str | None = None,
+    tools: ToolHops | None = None,
 ) -> int:
     """Run a JSONL batch; 0 when every line succeeded, 7 when some failed.
 
@@ -121,7 +123,7 @@ async def run_jsonl(
                     concurrency=concurrency, ordered=ordered, events=events,
                     skip_ids=files.skip_ids, request_timeout=settings.timeout,
                     progress=progress,
-                    store=store, batch_name=batch_name, replay=replay,
+                    store=store, batch_name=batch_name, replay=replay, tools=tools,
                 )
                 with interrupts.guard() as scope, scope, progress or contextlib.nullcontext():
                     summary = await runner.run(files.source)

@@ -14,17 +14,21 @@ from streamkit.cli import options as opt
 from streamkit.cli import sampling_options as so
 from streamkit.cli.complete import read_prompt_argument
 from streamkit.cli.converse import converse
+from streamkit.cli.mcp import McpConfigs, McpNames, warn
 from streamkit.config import resolve_settings
 from streamkit.errors import UsageError
 from streamkit.pipeline.command import reply_exit_code, run_command
 from streamkit.pipeline.interrupts import Interrupts
 from streamkit.pipeline.session import ChatSession
+from streamkit.pipeline.tool_hops import ToolHops
 from streamkit.protocol.parameters import with_extra_parameters
 from streamkit.providers.backend import open_backend
 from streamkit.sinks.recorder import open_conversation, replay_or_record
 from streamkit.tools.builtins import builtin_tools
-from streamkit.tools.confirm import confirm_on_terminal
-from streamkit.tools.dispatch import DEFAULT_TIMEOUT, Dispatcher
+from streamkit.tools.confirm import approved_in_advance, confirm_on_terminal
+from streamkit.tools.dispatch import DEFAULT_TIMEOUT, Approver, Dispatcher
+from streamkit.tools.mcp_config import select_servers
+from streamkit.tools.mcp_sources import open_tool_sources
 from streamkit.tools.registry import select_tools
 
 TOOLS = "Tools"
@@ -104,6 +108,8 @@ def chat(
         typer.Option("--tools", help="Offer every tool of this TOML file (repeatable)",
                      rich_help_panel=TOOLS, show_default=False, dir_okay=False),
     ] = None,
+    mcp_names: McpNames = None,
+    mcp_configs: McpConfigs = None,
     tool_choice: Annotated[
         str | None,
         typer.Option("--tool-choice", help="Force the first reply to call this tool (or "
@@ -122,7 +128,8 @@ def chat(
     ] = 8,
     yes: Annotated[
         bool,
-        typer.Option("--yes", "-y", help="Run tools marked `confirm` without asking",
+        typer.Option("--yes", "-y", help="Run tools marked `confirm` without asking (in a "
+                     "--jsonl batch, where no one is asked, only with --yes)",
                      rich_help_panel=TOOLS),
     ] = False,
     vi: Annotated[
@@ -157,6 +164,8 @@ def chat(
 
       streamkit chat --tool calculate --tool now "What is 17% of 2350?"
 
+      streamkit chat --mcp files "Which of my notes mention Trio?"
+
       streamkit chat "Hi" --top-k 40 --repetition-penalty 1.1 -O chat_template_kwargs='{"x":1}'
     """
 
@@ -173,48 +182,61 @@ def chat(
             option_pairs=option_pairs or (), return_token_ids=return_token_ids,
             schema=schema, schema_multi=schema_multi,
         )
-        if jsonl or input_path:
-            if hide_reasoning or show_reasoning:
-                raise UsageError("--jsonl results carry `reasoning` as a field: drop "
-                                 "--hide-reasoning / --reasoning")
-            return await batch.run_jsonl(
-                argument=message,
-                kind="chat", settings=settings, options=options, interrupts=interrupts,
-                input_path=input_path, output_path=output_path, concurrency=concurrency,
-                ordered=not unordered, events=events, resume=resume,
-                db=opt.log_database(db, settings, no_log),
-                batch_name=batch_name,
-            )
-        reasoning = opt.reasoning_display(settings, hide=hide_reasoning,
-                                          to_stderr=show_reasoning, events=events)
-        batch.refuse_output_outside_batch(output_path)
-        conversation = open_conversation(
-            opt.log_database(db, settings, no_log),
-            continue_last=continue_last, conversation_id=conversation_id, system=system,
-        )
         tools = select_tools(tool_names or [], tools_files or [], settings.tools,
                              builtin_tools(tool_root or Path.cwd()))
-        if tool_choice and tool_choice not in (*tools, "auto", "none", "required"):
+        servers = select_servers(mcp_names or [], mcp_configs or [], settings.mcp)
+        # An MCP tool's name is known once its server runs: only then can it be checked.
+        if tool_choice and not servers and tool_choice not in (
+                *tools, "auto", "none", "required"):
             raise UsageError(f"--tool-choice {tool_choice!r} is not one of the tools offered")
-        dispatcher = Dispatcher(
-            tools, approve=partial(confirm_on_terminal, yes), timeout=tool_timeout,
-        ) if tools else None
-        async with open_backend(settings) as backend, conversation as (log, history):
-            session = ChatSession(
-                backend, settings, options, history, interrupts=interrupts, log=log,
-                events=events, stats=stats, dispatcher=dispatcher, max_hops=max_hops,
-                tool_choice=tool_choice, reasoning=reasoning,
+        async with open_tool_sources(servers, warn=warn, debug=settings.debug) as sources:
+
+            def dispatcher(approve: Approver) -> Dispatcher | None:
+                if not (tools or sources):
+                    return None
+                return Dispatcher(tools, approve=approve, timeout=tool_timeout, sources=sources)
+
+            if jsonl or input_path:
+                if hide_reasoning or show_reasoning:
+                    raise UsageError("--jsonl results carry `reasoning` as a field: drop "
+                                     "--hide-reasoning / --reasoning")
+                # No one to ask in a batch: a tool marked `confirm` runs only with --yes.
+                found = dispatcher(partial(approved_in_advance, yes))
+                return await batch.run_jsonl(
+                    argument=message,
+                    kind="chat", settings=settings, options=options, interrupts=interrupts,
+                    input_path=input_path, output_path=output_path, concurrency=concurrency,
+                    ordered=not unordered, events=events, resume=resume,
+                    db=opt.log_database(db, settings, no_log),
+                    batch_name=batch_name,
+                    tools=ToolHops(found, max_hops) if found is not None else None,
+                )
+            reasoning = opt.reasoning_display(settings, hide=hide_reasoning,
+                                              to_stderr=show_reasoning, events=events)
+            batch.refuse_output_outside_batch(output_path)
+            conversation = open_conversation(
+                opt.log_database(db, settings, no_log),
+                continue_last=continue_last, conversation_id=conversation_id, system=system,
             )
-            if message is None and sys.stdin.isatty():
-                await backend.check_model(settings.model)
-                return await converse(session, interrupts, vi=vi or settings.editing_mode == "vi",
-                                      keep_history=log is not None)
-            text = await read_prompt_argument(message)
-            stored = await replay_or_record(log, request_id)
-            if stored is not None:
-                opt.print_replayed(stored.content, request_id or "")
-                return 0
-            reply = await session.ask(text)
+            async with open_backend(settings) as backend, conversation as (log, history):
+                session = ChatSession(
+                    backend, settings, options, history, interrupts=interrupts, log=log,
+                    events=events, stats=stats,
+                    dispatcher=dispatcher(partial(confirm_on_terminal, yes)),
+                    max_hops=max_hops, tool_choice=tool_choice, reasoning=reasoning,
+                )
+                if message is None and sys.stdin.isatty():
+                    await backend.check_model(settings.model)
+                    return await converse(session, interrupts,
+                                          vi=vi or settings.editing_mode == "vi",
+                                          keep_history=log is not None)
+                text = await read_prompt_argument(message)
+                stored = await replay_or_record(log, request_id)
+                if stored is not None:
+                    opt.print_replayed(stored.content, request_id or "")
+                    return 0
+                reply = await session.ask(text)
         return reply_exit_code(reply, interrupts)
 
     raise typer.Exit(run_command(body))
+

@@ -76,6 +76,9 @@ def show() -> None:
         for profile in config.get("profiles", {}).values():
             if profile.get("api_key"):
                 profile["api_key"] = "***"
+        for server in config.get("mcp", {}).values():  # tokens live in headers and env
+            for table in ("headers", "env"):
+                server[table] = dict.fromkeys(server.get(table) or {}, "***")
         sys.stdout.buffer.write(msgspec.json.format(msgspec.json.encode(config)) + b"\n")
 
     raise typer.Exit(run_blocking_command(body))

@@ -4,20 +4,31 @@ from __future__ import annotations
 
 import ipaddress
 import sys
+from functools import partial
+from pathlib import Path
 from typing import Annotated
 
 import trio
 import typer
 
 from streamkit.cli import options as opt
+from streamkit.cli.mcp import McpConfigs, McpNames, warn
 from streamkit.config import RelayLimits, resolve_settings
 from streamkit.errors import UsageError
 from streamkit.pipeline.command import run_command
 from streamkit.pipeline.interrupts import Interrupts
+from streamkit.pipeline.tool_hops import ToolHops
 from streamkit.providers.backend import open_backend
 from streamkit.store.async_store import AsyncStore
+from streamkit.tools.builtins import builtin_tools
+from streamkit.tools.confirm import approved_in_advance
+from streamkit.tools.dispatch import Dispatcher
+from streamkit.tools.mcp_config import select_servers
+from streamkit.tools.mcp_sources import open_tool_sources
+from streamkit.tools.registry import select_tools
 
 RELAY = "Relay"
+TOOLS = "Tools"
 _DEFAULTS = RelayLimits()
 
 
@@ -58,8 +69,23 @@ def relay(
     log: Annotated[bool, typer.Option("--log", help="Keep relayed requests in the "
                                       "conversation log", rich_help_panel=opt.LOG)] = False,
     db: opt.Database = None,
+    tool_names: Annotated[list[str] | None, typer.Option(
+        "--tool", help="Offer this tool to the model (repeatable): a built-in or one from "
+        "the config file; calls run on the relay's side", rich_help_panel=TOOLS,
+        show_default=False)] = None,
+    mcp_names: McpNames = None,
+    mcp_configs: McpConfigs = None,
+    yes: Annotated[bool, typer.Option(
+        "--yes", "-y", help="Run tools marked `confirm` (no one is asked here: without "
+        "--yes they are refused)", rich_help_panel=TOOLS)] = False,
+    max_hops: Annotated[int, typer.Option(
+        "--max-hops", min=1, help="Replies with tool calls before a request fails",
+        rich_help_panel=TOOLS)] = 8,
 ) -> None:
     """Serve a model over WebSocket: JSON frames in, streamed events out.
+
+    With --tool or --mcp, a chat request's tool calls run here (each result a
+    `tool_result` frame) and the model is asked again, until it answers.
 
     Examples:
 
@@ -68,6 +94,8 @@ def relay(
       streamkit relay --host 0.0.0.0 --token "$(openssl rand -hex 16)" --base-url http://127.0.0.1:8000/v1
 
       streamkit relay --port 0 -m ~/models/tiny.gguf 2>&1 | head -1
+
+      streamkit relay --base-url http://127.0.0.1:8000/v1 --mcp files
     """
 
     async def body(interrupts: Interrupts) -> int:
@@ -89,11 +117,16 @@ def relay(
         )
         from streamkit.pipeline.relay import Relay
 
+        tools = select_tools(tool_names or [], [], settings.tools, builtin_tools(Path.cwd()))
+        servers = select_servers(mcp_names or [], mcp_configs or [], settings.mcp)
         store = await AsyncStore.open(opt.database_path(db, settings)) if log else None
-        async with open_backend(settings) as backend:
+        async with open_backend(settings) as backend, \
+                open_tool_sources(servers, warn=warn, debug=settings.debug) as sources:
+            hops = ToolHops(Dispatcher(tools, approve=partial(approved_in_advance, yes),
+                                       sources=sources), max_hops) if tools or sources else None
             server = Relay(backend, limits=limits, token=token,
                            allowed_origins=tuple(allowed_origin or ()),
-                           default_model=settings.model, store=store)
+                           default_model=settings.model, store=store, tools=hops)
             async with trio.open_nursery() as nursery:
                 bound = await nursery.start(server.serve, host, port)
                 print(f"listening on ws://{host}:{bound}/", file=sys.stderr, flush=True)

@@ -14,10 +14,12 @@ an id names one line only (``BatchIds``).
 
 Every input line yields exactly one output record: a result, or an error
 record (``{"id", "error": {"type", "message", "status"}}``) for a malformed,
-overlong or duplicate-id line or a failed request. Each record is written and flushed as one whole
-line. On Ctrl-C the workers are cancelled, and results that were finished
-but still waiting for an earlier line are written before returning, so no
-finished work is lost (``--resume`` redoes only what is missing).
+overlong or duplicate-id line or a failed request. With tools (``tool_hops``),
+a chat line's tool calls are run and its record carries their results. Each
+record is written and flushed as one whole line. On Ctrl-C the workers are
+cancelled, and results that were finished but still waiting for an earlier
+line are written before returning, so no finished work is lost (``--resume``
+redoes only what is missing).
 """
 
 from __future__ import annotations
@@ -30,10 +32,12 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import trio
 
-from streamkit.events import Batch, Usage, encode_event_line, is_reply_event
+from streamkit.errors import ToolHopLimit
+from streamkit.events import Batch, ToolResult, Usage, encode_event_line, is_reply_event
 from streamkit.pipeline.batch_files import LineOutput
 from streamkit.pipeline.jsonl_lines import LineReader
 from streamkit.pipeline.stream import run_stream
+from streamkit.pipeline.tool_hops import ToolHops, reply_with_tools, tool_result_fields
 from streamkit.protocol.ndjson import (
     BatchIds,
     BatchRecord,
@@ -44,7 +48,7 @@ from streamkit.protocol.ndjson import (
 from streamkit.protocol.reply import Reply
 from streamkit.protocol.structured import PartialTracker, check_reply
 from streamkit.providers.backend import Backend
-from streamkit.request import GenerationOptions
+from streamkit.request import GenerationOptions, GenerationRequest
 from streamkit.sinks.recorder import new_conversation_log, replay_or_record
 from streamkit.sinks.stats import StatsRecorder
 from streamkit.store.async_store import AsyncStore
@@ -82,6 +86,7 @@ class BatchRunner:
         store: AsyncStore | None = None,
         batch_name: str | None = None,
         replay: dict[bytes, StoredMessage] | None = None,
+        tools: ToolHops | None = None,
     ) -> None:
         self.backend = backend
         self.output = output
@@ -97,6 +102,7 @@ class BatchRunner:
         self.store = store  # the conversation log: one conversation per line
         self.batch_name = batch_name
         self.replay = replay or {}  # --resume from the log: id key -> completed reply
+        self.tools = tools  # chat lines' tool calls are run, and the model asked again
         self.window = max(4 * concurrency, 16)
         self.summary = BatchSummary()
 
@@ -166,15 +172,31 @@ class BatchRunner:
         if self.events:
             partials = PartialTracker() if schema is not None else None
             consumers.append(partial(_forward_events, self.output, job.id, partials))
+        log = None
         if self.store is not None:
             log = await new_conversation_log(
                 self.store, batch=self.batch_name, record_id=id_key(job.id).decode())
             stored = await replay_or_record(log, job.idempotency_key)
             if stored is not None:
                 return _replayed_record(job, stored)
-            consumers.append(await log.record_request(job.request, self.backend))
-        scope = trio.CancelScope(relative_deadline=self.request_timeout or math.inf)
-        reply = await run_stream(partial(self.backend.stream, job.request), consumers, stop=scope)
+        deadline = trio.current_time() + (self.request_timeout or math.inf)  # the whole line
+
+        async def stream_one(request: GenerationRequest, hop: int) -> Reply:
+            sinks = list(consumers)
+            if log is not None:  # the line's messages once, then each reply
+                sinks.append(await (log.record_request(request, self.backend) if hop == 1
+                                    else log.reply_recorder(request, self.backend)))
+            return await run_stream(partial(self.backend.stream, request), sinks,
+                                    stop=trio.CancelScope(deadline=deadline))
+
+        ran: list[ToolResult] = []
+        if self.tools is not None and job.request.kind == "chat":
+            try:
+                reply, ran = await reply_with_tools(stream_one, job.request, self.tools, log)
+            except ToolHopLimit as exc:
+                return _error_record(job.id, exc.kind, exc.message, None)
+        else:
+            reply = await stream_one(job.request, 1)
         if reply.error is not None:
             record = _error_record(job.id, reply.error.kind, reply.error.message,
                                    reply.error.status)
@@ -202,6 +224,8 @@ class BatchRunner:
         })
         if job.request.options.return_token_ids:
             record["token_ids"] = reply.token_ids
+        if ran:
+            record["tool_results"] = tool_result_fields(ran)
         if reply.tool_calls:
             record["tool_calls"] = [
                 {"id": c.id, "type": "function",

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import secrets
 import sys
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -39,18 +40,21 @@ from trio_websocket import (
 )
 
 from streamkit.config import RelayLimits
-from streamkit.errors import UsageError
+from streamkit.errors import ToolHopLimit, UsageError
 from streamkit.events import (
     AssembledToolCall,
     Batch,
     ReasoningDelta,
+    StreamError,
     TextDelta,
     ToolCallDelta,
+    ToolResult,
     Usage,
 )
 from streamkit.pipeline.command import report_log_failure
 from streamkit.pipeline.relay_outbox import Outbox
 from streamkit.pipeline.stream import run_stream
+from streamkit.pipeline.tool_hops import ToolHops, reply_with_tools
 from streamkit.protocol.relay_frames import (
     BadFrame,
     CancelFrame,
@@ -62,10 +66,13 @@ from streamkit.protocol.relay_frames import (
 from streamkit.protocol.reply import Reply
 from streamkit.protocol.structured import check_reply
 from streamkit.providers.backend import Backend
-from streamkit.sinks.recorder import ReplyRecorder, new_conversation_log
+from streamkit.request import GenerationRequest
+from streamkit.sinks.recorder import ConversationLog, new_conversation_log
 from streamkit.store.async_store import AsyncStore
 
 _encode = msgspec.json.Encoder().encode
+
+
 class Relay:
     """Accepts WebSocket clients and runs their requests on ``backend``."""
 
@@ -78,6 +85,7 @@ class Relay:
         allowed_origins: tuple[str, ...] = (),
         default_model: str | None = None,
         store: AsyncStore | None = None,
+        tools: ToolHops | None = None,
     ) -> None:
         self.backend = backend
         self.limits = limits
@@ -85,6 +93,7 @@ class Relay:
         self.allowed_origins = allowed_origins
         self.default_model = default_model
         self.store = store  # with --log: one conversation per relayed request
+        self.tools = tools  # run here, on the relay's side (``tool_hops``)
         self.connections: set[_Connection] = set()
         self.admitted = 0  # connections past the checks, handshake done or not
         self.local_in_flight = 0  # requests running or waiting on a one-at-a-time model
@@ -255,12 +264,20 @@ class _Connection:
         relay = self.relay
         if ahead:
             outbox.put({"type": "queued", "id": frame_id, "position": ahead})
-        consumers: list = [forward]
-        if relay.store is not None:
-            consumers.append(await self._recorder(frame))
+        log = (await new_conversation_log(relay.store, batch="relay")
+               if relay.store is not None else None)
         try:
-            reply = await run_stream(partial(relay.backend.stream, frame.request),
-                                     consumers, stop=scope)
+            if relay.tools is not None and frame.request.kind == "chat":
+                reply = await self._with_tools(frame, forward, log, scope)
+            else:
+                consumers: list = [forward]
+                if log is not None:
+                    consumers.append(await log.record_request(frame.request, relay.backend))
+                reply = await run_stream(partial(relay.backend.stream, frame.request),
+                                         consumers, stop=scope)
+        except ToolHopLimit as exc:
+            reply = Reply()
+            reply.error = StreamError(exc.kind, exc.message)
         finally:
             if ahead is not None:
                 relay.local_in_flight -= 1
@@ -275,12 +292,34 @@ class _Connection:
         else:
             outbox.put(_finish_frame(frame_id, reply, frame.request.options.schema))
 
-    async def _recorder(self, frame: GenerateFrame) -> ReplyRecorder:
-        """Log the request as a conversation of its own (``--log``)."""
-        store = self.relay.store
-        assert store is not None
-        log = await new_conversation_log(store, batch="relay")
-        return await log.record_request(frame.request, self.relay.backend)
+    async def _with_tools(self, frame: GenerateFrame, forward: Callable,
+                          log: ConversationLog | None, scope: trio.CancelScope) -> Reply:
+        """Replies and tool calls until the model answers, each result a frame.
+
+        A ``cancel`` frame (or the client going away) cancels ``scope``, which
+        holds every hop and every tool call of the request: what runs stops,
+        an MCP call with MCP's cancellation, and the request ends cancelled.
+        """
+        relay, frame_id = self.relay, frame.id
+        assert relay.tools is not None
+
+        async def stream_one(request: GenerationRequest, hop: int) -> Reply:
+            consumers: list = [forward]
+            if log is not None:  # the request's messages once, then each reply
+                consumers.append(await (log.record_request(request, relay.backend) if hop == 1
+                                        else log.reply_recorder(request, relay.backend)))
+            return await run_stream(partial(relay.backend.stream, request), consumers)
+
+        def tell(result: ToolResult) -> None:
+            self.outbox.put({"type": "tool_result", "id": frame_id,
+                             "result": msgspec.to_builtins(result)})
+
+        with scope:
+            reply, _ = await reply_with_tools(stream_one, frame.request, relay.tools, log, tell)
+            return reply
+        cancelled = Reply()
+        cancelled.finish_reason = "cancelled"
+        return cancelled
 
     async def _send_loop(self) -> None:
         while True:

@@ -1,8 +1,8 @@
-"""A relay connection's outgoing frames: merged while the client is behind, never blocking.
+"""A relay connection's outbox: frames waiting for the client, merged, never blocking.
 
-The producer must never wait for a client, so ``put`` never blocks; the
-relay drops a client whose outbox overflows even after merging
-(``streamkit.pipeline.relay``).
+The backpressure decision of the relay (``relay``) lives here: the producer
+never waits for a client; consecutive ``delta`` frames of one request merge
+while the client is behind, and a client too far behind is dropped.
 """
 
 from __future__ import annotations

@@ -50,6 +50,12 @@ async def run_with_tools(
     ``fit(history)`` is what each later hop sends of the grown history (fitted
     to the context window, as the first request was).
     """
+    with guard() as scope, scope:
+        await dispatcher.refresh()  # MCP servers start on the first turn that needs them
+    if scope.cancelled_caught:  # interrupted while servers started: no reply at all
+        reply = Reply()
+        reply.finish_reason = "cancelled"
+        return reply
     request = msgspec.structs.replace(request, tools=dispatcher.definitions())
     for hop in range(1, max_hops + 2):
         with guard() as scope:

@@ -150,9 +150,12 @@ class ConversationLog:
         self, message_id: int | None, arguments: str, result: ToolResult
     ) -> None:
         """One tool run: in ``tool_calls`` (for the record) and as a ``tool`` message."""
+        # An MCP tool is logged by its server and tool (the name the model used is
+        # in the assistant message's calls); binary content with its data.
         await self.write(self.store.add_tool_call, self.conversation_id, message_id,
-            hop=result.hop, call_id=result.call_id, name=result.name, arguments=arguments,
-            result=result.content, status=result.status, duration_s=result.duration_s,
+            hop=result.hop, call_id=result.call_id, name=result.source or result.name,
+            arguments=arguments, result=result.record or result.content, status=result.status,
+            duration_s=result.duration_s,
         )
         await self.add_message("tool", result.content, tool_call_id=result.call_id)
 

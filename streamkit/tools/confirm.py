@@ -21,3 +21,8 @@ async def confirm_on_terminal(yes: bool, tool: Tool, arguments: dict[str, Any]) 
     sys.stderr.flush()
     answer = await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
     return answer.strip().lower() in ("y", "yes")
+
+
+async def approved_in_advance(yes: bool, tool: Tool, arguments: dict[str, Any]) -> bool:
+    """Where no one can be asked (a batch): only ``--yes`` approves."""
+    return yes

@@ -11,14 +11,19 @@ command tools are stopped with their whole process group (``commands``),
 a sync Python tool's thread is abandoned. A timed-out call's result keeps
 what the tool wrote before it was stopped. Output beyond ``output_cap`` bytes
 is cut, with a marker saying how much was dropped.
+
+Besides its fixed tools, a dispatcher may have sources whose tools are known
+only once asked (MCP servers, started on the first turn that needs them):
+``refresh()`` takes in what they offer before each turn, and a source that
+lost its tools (a server that died) takes them away.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import trio
@@ -26,12 +31,20 @@ import trio
 from streamkit.events import ToolResult
 from streamkit.protocol.toolcalls import ToolCall
 from streamkit.tools.commands import CappedOutput, run_command
-from streamkit.tools.registry import Tool, ToolFailed, is_async
+from streamkit.tools.registry import Tool, ToolAnswer, ToolFailed, is_async
 
 DEFAULT_TIMEOUT = 30.0  # seconds a tool may run
 DEFAULT_OUTPUT_CAP = 16 * 1024  # bytes of a tool's answer the model gets
 
 Approver = Callable[[Tool, dict[str, Any]], Awaitable[bool]]
+
+
+class ToolSource(Protocol):
+    """Tools that are known only once asked for (an MCP server's)."""
+
+    async def tools(self, taken: Collection[str]) -> dict[str, Tool]:
+        """The tools offered now, named apart from ``taken`` (the fixed tools' names)."""
+        ...
 
 
 class Dispatcher:
@@ -44,12 +57,22 @@ class Dispatcher:
         approve: Approver,
         timeout: float = DEFAULT_TIMEOUT,
         output_cap: int = DEFAULT_OUTPUT_CAP,
+        sources: Sequence[ToolSource] = (),
     ) -> None:
-        self.tools = tools
+        self.fixed = dict(tools)
+        self.tools = dict(tools)
         self.approve = approve
         self.timeout = timeout
         self.output_cap = output_cap
+        self.sources = tuple(sources)
         self._asking = trio.Lock()  # one confirmation prompt at a time
+
+    async def refresh(self) -> None:
+        """Take in what the sources offer now (the first time, this starts them)."""
+        tools = dict(self.fixed)
+        for source in self.sources:
+            tools.update(await source.tools(self.fixed.keys()))
+        self.tools = tools
 
     def definitions(self) -> tuple[dict[str, Any], ...]:
         return tuple(tool.definition() for tool in self.tools.values())
@@ -69,14 +92,16 @@ class Dispatcher:
     async def run(self, call: ToolCall, hop: int) -> ToolResult:
         started = trio.current_time()
 
-        def result(status: str, content: str) -> ToolResult:
+        tool = self.tools.get(call.name or "")
+        source = tool.remote.source if tool is not None and tool.remote is not None else None
+
+        def result(status: str, content: str, record: str | None = None) -> ToolResult:
             return ToolResult(call.id, call.name, status, content,
-                              round(trio.current_time() - started, 6), hop)
+                              round(trio.current_time() - started, 6), hop, source, record)
 
         problem = call.problem()
         if problem is not None:
             return result("invalid", problem)
-        tool = self.tools.get(call.name or "")
         if tool is None:
             return result("invalid", f"there is no tool named {call.name!r}")
         arguments = call.parsed_arguments()
@@ -96,18 +121,23 @@ class Dispatcher:
         out = CappedOutput(self.output_cap)
         with trio.move_on_after(limit):
             try:
-                output = await self._execute(tool, arguments, out)
+                answer = await self._execute(tool, arguments, out)
             except ToolFailed as exc:
                 return result("error", _cap(str(exc), self.output_cap))
-            return result("ok", output)
+            return result("ok", answer.content, answer.record)
         note = f"the tool did not finish within {limit:g} s"
         if written := out.text():  # what a command wrote before it was stopped
             note = written.rstrip("\n") + f"\n[{note}]"
         return result("timeout", note)
 
-    async def _execute(self, tool: Tool, arguments: dict[str, Any], out: CappedOutput) -> str:
+    async def _execute(self, tool: Tool, arguments: dict[str, Any], out: CappedOutput
+                       ) -> ToolAnswer:
+        if tool.remote is not None:
+            answer = await tool.remote.call(arguments)
+            return ToolAnswer(_cap(answer.content, self.output_cap), answer.record)
         if tool.function is not None:
-            return _cap(await _call_python(tool.function, arguments), self.output_cap)
+            return ToolAnswer(_cap(await _call_python(tool.function, arguments),
+                                   self.output_cap))
         assert tool.spec.command is not None
         payload = json.dumps(arguments)
         argv = [*tool.spec.command]
@@ -116,7 +146,7 @@ class Dispatcher:
             stdin = b""
         else:
             stdin = payload.encode()
-        return await run_command(argv, stdin, out)
+        return ToolAnswer(await run_command(argv, stdin, out))
 
 
 async def _call_python(function: Callable[..., Any], arguments: dict[str, Any]) -> str:

@@ -17,6 +17,9 @@ given with ``--tools FILE``::
     parameters = { type = "object", properties = { word = { type = "string" } } }
     python = "mypackage.tools:lookup"     # called with the arguments as keywords
 
+MCP servers' tools (``tools.mcp_servers``) are ``Tool`` values too, run by
+their ``remote``: the dispatcher treats every tool alike.
+
 A command tool gets the arguments as a JSON object on stdin (or as its last
 argument) and answers on stdout; a non-zero exit status is an error result.
 It runs in a session of its own: once it exits, times out or the command is
@@ -31,7 +34,7 @@ import inspect
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -43,12 +46,37 @@ class ToolFailed(Exception):
     """The tool ran and failed; the message goes back to the model."""
 
 
+class ToolAnswer(msgspec.Struct, frozen=True):
+    """A remote tool's answer: what the model gets, and what the log keeps when that is more.
+
+    An MCP image reaches the model as a line saying its type and size; the
+    log keeps its data too (``record``).
+    """
+
+    content: str
+    record: str | None = None
+
+
+class RemoteTool(Protocol):
+    """A tool that runs elsewhere (an MCP server's), called with checked arguments."""
+
+    @property
+    def source(self) -> str:
+        """Where the call goes, for the log: ``SERVER/TOOL``."""
+        ...
+
+    async def call(self, arguments: dict[str, Any]) -> ToolAnswer:
+        """Run the tool; ``ToolFailed`` when it reports an error or cannot be reached."""
+        ...
+
+
 class Tool(msgspec.Struct, frozen=True):
-    """A runnable tool: its spec, and the Python callable if it is one."""
+    """A runnable tool: its spec, and the Python callable or the remote tool if it is one."""
 
     name: str
     spec: ToolSpec
     function: Callable[..., Any] | None = None
+    remote: RemoteTool | None = None
 
     def definition(self) -> dict[str, Any]:
         """The OpenAI ``tools`` entry the model sees."""
