@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-CODE_SEGMENT = 24  # lines of a fenced block drawn per segment
+CODE_SEGMENT = 12  # lines of a fenced block drawn per segment
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ Redrawing the whole reply for every token would cost time growing with the
 square of its length and flicker. Instead ``BlockSplitter`` cuts the text
 into blocks: a settled block is rendered once and written above a small live
 region, and only the open block is rendered again, at each of the printer's
-coalesced flushes (so at most every 16 chunks or 50 ms). The live region is
+coalesced flushes, and at most every 50 ms. The live region is
 erased and redrawn in one write, inside the terminal's synchronized-update
 mode (``ESC [ ? 2026 h``) where the terminal has it, so nothing half drawn
 shows. The cost of a flush depends on the open block only: a paragraph,
@@ -23,6 +23,7 @@ a long block join into one listing.
 from __future__ import annotations
 
 import io
+import math
 import shutil
 from typing import BinaryIO
 
@@ -30,7 +31,7 @@ import trio
 
 from streamkit.events import Batch
 from streamkit.protocol.markdown_blocks import Block, BlockSplitter
-from streamkit.sinks.printer import Printer, ReasoningView
+from streamkit.sinks.printer import FLUSH_INTERVAL, Printer, ReasoningView
 
 CODE_THEME = "monokai"
 SYNC_ON, SYNC_OFF = "\x1b[?2026h", "\x1b[?2026l"
@@ -171,23 +172,35 @@ class MarkdownPrinter(Printer):
         self.live = LiveBlocks(BlockRenderer(width or size.columns, color_system),
                                height or size.lines)
         self._text: list[str] = []
+        self._last_draw = -math.inf
 
     async def __call__(self, receive: trio.MemoryReceiveChannel[Batch]) -> None:
         try:
             await super().__call__(receive)
         finally:  # the end, a failure or Ctrl-C: nothing stays half drawn
+            self._draw()
             self._write_text(self.live.close())
 
     def _answer(self, text: str) -> None:
         self._text.append(text)
-        self._pending.append(b"")
+        self._pending.append(b"")  # counted as a chunk, so the printer's timer runs
 
     def flush(self) -> None:
+        """Draw, unless the last drawing is less than ``FLUSH_INTERVAL`` old: a fast
+        stream is drawn 20 times a second, not every 16 chunks, so what drawing
+        costs a second does not grow with the stream's speed. The text waits in
+        ``_pending``, and the printer's timer comes back for it."""
+        if self._text and trio.current_time() - self._last_draw < FLUSH_INTERVAL:
+            return
+        self._draw()
+
+    def _draw(self) -> None:
         super().flush()  # the thinking, if any
         if self._text:
             text = "".join(self._text)
             self._text.clear()
             self._write_text(self.live.update(text))
+            self._last_draw = trio.current_time()
 
     def _write_text(self, data: str) -> None:
         if data != SYNC_ON + SYNC_OFF and self._write(data.encode()):
