@@ -249,3 +249,38 @@ def test_ctrl_c_mid_render_keeps_the_terminal_clean_and_the_partial_reply(
     finally:
         store.close()
     assert reply.status == "interrupted" and reply.content.startswith("t0 t1 t2 ")
+
+
+def test_undone_exchanges_stay_in_the_log_marked(chat_session, cli_env, run_cli):
+    start, server = chat_session
+    child = start()
+    ask(child, "one")
+    prompt(child)
+    child.send("/undo\r")
+    child.expect_exact("marked undone")
+    ask(child, "two")
+    prompt(child)
+    child.send("/retry\r")
+    child.expect_exact("Hello, world")
+    prompt(child)
+    child.send("/exit\r")
+    child.expect(pexpect.EOF)
+    store = Store(Path(cli_env["STREAMKIT_DB"]))
+    try:
+        conversation = store.last_conversation()
+        rows = [(m.role, m.content, m.undone_at is not None)
+                for m in store.messages(conversation)]
+    finally:
+        store.close()
+    assert rows == [("user", "one", True), ("assistant", "Hello, world", True),
+                    ("user", "two", True), ("assistant", "Hello, world", True),
+                    ("user", "two", False), ("assistant", "Hello, world", False)]
+    shown = run_cli("logs", "show", conversation)
+    assert shown.code == 0
+    headings = [line for line in shown.stdout.splitlines() if line.startswith("## ")]
+    assert [("undone" in line) for line in headings] == [True, True, True, True, False, False]
+    # Continuing the conversation sends what it holds now, not what was undone.
+    more = run_cli("chat", "-c", "three", "--base-url", server.url)
+    assert more.code == 0
+    sent = [m["content"] for m in server.bodies()[-1]["messages"]]
+    assert sent == ["two", "Hello, world", "three"]

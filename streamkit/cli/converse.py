@@ -132,7 +132,7 @@ async def _command(session: ChatSession, text: str, interrupts: Interrupts) -> s
             _set_system(session, argument)
             _say("system prompt set" if argument else "system prompt removed")
         elif name == "/retry":
-            last = _drop_last_exchange(session)
+            last = await _drop_last_exchange(session)
             if last is None:
                 raise UsageError("nothing to retry yet")
             return f"ask:{last}"
@@ -143,9 +143,10 @@ async def _command(session: ChatSession, text: str, interrupts: Interrupts) -> s
         elif name == "/tokens":
             _say(await session.context_use())
         elif name == "/undo":
-            if _drop_last_exchange(session) is None:
+            if await _drop_last_exchange(session) is None:
                 raise UsageError("nothing to undo")
-            _say("the last exchange is out of the conversation (the log keeps it)")
+            _say("the last exchange is out of the conversation (the log keeps it, marked "
+                 "undone)")
         elif name == "/clear":
             await _clear(session)
             _say("a new conversation")
@@ -208,13 +209,19 @@ def _set_system(session: ChatSession, text: str) -> None:
         history.insert(0, Message("system", text))
 
 
-def _drop_last_exchange(session: ChatSession) -> str | None:
-    """Remove the last user message and what answered it; that message's text."""
+async def _drop_last_exchange(session: ChatSession) -> str | None:
+    """Remove the last user message and what answered it; that message's text.
+
+    The log keeps the exchange, marked undone (what a later ``--continue``
+    leaves out, and ``logs show`` says).
+    """
     history = session.history
     for index in range(len(history) - 1, -1, -1):
         if history[index].role == "user":
             text = history[index].content
             del history[index:]
+            if session.log is not None:
+                await session.log.mark_undone(text)
             return text
     return None
 

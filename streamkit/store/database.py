@@ -36,6 +36,8 @@ from streamkit.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from streamkit.store.records import (
     FAILED_QUERY,
     MESSAGE_COLUMNS,
+    SUMMARY_QUERY,
+    UNDO_QUERY,
     ConversationSummary,
     FailedRequest,
     StoredMessage,
@@ -303,6 +305,13 @@ class Store:
         ).fetchall()
         return [StoredToolCall(*row) for row in rows]
 
+    def mark_undone(self, conversation_id: str, text: str) -> int:
+        """Take the exchange that user message ``text`` opened, and everything after it,
+        out of the conversation (/undo, /retry): the rows stay, marked; how many."""
+        with self._transaction():
+            cursor = self.db.execute(UNDO_QUERY, (time.time(), conversation_id, text))
+        return cursor.rowcount
+
     def delete_conversation(self, conversation_id: str) -> bool:
         with self._transaction():
             cursor = self.db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
@@ -342,18 +351,7 @@ class Store:
         return out
 
     def conversations(self, limit: int = 20) -> list[ConversationSummary]:
-        rows = self.db.execute(
-            """
-            SELECT c.id, c.updated_at, count(m.id),
-                   (SELECT model FROM messages WHERE conversation_id = c.id
-                        AND role = 'assistant' ORDER BY id DESC LIMIT 1),
-                   coalesce((SELECT content FROM messages WHERE conversation_id = c.id
-                        AND role = 'user' ORDER BY id LIMIT 1), '')
-            FROM conversations c LEFT JOIN messages m ON m.conversation_id = c.id
-            GROUP BY c.id ORDER BY c.updated_at DESC, c.rowid DESC LIMIT ?
-            """,
-            (limit,),
-        ).fetchall()
+        rows = self.db.execute(SUMMARY_QUERY, (limit,)).fetchall()
         return [ConversationSummary(*row) for row in rows]
 
     def search(
