@@ -209,6 +209,11 @@ def test_tokens_says_what_the_conversation_costs(chat_session):
     child.send("/tokens\r")
     child.expect_exact("15 tokens in 2 message(s), as the server counted the last exchange "
                        "(12 prompt + 3 reply); the context window is unknown")
+    prompt(child)
+    child.send("/undo\r")
+    prompt(child)
+    child.send("/tokens\r")  # the server's count was of a history that is gone
+    child.expect_exact("0 characters in 0 message(s); the server reported no token usage")
 
 
 def test_tokens_against_the_profiles_context_window(chat_session, cli_env):

@@ -53,6 +53,7 @@ class ChatSession:
         self.reasoning = reasoning  # where thinking is shown (None: nowhere)
         self.display = display  # how the reply's text is shown
         self.last_reply: Reply | None = None  # for /tokens: what the server counted
+        self._counted: tuple[Message, ...] = ()  # the history that count was of
 
     async def ask(self, text: str) -> Reply:
         """One user message and the model's answer (after any tool calls)."""
@@ -79,6 +80,7 @@ class ChatSession:
             self.history.append(Message("assistant", reply.text))
         elif self.history[-1].role == "user":
             self.history.pop()  # nothing came back: the user may ask again
+        self._counted = tuple(self.history)
         return reply
 
     async def context_use(self) -> str:
@@ -92,7 +94,7 @@ class ChatSession:
                                     messages=tuple(self.history))
         budget = await self.backend.context_budget(request)
         usage = self.last_reply.usage if self.last_reply is not None else None
-        answered = bool(self.history) and self.history[-1].role == "assistant"
+        answered = bool(self.history) and tuple(self.history) == self._counted
         messages = f"{len(self.history)} message(s)"
         if usage is not None and usage.prompt_tokens is not None and answered:
             used = usage.prompt_tokens + (usage.completion_tokens or 0)
