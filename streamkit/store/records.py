@@ -81,16 +81,6 @@ MESSAGE_COLUMNS = (
     "tool_call_id, request_id, reasoning, reasoning_tokens, reasoning_opaque, undone_at"
 )
 
-SUMMARY_QUERY = """
-    SELECT c.id, c.updated_at, count(m.id),
-           (SELECT model FROM messages WHERE conversation_id = c.id
-                AND role = 'assistant' ORDER BY id DESC LIMIT 1),
-           coalesce((SELECT content FROM messages WHERE conversation_id = c.id
-                AND role = 'user' ORDER BY id LIMIT 1), '')
-    FROM conversations c LEFT JOIN messages m ON m.conversation_id = c.id
-    GROUP BY c.id ORDER BY c.updated_at DESC, c.rowid DESC LIMIT ?
-"""
-
 # Marks undone the newest user message still in the conversation with this text
 # (?3), and every row after it: the replies, tool results and failed attempts.
 UNDO_QUERY = """

@@ -7,11 +7,11 @@ Threading
     a ``Llama`` object is not safe to use from two threads at once.
 
 Crossing the thread boundary
-    The thread appends events to a ``_Mailbox`` and wakes the Trio side only
+    The thread appends events to a ``Mailbox`` and wakes the Trio side only
     when it is waiting, so when the consumer is slower than the model, tokens
     cross in batches (one wake-up, one channel send for many tokens). The
-    mailbox is bounded: past ``MAILBOX_LIMIT`` events the thread waits, which
-    is the producer's share of the pipeline's backpressure.
+    mailbox (``streamkit.providers.llama.mailbox``) is bounded: past its limit
+    the thread waits, which is the producer's share of the backpressure.
 
 Cancellation within one token
     Before each token the thread calls ``trio.from_thread.check_cancelled()``
@@ -32,7 +32,6 @@ from __future__ import annotations
 import codecs
 import contextlib
 import random
-import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +53,7 @@ from streamkit.protocol.reply_limit import ReplyLimit
 from streamkit.protocol.stops import StopFilter
 from streamkit.protocol.structured import bounded_schema
 from streamkit.protocol.think import Part, ThinkSplitter, emit, opens_thinking, split_into
+from streamkit.providers.llama.mailbox import Mailbox
 from streamkit.providers.llama.model import LocalModel
 from streamkit.providers.llama.sampling import local_request
 from streamkit.request import GenerationRequest, Message
@@ -63,7 +63,6 @@ if TYPE_CHECKING:
 
     from streamkit.protocol.json_parse import JSONStream
 
-MAILBOX_LIMIT = 1024  # events the thread may run ahead of a slow consumer
 THREAD_NAME = "streamkit-llama"
 
 # llama.cpp's defaults for the sampling options a request leaves unset.
@@ -72,75 +71,6 @@ DEFAULT_TOP_P = 0.95
 # With a schema: within this many tokens of max_tokens, check each token whether
 # closing the JSON document would take the rest of the budget.
 CLOSING_WINDOW = 64
-
-
-class _Mailbox:
-    """A bounded, thread-safe hand-off of events from the model thread to Trio."""
-
-    def __init__(self) -> None:
-        self._token = trio.lowlevel.current_trio_token()
-        self._cond = threading.Condition()
-        self._items: list[Event] = []
-        self._closed = False
-        self.aborted = False
-        self._wakeup: trio.Event | None = None
-
-    # -- model thread side --
-    def put(self, event: Event) -> None:
-        with self._cond:
-            while len(self._items) >= MAILBOX_LIMIT and not self.aborted:
-                self._cond.wait()
-            self._items.append(event)
-            wakeup, self._wakeup = self._wakeup, None
-        if wakeup is not None:
-            self._token.run_sync_soon(wakeup.set)
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            wakeup, self._wakeup = self._wakeup, None
-        if wakeup is not None:
-            self._token.run_sync_soon(wakeup.set)
-
-    # -- Trio side --
-    def take(self) -> list[Event]:
-        with self._cond:
-            items, self._items = self._items, []
-            self._cond.notify_all()
-        return items
-
-    def abort(self) -> None:
-        with self._cond:
-            self.aborted = True
-            self._cond.notify_all()
-
-    async def drain(self, send: trio.MemorySendChannel[Batch], limit: ReplyLimit) -> None:
-        """Send batches until the thread closes the mailbox or the reply reaches its
-        cap; abort it on any failure."""
-        try:
-            while True:
-                with self._cond:
-                    items, self._items = self._items, []
-                    self._cond.notify_all()
-                    closed = self._closed
-                    if not items and not closed:
-                        wakeup = self._wakeup = trio.Event()
-                if items:
-                    items = limit.admit(items)
-                    if items:
-                        await send.send(items)
-                    if limit.exceeded:
-                        self.abort()  # stop generating: the reply is long enough
-                        return
-                elif closed:
-                    return
-                else:
-                    await wakeup.wait()
-        except trio.BrokenResourceError:
-            self.abort()  # the consumer went away: stop generating
-        except BaseException:
-            self.abort()
-            raise
 
 
 class LlamaLocalProducer:
@@ -169,7 +99,7 @@ class LlamaLocalProducer:
         except (ModelError, UsageError) as exc:
             await send.send([StreamError(exc.kind, exc.message)])
             return
-        mailbox = _Mailbox()
+        mailbox = Mailbox()
         limit = ReplyLimit(self.max_reply_bytes)
         try:
             async with trio.open_nursery() as nursery:
@@ -199,7 +129,7 @@ class LlamaLocalProducer:
                     await send.send(leftover)
 
     def _generate(
-        self, request: GenerationRequest, mailbox: _Mailbox, sampling: dict[str, Any]
+        self, request: GenerationRequest, mailbox: Mailbox, sampling: dict[str, Any]
     ) -> None:
         """The worker thread: generate until done, cancelled or aborted."""
         llm = self.model._llm
@@ -231,7 +161,7 @@ class LlamaLocalProducer:
         request: GenerationRequest,
         prompt: list[int],
         room: int,
-        mailbox: _Mailbox,
+        mailbox: Mailbox,
         sampling: dict[str, Any],
     ) -> tuple[str, int, int]:
         """Generate into ``mailbox``: the finish reason, tokens generated, and how many of
@@ -318,7 +248,7 @@ class LlamaLocalProducer:
         return reason, count, thinking
 
     @staticmethod
-    def _put_thinking(splitter: ThinkSplitter, text: str, mailbox: _Mailbox) -> str:
+    def _put_thinking(splitter: ThinkSplitter, text: str, mailbox: Mailbox) -> str:
         """Thinking in ``text`` into the mailbox; the answer text that ends it."""
         events: list[Event] = []
         answer = split_into(splitter, text, 0, events)
