@@ -284,6 +284,9 @@ def test_undone_exchanges_stay_in_the_log_marked(chat_session, cli_env, run_cli)
     assert shown.code == 0
     headings = [line for line in shown.stdout.splitlines() if line.startswith("## ")]
     assert [("undone" in line) for line in headings] == [True, True, True, True, False, False]
+    records = [json.loads(line) for line in
+               run_cli("logs", "show", conversation, "--json").stdout.splitlines()]
+    assert [r["undone_at"] is not None for r in records] == [True] * 4 + [False] * 2
     # Continuing the conversation sends what it holds now, not what was undone.
     more = run_cli("chat", "-c", "three", "--base-url", server.url)
     assert more.code == 0
