@@ -20,8 +20,8 @@ def reply_option(text: str) -> list[str]:
 
 def on_pty(cli_env, *args: str, extra_env: dict | None = None) -> tuple[str, int]:
     """Run ``streamkit ARGS`` on a pseudo-terminal; everything it drew, and its exit code."""
-    env = {**cli_env, "TERM": "xterm-256color", **(extra_env or {})}
-    env.pop("NO_COLOR", None)
+    env = {**cli_env, "TERM": "xterm-256color"}
+    env.pop("NO_COLOR", None)  # colour unless the test asks for none
     env.update(extra_env or {})
     child = pexpect.spawn(sys.executable, ["-m", "streamkit", *args], env=env,
                           encoding="utf-8", timeout=30, dimensions=(40, 100))
@@ -99,3 +99,11 @@ def test_an_extract_that_cannot_apply_is_one_line(scripted, run_cli, args, code,
     assert result.code == code
     assert message in result.stderr and len(result.stderr.splitlines()) == 1
     assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_the_config_can_turn_markdown_off(cli_env, scripted):
+    server = scripted("echo")
+    with open(cli_env["STREAMKIT_CONFIG"], "w") as config:
+        config.write("markdown = false\n")
+    out, code = on_pty(cli_env, "chat", "hi", "--base-url", server.url, *reply_option(REPLY))
+    assert code == 0 and out.replace("\r\n", "\n") == REPLY
