@@ -107,3 +107,10 @@ def test_the_config_can_turn_markdown_off(cli_env, scripted):
         config.write("markdown = false\n")
     out, code = on_pty(cli_env, "chat", "hi", "--base-url", server.url, *reply_option(REPLY))
     assert code == 0 and out.replace("\r\n", "\n") == REPLY
+
+
+def test_extract_is_not_for_the_interactive_chat(cli_env, scripted):
+    server = scripted("echo")
+    out, code = on_pty(cli_env, "chat", "-x", "--base-url", server.url)
+    assert code == 2 and "--extract is for one message" in out and "Traceback" not in out
+    assert server.bodies() == []
