@@ -64,6 +64,7 @@ class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     db: str | None = None  # the log database, if not the default
     show_reasoning: bool = True  # a reasoning model's thinking, on a terminal
     editing_mode: Literal["emacs", "vi"] = "emacs"  # the interactive prompt's keys
+    markdown: bool = True  # chat replies drawn as Markdown on a terminal
 
 
 class Settings(msgspec.Struct, frozen=True):
@@ -86,6 +87,7 @@ class Settings(msgspec.Struct, frozen=True):
     debug: bool = False  # one stderr line per HTTP request (--debug, STREAMKIT_DEBUG=1)
     show_reasoning: bool = True
     editing_mode: str = "emacs"
+    markdown: bool = True
 
 
 class RelayLimits(msgspec.Struct, frozen=True):
@@ -177,6 +179,7 @@ def resolve_settings(
         db=config.db,
         show_reasoning=config.show_reasoning,
         editing_mode=config.editing_mode,
+        markdown=config.markdown,
         debug=debug or env.get("STREAMKIT_DEBUG", "").lower() in ("1", "true", "yes", "on"),
         max_reply_bytes=config.max_reply_bytes,
     )

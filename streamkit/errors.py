@@ -22,6 +22,7 @@ Exit codes (documented in README.md):
 11    the conversation log failed (the reply itself was delivered)
 12    the output could not be written (a full disk, an I/O error)
 13    an MCP server could not be started or failed (``mcp list``, ``mcp call``)
+14    ``--extract``: the reply has no fenced code block
 130   interrupted by Ctrl-C (SIGINT)
 143   terminated by SIGTERM
 ====  ===================================================
@@ -151,6 +152,13 @@ class ToolServerError(StreamkitError):
     exit_code = 13
 
 
+class NothingToExtract(StreamkitError):
+    """``--extract`` found no fenced code block in the reply (the log keeps the reply)."""
+
+    kind = "extract"
+    exit_code = 14
+
+
 _BY_KIND: dict[str, type[StreamkitError]] = {
     cls.kind: cls
     for cls in (
@@ -167,6 +175,7 @@ _BY_KIND: dict[str, type[StreamkitError]] = {
         LogError,
         OutputError,
         ToolServerError,
+        NothingToExtract,
     )
 }
 

@@ -57,11 +57,15 @@ def _on_a_terminal(cli_env, *args: str) -> bytes:
 
 
 def test_a_terminal_shows_the_thinking_dim_before_the_answer(cli_env, fault_url):
-    shown = _on_a_terminal(cli_env, "chat", "--base-url", fault_url("thinks"), "2+2?")
+    shown = _on_a_terminal(cli_env, "chat", "--base-url", fault_url("thinks"), "--plain",
+                           "2+2?")
     assert shown == b"\x1b[2mTwo and two.\x1b[0m\n\n4\n"
     hidden = _on_a_terminal(cli_env, "chat", "--base-url", fault_url("thinks"),
-                            "--hide-reasoning", "2+2?")
+                            "--hide-reasoning", "--plain", "2+2?")
     assert hidden == b"4\n"
+    drawn = _on_a_terminal(cli_env, "chat", "--base-url", fault_url("thinks"), "2+2?")
+    thinking = b"\x1b[2mTwo and two.\x1b[0m\n\n"  # as it came; the answer is drawn
+    assert drawn.startswith(thinking) and b"4" in drawn[len(thinking):]
     plain = _on_a_terminal({**cli_env, "NO_COLOR": "1"}, "chat", "--base-url",
                            fault_url("thinks"), "2+2?")
     assert plain == b"Two and two.\n\n4\n"
@@ -70,7 +74,8 @@ def test_a_terminal_shows_the_thinking_dim_before_the_answer(cli_env, fault_url)
 def test_config_can_hide_the_thinking(cli_env, fault_url):
     with open(cli_env["STREAMKIT_CONFIG"], "w") as config:
         config.write("show_reasoning = false\n")
-    assert _on_a_terminal(cli_env, "chat", "--base-url", fault_url("thinks"), "2+2?") == b"4\n"
+    assert _on_a_terminal(cli_env, "chat", "--base-url", fault_url("thinks"), "--plain",
+                          "2+2?") == b"4\n"
 
 
 def test_events_carry_reasoning_before_the_answer(run_cli, fault_url):

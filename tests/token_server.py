@@ -14,7 +14,9 @@ strings). Scenarios:
 
 Any scenario answers a body with ``scripted_status`` (an int) with that
 HTTP status, and streams the body's ``scripted_reply`` (a string, else its JSON),
-four characters a chunk, instead of "Hello, world" when the body has one.
+four characters a chunk, instead of "Hello, world" when the body has one; a
+body's ``scripted_usage`` (an object) is sent as the stream's last chunk's
+``usage``.
 
 Every answer carries the response headers ``--debug`` and the log keep
 (``x-request-id``, ``x-ratelimit-*``, ``openai-processing-ms``) and one they
@@ -68,6 +70,9 @@ def _chunks(body: dict, chat: bool) -> list[bytes]:
         out.append(b"data: " + json.dumps({"choices": [choice]}).encode() + b"\n\n")
     end = {"index": 0, "finish_reason": "stop", **({"delta": {}} if chat else {"text": ""})}
     out.append(b"data: " + json.dumps({"choices": [end]}).encode() + b"\n\n")
+    if "scripted_usage" in body:
+        usage = {"choices": [], "usage": body["scripted_usage"]}
+        out.append(b"data: " + json.dumps(usage).encode() + b"\n\n")
     return [*out, DONE]
 
 

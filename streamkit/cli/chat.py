@@ -56,6 +56,9 @@ def chat(
     stop: opt.Stop = None,
     logprobs: opt.Logprobs = None,
     events: opt.Events = False,
+    plain: opt.Plain = False,
+    extract: opt.Extract = False,
+    extract_all: opt.ExtractAll = False,
     hide_reasoning: opt.HideReasoning = False,
     show_reasoning: opt.ShowReasoning = False,
     stats: opt.Stats = False,
@@ -162,6 +165,8 @@ def chat(
 
       streamkit chat -c "And in French?"
 
+      cmd=$(streamkit chat -x "a bash one-liner that counts lines of *.py")
+
       streamkit chat --tool calculate --tool now "What is 17% of 2350?"
 
       streamkit chat --mcp files "Which of my notes mention Trio?"
@@ -182,6 +187,13 @@ def chat(
             option_pairs=option_pairs or (), return_token_ids=return_token_ids,
             schema=schema, schema_multi=schema_multi,
         )
+        interactive = message is None and sys.stdin.isatty() and not (jsonl or input_path)
+        extracting = extract or extract_all
+        if extracting and interactive:
+            raise UsageError("--extract is for one message (give MESSAGE or pipe it), not "
+                             "the interactive chat: there, /copy N takes a code block")
+        display = opt.reply_display(settings, plain=plain, extract=extracting, events=events,
+                                    batch=bool(jsonl or input_path))
         tools = select_tools(tool_names or [], tools_files or [], settings.tools,
                              builtin_tools(tool_root or Path.cwd()))
         servers = select_servers(mcp_names or [], mcp_configs or [], settings.mcp)
@@ -224,8 +236,9 @@ def chat(
                     events=events, stats=stats,
                     dispatcher=dispatcher(partial(confirm_on_terminal, yes)),
                     max_hops=max_hops, tool_choice=tool_choice, reasoning=reasoning,
+                    display=display,
                 )
-                if message is None and sys.stdin.isatty():
+                if interactive:
                     await backend.check_model(settings.model)
                     return await converse(session, interrupts,
                                           vi=vi or settings.editing_mode == "vi",
@@ -233,10 +246,16 @@ def chat(
                 text = await read_prompt_argument(message)
                 stored = await replay_or_record(log, request_id)
                 if stored is not None:
-                    opt.print_replayed(stored.content, request_id or "")
+                    if extracting:
+                        opt.print_extracted(stored.content, every=extract_all)
+                    else:
+                        opt.print_replayed(stored.content, request_id or "")
                     return 0
                 reply = await session.ask(text)
-        return reply_exit_code(reply, interrupts)
+        code = reply_exit_code(reply, interrupts)
+        if extracting and code == 0 and interrupts.exit_code is None:
+            opt.print_extracted(reply.text, every=extract_all)
+        return code
 
     raise typer.Exit(run_command(body))
 

@@ -36,6 +36,8 @@ def complete(
     stop: opt.Stop = None,
     logprobs: opt.Logprobs = None,
     events: opt.Events = False,
+    extract: opt.Extract = False,
+    extract_all: opt.ExtractAll = False,
     hide_reasoning: opt.HideReasoning = False,
     show_reasoning: opt.ShowReasoning = False,
     stats: opt.Stats = False,
@@ -101,6 +103,9 @@ def complete(
         if ids and (prompt is not None or jsonl or input_path):
             raise UsageError("--prompt-ids is the prompt: give no PROMPT argument, and in "
                              "--jsonl records use the `prompt_ids` field")
+        extracting = extract or extract_all
+        display = opt.reply_display(None, plain=False, extract=extracting, events=events,
+                                    batch=bool(jsonl or input_path))
         if jsonl or input_path:
             if hide_reasoning or show_reasoning:
                 raise UsageError("--jsonl results carry `reasoning` as a field: drop "
@@ -123,14 +128,21 @@ def complete(
         async with open_backend(settings) as backend, conversation as (log, _):
             stored = await replay_or_record(log, request_id)
             if stored is not None:
-                opt.print_replayed(stored.content, request_id or "")
+                if extracting:
+                    opt.print_extracted(stored.content, every=extract_all)
+                else:
+                    opt.print_replayed(stored.content, request_id or "")
                 return 0
             with interrupts.guard(settings.timeout) as reply_scope:
                 reply = await stream_turn(
                     backend, request, stop=reply_scope, events=events, stats=stats,
                     log=log, prompt_text=logged_prompt(request), reasoning=reasoning,
+                    display=display,
                 )
-        return reply_exit_code(reply, interrupts)
+        code = reply_exit_code(reply, interrupts)
+        if extracting and code == 0 and interrupts.exit_code is None:
+            opt.print_extracted(reply.text, every=extract_all)
+        return code
 
     raise typer.Exit(run_command(body))
 

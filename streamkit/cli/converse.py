@@ -18,28 +18,34 @@ from pathlib import Path
 import msgspec
 import platformdirs
 
+from streamkit.cli.external_editor import edit_text
 from streamkit.errors import StreamkitError, UsageError
 from streamkit.pipeline.command import report
 from streamkit.pipeline.interrupts import Interrupts
 from streamkit.pipeline.session import ChatSession
+from streamkit.protocol.markdown_blocks import code_blocks
 from streamkit.protocol.reply import Reply
 from streamkit.request import GenerationOptions, Message
+from streamkit.sinks.clipboard import copy_through_terminal
 from streamkit.sinks.recorder import ConversationLog
 
 HELP = """\
 /model NAME    use another model from the next message on
 /system TEXT   set the system prompt (no TEXT: remove it)
 /retry         ask the last message again
+/edit [last]   write the next message in $VISUAL / $EDITOR (last: start from the last one)
 /undo          drop the last exchange from the conversation
 /clear         start a new conversation
 /set KEY VALUE a generation option (max_tokens, temperature, top_p, seed, ...)
 /save FILE     write the conversation as Markdown
+/copy [N|code] copy the last reply (N: its Nth code block; code: its last) to the clipboard
+/tokens        the tokens the conversation takes, against the context window
 /help          this list
 /exit          end (or Ctrl-D)
 Alt-Enter: a newline in the message; a line of \"\"\" starts and ends a block;
 Ctrl-C stops a reply, clears a line; Up and Ctrl-R search the history."""
-COMMANDS = ("/model", "/system", "/retry", "/undo", "/clear", "/set", "/save", "/help",
-            "/exit", "/quit")
+COMMANDS = ("/model", "/system", "/retry", "/edit", "/undo", "/clear", "/set", "/save",
+            "/copy", "/tokens", "/help", "/exit", "/quit")
 SETTABLE = tuple(name for name in GenerationOptions.__struct_fields__
                  if name not in ("extra", "schema", "stop_token_ids", "return_token_ids"))
 
@@ -79,7 +85,7 @@ async def converse(session: ChatSession, interrupts: Interrupts, *, vi: bool,
         if not text:
             continue
         if text.startswith("/") and not text.startswith("//"):
-            outcome = await _command(session, text)
+            outcome = await _command(session, text, interrupts)
             if outcome == "exit":
                 return 0
             if not isinstance(outcome, str) or not outcome.startswith("ask:"):
@@ -108,7 +114,7 @@ async def _turn(session: ChatSession, interrupts: Interrupts,
     return None
 
 
-async def _command(session: ChatSession, text: str) -> str | None:
+async def _command(session: ChatSession, text: str, interrupts: Interrupts) -> str | None:
     """Run a slash command; ``"exit"``, ``"ask:TEXT"`` (send TEXT) or None."""
     name, _, argument = text.partition(" ")
     argument = argument.strip()
@@ -126,14 +132,21 @@ async def _command(session: ChatSession, text: str) -> str | None:
             _set_system(session, argument)
             _say("system prompt set" if argument else "system prompt removed")
         elif name == "/retry":
-            last = _drop_last_exchange(session)
+            last = await _drop_last_exchange(session)
             if last is None:
                 raise UsageError("nothing to retry yet")
             return f"ask:{last}"
+        elif name == "/edit":
+            return await _edit(session, argument, interrupts)
+        elif name == "/copy":
+            _say(_copy(session, argument))
+        elif name == "/tokens":
+            _say(await session.context_use())
         elif name == "/undo":
-            if _drop_last_exchange(session) is None:
+            if await _drop_last_exchange(session) is None:
                 raise UsageError("nothing to undo")
-            _say("the last exchange is out of the conversation (the log keeps it)")
+            _say("the last exchange is out of the conversation (the log keeps it, marked "
+                 "undone)")
         elif name == "/clear":
             await _clear(session)
             _say("a new conversation")
@@ -152,6 +165,42 @@ def _say(line: str) -> None:
     print(f"streamkit: {line}", file=sys.stderr, flush=True)
 
 
+async def _edit(session: ChatSession, argument: str, interrupts: Interrupts) -> str | None:
+    """``ask:TEXT`` with what the editor left, or None when it left nothing."""
+    if argument not in ("", "last"):
+        raise UsageError("/edit, or /edit last (start from the last message sent)")
+    initial = ""
+    if argument == "last":
+        initial = next((m.content for m in reversed(session.history) if m.role == "user"), "")
+        if not initial:
+            raise UsageError("no message sent yet: /edit starts a new one")
+    text = (await edit_text(initial, interrupts)).strip()
+    if not text:
+        _say("the message was left empty: nothing sent")
+        return None
+    return f"ask:{text}"
+
+
+def _copy(session: ChatSession, argument: str) -> str:
+    """Copy the last reply, or one of its code blocks; the line saying what happened."""
+    reply = next((m.content for m in reversed(session.history) if m.role == "assistant"), "")
+    if not reply:
+        raise UsageError("no reply to copy yet")
+    what, text = "the last reply", reply
+    if argument:
+        blocks = code_blocks(reply)
+        if argument == "code":
+            argument = str(len(blocks))
+        if not argument.isdigit():
+            raise UsageError("/copy, /copy N (the Nth code block) or /copy code (the last)")
+        number = int(argument)
+        if not 1 <= number <= len(blocks):
+            raise UsageError(f"the last reply has {len(blocks)} code block(s)")
+        what, text = f"code block {number} of the last reply", blocks[number - 1]
+    return copy_through_terminal(text, what, sys.stdout.buffer,
+                                 is_terminal=sys.stdout.isatty())
+
+
 def _set_system(session: ChatSession, text: str) -> None:
     history = session.history
     if history and history[0].role == "system":
@@ -160,13 +209,19 @@ def _set_system(session: ChatSession, text: str) -> None:
         history.insert(0, Message("system", text))
 
 
-def _drop_last_exchange(session: ChatSession) -> str | None:
-    """Remove the last user message and what answered it; that message's text."""
+async def _drop_last_exchange(session: ChatSession) -> str | None:
+    """Remove the last user message and what answered it; that message's text.
+
+    The log keeps the exchange, marked undone (what a later ``--continue``
+    leaves out, and ``logs show`` says).
+    """
     history = session.history
     for index in range(len(history) - 1, -1, -1):
         if history[index].role == "user":
             text = history[index].content
             del history[index:]
+            if session.log is not None:
+                await session.log.mark_undone(text)
             return text
     return None
 

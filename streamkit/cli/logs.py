@@ -149,11 +149,12 @@ def show(
 
 
 def _reply_facts(message: StoredMessage) -> str:
+    undone = f"undone {_when(message.undone_at)}" if message.undone_at is not None else None
     if message.role == "tool":
-        return f" (answer to {message.tool_call_id})"
+        return f" (answer to {message.tool_call_id}{', ' + undone if undone else ''})"
     if message.role != "assistant":
-        return ""
-    facts = [message.model or "?", message.status]
+        return f" ({undone})" if undone else ""
+    facts = [message.model or "?", message.status, *([undone] if undone else [])]
     if message.finish_reason:
         facts.append(f"finish={message.finish_reason}")
     if message.ttft_s is not None:

@@ -10,11 +10,12 @@ from typing import Annotated
 import typer
 
 from streamkit.config import Settings, load_config
-from streamkit.errors import StreamkitError, UsageError
+from streamkit.errors import NothingToExtract, StreamkitError, UsageError
+from streamkit.protocol.markdown_blocks import code_blocks
 from streamkit.protocol.records import RANGES
 from streamkit.providers.llama.files import known_local_models
 from streamkit.request import GenerationOptions
-from streamkit.sinks.printer import ReasoningView, reasoning_view
+from streamkit.sinks.printer import Display, ReasoningView, reasoning_view, text_display
 from streamkit.store.database import default_db_path
 
 CONNECTION = "Connection"
@@ -237,3 +238,47 @@ def print_replayed(text: str, key: str) -> None:
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     sys.stdout.flush()
     print(f"streamkit: replayed the stored reply of request {key!r}", file=sys.stderr)
+
+
+Plain = Annotated[
+    bool,
+    typer.Option("--plain", "--no-markdown", help="Print the reply as it comes, not drawn "
+                 "as Markdown on a terminal [config: markdown = false]",
+                 rich_help_panel=OUTPUT),
+]
+Extract = Annotated[
+    bool,
+    typer.Option("--extract", "-x", help="Print only the reply's first fenced code block "
+                 "(exit 14 if it has none)", rich_help_panel=OUTPUT),
+]
+ExtractAll = Annotated[
+    bool,
+    typer.Option("--extract-all", help="Print only the reply's fenced code blocks, all of "
+                 "them, one after the other", rich_help_panel=OUTPUT),
+]
+
+
+def reply_display(settings: Settings | None, *, plain: bool, extract: bool, events: bool,
+                  batch: bool) -> Display:
+    """How the reply's text is shown; ``settings`` is None where Markdown never applies
+    (``complete`` continues text, it does not answer in Markdown)."""
+    if extract and (events or batch):
+        raise UsageError(f"--extract prints code from the reply's text: it cannot apply "
+                         f"to {'--events' if events else '--jsonl'}")
+    if plain and (events or batch):
+        raise UsageError(f"--plain is about the reply drawn on a terminal: it cannot "
+                         f"apply to {'--events' if events else '--jsonl'}")
+    if extract:
+        return "none"
+    return text_display(markdown=settings is not None and settings.markdown and not plain)
+
+
+def print_extracted(text: str, *, every: bool) -> None:
+    """The reply's first fenced code block (or all of them), each ending on a newline."""
+    blocks = code_blocks(text)
+    if not blocks:
+        raise NothingToExtract("the reply has no fenced code block to extract (the log "
+                               "keeps the whole reply: streamkit logs show)")
+    chosen = blocks if every else blocks[:1]
+    sys.stdout.write("".join(block + "\n" for block in chosen))
+    sys.stdout.flush()

@@ -22,7 +22,7 @@ from streamkit.pipeline.turn import stream_turn
 from streamkit.protocol.reply import Reply
 from streamkit.providers.backend import Backend
 from streamkit.request import GenerationRequest, Message, ToolCallRef
-from streamkit.sinks.printer import ReasoningView
+from streamkit.sinks.printer import Display, ReasoningView
 from streamkit.sinks.recorder import ConversationLog
 from streamkit.tools.dispatch import Dispatcher
 
@@ -43,6 +43,7 @@ async def run_with_tools(
     prompt_text: str | None,
     fit: Callable[[list[Message]], Awaitable[Sequence[Message]]],
     reasoning: ReasoningView | None = None,
+    display: Display = "plain",
 ) -> Reply:
     """Run replies and tool calls until the model answers; ``history`` grows in place.
 
@@ -61,7 +62,7 @@ async def run_with_tools(
         with guard() as scope:
             reply = await stream_turn(backend, request, stop=scope, events=events,
                                       stats=stats, log=log, prompt_text=prompt_text,
-                                      reasoning=reasoning)
+                                      reasoning=reasoning, display=display)
         prompt_text = None  # the user's message is logged once
         calls = reply.tool_calls
         if not calls or reply.error is not None or reply.finish_reason == "cancelled":

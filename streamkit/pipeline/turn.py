@@ -16,7 +16,7 @@ from streamkit.protocol.reply import Reply
 from streamkit.protocol.structured import PartialTracker, check_reply
 from streamkit.providers.backend import Backend
 from streamkit.request import GenerationRequest
-from streamkit.sinks.printer import Printer, ReasoningView
+from streamkit.sinks.printer import Display, Printer, ReasoningView
 from streamkit.sinks.recorder import ConversationLog
 from streamkit.sinks.stats import StatsRecorder
 
@@ -31,6 +31,7 @@ async def stream_turn(
     log: ConversationLog | None = None,
     prompt_text: str | None = None,
     reasoning: ReasoningView | None = None,
+    display: Display = "plain",
 ) -> Reply:
     """Stream one reply to stdout (text, or JSON event lines) and return it.
 
@@ -41,7 +42,8 @@ async def stream_turn(
     a line with time to first token and tokens/s follows on stderr.
     With ``log``, the prompt (``prompt_text``) and the reply, as it streams,
     are written to the conversation log; if the log fails, its one warning
-    line follows the reply.
+    line follows the reply. ``display`` says how the text is shown (see
+    ``Display``).
     """
     consumers: list[Consumer] = []
     if log is not None:
@@ -52,7 +54,7 @@ async def stream_turn(
     partials = PartialTracker() if schema is not None and events else None
     reply = await print_stream(partial(backend.stream, request), stop=stop, events=events,
                                stats=stats, consumers=consumers, partials=partials,
-                               reasoning=reasoning)
+                               reasoning=reasoning, display=display)
     if log is not None:
         report_log_failure()
     if schema is not None and reply.error is None and reply.finish_reason != "cancelled":
@@ -79,14 +81,23 @@ async def print_stream(
     consumers: Sequence[Consumer] = (),
     partials: PartialTracker | None = None,
     reasoning: ReasoningView | None = None,
+    display: Display = "plain",
 ) -> Reply:
     """Stream what ``produce`` sends to stdout (and ``consumers``); see ``stream_turn``."""
     out = sys.stdout.buffer
-    printer = Printer(out, events=events, partials=partials, reasoning=reasoning)
+    printer: Printer | None = None
+    if display == "markdown" and not events:
+        from streamkit.sinks.markdown import MarkdownPrinter  # rich: terminals only
+
+        printer = MarkdownPrinter(out, reasoning=reasoning)
+    elif display != "none":
+        printer = Printer(out, events=events, partials=partials, reasoning=reasoning)
     recorder = StatsRecorder() if stats else None
-    everyone = [printer, *([recorder] if recorder is not None else []), *consumers]
+    everyone = [*([printer] if printer is not None else []),
+                *([recorder] if recorder is not None else []), *consumers]
     reply = await run_stream(produce, everyone, stop=stop)
-    printer.end()
+    if printer is not None:
+        printer.end()
     if recorder is not None:
         print(f"streamkit: {recorder.summary()}", file=sys.stderr, flush=True)
     return reply

@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 import trio
 
@@ -41,6 +41,18 @@ from streamkit.protocol.structured import PartialTracker
 FLUSH_INTERVAL = 0.05  # seconds
 FLUSH_CHUNKS = 16
 DIM, RESET = b"\x1b[2m", b"\x1b[0m"
+
+# How the reply's text reaches stdout: as it came, drawn as Markdown (a terminal,
+# ``sinks.markdown``), or not at all (``--extract`` prints a part of it afterwards).
+Display = Literal["plain", "markdown", "none"]
+
+
+def text_display(*, markdown: bool) -> Display:
+    """Markdown when asked for and stdout is a terminal that takes colour (no
+    ``NO_COLOR``); else the text as it came, byte for byte."""
+    if markdown and sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
+        return "markdown"
+    return "plain"
 
 
 @dataclass(frozen=True)
@@ -106,15 +118,18 @@ class Printer:
                 self.flush()
 
     def _render_text(self, batch: Batch) -> None:
-        pending = self._pending
         for event in batch:
             if type(event) is TextDelta and event.choice == 0 and event.text:
                 if self._thinking:
                     self._end_thinking(b"\n\n")
-                pending.append(event.text.encode())
+                self._answer(event.text)
             elif (type(event) is ReasoningDelta and event.choice == 0 and event.text
                   and self.reasoning is not None):
                 self._think(event.text.encode())
+
+    def _answer(self, text: str) -> None:
+        """A piece of the answer's text, to be written at the next flush."""
+        self._pending.append(text.encode())
 
     def _think(self, data: bytes) -> None:
         view = self.reasoning
@@ -153,7 +168,7 @@ class Printer:
         data = b"".join(self._pending)
         self._pending.clear()
         self._last_flush = trio.current_time()
-        if self._write(data) and not self.events:
+        if data and self._write(data) and not self.events:
             self.wrote_text = True
             self.ends_with_newline = data.endswith(b"\n")
 

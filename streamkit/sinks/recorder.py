@@ -72,7 +72,7 @@ async def open_conversation(
                 raise UsageError(f"no conversation {chosen!r} in the log")
             history = [
                 _as_message(m) for m in await store.messages(chosen)
-                if (m.content or m.tool_calls)
+                if (m.content or m.tool_calls) and m.undone_at is None
                 and m.role in ("system", "user", "assistant", "tool")
             ]
             log = ConversationLog(store, chosen)
@@ -145,6 +145,11 @@ class ConversationLog:
     ) -> None:
         await self.write(self.store.add_message, self.conversation_id, role, content,
                          tool_call_id=tool_call_id)
+
+    async def mark_undone(self, text: str) -> None:
+        """The exchange user message ``text`` opened is out of the conversation (/undo,
+        /retry): its rows stay in the log, marked, and ``--continue`` leaves them out."""
+        await self.write(self.store.mark_undone, self.conversation_id, text)
 
     async def add_tool_result(
         self, message_id: int | None, arguments: str, result: ToolResult

@@ -74,6 +74,9 @@ class AsyncStore:
     async def delete_conversation(self, conversation_id: str) -> bool:
         return await self._run(self.store.delete_conversation, conversation_id)
 
+    async def mark_undone(self, conversation_id: str, text: str) -> int:
+        return await self._run(self.store.mark_undone, conversation_id, text)
+
     async def completed_reply(self, idempotency_key: str) -> StoredMessage | None:
         return await self._run(self.store.completed_reply, idempotency_key)
 

@@ -33,6 +33,7 @@ from streamkit.errors import LogError, UsageError
 from streamkit.store.liveness import process_start, writer_alive
 from streamkit.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from streamkit.store.reads import LogReads
+from streamkit.store.records import UNDO_QUERY
 from streamkit.store.sqlite_helpers import Transaction, statements
 
 BUSY_TIMEOUT_MS = 10_000  # how long a write waits for another process's lock
@@ -242,6 +243,13 @@ class Store(LogReads):
                 (conversation_id, message_id, hop, call_id, name, arguments, result, status,
                  duration_s, time.time()),
             )
+
+    def mark_undone(self, conversation_id: str, text: str) -> int:
+        """Take the exchange that user message ``text`` opened, and everything after it,
+        out of the conversation (/undo, /retry): the rows stay, marked; how many."""
+        with self._transaction():
+            cursor = self.db.execute(UNDO_QUERY, (time.time(), conversation_id, text))
+        return cursor.rowcount
 
     def delete_conversation(self, conversation_id: str) -> bool:
         with self._transaction():

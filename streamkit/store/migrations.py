@@ -7,7 +7,8 @@ version a database is at.
 The tables, as the migrations leave them:
 
     ``conversations`` hold ``messages`` (role, content, model, provider,
-    timestamps, finish reason, usage, TTFT, duration, status); each reply
+    timestamps, finish reason, usage, TTFT, duration, status, and when an
+    exchange was undone in the chat); each reply
     points at the ``requests`` row with the options it was made with (never
     an API key or a header), the server's HTTP status and kept response
     headers (request id, rate limits), and -- for a failed request only --
@@ -158,6 +159,11 @@ MIGRATIONS: list[str] = [
         WHEN new.reasoning IS NOT NULL BEGIN
         INSERT INTO reasoning_fts(rowid, reasoning) VALUES (new.id, new.reasoning);
     END;
+    """,
+    # 9 -> 10: exchanges taken out of a conversation (/undo, /retry) stay in the
+    # log, marked with when; continuing the conversation leaves them out.
+    """
+    ALTER TABLE messages ADD COLUMN undone_at REAL;
     """,
 ]
 

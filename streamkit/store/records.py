@@ -26,6 +26,7 @@ class StoredMessage(msgspec.Struct, frozen=True):
     reasoning: str | None = None  # a reasoning model's thinking, never part of content
     reasoning_tokens: int | None = None
     reasoning_opaque: str | None = None  # JSON list of sealed parts, as sent
+    undone_at: float | None = None  # taken out of the conversation (/undo, /retry), kept here
 
 
 
@@ -77,5 +78,13 @@ FAILED_QUERY = (
 MESSAGE_COLUMNS = (
     "id, conversation_id, role, content, model, provider, created_at, finish_reason, "
     "prompt_tokens, completion_tokens, ttft_s, duration_s, status, error, tool_calls, "
-    "tool_call_id, request_id, reasoning, reasoning_tokens, reasoning_opaque"
+    "tool_call_id, request_id, reasoning, reasoning_tokens, reasoning_opaque, undone_at"
 )
+
+# Marks undone the newest user message still in the conversation with this text
+# (?3), and every row after it: the replies, tool results and failed attempts.
+UNDO_QUERY = """
+    UPDATE messages SET undone_at = ?1 WHERE conversation_id = ?2 AND undone_at IS NULL
+    AND id >= (SELECT max(id) FROM messages WHERE conversation_id = ?2 AND role = 'user'
+               AND content = ?3 AND undone_at IS NULL)
+"""
