@@ -21,6 +21,7 @@ Exit codes (documented in README.md):
 10    the reply does not validate against the --schema
 11    the conversation log failed (the reply itself was delivered)
 12    the output could not be written (a full disk, an I/O error)
+13    the Ray cluster could not be reached, or lost every worker
 130   interrupted by Ctrl-C (SIGINT)
 143   terminated by SIGTERM
 ====  ===================================================
@@ -138,6 +139,13 @@ class OutputError(StreamkitError):
     exit_code = 12
 
 
+class ClusterError(StreamkitError):
+    """The Ray cluster could not be reached, or every worker of a run was lost."""
+
+    kind = "cluster"
+    exit_code = 13
+
+
 _BY_KIND: dict[str, type[StreamkitError]] = {
     cls.kind: cls
     for cls in (
@@ -153,6 +161,7 @@ _BY_KIND: dict[str, type[StreamkitError]] = {
         SchemaError,
         LogError,
         OutputError,
+        ClusterError,
     )
 }
 

@@ -43,7 +43,7 @@ from streamkit.protocol.structured import SCHEMA_FORMS, names_response_format, s
 from streamkit.protocol.urls import join_url, public_url, split_query, url_secrets
 from streamkit.protocol.wire import request_bytes
 from streamkit.providers.exchange import Exchange
-from streamkit.providers.rate_limit import RateLimitGate
+from streamkit.providers.rate_limit import PauseGate, RateLimitGate
 from streamkit.request import GenerationRequest, Message
 
 _HEADERS = {"Accept": "text/event-stream", "Content-Type": "application/json"}
@@ -107,6 +107,7 @@ class OpenAIHTTPProducer:
         debug: Callable[[str], None] | None = None,
         on_notice: Callable[[str], None] | None = None,
         max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
+        gate: PauseGate | None = None,
     ) -> None:
         self.client = client
         self.max_reply_bytes = max_reply_bytes  # a longer reply is cut (``ReplyLimit``)
@@ -118,7 +119,7 @@ class OpenAIHTTPProducer:
         self.context_tokens = context_tokens
         self.max_retries = max_retries
         self.on_retry = on_retry
-        self.gate = RateLimitGate()
+        self.gate: PauseGate = gate or RateLimitGate()  # a cluster passes its shared one
         real_base = str(client.base_url).rstrip("/")
         if client.params:
             real_base += f"?{client.params}"
