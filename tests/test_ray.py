@@ -43,8 +43,11 @@ class RayCluster:
         assert "error" not in answer, answer["error"]
         return answer
 
-    def streamkit(self, *args: str, op: str = "run", **extra: Any) -> dict[str, Any]:
-        return self.send(op=op, args=[*args, "--base-url", self.base_url, "--no-log"],
+    def streamkit(self, *args: str, op: str = "run", log: bool = False, **extra: Any
+                  ) -> dict[str, Any]:
+        """A streamkit command against the keyed server (``--no-log`` unless ``log``)."""
+        return self.send(op=op, args=[*args, "--base-url", self.base_url,
+                                      *([] if log else ["--no-log"])],
                          env={"STREAMKIT_API_KEY": SECRET, "STREAMKIT_CONFIG": "/nonexistent"},
                          **extra)
 
@@ -149,6 +152,21 @@ def test_a_429_seen_by_one_node_pauses_the_others(cluster: RayCluster, tmp_path:
     paused = [t for t in stats["times"]
               if stats["throttled_at"] + 0.3 < t < stats["throttled_at"] + 1.8]
     assert paused == []  # no node sent a request while the pause held
+
+
+def test_bench_on_the_cluster_returns_every_sample_and_names_each_node(
+    cluster: RayCluster, tmp_path: Path
+) -> None:
+    cluster.server(reset=True, delay=0.01)
+    report = tmp_path / "report.json"
+    done = cluster.streamkit("bench", "--ray", cluster.address, "-c", "5", "--requests", "41",
+                             "--json", str(report), log=True)
+    assert done["rc"] == 0, done["stderr"]
+    run = json.loads(report.read_text())["runs"][0]
+    assert run["requests_completed"] + run["requests_failed"] == 41
+    assert run["requests_completed"] == cluster.stats()["requests"] == 41
+    assert sorted(run["nodes"].values()) == [20, 21]  # every other request, exactly
+    assert "requests by node:" in done["stdout"]
 
 
 def test_a_worker_killed_then_a_node_killed_lose_and_repeat_no_row(

@@ -61,13 +61,25 @@ class TrioLoop:
                 await self._setup(nursery)
             except StreamkitError as exc:
                 self.problem = exc.message
+                return
             finally:
                 self._started.set()
+            await trio.sleep_forever()  # the loop lives as long as the actor
 
     def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
         """Start ``fn(*args)`` as a task of the loop (from any other thread)."""
         assert self._nursery is not None
         trio.from_thread.run_sync(self._nursery.start_soon, fn, *args, trio_token=self._token)
+
+    def run_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` in the loop's thread (from any other thread)."""
+        return trio.from_thread.run_sync(fn, *args, trio_token=self._token)
+
+    def start(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """Start ``fn(*args, task_status=...)`` as a task of the loop, and return what it
+        reports once started (from any other thread)."""
+        assert self._nursery is not None
+        return trio.from_thread.run(self._nursery.start, fn, *args, trio_token=self._token)
 
 
 class NodeWorker:
