@@ -169,6 +169,33 @@ def test_bench_on_the_cluster_returns_every_sample_and_names_each_node(
     assert "requests by node:" in done["stdout"]
 
 
+def test_score_on_ray_local_equals_one_machine(cluster: RayCluster, tmp_path: Path) -> None:
+    rows = tmp_path / "pairs.jsonl"
+    rows.write_text("".join(json.dumps({"id": k, "context": f"Item {k % 3}:", "continuation":
+                                        f" the number {k}."}) + "\n" for k in range(12)))
+    here, there = tmp_path / "here.jsonl", tmp_path / "there.jsonl"
+    args = ("score", "--jsonl", "-i", str(rows))
+    done = cluster.send(op="run", args=[*args, "-o", str(here)])
+    assert done["rc"] == 0, done["stderr"]
+    done = cluster.send(op="run", args=[*args, "-o", str(there), "--ray", "local",
+                                        "--ray-workers", "2"])
+    assert done["rc"] == 0, done["stderr"]
+    assert there.read_text() == here.read_text()
+    assert len(here.read_text().splitlines()) == 12
+
+
+def test_a_model_file_missing_on_a_node_is_one_line_naming_it(
+    cluster: RayCluster, tmp_path: Path
+) -> None:
+    rows = tmp_path / "pairs.jsonl"
+    rows.write_text(json.dumps({"id": 1, "text": "one"}) + "\n")
+    done = cluster.send(op="run", args=["score", "--jsonl", "-i", str(rows), "-m",
+                                        str(tmp_path / "absent.gguf"), "--ray", cluster.address])
+    assert done["rc"] == 8
+    line = done["stderr"].strip().splitlines()[-1]
+    assert line.startswith("streamkit: on node 127.0.0.1: ") and "absent.gguf" in line
+
+
 def test_a_worker_killed_then_a_node_killed_lose_and_repeat_no_row(
     cluster: RayCluster, tmp_path: Path
 ) -> None:

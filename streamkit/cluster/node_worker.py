@@ -71,6 +71,10 @@ class TrioLoop:
         assert self._nursery is not None
         trio.from_thread.run_sync(self._nursery.start_soon, fn, *args, trio_token=self._token)
 
+    def run(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """``await fn(*args)`` in the loop, and its result (from any other thread)."""
+        return trio.from_thread.run(fn, *args, trio_token=self._token)
+
     def run_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` in the loop's thread (from any other thread)."""
         return trio.from_thread.run_sync(fn, *args, trio_token=self._token)

@@ -15,7 +15,7 @@ from typing import Any
 import trio
 
 from streamkit.cluster.connect import Node
-from streamkit.errors import ClusterError, one_line
+from streamkit.errors import ClusterError, StreamkitError, one_line
 
 CALLS_AT_ONCE = 4  # an actor's threads: its streaming calls, and ``ready`` beside them
 
@@ -43,10 +43,13 @@ def node_alive(ray: ModuleType, node: Node) -> bool:
 
 
 async def call(ray: ModuleType, ref: Any) -> Any:
-    """``ray.get(ref)`` off the Trio thread; a failure inside the call is a ``ClusterError``."""
+    """``ray.get(ref)`` off the Trio thread; a ``StreamkitError`` raised inside the call is
+    raised here, any other failure inside it is a ``ClusterError``."""
     try:
         return await trio.to_thread.run_sync(ray.get, ref, abandon_on_cancel=True)
     except ray.exceptions.RayTaskError as exc:
+        if isinstance(exc.cause, StreamkitError):  # the engine's own error, as on one machine
+            raise exc.cause from None
         raise ClusterError(f"a Ray worker failed: {one_line(exc.cause)}") from None
 
 
