@@ -5,7 +5,8 @@ short stream whose text is ``re: <the prompt>``; the server remembers, per
 idempotency key, how often it was asked and for what prompt. Control:
 
 - ``GET /stats``: ``{"requests": n, "keys": {key: [count, prompt]},
-  "times": [seconds since start of each request]}``, on the server's clock;
+  "times": [each request's time on the server's clock], "auth": [every distinct
+  Authorization header]}``;
 - ``POST /admin`` with ``{"delay": s}`` sets the answer delay, ``{"throttle": s}``
   answers the next request with 429 and ``Retry-After: s``, ``{"reset": true}``
   forgets every count.
@@ -15,6 +16,7 @@ Run as a program, it prints ``PORT <n>``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import trio
@@ -23,7 +25,8 @@ import scripted_http
 from fault_server import DONE
 from scripted_http import read_request, send_json, stream_pieces
 
-state: dict = {"delay": 0.0, "throttle": None, "keys": {}, "times": [], "throttled_at": None}
+state: dict = {"delay": 0.0, "throttle": None, "keys": {}, "times": [], "throttled_at": None,
+               "auth": []}
 
 
 def _prompt(body: dict) -> str:
@@ -44,6 +47,12 @@ def _chunks(text: str, chat: bool) -> list[bytes]:
 
 
 async def handle(stream: trio.SocketStream) -> None:
+    """One request; a client killed mid-answer (a worker the test killed) ends only it."""
+    with contextlib.suppress(trio.BrokenResourceError):
+        await _answer(stream)
+
+
+async def _answer(stream: trio.SocketStream) -> None:
     async with stream:
         request = await read_request(stream)
         if request is None:
@@ -52,12 +61,13 @@ async def handle(stream: trio.SocketStream) -> None:
         if request.target == "/stats":
             await send_json(stream, "200 OK", {
                 "requests": len(state["times"]), "keys": state["keys"],
-                "times": state["times"], "throttled_at": state["throttled_at"]})
+                "times": state["times"], "throttled_at": state["throttled_at"],
+                "auth": state["auth"]})
             return
         if request.target == "/admin":
             order = json.loads(request.body)
             if order.get("reset"):
-                state.update(keys={}, times=[], throttled_at=None)
+                state.update(keys={}, times=[], throttled_at=None, auth=[])
             for name in ("delay", "throttle"):
                 if name in order:
                     state[name] = order[name]
@@ -74,6 +84,9 @@ async def handle(stream: trio.SocketStream) -> None:
             await send_json(stream, "429 Too Many Requests",
                             {"error": {"message": "slow down"}}, {"Retry-After": str(seconds)})
             return
+        auth = request.headers.get("authorization")
+        if auth not in state["auth"]:
+            state["auth"].append(auth)
         key = request.headers.get("idempotency-key", "")
         seen = state["keys"].setdefault(key, [0, _prompt(body)])
         seen[0] += 1

@@ -110,8 +110,9 @@ def test_a_batch_runs_in_order_each_row_once_and_the_key_stays_out_of_logs(
     assert json.loads(out.read_text().splitlines()[41])["text"] == "re: row 42"
     stats = cluster.stats()
     assert len(stats["keys"]) == 300 and all(c == 1 for c, _ in stats["keys"].values())
+    assert stats["auth"] == [f"Bearer {SECRET}"]  # the key reached every node's worker...
     assert not (tmp_path / "out.jsonl.journal").exists()  # every row written: no journal
-    assert cluster.send(op="grep", needle=SECRET)["files"] == []
+    assert cluster.send(op="grep", needle=SECRET)["files"] == []  # ...and no Ray file
 
 
 def test_the_driver_killed_mid_run_then_resume_answers_every_row_once(
