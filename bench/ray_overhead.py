@@ -23,7 +23,8 @@ run's, per row. Every output is checked: one record per line, in order.
 
 Ray rewrites 127.0.0.1 to the host's address, so the script re-runs itself
 in a network namespace with only loopback (``unshare --net --pid --fork
---mount-proc``, as root); HOME is a temp dir so Ray's token file stays there.
+--mount-proc``, as root); HOME and RAY_TMPDIR are a temp dir, so Ray's token
+file and session stay there.
 
 Run: ``python bench/ray_overhead.py`` (about 2 minutes), ``--quick`` (fewer
 rows, one round).
@@ -34,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -85,7 +87,7 @@ def main() -> None:
     if options.quick:
         options.rows, options.rounds = 600, 1
     tmp = Path(tempfile.mkdtemp(prefix="ray-overhead-"))
-    env = {**os.environ, "HOME": str(tmp), "RAY_USAGE_STATS_ENABLED": "0",
+    env = {**os.environ, "HOME": str(tmp), "RAY_TMPDIR": str(tmp), "RAY_USAGE_STATS_ENABLED": "0",
            "STREAMKIT_CONFIG": "/nonexistent",
            "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
     server = subprocess.Popen([sys.executable, str(ROOT / "tests" / "keyed_server.py")],
@@ -117,6 +119,7 @@ def main() -> None:
                     figures[mode][name].append(value)
     finally:
         server.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
     ideal = options.concurrency / options.delay
     print(f"{options.rows} rows, -j {options.concurrency}, server delay "
           f"{options.delay * 1000:.0f} ms (ideal {ideal:.0f} rows/s), "

@@ -63,8 +63,10 @@ class Harness:
     def __init__(self, temp: Path) -> None:
         self.temp = temp
         # Ray's token auth: every process of the cluster, the driver included, holds the
-        # same token; HOME is the temp dir so that nothing lands in the real one.
+        # same token; HOME and RAY_TMPDIR (where ``--ray local`` keeps its session) are the
+        # temp dir, so that nothing lands in the real ones.
         self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "HOME": str(temp),
+                    "RAY_TMPDIR": str(temp),
                     "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
                     "PYTHONPATH": f"{HERE.parent}{os.pathsep}{HERE}"}
         self.spawned: dict[int, subprocess.Popen] = {}
