@@ -115,6 +115,17 @@ def test_a_batch_runs_in_order_each_row_once_and_the_key_stays_out_of_logs(
     assert cluster.send(op="grep", needle=SECRET)["files"] == []  # ...and no Ray file
 
 
+def test_unordered_writes_each_row_once_as_it_finishes(cluster: RayCluster, tmp_path: Path
+                                                       ) -> None:
+    cluster.server(reset=True, delay=0.01)
+    rows = write_rows(tmp_path / "in.jsonl", 100)
+    out = tmp_path / "out.jsonl"
+    done = cluster.streamkit("chat", "--jsonl", "-i", str(rows), "-o", str(out), "--ray",
+                             cluster.address, "-j", "6", "--unordered")
+    assert done["rc"] == 0, done["stderr"]
+    assert sorted(output_ids(out)) == list(range(1, 101))
+
+
 def test_the_driver_killed_mid_run_then_resume_answers_every_row_once(
     cluster: RayCluster, tmp_path: Path
 ) -> None:
