@@ -149,6 +149,22 @@ def test_the_driver_killed_mid_run_then_resume_answers_every_row_once(
     assert not asked_twice & answered  # only rows unanswered at the kill were asked again
 
 
+def test_ctrl_c_ends_a_ray_batch_with_130_keeping_its_journal(
+    cluster: RayCluster, tmp_path: Path
+) -> None:
+    cluster.server(reset=True, delay=0.05)
+    rows = write_rows(tmp_path / "in.jsonl", 300)
+    out = tmp_path / "out.jsonl"
+    started = cluster.streamkit("chat", "--jsonl", "-i", str(rows), "-o", str(out), "--ray",
+                                cluster.address, "-j", "4", op="spawn")
+    cluster.wait_for_requests(40)
+    cluster.send(op="kill", pid=started["pid"], signal=2)
+    done = cluster.send(op="wait", pid=started["pid"])
+    assert done["rc"] == 130, done["stderr"]
+    assert "Traceback" not in done["stderr"]
+    assert (tmp_path / "out.jsonl.journal").read_text()  # kept for --resume
+
+
 def test_a_429_seen_by_one_node_pauses_the_others(cluster: RayCluster, tmp_path: Path) -> None:
     cluster.server(reset=True, delay=0.02)
     rows = write_rows(tmp_path / "in.jsonl", 60)
