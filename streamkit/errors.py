@@ -23,6 +23,7 @@ Exit codes (documented in README.md):
 12    the output could not be written (a full disk, an I/O error)
 13    an MCP server could not be started or failed (``mcp list``, ``mcp call``)
 14    ``--extract``: the reply has no fenced code block
+15    the Ray cluster could not be reached, or lost every worker
 130   interrupted by Ctrl-C (SIGINT)
 143   terminated by SIGTERM
 ====  ===================================================
@@ -159,6 +160,13 @@ class NothingToExtract(StreamkitError):
     exit_code = 14
 
 
+class ClusterError(StreamkitError):
+    """The Ray cluster could not be reached, or every worker of a run was lost."""
+
+    kind = "cluster"
+    exit_code = 15
+
+
 _BY_KIND: dict[str, type[StreamkitError]] = {
     cls.kind: cls
     for cls in (
@@ -176,6 +184,7 @@ _BY_KIND: dict[str, type[StreamkitError]] = {
         OutputError,
         ToolServerError,
         NothingToExtract,
+        ClusterError,
     )
 }
 

@@ -71,5 +71,8 @@ class GenerationRequest(msgspec.Struct, frozen=True):
     tools: tuple[dict[str, Any], ...] = ()  # OpenAI "function" tool definitions
     tool_choice: str | None = None  # a tool name to force, or "auto" / "none"
     prompt_ids: tuple[int, ...] = ()  # a completion prompt given as token ids
+    # Sent as the ``Idempotency-Key`` header (not in the body): a batch line sent again
+    # after a lost worker carries the same key, so a server that honours it answers once.
+    idempotency_key: str | None = None
 
 

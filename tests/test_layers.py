@@ -26,8 +26,11 @@ LAYERS: dict[str, frozenset[str]] = {
     "sinks": frozenset({ROOT, "protocol", "providers", "store"}),
     "pipeline": frozenset({ROOT, "protocol", "providers", "store", "tools", "sinks"}),
     "loadtest": frozenset({ROOT, "protocol", "providers", "store", "sinks", "pipeline"}),
+    # Ray: the driver and the actors that run pipeline's and loadtest's own code on nodes.
+    "cluster": frozenset({ROOT, "protocol", "providers", "store", "sinks", "pipeline",
+                          "loadtest"}),
     "cli": frozenset({ROOT, "protocol", "providers", "store", "tools", "sinks", "pipeline",
-                      "loadtest"}),
+                      "loadtest", "cluster"}),
     "__main__": frozenset({"cli"}),
 }
 ROOT_MODULES = frozenset({"__init__", "events", "request", "errors", "config"})
@@ -43,10 +46,11 @@ ONLY_HERE: dict[str, tuple[str, ...]] = {
     "mcp_types": _MCP_CLIENT,
     "httpx2": _MCP_CLIENT,
     "anyio": _MCP_CLIENT,
+    "ray": ("streamkit.cluster",),
 }
 # What sans-IO means for protocol/ and the root: no I/O library at all.
 NO_IO = frozenset({"trio", "httpx", "httpcore", "h11", "anyio", "sqlite3", "socket",
-                   "llama_cpp", "trio_websocket", "typer", "rich"})
+                   "llama_cpp", "trio_websocket", "typer", "rich", "ray"})
 SANS_IO_LAYERS = frozenset({ROOT, "protocol"})
 
 
@@ -186,6 +190,8 @@ def test_the_rule_fails_on_a_forbidden_import() -> None:
         "streamkit.pipeline.extra imports llama_cpp, which only streamkit.providers.llama may"]
     assert violations(with_module("streamkit.sinks.extra", "import typer\n")) == [
         "streamkit.sinks.extra imports typer, which only streamkit.cli may"]
+    assert violations(with_module("streamkit.pipeline.extra", "import ray\n")) == [
+        "streamkit.pipeline.extra imports ray, which only streamkit.cluster may"]
 
 
 def test_the_rule_fails_on_a_cycle() -> None:

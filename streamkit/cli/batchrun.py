@@ -13,7 +13,7 @@ import typer
 
 from streamkit.config import Settings
 from streamkit.errors import PartialBatchError, UsageError
-from streamkit.pipeline.batch import BatchRunner
+from streamkit.pipeline.batch import BatchRunner, BatchSummary
 from streamkit.pipeline.batch_files import open_batch_files
 from streamkit.pipeline.command import report
 from streamkit.pipeline.interrupts import Interrupts
@@ -56,6 +56,17 @@ Resume = Annotated[
                  "appended), or else in the log's record of this --batch (their stored "
                  "results are written again)", rich_help_panel=BATCH),
 ]
+RayAddress = Annotated[
+    str | None,
+    typer.Option("--ray", metavar="ADDRESS", help="Run on a Ray cluster: its address, "
+                 "`auto` (the one this machine is in) or `local` (one started here); "
+                 "needs streamkit[ray]", rich_help_panel=BATCH, show_default=False),
+]
+RayWorkers = Annotated[
+    int | None,
+    typer.Option("--ray-workers", min=1, max=1024, help="Ray actors to spread the work "
+                 "over [default: one a node]", rich_help_panel=BATCH, show_default=False),
+]
 BatchName = Annotated[
     str | None,
     typer.Option("--batch", help="Name of this batch in the log [default: the --input "
@@ -69,6 +80,12 @@ def refuse_output_outside_batch(output_path: Path | None) -> None:
     if output_path is not None:
         raise UsageError(f"--output is for --jsonl batches; one reply goes to stdout "
                          f"(to write it to a file: > {output_path})")
+
+
+def refuse_ray_outside_batch(ray: str | None) -> None:
+    """``--ray`` spreads a batch's lines over a cluster; one reply has nothing to spread."""
+    if ray is not None:
+        raise UsageError("--ray is for --jsonl batches (and bench); one reply runs here")
 
 
 async def run_jsonl(
@@ -87,6 +104,8 @@ async def run_jsonl(
     db: Path | None,
     batch_name: str | None = None,
     tools: ToolHops | None = None,
+    ray: str | None = None,
+    ray_workers: int | None = None,
 ) -> int:
     """Run a JSONL batch; 0 when every line succeeded, 7 when some failed.
 
@@ -102,8 +121,26 @@ async def run_jsonl(
     if from_log and (db is None or batch_name is None):
         raise UsageError("--resume needs --output FILE, or the log and a batch name "
                          "(--input FILE or --batch NAME) to resume from")
+    if ray is not None:
+        refuse_on_cluster(events=events, from_log=from_log, tools=tools is not None)
+    elif ray_workers is not None:
+        raise UsageError("--ray-workers is for --ray runs")
     if input_path is None and sys.stdin.isatty():
         raise UsageError("--jsonl reads records from stdin or --input FILE; stdin is a terminal")
+    if ray is not None:
+        from streamkit.cluster.connect import import_ray  # Ray: only on this path
+        from streamkit.cluster.rows import run_on_cluster
+
+        import_ray()  # without the extra, one usage line before any file is touched
+        summary = None  # stays None when Ctrl-C ends the run
+        async with open_batch_files(input_path, output_path, resume=resume) as files:
+            with interrupts.guard() as scope, scope:
+                summary = await run_on_cluster(
+                    ray, ray_workers, settings, files, output_path, kind=kind,
+                    defaults=options, concurrency=concurrency, ordered=ordered, resume=resume,
+                    batch_name=batch_name or f"stdin {datetime.datetime.now().isoformat()}")
+        return _exit_code(interrupts, summary)
+    summary = None
     async with open_batch_files(input_path, output_path, resume=resume, log=db) as files:
         progress = None
         if sys.stderr.isatty():
@@ -131,8 +168,28 @@ async def run_jsonl(
             if store is not None:
                 with trio.CancelScope(shield=True):
                     await store.aclose()
-    if interrupts.exit_code is not None:
-        return interrupts.exit_code
+    return _exit_code(interrupts, summary)
+
+
+def refuse_on_cluster(*, events: bool, from_log: bool, tools: bool = False) -> None:
+    """What a cluster batch cannot do, refused rather than silently dropped: the
+    nodes cannot reach this machine's log, events would interleave from every node,
+    and tools (built-in, command or MCP) run on this machine only."""
+    if tools:
+        raise UsageError("--tool and --mcp are for one machine; a --ray batch does not "
+                         "run tools")
+    if events:
+        raise UsageError("--events is for one machine; a --ray batch writes one result "
+                         "a line")
+    if from_log:
+        raise UsageError("--resume with --ray needs --output FILE (a --ray batch is not "
+                         "written to the conversation log)")
+
+
+def _exit_code(interrupts: Interrupts, summary: BatchSummary | None) -> int:
+    """Ctrl-C's code, else 7 when some lines failed (``summary`` is None only after Ctrl-C)."""
+    if interrupts.exit_code is not None or summary is None:
+        return interrupts.exit_code or 1
     if summary.failed:
         error = PartialBatchError(
             f"{summary.failed} of {summary.total} lines failed (see their error records)"

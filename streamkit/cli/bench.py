@@ -9,6 +9,7 @@ import typer
 
 from streamkit.cli import options as opt
 from streamkit.config import resolve_settings
+from streamkit.errors import UsageError
 from streamkit.pipeline.command import run_blocking_command, run_command
 from streamkit.pipeline.interrupts import Interrupts
 
@@ -59,6 +60,13 @@ def bench(
     workers: Annotated[int, typer.Option(
         min=1, max=256, rich_help_panel=LOAD,
         help="Processes to spread the load over (samples are merged exactly)")] = 1,
+    ray: Annotated[str | None, typer.Option(
+        "--ray", metavar="ADDRESS", rich_help_panel=LOAD, show_default=False,
+        help="Spread the load over a Ray cluster: its address, `auto` or `local`; "
+        "needs streamkit[ray]")] = None,
+    ray_workers: Annotated[int | None, typer.Option(
+        "--ray-workers", min=1, max=1024, rich_help_panel=LOAD, show_default=False,
+        help="Ray actors to spread the load over [default: one a node]")] = None,
     endpoint: Annotated[str, typer.Option(
         help="chat (/chat/completions) or completions (/completions)",
         rich_help_panel=WORKLOAD)] = "chat",
@@ -141,7 +149,16 @@ def bench(
             slo=parse_slo(slo) if slo else None, workers=workers,
             json_path=json_path, csv_path=csv_path, plots_dir=plots_dir,
         )
-        return await run_bench(config, settings, interrupts)
+        if ray is None:
+            if ray_workers is not None:
+                raise UsageError("--ray-workers is for --ray runs")
+            return await run_bench(config, settings, interrupts)
+        if workers > 1:
+            raise UsageError("--workers is for one machine; with --ray, --ray-workers says "
+                             "how many actors share the load")
+        from streamkit.cluster.bench import run_bench_on_cluster  # Ray: only on this path
+
+        return await run_bench_on_cluster(ray, ray_workers, config, settings, interrupts)
 
     raise typer.Exit(run_command(body))
 

@@ -69,6 +69,8 @@ def chat(
     unordered: batch.Unordered = False,
     resume: batch.Resume = False,
     batch_name: batch.BatchName = None,
+    ray: batch.RayAddress = None,
+    ray_workers: batch.RayWorkers = None,
     base_url: opt.BaseURL = None,
     api_key: opt.APIKey = None,
     profile: opt.Profile = None,
@@ -220,12 +222,13 @@ def chat(
                     input_path=input_path, output_path=output_path, concurrency=concurrency,
                     ordered=not unordered, events=events, resume=resume,
                     db=opt.log_database(db, settings, no_log),
-                    batch_name=batch_name,
+                    batch_name=batch_name, ray=ray, ray_workers=ray_workers,
                     tools=ToolHops(found, max_hops) if found is not None else None,
                 )
             reasoning = opt.reasoning_display(settings, hide=hide_reasoning,
                                               to_stderr=show_reasoning, events=events)
             batch.refuse_output_outside_batch(output_path)
+            batch.refuse_ray_outside_batch(ray)
             conversation = open_conversation(
                 opt.log_database(db, settings, no_log),
                 continue_last=continue_last, conversation_id=conversation_id, system=system,

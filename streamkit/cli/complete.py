@@ -48,6 +48,8 @@ def complete(
     unordered: batch.Unordered = False,
     resume: batch.Resume = False,
     batch_name: batch.BatchName = None,
+    ray: batch.RayAddress = None,
+    ray_workers: batch.RayWorkers = None,
     base_url: opt.BaseURL = None,
     api_key: opt.APIKey = None,
     profile: opt.Profile = None,
@@ -116,11 +118,12 @@ def complete(
                 input_path=input_path, output_path=output_path, concurrency=concurrency,
                 ordered=not unordered, events=events, resume=resume,
                 db=opt.log_database(db, settings, no_log),
-                batch_name=batch_name,
+                batch_name=batch_name, ray=ray, ray_workers=ray_workers,
             )
         reasoning = opt.reasoning_display(settings, hide=hide_reasoning,
                                           to_stderr=show_reasoning, events=events)
         batch.refuse_output_outside_batch(output_path)
+        batch.refuse_ray_outside_batch(ray)
         text = "" if ids else await read_prompt_argument(prompt)
         request = GenerationRequest("completion", settings.model, options, prompt=text,
                                     prompt_ids=ids)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import msgspec
@@ -11,7 +12,7 @@ import typer
 from streamkit.cli import batchrun as batch
 from streamkit.cli import options as opt
 from streamkit.cli.complete import read_prompt_argument
-from streamkit.config import resolve_settings
+from streamkit.config import Settings, resolve_settings
 from streamkit.errors import ProtocolError, UsageError
 from streamkit.pipeline.batch_files import open_batch_files
 from streamkit.pipeline.command import report, run_command
@@ -42,6 +43,8 @@ def score(
     resume: Annotated[bool, typer.Option(
         "--resume", help="Skip ids already scored in --output FILE (the rest is appended)",
         rich_help_panel=batch.BATCH)] = False,
+    ray: batch.RayAddress = None,
+    ray_workers: batch.RayWorkers = None,
     base_url: opt.BaseURL = None,
     api_key: opt.APIKey = None,
     profile: opt.Profile = None,
@@ -77,12 +80,18 @@ def score(
                 raise UsageError("--jsonl takes its texts from the input, not an argument")
             if resume and output_path is None:
                 raise UsageError("--resume needs --output FILE")
+            if ray is not None:
+                return await _score_on_cluster(ray, ray_workers, settings, top, input_path,
+                                               output_path, resume, concurrency, interrupts)
+            if ray_workers is not None:
+                raise UsageError("--ray-workers is for --ray runs")
             async with open_batch_files(input_path, output_path, resume=resume) as files, \
                     open_scorer(settings) as scorer:
                 code = await score_jsonl(scorer, top, files, input_path,
                                          concurrency if settings.base_url else 1, interrupts)
                 return _untrusted(scorer.problem, settings.base_url) or code
         batch.refuse_output_outside_batch(output_path)
+        batch.refuse_ray_outside_batch(ray)
         value = await read_prompt_argument(text)
         async with open_scorer(settings) as scorer:
             with interrupts.guard() as scope, scope:
@@ -96,6 +105,21 @@ def score(
             return _untrusted(scorer.problem, settings.base_url)
 
     raise typer.Exit(run_command(body))
+
+
+async def _score_on_cluster(
+    ray: str, ray_workers: int | None, settings: Settings, top: int, input_path: Path | None,
+    output_path: Path | None, resume: bool, concurrency: int, interrupts: Interrupts,
+) -> int:
+    """``score --jsonl --ray``: the same batch, each text scored on a node of the cluster."""
+    from streamkit.cluster.connect import import_ray  # Ray: only on this path
+    from streamkit.cluster.score import score_on_cluster
+
+    import_ray()  # without the extra, one usage line before any file is touched
+    async with open_batch_files(input_path, output_path, resume=resume) as files:
+        code, problem = await score_on_cluster(ray, ray_workers, settings, top, files,
+                                               concurrency, interrupts)
+    return _untrusted(problem, settings.base_url) or code
 
 
 def _untrusted(problem: str | None, base_url: str | None) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -109,8 +109,15 @@ def _observer(interactive: bool) -> Any:
     return LiveView()
 
 
-async def run_bench(config: BenchConfig, settings: Settings, interrupts: Interrupts) -> int:
-    """Run every planned run, write the reports; the exit code."""
+async def run_bench(
+    config: BenchConfig, settings: Settings, interrupts: Interrupts, *,
+    spread: Callable[[Observer | None], Callable[[RunResult], Awaitable[None]]] | None = None,
+) -> int:
+    """Run every planned run, write the reports; the exit code.
+
+    ``spread``, given the live view, returns how a run is carried out elsewhere
+    (a Ray cluster: ``cluster.bench``) instead of in this process or ``--workers``.
+    """
     check(config)
     runs = planned_runs(config)
     total = max((r.requests or 0) for r in runs) + config.warmup
@@ -129,7 +136,8 @@ async def run_bench(config: BenchConfig, settings: Settings, interrupts: Interru
     observer = _observer(sys.stderr.isatty())
     results: list[RunResult] = []
     async with open_target(settings) as target:
-        execute = _executor(config, settings, target, workload, tokenizer, observer)
+        execute = (spread(observer) if spread is not None
+                   else _executor(config, settings, target, workload, tokenizer, observer))
         with observer or contextlib.nullcontext():
             queue = list(runs)
             while queue:

@@ -67,6 +67,8 @@ def run_record(result: RunResult, slo: dict[str, float] | None) -> dict[str, Any
         "partial": result.partial,
         "stopped": result.stopped,
     }
+    if result.nodes:
+        record["nodes"] = result.nodes
     record.update(run_figures(result.samples, result.duration, slo))
     lag = record["schedule_lag_ms"]
     record["client_fell_behind"] = bool(lag and lag["p99"] > LAG_WARNING_S * 1000)
@@ -177,6 +179,9 @@ def print_summary(report: dict[str, Any], out: TextIO | None = None) -> None:
             notes.append(f"run {number}: failed requests: {errors}")
         if run["stopped"]:
             notes.append(f"run {number}: stopped early: {run['stopped']}")
+        if run.get("nodes"):
+            shares = ", ".join(f"{node} {count}" for node, count in run["nodes"].items())
+            notes.append(f"run {number}: requests by node: {shares}")
         if run.get("reasoning_tokens"):
             notes.append(f"run {number}: the model thinks first ({run['reasoning_tokens']} "
                          f"reasoning tokens): time to first answer token p50 "

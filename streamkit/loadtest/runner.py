@@ -59,6 +59,7 @@ class RunResult(msgspec.Struct):
     partial: bool = False  # interrupted: only the requests that had finished
     stopped: str | None = None  # why the run ended early, if it did
     workers: int = 1
+    nodes: dict[str, int] = {}  # on a cluster: each node's share of the requests
 
 
 class Observer(Protocol):

@@ -14,12 +14,10 @@ an id names one line only (``BatchIds``).
 
 Every input line yields exactly one output record: a result, or an error
 record (``{"id", "error": {"type", "message", "status"}}``) for a malformed,
-overlong or duplicate-id line or a failed request. With tools (``tool_hops``),
-a chat line's tool calls are run and its record carries their results. Each
-record is written and flushed as one whole line. On Ctrl-C the workers are
-cancelled, and results that were finished but still waiting for an earlier
-line are written before returning, so no finished work is lost (``--resume``
-redoes only what is missing).
+overlong or duplicate-id line or a failed request. Each record is written and flushed as one whole
+line. On Ctrl-C the workers are cancelled, and results that were finished
+but still waiting for an earlier line are written before returning, so no
+finished work is lost (``--resume`` redoes only what is missing).
 """
 
 from __future__ import annotations
@@ -102,9 +100,13 @@ class BatchRunner:
         self.store = store  # the conversation log: one conversation per line
         self.batch_name = batch_name
         self.replay = replay or {}  # --resume from the log: id key -> completed reply
-        self.tools = tools  # chat lines' tool calls are run, and the model asked again
         self.window = max(4 * concurrency, 16)
         self.summary = BatchSummary()
+        self.work = LineWork(
+            backend, model=model, request_timeout=request_timeout,
+            events=output if events else None, store=store, batch_name=batch_name,
+            replay=self.replay, tools=tools,
+        )
 
     async def run(self, source: trio.abc.ReceiveStream) -> BatchSummary:
         slots = trio.Semaphore(self.window)
@@ -154,24 +156,85 @@ class BatchRunner:
             async for seq, job in jobs:
                 if self.progress:
                     self.progress.started()
-                if isinstance(job, InputProblem):
-                    record = _error_record(job.id, "input", job.message, None)
-                else:
-                    record = await self._run_one(job)
+                record = await self.work.run(job)
                 if self.progress:
                     self.progress.finished(record)
                 await results.send((seq, record))
 
-    async def _run_one(self, job: BatchRecord) -> dict[str, Any]:
+    async def _write(
+        self, results: trio.MemoryReceiveChannel[tuple[int, Any]], slots: trio.Semaphore
+    ) -> None:
+        parked: dict[int, dict[str, Any]] = {}
+        next_seq = 0
+        try:
+            async with results:
+                async for seq, record in results:
+                    if not self.ordered:
+                        self._emit(record)
+                        slots.release()
+                        continue
+                    parked[seq] = record
+                    while next_seq in parked:
+                        self._emit(parked.pop(next_seq))
+                        slots.release()
+                        next_seq += 1
+        finally:
+            # Interrupted: finished results still waiting for an earlier line
+            # are written anyway (out of order) rather than lost -- unless it
+            # is the output that failed.
+            for seq in sorted(parked) if not self.output.failed else ():
+                self._emit(parked.pop(seq))
+
+    def _emit(self, record: dict[str, Any]) -> None:
+        self.summary.total += 1
+        if "error" in record:
+            self.summary.failed += 1
+        self.output.write(_encode({"type": "result", **record} if self.events else record)
+                          + b"\n")
+
+
+class LineWork:
+    """The work of one line, apart from reading and writing: the request, its
+    record, the log and the replay of lines already answered.
+
+    ``BatchRunner`` runs it in each of its workers, and so does each Ray actor
+    of a cluster batch, so one machine and a cluster answer a line the same way.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        model: str | None,
+        request_timeout: float | None = None,
+        events: LineOutput | None = None,
+        store: AsyncStore | None = None,
+        batch_name: str | None = None,
+        replay: dict[bytes, StoredMessage] | None = None,
+        tools: ToolHops | None = None,
+    ) -> None:
+        self.backend = backend
+        self.model = model
+        self.request_timeout = request_timeout
+        self.events = events  # --events: where each line's events go as they arrive
+        self.store = store
+        self.batch_name = batch_name
+        self.replay = replay or {}
+        self.tools = tools  # chat lines' tool calls are run, and the model asked again
+
+    async def run(self, job: BatchRecord | InputProblem) -> dict[str, Any]:
+        """The output record of one line: its result, or its error record."""
+        if isinstance(job, InputProblem):
+            return error_record(job.id, "input", job.message, None)
         done = self.replay.get(id_key(job.id))
         if done is not None:
             return _replayed_record(job, done)
         recorder = StatsRecorder()
         consumers: list[Callable] = [recorder]
         schema = job.request.options.schema
-        if self.events:
+        if self.events is not None:
             partials = PartialTracker() if schema is not None else None
-            consumers.append(partial(_forward_events, self.output, job.id, partials))
+            consumers.append(partial(_forward_events, self.events, job.id, partials))
         log = None
         if self.store is not None:
             log = await new_conversation_log(
@@ -194,11 +257,11 @@ class BatchRunner:
             try:
                 reply, ran = await reply_with_tools(stream_one, job.request, self.tools, log)
             except ToolHopLimit as exc:
-                return _error_record(job.id, exc.kind, exc.message, None)
+                return error_record(job.id, exc.kind, exc.message, None)
         else:
             reply = await stream_one(job.request, 1)
         if reply.error is not None:
-            record = _error_record(job.id, reply.error.kind, reply.error.message,
+            record = error_record(job.id, reply.error.kind, reply.error.message,
                                    reply.error.status)
             if reply.text:
                 record["text"] = reply.text  # what was received before the failure
@@ -233,37 +296,6 @@ class BatchRunner:
                 for c in reply.tool_calls
             ]
         return record
-
-    async def _write(
-        self, results: trio.MemoryReceiveChannel[tuple[int, Any]], slots: trio.Semaphore
-    ) -> None:
-        parked: dict[int, dict[str, Any]] = {}
-        next_seq = 0
-        try:
-            async with results:
-                async for seq, record in results:
-                    if not self.ordered:
-                        self._emit(record)
-                        slots.release()
-                        continue
-                    parked[seq] = record
-                    while next_seq in parked:
-                        self._emit(parked.pop(next_seq))
-                        slots.release()
-                        next_seq += 1
-        finally:
-            # Interrupted: finished results still waiting for an earlier line
-            # are written anyway (out of order) rather than lost -- unless it
-            # is the output that failed.
-            for seq in sorted(parked) if not self.output.failed else ():
-                self._emit(parked.pop(seq))
-
-    def _emit(self, record: dict[str, Any]) -> None:
-        self.summary.total += 1
-        if "error" in record:
-            self.summary.failed += 1
-        self.output.write(_encode({"type": "result", **record} if self.events else record)
-                          + b"\n")
 
 
 async def _forward_events(
@@ -328,12 +360,12 @@ def _content(
         return {"id": record_id, "text": text}
     value, mismatch = check_reply(text, schema)
     if mismatch is not None:
-        return {**_error_record(record_id, "schema", mismatch, None), "text": text}
+        return {**error_record(record_id, "schema", mismatch, None), "text": text}
     record: dict[str, Any] = {"id": record_id, "json": value}
     if finish_reason == "length":
         record["truncated"] = True
     return record
 
 
-def _error_record(record_id: Any, kind: str, message: str, status: int | None) -> dict[str, Any]:
+def error_record(record_id: Any, kind: str, message: str, status: int | None) -> dict[str, Any]:
     return {"id": record_id, "error": {"type": kind, "message": message, "status": status}}

@@ -202,4 +202,6 @@ def parse_record(
     request = build_request(kind, record, model=model, defaults=defaults)
     if isinstance(request, RecordProblem):
         return InputProblem(line_number, record_id, f"line {line_number}: {request.reason}")
+    if record.idempotency_key is not None:
+        request = msgspec.structs.replace(request, idempotency_key=record.idempotency_key)
     return BatchRecord(line_number, record_id, request, record.idempotency_key)

@@ -20,6 +20,7 @@ from streamkit.events import Batch
 from streamkit.providers.llama.files import resolve_local_model
 from streamkit.providers.llama.model import LocalModel
 from streamkit.providers.llama.producer import LlamaLocalProducer
+from streamkit.providers.rate_limit import PauseGate
 from streamkit.request import GenerationRequest, Message
 
 _loaded: dict[Path, LocalModel] = {}
@@ -65,8 +66,14 @@ class Backend(Protocol):
 
 
 @asynccontextmanager
-async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
-    """The producer for ``settings``: the server at its base URL, else a local model."""
+async def open_backend(
+    settings: Settings, *, gate: PauseGate | None = None
+) -> AsyncIterator[Backend]:
+    """The producer for ``settings``: the server at its base URL, else a local model.
+
+    ``gate`` is where a server's requests wait out a 429 (default: one of the
+    producer's own; a cluster passes the one its nodes share).
+    """
     if not settings.base_url:
         name, path = resolve_local_model(settings.model, settings.local_models)
         yield LlamaLocalProducer(local_model(path, name), max_reply_bytes=settings.max_reply_bytes)
@@ -90,6 +97,7 @@ async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
             debug=_print_debug if settings.debug else None,
             on_notice=_print_notice,
             max_reply_bytes=settings.max_reply_bytes,
+            gate=gate,
         )
 
 

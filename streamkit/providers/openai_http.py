@@ -43,7 +43,7 @@ from streamkit.protocol.structured import SCHEMA_FORMS, names_response_format, s
 from streamkit.protocol.urls import join_url, public_url, split_query, url_secrets
 from streamkit.protocol.wire import request_bytes
 from streamkit.providers.exchange import Exchange
-from streamkit.providers.rate_limit import RateLimitGate
+from streamkit.providers.rate_limit import PauseGate, RateLimitGate
 from streamkit.request import GenerationRequest, Message
 
 _HEADERS = {"Accept": "text/event-stream", "Content-Type": "application/json"}
@@ -107,6 +107,7 @@ class OpenAIHTTPProducer:
         debug: Callable[[str], None] | None = None,
         on_notice: Callable[[str], None] | None = None,
         max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
+        gate: PauseGate | None = None,
     ) -> None:
         self.client = client
         self.max_reply_bytes = max_reply_bytes  # a longer reply is cut (``ReplyLimit``)
@@ -118,7 +119,7 @@ class OpenAIHTTPProducer:
         self.context_tokens = context_tokens
         self.max_retries = max_retries
         self.on_retry = on_retry
-        self.gate = RateLimitGate()
+        self.gate: PauseGate = gate or RateLimitGate()  # a cluster passes its shared one
         real_base = str(client.base_url).rstrip("/")
         if client.params:
             real_base += f"?{client.params}"
@@ -150,7 +151,7 @@ class OpenAIHTTPProducer:
             await self._stream_structured(request, send)
             return
         path, raw = request_bytes(request)
-        await self.stream_body(path, raw, send)
+        await self.stream_body(path, raw, send, key=request.idempotency_key)
 
     async def _stream_structured(
         self, request: GenerationRequest, send: trio.MemorySendChannel[Batch]
@@ -168,7 +169,8 @@ class OpenAIHTTPProducer:
                     await self._probe_schema_forms(request, send)
                     return
         self._say_bounds(request, self.schema_form)
-        await self.stream_body(*request_bytes(request, self.schema_form), send)
+        await self.stream_body(*request_bytes(request, self.schema_form), send,
+                               key=request.idempotency_key)
 
     async def _probe_schema_forms(
         self, request: GenerationRequest, send: trio.MemorySendChannel[Batch]
@@ -180,7 +182,8 @@ class OpenAIHTTPProducer:
             self._say_bounds(request, form)
             try:
                 await self._with_retries(
-                    lambda form=form: self._stream_once(*request_bytes(request, form), send)
+                    lambda form=form: self._stream_once(*request_bytes(request, form), send,
+                                                        key=request.idempotency_key)
                 )
             except HTTPStatusError as error:
                 if _refuses_schema(error) and form != SCHEMA_FORMS[-1]:
@@ -209,12 +212,13 @@ class OpenAIHTTPProducer:
             self.on_notice(notice)
 
     async def stream_body(
-        self, path: str, raw: bytes, send: trio.MemorySendChannel[Batch]
+        self, path: str, raw: bytes, send: trio.MemorySendChannel[Batch], *,
+        key: str | None = None,
     ) -> None:
         """Stream the answer to a request body given as bytes (``replay`` sends stored
-        ones), with the retries of ``stream``."""
+        ones), with the retries of ``stream``; ``key`` is the ``Idempotency-Key``."""
         try:
-            await self._with_retries(lambda: self._stream_once(path, raw, send))
+            await self._with_retries(lambda: self._stream_once(path, raw, send, key=key))
         except StreamkitError as error:
             await send.send([StreamError(error.kind, error.message, error.status)])
 
@@ -241,14 +245,16 @@ class OpenAIHTTPProducer:
                     await trio.sleep(delay)
 
     async def _stream_once(
-        self, path: str, raw: bytes, send: trio.MemorySendChannel[Batch]
+        self, path: str, raw: bytes, send: trio.MemorySendChannel[Batch], *,
+        key: str | None = None,
     ) -> None:
         """One attempt. Raises ``StreamkitError`` only while nothing was sent."""
         sent_any = False
         limit = ReplyLimit(self.max_reply_bytes)
         exchange = Exchange("POST", join_url(self.base_url, path))
         try:
-            async with self.client.stream("POST", path, content=raw, headers=_HEADERS) as response:
+            headers = _HEADERS if key is None else {**_HEADERS, "Idempotency-Key": key}
+            async with self.client.stream("POST", path, content=raw, headers=headers) as response:
                 await send.send([exchange.answered(response, (path, raw))])
                 if response.status_code >= 400:
                     raise await self._status_error(response)

@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import trio
+
+
+class PauseGate(Protocol):
+    """Where a producer's requests wait out a server's pause; a cluster shares one."""
+
+    def hold(self, seconds: float) -> None:
+        """No request starts for ``seconds`` from now (a longer pause already held stays)."""
+        ...
+
+    async def wait(self) -> None:
+        """Return once no pause is held."""
+        ...
 
 
 class RateLimitGate:
