@@ -13,7 +13,6 @@ import json
 import uuid
 from contextlib import asynccontextmanager
 
-import httpx
 import pytest
 import timed_server
 import trio
@@ -27,7 +26,8 @@ from streamkit.loadtest.rawhttp import RawHTTPTarget
 from streamkit.loadtest.runner import Runner, RunResult, RunSpec
 from streamkit.loadtest.setup import open_target
 from streamkit.loadtest.workload import random_workload
-from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
+from streamkit.providers.httpx_transport import HttpxTransport
+from streamkit.providers.openai_http import OpenAIHTTPProducer
 
 from conftest import free_port
 
@@ -60,10 +60,10 @@ async def raw_target(url: str, idle_timeout: float | None = 5):
 
 @asynccontextmanager
 async def httpx_target(url: str):
-    def new_client() -> httpx.AsyncClient:
-        return build_client(url, None, connect_timeout=5, idle_timeout=5)
+    def new_transport() -> HttpxTransport:
+        return HttpxTransport(url, None, connect_timeout=5, idle_timeout=5)
 
-    target = HTTPTarget(OpenAIHTTPProducer(new_client(), max_retries=0), new_client)
+    target = HTTPTarget(OpenAIHTTPProducer(new_transport(), max_retries=0), new_transport)
     try:
         yield target
     finally:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import msgspec
 import trio
@@ -19,9 +18,6 @@ from streamkit.loadtest.client import BackendTarget, HTTPTarget, Target
 from streamkit.loadtest.workload import Workload, load_dataset, random_workload
 from streamkit.providers.llama.files import resolve_local_model
 from streamkit.providers.llama.tokenizer import Tokenizer
-
-if TYPE_CHECKING:
-    import httpx
 
 
 class BenchConfig(msgspec.Struct, frozen=True):
@@ -95,7 +91,7 @@ async def open_target(settings: Settings) -> AsyncIterator[Target]:
 
     A plain ``http://`` server is read by ``RawHTTPTarget`` (trio sockets and
     h11: each read timed before any other work); ``https://`` by ``HTTPTarget``
-    (httpx).
+    (over the httpx transport).
     """
     if not settings.base_url:
         from streamkit.providers.backend import open_backend
@@ -116,15 +112,18 @@ async def open_target(settings: Settings) -> AsyncIterator[Target]:
             with trio.CancelScope(shield=True):
                 await raw.aclose()
         return
-    from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
+    from streamkit.providers.openai_http import OpenAIHTTPProducer
+    from streamkit.providers.transport import Transport
+    from streamkit.providers.transports import build_transport
 
-    def new_client() -> httpx.AsyncClient:
-        return build_client(settings.base_url or "", settings.api_key,
-                            connect_timeout=settings.connect_timeout,
-                            idle_timeout=settings.idle_timeout)
+    def new_transport() -> Transport:
+        return build_transport(settings.base_url or "", settings.api_key,
+                               connect_timeout=settings.connect_timeout,
+                               idle_timeout=settings.idle_timeout, lean=False)
 
     target = HTTPTarget(
-        OpenAIHTTPProducer(new_client(), api_key=settings.api_key, max_retries=0), new_client
+        OpenAIHTTPProducer(new_transport(), api_key=settings.api_key, max_retries=0),
+        new_transport,
     )
     try:
         yield target
