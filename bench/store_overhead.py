@@ -284,7 +284,7 @@ def one_reply(url: str, path: Path) -> ReplyWrites:
             start = time.perf_counter()
             printer = Printer(Discard())  # type: ignore[arg-type]
             reply = await run_stream(partial(producer.stream, request),
-                                     [printer, recorder, count])
+                                     [printer, recorder, count], reply=recorder.reply)
             seconds = time.perf_counter() - start
             after = proc_io()
         finally:

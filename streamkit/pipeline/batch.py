@@ -162,6 +162,7 @@ class BatchRunner:
             return _replayed_record(job, done)
         recorder = StatsRecorder()
         consumers: list[Callable] = [recorder]
+        shared: Reply | None = None  # the log's recorder reads the reply the fan-out fills
         schema = job.request.options.schema
         if self.events:
             partials = PartialTracker() if schema is not None else None
@@ -172,9 +173,12 @@ class BatchRunner:
             stored = await replay_or_record(log, job.idempotency_key)
             if stored is not None:
                 return _replayed_record(job, stored)
-            consumers.append(await log.record_request(job.request, self.backend))
+            reply_recorder = await log.record_request(job.request, self.backend)
+            consumers.append(reply_recorder)
+            shared = reply_recorder.reply
         scope = trio.CancelScope(relative_deadline=self.request_timeout or math.inf)
-        reply = await run_stream(partial(self.backend.stream, job.request), consumers, stop=scope)
+        reply = await run_stream(partial(self.backend.stream, job.request), consumers,
+                                 stop=scope, reply=shared)
         if reply.error is not None:
             record = _error_record(job.id, reply.error.kind, reply.error.message,
                                    reply.error.status)

@@ -312,11 +312,14 @@ class _Connection:
         if ahead:
             outbox.put({"type": "queued", "id": frame_id, "position": ahead})
         consumers: list = [forward]
+        shared = None  # the log's recorder reads the reply the fan-out fills
         if relay.store is not None:
-            consumers.append(await self._recorder(frame))
+            recorder = await self._recorder(frame)
+            consumers.append(recorder)
+            shared = recorder.reply
         try:
             reply = await run_stream(partial(relay.backend.stream, frame.request),
-                                     consumers, stop=scope)
+                                     consumers, stop=scope, reply=shared)
         finally:
             if ahead is not None:
                 relay.local_in_flight -= 1

@@ -47,6 +47,7 @@ async def run_stream(
     consumers: Sequence[Consumer],
     *,
     stop: trio.CancelScope | None = None,
+    reply: Reply | None = None,
 ) -> Reply:
     """Run ``produce`` into ``consumers`` and return what was received.
 
@@ -56,8 +57,12 @@ async def run_stream(
     reply. After the partial text, consumers see a ``StreamError`` of kind
     ``timeout`` when the deadline passed, or ``Finish("cancelled")`` when the
     scope was cancelled.
+
+    ``reply`` is the one to fill: a consumer that reads the whole reply when
+    its stream ends (the log's recorder) passes its own, so the fan-out's
+    ``Reply.add`` is not done twice a batch.
     """
-    reply = Reply()
+    reply = reply if reply is not None else Reply()
     stop = stop or trio.CancelScope()
     send, receive = trio.open_memory_channel[Batch](BUFFER)
     async with trio.open_nursery() as nursery:

@@ -44,15 +44,18 @@ async def stream_turn(
     line follows the reply.
     """
     consumers: list[Consumer] = []
+    shared: Reply | None = None
     if log is not None:
         if prompt_text is not None:
             await log.add_message("user", prompt_text)
-        consumers.append(await log.reply_recorder(request, backend))
+        recorder = await log.reply_recorder(request, backend)
+        consumers.append(recorder)
+        shared = recorder.reply
     schema = request.options.schema
     partials = PartialTracker() if schema is not None and events else None
     reply = await print_stream(partial(backend.stream, request), stop=stop, events=events,
                                stats=stats, consumers=consumers, partials=partials,
-                               reasoning=reasoning)
+                               reasoning=reasoning, reply=shared)
     if log is not None:
         report_log_failure()
     if schema is not None and reply.error is None and reply.finish_reason != "cancelled":
@@ -79,13 +82,15 @@ async def print_stream(
     consumers: Sequence[Consumer] = (),
     partials: PartialTracker | None = None,
     reasoning: ReasoningView | None = None,
+    reply: Reply | None = None,
 ) -> Reply:
-    """Stream what ``produce`` sends to stdout (and ``consumers``); see ``stream_turn``."""
+    """Stream what ``produce`` sends to stdout (and ``consumers``) into ``reply`` (see
+    ``run_stream``); see ``stream_turn``."""
     out = sys.stdout.buffer
     printer = Printer(out, events=events, partials=partials, reasoning=reasoning)
     recorder = StatsRecorder() if stats else None
     everyone = [printer, *([recorder] if recorder is not None else []), *consumers]
-    reply = await run_stream(produce, everyone, stop=stop)
+    reply = await run_stream(produce, everyone, stop=stop, reply=reply)
     printer.end()
     if recorder is not None:
         print(f"streamkit: {recorder.summary()}", file=sys.stderr, flush=True)

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 import h11
 import trio
+from h11._headers import Headers as _H11Headers
 
 from streamkit.errors import UsageError
 from streamkit.protocol.urls import public_url
@@ -102,6 +103,7 @@ class H11Transport:
         host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
         self._headers = [("Host", host if port == 80 else f"{host}:{port}"),
                          *request_headers(base_url, api_key)]
+        self._validated: dict[tuple[tuple[str, str], ...], list] = {}
         self._prefix = parts.path.rstrip("/") + "/"
         self._query = f"?{parts.query}" if parts.query else ""  # after the API path
         self._connect_timeout = math.inf if connect_timeout is None else connect_timeout
@@ -123,11 +125,8 @@ class H11Transport:
     async def stream(
         self, method: str, path: str, body: bytes | None = None, headers: Headers = ()
     ) -> AsyncIterator[Response]:
-        extra = list(headers)
-        if body is not None:
-            extra.append(("Content-Length", str(len(body))))
         request = h11.Request(method=method, target=self._prefix + path.lstrip("/")
-                              + self._query, headers=merged(self._headers, extra))
+                              + self._query, headers=self._head(headers, body))
         connection = await self._connection()
         try:
             head = await self._exchange(connection, request, body)
@@ -151,7 +150,7 @@ class H11Transport:
         try:
             yield Response(head.status_code, head.reason.decode("latin-1"),
                            [(k.decode("latin-1"), v.decode("latin-1")) for k, v in head.headers],
-                           reader.pieces())
+                           reader)
             if not connection.reusable:
                 await reader.drain()
         finally:
@@ -161,6 +160,25 @@ class H11Transport:
                 self._free.append(connection)
             else:
                 await self._discard(connection)
+
+    def _head(self, extra: Headers, body: bytes | None) -> _H11Headers:
+        """The request's headers, validated by h11 once per set of ``extra`` headers.
+
+        h11 checks every header of every request (a tenth of a batch line's
+        CPU); only Content-Length changes between the requests of a set, and
+        it is digits, so the checked rest is kept and the length added as h11
+        would store it (its ``Headers`` of (raw name, lower name, value)).
+        """
+        key = tuple(extra)
+        items = self._validated.get(key)
+        if items is None:
+            checked = h11.Request(method="GET", target="/",
+                                  headers=merged(self._headers, extra)).headers
+            items = self._validated[key] = list(checked._full_items)
+        if body is None:
+            return _H11Headers(items)
+        return _H11Headers([*items, (b"Content-Length", b"content-length",
+                                     str(len(body)).encode())])
 
     async def _connection(self, *, fresh: bool = False) -> _Connection:
         """A free keep-alive connection (unless ``fresh``), else a new one."""
@@ -194,12 +212,12 @@ class H11Transport:
             out += http.send(h11.Data(data=body))
         out += http.send(h11.EndOfMessage())
         try:
-            with trio.fail_after(self._idle_timeout):
+            with trio.CancelScope(deadline=trio.current_time() + self._idle_timeout) as scope:
                 await connection.stream.send_all(out)
-        except trio.TooSlowError as exc:
-            raise WriteTimeout(str(exc)) from exc
         except _STREAM_ERRORS:
             pass  # read the answer anyway: a server may answer and close early
+        if scope.cancelled_caught:
+            raise WriteTimeout("")
         answered = False
         while True:
             event = _next_event(http)
@@ -221,31 +239,41 @@ class H11Transport:
             # else: an informational (1xx) answer
 
     async def read(self, connection: _Connection) -> bytes:
-        try:
-            with trio.fail_after(self._idle_timeout):
-                return await connection.stream.receive_some(READ_SIZE)
-        except trio.TooSlowError as exc:
-            raise ReadTimeout(str(exc)) from exc
-        except _STREAM_ERRORS as exc:
-            raise ReadError(str(exc)) from exc
+        """One network read, within the idle timeout (a read of the socket itself:
+        ``receive_some`` adds only a context manager and the message's prefix)."""
+        with trio.CancelScope(deadline=trio.current_time() + self._idle_timeout):
+            try:
+                return await connection.stream.socket.recv(READ_SIZE)
+            except OSError as exc:  # as SocketStream words it
+                raise ReadError(f"socket connection broken: {exc}") from exc
+        raise ReadTimeout("")
 
 
 class _Body:
-    """An answer's body, one piece per network read; at its end, the connection's fate."""
+    """An answer's body, one piece per network read; at its end, the connection's fate.
+
+    An iterator class rather than an async generator: a generator left
+    unfinished (a reply ended by ``[DONE]``) is finalized by Trio's hooks,
+    which cost more than the rest of its work.
+    """
 
     def __init__(self, transport: H11Transport, connection: _Connection) -> None:
         self.transport = transport
         self.connection = connection
         self.ended = False
 
-    async def pieces(self) -> AsyncIterator[bytes]:
+    def __aiter__(self) -> _Body:
+        return self
+
+    async def __anext__(self) -> bytes:
         http = self.connection.http
         while not self.ended:
             data = self._parse(http)
             if data:
-                yield data
+                return data
             if not self.ended:
                 http.receive_data(await self.transport.read(self.connection))
+        raise StopAsyncIteration
 
     def _parse(self, http: h11.Connection) -> bytes:
         """The body's bytes h11 has from the reads so far; marks the end."""

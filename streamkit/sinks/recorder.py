@@ -178,7 +178,12 @@ class ConversationLog:
 
 
 class ReplyRecorder:
-    """Consumer: streams one reply into the store."""
+    """Consumer: streams one reply into the store.
+
+    Its ``reply`` is filled by the fan-out, not here: the caller passes it to
+    ``run_stream(..., reply=recorder.reply)``, and the recorder reads it when
+    its channel closes (by then the fan-out has added every batch).
+    """
 
     def __init__(
         self, log: ConversationLog, *, request_id: int | None, provider: str,
@@ -213,7 +218,6 @@ class ReplyRecorder:
                 self._wake.set()
 
     def _take(self, batch: Batch) -> None:
-        self.reply.add(batch)
         for event in batch:
             if type(event) is ReasoningDelta and event.choice == 0 and (
                     self._first_token_at is None):
