@@ -311,15 +311,12 @@ class _Connection:
         relay = self.relay
         if ahead:
             outbox.put({"type": "queued", "id": frame_id, "position": ahead})
-        consumers: list = [forward]
-        shared = None  # the log's recorder reads the reply the fan-out fills
-        if relay.store is not None:
-            recorder = await self._recorder(frame)
-            consumers.append(recorder)
-            shared = recorder.reply
-        try:
-            reply = await run_stream(partial(relay.backend.stream, frame.request),
-                                     consumers, stop=scope, reply=shared)
+        recorder = await self._recorder(frame) if relay.store is not None else None
+        try:  # the log's recorder reads the reply the fan-out fills
+            reply = await run_stream(
+                partial(relay.backend.stream, frame.request),
+                [forward] if recorder is None else [forward, recorder], stop=scope,
+                reply=recorder.reply if recorder else None)
         finally:
             if ahead is not None:
                 relay.local_in_flight -= 1

@@ -79,12 +79,8 @@ class Store:
     # -- schema --------------------------------------------------------------
 
     def _migrate(self) -> None:
-        """Bring the schema up to ``SCHEMA_VERSION``, every step in one transaction.
-
-        One transaction, not one per migration: a fresh file (every first
-        run, every ``--db`` of a new file) then pays one commit for the whole
-        schema, and a crash leaves the old version or the new, nothing between.
-        """
+        """Bring the schema up to ``SCHEMA_VERSION`` in one transaction, not one per
+        migration: a fresh file pays one commit, and a crash leaves no half schema."""
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise UsageError(
