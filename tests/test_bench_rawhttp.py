@@ -199,7 +199,11 @@ async def test_the_request_is_the_one_httpx_sends(nursery):
     assert "accept-encoding" not in raw_headers  # nothing to decompress
 
 
-async def test_bench_reads_plain_http_lean_and_https_with_httpx():
+async def test_bench_reads_plain_http_lean_and_https_with_httpx(monkeypatch):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                 "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
     def settings(url: str) -> Settings:
         return Settings(base_url=url, api_key="k", model="m", connect_timeout=5,
                         idle_timeout=5, timeout=None, max_retries=0)
@@ -208,6 +212,9 @@ async def test_bench_reads_plain_http_lean_and_https_with_httpx():
         assert isinstance(target, RawHTTPTarget)
     async with open_target(settings("https://example.invalid/v1")) as target:
         assert isinstance(target, HTTPTarget)  # built, never connected
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")  # as httpx would use it
+    async with open_target(settings("http://gpu.example:8000/v1")) as target:
+        assert isinstance(target, HTTPTarget)
     with pytest.raises(UsageError, match="invalid base URL"):
         RawHTTPTarget("http://127.0.0.1:notaport/v1", None, connect_timeout=1,
                       idle_timeout=1)

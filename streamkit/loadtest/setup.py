@@ -89,9 +89,10 @@ def build_workload(config: BenchConfig, settings: Settings, count: int,
 async def open_target(settings: Settings) -> AsyncIterator[Target]:
     """The server at the base URL (no retries), else the local model.
 
-    A plain ``http://`` server is read by ``RawHTTPTarget`` (trio sockets and
-    h11: each read timed before any other work); ``https://`` by ``HTTPTarget``
-    (over the httpx transport).
+    A plain ``http://`` server reached directly is read by ``RawHTTPTarget``
+    (trio sockets and h11: each read timed before any other work); ``https://``
+    and a server behind an environment proxy by ``HTTPTarget`` (over the httpx
+    transport), as every other command reads them.
     """
     if not settings.base_url:
         from streamkit.providers.backend import open_backend
@@ -100,7 +101,9 @@ async def open_target(settings: Settings) -> AsyncIterator[Target]:
             await backend.check_model(settings.model)
             yield BackendTarget(backend)
         return
-    if settings.base_url.lower().startswith("http://"):
+    from streamkit.providers.transports import build_transport, proxied
+
+    if settings.base_url.lower().startswith("http://") and not proxied(settings.base_url):
         from streamkit.loadtest.rawhttp import RawHTTPTarget  # the lean path: timed reads
 
         raw = RawHTTPTarget(settings.base_url, settings.api_key,
@@ -114,9 +117,8 @@ async def open_target(settings: Settings) -> AsyncIterator[Target]:
         return
     from streamkit.providers.openai_http import OpenAIHTTPProducer
     from streamkit.providers.transport import Transport
-    from streamkit.providers.transports import build_transport
 
-    def new_transport() -> Transport:
+    def new_transport() -> Transport:  # TLS, or a proxy from the environment: httpx
         return build_transport(settings.base_url or "", settings.api_key,
                                connect_timeout=settings.connect_timeout,
                                idle_timeout=settings.idle_timeout, lean=False)
