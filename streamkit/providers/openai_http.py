@@ -40,7 +40,7 @@ from streamkit.protocol.openai_json import body_kind, completion_events, not_a_s
 from streamkit.protocol.reply_limit import ReplyLimit, describe_size
 from streamkit.protocol.retry import backoff_delay, is_retryable_status, parse_retry_after
 from streamkit.protocol.structured import SCHEMA_FORMS, names_response_format, server_schema
-from streamkit.protocol.urls import join_url, public_url, url_secrets
+from streamkit.protocol.urls import join_url, public_url, split_query, url_secrets
 from streamkit.protocol.wire import request_bytes
 from streamkit.providers.exchange import Exchange
 from streamkit.providers.rate_limit import RateLimitGate
@@ -89,7 +89,8 @@ class OpenAIHTTPProducer:
         self.max_retries = max_retries
         self.on_retry = on_retry
         self.gate = RateLimitGate()
-        self._base_url = public_url(transport.url.rstrip("/"))
+        base, query = split_query(transport.url)  # shown as http://h/v1?q, never h/v1/?q
+        self._base_url = public_url(base.rstrip("/") + (f"?{query}" if query else ""))
         self._secrets = [api_key, *url_secrets(transport.url)]
 
     @property
