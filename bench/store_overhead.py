@@ -27,7 +27,7 @@ in chunks/s (wall clock).
 
 (b) What one reply writes. In this process: one ``many-10000`` reply (10,000
 tokens) through ``streamkit.pipeline.stream.run_stream`` with the real producer
-(``OpenAIHTTPProducer`` on ``build_client``) and the real recorder
+(``OpenAIHTTPProducer`` on ``build_transport``) and the real recorder
 (``ConversationLog(AsyncStore(Store(path)), ...).reply_recorder(...)``)
 beside a ``Printer`` (output discarded) -- the consumers ``complete`` runs --
 plus one that counts text deltas and batches (one batch per network read).
@@ -240,7 +240,8 @@ def one_reply(url: str, path: Path) -> ReplyWrites:
 
     from streamkit.events import Batch, TextDelta
     from streamkit.pipeline.stream import run_stream
-    from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
+    from streamkit.providers.openai_http import OpenAIHTTPProducer
+    from streamkit.providers.transports import build_transport
     from streamkit.request import GenerationRequest, Message
     from streamkit.sinks.printer import Printer
     from streamkit.sinks.recorder import ConversationLog
@@ -273,7 +274,7 @@ def one_reply(url: str, path: Path) -> ReplyWrites:
                 counts["tokens"] += sum(1 for e in batch if type(e) is TextDelta)
 
     async def main() -> tuple[int, int, int, int, float, bool]:
-        client = build_client(url, None, connect_timeout=5, idle_timeout=30)
+        client = build_transport(url, None, connect_timeout=5, idle_timeout=30)
         try:
             producer = OpenAIHTTPProducer(client, max_retries=0)
             log = ConversationLog(AsyncStore(store), store.new_conversation())
@@ -283,7 +284,7 @@ def one_reply(url: str, path: Path) -> ReplyWrites:
             start = time.perf_counter()
             printer = Printer(Discard())  # type: ignore[arg-type]
             reply = await run_stream(partial(producer.stream, request),
-                                     [printer, recorder, count])
+                                     [printer, recorder, count], reply=recorder.reply)
             seconds = time.perf_counter() - start
             after = proc_io()
         finally:

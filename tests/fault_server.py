@@ -1,6 +1,9 @@
 """A scripted OpenAI-compatible streaming server, for faults a real one won't produce.
 
 The scenario is chosen by the URL: ``http://HOST:PORT/<scenario>/<key>/v1``.
+Every answer closes its connection (``Connection: close``), but those of
+``delayed-keepalive``, which keep it open for the next request, as most
+servers do.
 ``<key>`` separates the state of scenarios that change over successive
 requests (``429-then-ok``): tests use a fresh key each.
 
@@ -319,18 +322,23 @@ REPLY_SHAPES: dict[str, Callable[[trio.SocketStream, Request], Awaitable[None]]]
 
 
 async def handle(stream: trio.SocketStream) -> None:
+    buffer = bytearray()  # what arrived after one request, for the next
     async with stream:
-        request = await read_request(stream)
-        if request is None:
+        while (request := await read_request(stream, buffer)) is not None:
+            parts = request.target.strip("/").split("/")
+            try:
+                if parts[-1] == "models":
+                    await send_json(stream, "200 OK", {"data": [{"id": "scripted"}]})
+                    return
+                if parts[0] == "delayed-keepalive":  # "delayed", on a kept-alive connection
+                    arrivals.append((parts[0], trio.current_time()))
+                    await trio.sleep(0.2)
+                    await stream_pieces(stream, HELLO, close=False)
+                    continue
+                await scenario(stream, parts[0], parts[1], request)
+            except trio.BrokenResourceError:
+                pass  # the client went away: that is what some tests do
             return
-        parts = request.target.strip("/").split("/")
-        try:
-            if parts[-1] == "models":
-                await send_json(stream, "200 OK", {"data": [{"id": "scripted"}]})
-                return
-            await scenario(stream, parts[0], parts[1], request)
-        except trio.BrokenResourceError:
-            pass  # the client went away: that is what some tests do
 
 
 async def serve(*, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:

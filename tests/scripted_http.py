@@ -103,9 +103,10 @@ async def end_chunked(stream: trio.SocketStream) -> None:
 
 
 async def stream_pieces(stream: trio.SocketStream, pieces: list[bytes],
-                        headers: Mapping[str, str] | None = None) -> None:
-    """A whole ``text/event-stream`` answer (``Connection: close``), a chunk per piece."""
-    await start_sse(stream, headers=headers)
+                        headers: Mapping[str, str] | None = None, *, close: bool = True) -> None:
+    """A whole ``text/event-stream`` answer, a chunk per piece; ``close``: say
+    ``Connection: close`` (the caller closes)."""
+    await start_sse(stream, headers=headers, close=close)
     for piece in pieces:
         await send_piece(stream, piece)
     await end_chunked(stream)

@@ -14,7 +14,6 @@ import math
 import statistics
 import uuid
 
-import httpx
 import numpy
 import pytest
 import timed_server
@@ -25,6 +24,7 @@ from streamkit.loadtest.metrics import Sample, parse_slo, run_figures, summarize
 from streamkit.loadtest.runner import EARLY_STOP_FAILURES, Runner, RunResult, RunSpec
 from streamkit.loadtest.schedule import arrival_times, spaced_rates, split
 from streamkit.loadtest.workload import Item, Workload, load_dataset, random_workload
+from streamkit.providers.httpx_transport import HttpxTransport
 from streamkit.providers.llama.files import embedded_model_path
 from streamkit.providers.llama.tokenizer import Tokenizer
 from streamkit.providers.openai_http import OpenAIHTTPProducer
@@ -36,11 +36,11 @@ EXACT = 1e-9
 def target(plan: str) -> tuple[HTTPTarget, str]:
     key = f"{plan}/{uuid.uuid4().hex}"
 
-    def new_client() -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=timed_server.transport(),
-                                 base_url=f"http://timed/{key}/v1/")
+    def new_transport() -> HttpxTransport:
+        return HttpxTransport(f"http://timed/{key}/v1", None, connect_timeout=None,
+                              idle_timeout=None, mounted=timed_server.transport())
 
-    return HTTPTarget(OpenAIHTTPProducer(new_client(), max_retries=0), new_client), key
+    return HTTPTarget(OpenAIHTTPProducer(new_transport(), max_retries=0), new_transport), key
 
 
 def workload(count: int = 64, output_tokens: int = 8) -> Workload:
@@ -103,16 +103,15 @@ async def test_concurrency_n_never_has_more_than_n_in_flight(autojump_clock):
 async def test_connections_are_kept_between_requests(nursery):
     """Over real sockets, a closed loop of 3 opens 3 connections for 12 requests: no TCP
     connect inside a TTFT after the first round."""
-    from streamkit.providers.openai_http import build_client
-
     port = await nursery.start(timed_server.serve)
     before = timed_server.connections_accepted
     url = f"http://127.0.0.1:{port}/ttft=0.01,itl=0.001,tokens=3/{uuid.uuid4().hex}/v1"
 
-    def new_client() -> httpx.AsyncClient:
-        return build_client(url, None, connect_timeout=5, idle_timeout=5)
+    def new_transport() -> HttpxTransport:
+        return HttpxTransport(url, None, connect_timeout=5, idle_timeout=5)
 
-    bench_target = HTTPTarget(OpenAIHTTPProducer(new_client(), max_retries=0), new_client)
+    bench_target = HTTPTarget(OpenAIHTTPProducer(new_transport(), max_retries=0),
+                              new_transport)
     result = RunResult(RunSpec("concurrency", concurrency=3, requests=12))
     try:
         await Runner(bench_target, workload(12)).run(result)

@@ -13,7 +13,6 @@ import json
 import uuid
 from contextlib import asynccontextmanager
 
-import httpx
 import pytest
 import timed_server
 import trio
@@ -27,7 +26,8 @@ from streamkit.loadtest.rawhttp import RawHTTPTarget
 from streamkit.loadtest.runner import Runner, RunResult, RunSpec
 from streamkit.loadtest.setup import open_target
 from streamkit.loadtest.workload import random_workload
-from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
+from streamkit.providers.httpx_transport import HttpxTransport
+from streamkit.providers.openai_http import OpenAIHTTPProducer
 
 from conftest import free_port
 
@@ -60,10 +60,10 @@ async def raw_target(url: str, idle_timeout: float | None = 5):
 
 @asynccontextmanager
 async def httpx_target(url: str):
-    def new_client() -> httpx.AsyncClient:
-        return build_client(url, None, connect_timeout=5, idle_timeout=5)
+    def new_transport() -> HttpxTransport:
+        return HttpxTransport(url, None, connect_timeout=5, idle_timeout=5)
 
-    target = HTTPTarget(OpenAIHTTPProducer(new_client(), max_retries=0), new_client)
+    target = HTTPTarget(OpenAIHTTPProducer(new_transport(), max_retries=0), new_transport)
     try:
         yield target
     finally:
@@ -199,7 +199,11 @@ async def test_the_request_is_the_one_httpx_sends(nursery):
     assert "accept-encoding" not in raw_headers  # nothing to decompress
 
 
-async def test_bench_reads_plain_http_lean_and_https_with_httpx():
+async def test_bench_reads_plain_http_lean_and_https_with_httpx(monkeypatch):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                 "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
     def settings(url: str) -> Settings:
         return Settings(base_url=url, api_key="k", model="m", connect_timeout=5,
                         idle_timeout=5, timeout=None, max_retries=0)
@@ -208,6 +212,9 @@ async def test_bench_reads_plain_http_lean_and_https_with_httpx():
         assert isinstance(target, RawHTTPTarget)
     async with open_target(settings("https://example.invalid/v1")) as target:
         assert isinstance(target, HTTPTarget)  # built, never connected
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")  # as httpx would use it
+    async with open_target(settings("http://gpu.example:8000/v1")) as target:
+        assert isinstance(target, HTTPTarget)
     with pytest.raises(UsageError, match="invalid base URL"):
         RawHTTPTarget("http://127.0.0.1:notaport/v1", None, connect_timeout=1,
                       idle_timeout=1)

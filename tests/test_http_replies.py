@@ -11,7 +11,8 @@ from test_faults_cli import assert_one_error_line
 from streamkit.events import Finish, StreamError, TextDelta, ToolCallDelta, Usage
 from streamkit.pipeline.stream import run_stream
 from streamkit.protocol.openai_json import body_kind, completion_events
-from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
+from streamkit.providers.openai_http import OpenAIHTTPProducer
+from streamkit.providers.transports import build_transport
 from streamkit.request import GenerationOptions, GenerationRequest, Message
 
 import fault_server
@@ -93,12 +94,13 @@ def test_a_whole_json_completion_reply_is_accepted(run_cli, fault_url):
     assert result.stdout == " Paris.\n"
 
 
-async def test_whole_tool_calls_reach_the_reply(nursery):
+@pytest.mark.parametrize("lean", [True, False], ids=["h11", "httpx"])
+async def test_whole_tool_calls_reach_the_reply(nursery, lean):
     port = await nursery.start(fault_server.serve)
     request = GenerationRequest("chat", None, GenerationOptions(),
                                 messages=(Message("user", "call them"),))
-    async with build_client(f"http://127.0.0.1:{port}/whole-tools/k/v1", None,
-                            connect_timeout=5, idle_timeout=5) as client:
+    async with build_transport(f"http://127.0.0.1:{port}/whole-tools/k/v1", None,
+                               connect_timeout=5, idle_timeout=5, lean=lean) as client:
         producer = OpenAIHTTPProducer(client)
         reply = await run_stream(lambda send: producer.stream(request, send), [])
     assert reply.error is None

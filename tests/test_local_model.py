@@ -212,7 +212,8 @@ async def test_long_history_is_trimmed_to_the_context_window(capsys):
 async def test_local_logprobs_greedy_tokens_are_the_best_and_match_the_server(
     model, llama_server
 ):
-    from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
+    from streamkit.providers.openai_http import OpenAIHTTPProducer
+    from streamkit.providers.transports import build_transport
 
     request = GenerationRequest(
         # 3 tokens: past them the server's default repeat penalty (1.1) makes
@@ -231,7 +232,7 @@ async def test_local_logprobs_greedy_tokens_are_the_best_and_match_the_server(
         assert max(lp.top, key=lp.top.get) == lp.token  # greedy: the best token
         assert lp.top[lp.token] == lp.logprob
     remote_events: list = []
-    async with build_client(llama_server, None, connect_timeout=5, idle_timeout=60) as client:
+    async with build_transport(llama_server, None, connect_timeout=5, idle_timeout=60) as client:
         producer = OpenAIHTTPProducer(client)
         remote_reply = await run_stream(lambda send: producer.stream(request, send),
                                         [collector(remote_events)])

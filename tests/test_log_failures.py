@@ -139,7 +139,7 @@ async def test_after_a_failure_the_recorder_writes_no_more(tmp_path):
                 await trio.sleep(0.01)  # let the recorder write
         await send.send([Finish("stop")])
 
-    reply = await run_stream(produce, [recorder])
+    reply = await run_stream(produce, [recorder], reply=recorder.reply)
     assert reply.text == "".join(f"word{i} " * 8 for i in range(3000))
     failure = log.store.failure
     assert isinstance(failure, LogError) and "full" in failure.message

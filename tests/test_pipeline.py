@@ -6,12 +6,14 @@ import io
 import json
 import uuid
 
+import pytest
 import trio
 import trio.testing
 
 from streamkit.events import Finish, TextDelta, ToolCallDelta
 from streamkit.pipeline.stream import run_stream
-from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
+from streamkit.providers.openai_http import OpenAIHTTPProducer
+from streamkit.providers.transports import build_transport
 from streamkit.request import GenerationRequest, Message
 from streamkit.sinks.printer import FLUSH_CHUNKS, Printer
 
@@ -141,11 +143,19 @@ async def test_a_call_cut_short_by_the_timeout_is_shown_before_the_error(autojum
     assert records[-1]["kind"] == "timeout"
 
 
-async def _stream_from(scenario: str, nursery, *, idle: float = 60.0, retries: int = 2):
+@pytest.fixture(params=[True, False], ids=["h11", "httpx"])
+def lean(request) -> bool:
+    """Which transport the producer gets: each behaviour holds over both."""
+    return request.param
+
+
+async def _stream_from(scenario: str, nursery, lean: bool, *, idle: float = 60.0,
+                       retries: int = 2):
     port = await nursery.start(serve)
     url = f"http://127.0.0.1:{port}/{scenario}/{uuid.uuid4().hex}/v1"
     retries_seen = []
-    async with build_client(url, "key-1234", connect_timeout=5, idle_timeout=idle) as client:
+    async with build_transport(url, "key-1234", connect_timeout=5, idle_timeout=idle,
+                               lean=lean) as client:
         producer = OpenAIHTTPProducer(
             client, api_key="key-1234", max_retries=retries,
             on_retry=lambda error, delay: retries_seen.append((error.status, delay)),
@@ -161,29 +171,29 @@ async def _stream_from(scenario: str, nursery, *, idle: float = 60.0, retries: i
     return reply, retries_seen
 
 
-async def test_retry_after_is_honoured(autojump_clock):
+async def test_retry_after_is_honoured(autojump_clock, lean):
     async with trio.open_nursery() as nursery:
         start = trio.current_time()
-        reply, retries = await _stream_from("429-then-ok", nursery)
+        reply, retries = await _stream_from("429-then-ok", nursery, lean)
     assert retries == [(429, 2.0)]
     assert trio.current_time() - start >= 2.0
     assert reply.text == "Hello, world"
     assert reply.error is None
 
 
-async def test_idle_timeout_on_a_stalled_stream(autojump_clock):
+async def test_idle_timeout_on_a_stalled_stream(autojump_clock, lean):
     async with trio.open_nursery() as nursery:
         start = trio.current_time()
-        reply, retries = await _stream_from("stall", nursery, idle=30.0)
+        reply, retries = await _stream_from("stall", nursery, lean, idle=30.0)
     assert trio.current_time() - start >= 30.0
     assert reply.text == "before the stall"
     assert reply.error.kind == "timeout"
     assert retries == []
 
 
-async def test_status_error_without_retries_left_is_an_error_event():
+async def test_status_error_without_retries_left_is_an_error_event(lean):
     async with trio.open_nursery() as nursery:
-        reply, retries = await _stream_from("always-500", nursery, retries=0)
+        reply, retries = await _stream_from("always-500", nursery, lean, retries=0)
     assert reply.error.kind == "http"
     assert reply.error.status == 500
     assert reply.error.message.startswith("HTTP 500 Internal Server Error from POST /always-500/")
@@ -191,14 +201,15 @@ async def test_status_error_without_retries_left_is_an_error_event():
     assert retries == []
 
 
-async def test_a_429_pauses_every_request_of_the_producer(autojump_clock):
+async def test_a_429_pauses_every_request_of_the_producer(autojump_clock, lean):
     """One request's 429 + Retry-After holds back the others (a batch slows as a whole)."""
     from fault_server import arrivals
 
     async with trio.open_nursery() as nursery:
         port = await nursery.start(serve)
         url = f"http://127.0.0.1:{port}/429-then-ok/{uuid.uuid4().hex}/v1"
-        async with build_client(url, None, connect_timeout=5, idle_timeout=60) as client:
+        async with build_transport(url, None, connect_timeout=5, idle_timeout=60,
+                                   lean=lean) as client:
             producer = OpenAIHTTPProducer(client)
             request = GenerationRequest("chat", "m", messages=(Message("user", "hi"),))
             start = trio.current_time()

@@ -9,7 +9,8 @@ import pytest
 
 from streamkit.events import TextDelta
 from streamkit.pipeline.stream import run_stream
-from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
+from streamkit.providers.openai_http import OpenAIHTTPProducer
+from streamkit.providers.transports import build_transport
 from streamkit.request import GenerationOptions, GenerationRequest, Message
 
 from test_signals_cli import start_streaming
@@ -25,7 +26,7 @@ async def stream(base: str, request: GenerationRequest):
             async for batch in receive:
                 events.extend(batch)
 
-    async with build_client(base, None, connect_timeout=5, idle_timeout=60) as client:
+    async with build_transport(base, None, connect_timeout=5, idle_timeout=60) as client:
         producer = OpenAIHTTPProducer(client)
         reply = await run_stream(lambda send: producer.stream(request, send), [consume])
     return reply, events

@@ -18,7 +18,8 @@ from streamkit.pipeline.relay import Relay
 from streamkit.providers.llama.files import embedded_model_path
 from streamkit.providers.llama.model import LocalModel
 from streamkit.providers.llama.producer import THREAD_NAME, LlamaLocalProducer
-from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
+from streamkit.providers.openai_http import OpenAIHTTPProducer
+from streamkit.providers.transports import build_transport
 
 from fault_server import serve as serve_faults
 
@@ -30,7 +31,7 @@ async def running_relay(scenario: str | None = "ok", *, backend=None, **options)
         client = None
         if backend is None:
             fault_port = await nursery.start(serve_faults)
-            client = build_client(f"http://127.0.0.1:{fault_port}/{scenario}/k/v1", None,
+            client = build_transport(f"http://127.0.0.1:{fault_port}/{scenario}/k/v1", None,
                                   connect_timeout=5, idle_timeout=30)
             backend = OpenAIHTTPProducer(client)
         limits = options.pop("limits", RelayLimits())

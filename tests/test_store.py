@@ -213,7 +213,7 @@ async def test_reply_is_written_in_batches_not_per_token(tmp_path, autojump_cloc
             await trio.sleep(0.002)
         await send.send([Finish("stop")])
 
-    await run_stream(produce, [recorder])
+    await run_stream(produce, [recorder], reply=recorder.reply)
     text = "".join(f"w{i} " for i in range(2000))
     assert "".join(writes) == text
     assert len(writes) < 2000 / 20  # batches of ~200 ms / 1 KiB, not tokens

@@ -23,7 +23,8 @@ from streamkit.events import ToolCallDelta
 from streamkit.pipeline.toolloop import run_with_tools
 from streamkit.protocol.history import fit_history
 from streamkit.protocol.toolcalls import ToolCall, ToolCallAccumulator
-from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
+from streamkit.providers.openai_http import OpenAIHTTPProducer
+from streamkit.providers.transports import build_transport
 from streamkit.request import GenerationOptions, GenerationRequest, Message, ToolCallRef
 from streamkit.tools.builtins import (
     DIGIT_LIMIT,
@@ -574,7 +575,7 @@ async def test_later_hops_send_what_fit_returns(fault_url, capsys):
     history = [Message("user", json.dumps({"calls": [
         {"name": "calculate", "arguments": {"expression": "6*7"}}]}))]
     request = GenerationRequest("chat", None, GenerationOptions(), messages=tuple(history))
-    async with build_client(url, None, connect_timeout=5, idle_timeout=5) as client:
+    async with build_transport(url, None, connect_timeout=5, idle_timeout=5) as client:
         reply = await run_with_tools(
             OpenAIHTTPProducer(client), request, history,
             dispatcher=Dispatcher({"calculate": builtin_tools(Path.cwd())["calculate"]},

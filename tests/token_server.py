@@ -14,7 +14,8 @@ strings). Scenarios:
 
 Any scenario answers a body with ``scripted_status`` (an int) with that
 HTTP status, and streams the body's ``scripted_reply`` (a string, else its JSON),
-four characters a chunk, instead of "Hello, world" when the body has one; a
+four characters a chunk every ``PACE`` seconds (a model's pace: each chunk a
+network read of its own), instead of "Hello, world" when the body has one; a
 body's ``scripted_usage`` (an object) is sent as the stream's last chunk's
 ``usage``.
 
@@ -32,11 +33,12 @@ import trio
 
 import scripted_http
 from fault_server import DONE
-from scripted_http import read_request, send_json, stream_pieces
+from scripted_http import end_chunked, read_request, send_json, send_piece, start_sse, stream_pieces
 
 bodies: defaultdict[str, list[bytes]] = defaultdict(list)
 
 PIECES = [("Hello", [9906]), (",", [11]), (" world", [1917])]
+PACE = 0.02  # seconds between the chunks of a scripted reply
 
 
 def _headers(key: str, number: int) -> dict[str, str]:
@@ -108,7 +110,14 @@ async def handle(stream: trio.SocketStream) -> None:
                 "message": "the scripted status"}})
             return
         chat = parts[-1] == "completions" and parts[-2] == "chat"
-        await stream_pieces(stream, _chunks(body, chat), headers)
+        if "scripted_reply" not in body:
+            await stream_pieces(stream, _chunks(body, chat), headers)
+            return
+        await start_sse(stream, headers=headers)
+        for piece in _chunks(body, chat):
+            await send_piece(stream, piece)
+            await trio.sleep(PACE)
+        await end_chunked(stream)
 
 
 if __name__ == "__main__":

@@ -10,14 +10,15 @@ rawhttp.py.)
 
 Three targets share the measurement: ``RawHTTPTarget`` (rawhttp.py: an
 OpenAI-compatible server at a plain ``http://`` URL, read with trio sockets
-and h11), ``HTTPTarget`` (one at an ``https://`` URL, read with httpx on
-Trio), both decoded by the sans-IO ``OpenAIStreamDecoder``, and
+and h11), ``HTTPTarget`` (one at an ``https://`` URL, read over the httpx
+transport), both decoded by the sans-IO ``OpenAIStreamDecoder``, and
 ``BackendTarget`` (the local model, whose event batches are timed as they
 leave the model thread).
 """
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Protocol
 
 import trio
@@ -41,13 +42,13 @@ from streamkit.providers.llama.tokenizer import Tokenizer
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    import httpx
-
     from streamkit.providers.backend import Backend
     from streamkit.providers.openai_http import OpenAIHTTPProducer
+    from streamkit.providers.transport import Transport
 
 _CONTENT = (TextDelta, ToolCallDelta, ReasoningDelta)  # output of any kind: TTFT
 _ANSWER = (TextDelta, ToolCallDelta)
+_HEADERS = (("Accept", "text/event-stream"), ("Content-Type", "application/json"))
 
 
 def error_type(kind: str, status: int | None) -> str:
@@ -152,62 +153,60 @@ class Target(Protocol):
 
 
 class HTTPTarget:
-    """An OpenAI-compatible server over httpx, with the producer's error mapping.
+    """An OpenAI-compatible server over a ``Transport``, with the producer's error mapping.
 
-    bench uses it for ``https://`` base URLs; a plain ``http://`` one goes to
-    the leaner ``RawHTTPTarget`` (rawhttp.py), whose reads cost less than half
-    the CPU.
+    bench uses it for ``https://`` base URLs (the httpx transport); a plain
+    ``http://`` one goes to ``RawHTTPTarget`` (rawhttp.py), whose reads are
+    timed before any parsing.
 
-    Each request in flight has an HTTP client of its own, taken from a free
+    Each request in flight has a transport of its own, taken from a free
     list and put back when it ends, so its keep-alive connection serves the
     next request (after warm-up, no TCP connect inside a TTFT). One shared
-    client would do the same through httpcore's pool, whose bookkeeping grows
-    with the square of the connections: at 256 requests in flight that cost
-    seconds of TTFT (bench/bench_accuracy.py).
+    httpx client would do the same through httpcore's pool, whose bookkeeping
+    grows with the square of the connections: at 256 requests in flight that
+    cost seconds of TTFT (bench/bench_accuracy.py).
     """
 
     def __init__(
-        self, producer: OpenAIHTTPProducer, new_client: Callable[[], httpx.AsyncClient]
+        self, producer: OpenAIHTTPProducer, new_transport: Callable[[], Transport]
     ) -> None:
         self.producer = producer
-        self._new_client = new_client
-        self._idle = [producer.client]
-        self._clients = [producer.client]
+        self._new_transport = new_transport
+        self._idle = [producer.transport]
+        self._transports = [producer.transport]
 
     async def aclose(self) -> None:
-        for client in self._clients:
-            await client.aclose()
+        for transport in self._transports:
+            await transport.aclose()
 
     async def send(self, item: Item, measurement: Measurement) -> None:
         if self._idle:
-            client = self._idle.pop()
+            transport = self._idle.pop()
         else:
-            client = self._new_client()
-            self._clients.append(client)
+            transport = self._new_transport()
+            self._transports.append(transport)
         try:
-            await self._send(client, item, measurement)
+            await self._send(transport, item, measurement)
         finally:
-            self._idle.append(client)
+            self._idle.append(transport)
 
-    async def _send(
-        self, client: httpx.AsyncClient, item: Item, measurement: Measurement
-    ) -> None:
-        import httpx
+    async def _send(self, transport: Transport, item: Item, measurement: Measurement) -> None:
+        from streamkit.providers.transport import TransportError
 
         path, body = openai_body(item.request)
         body.update(item.extra_body())
+        raw = json.dumps(body, ensure_ascii=False, separators=(",", ":"),
+                         allow_nan=False).encode()
         clock = trio.current_time
         decoder = OpenAIStreamDecoder()
         try:
-            async with client.stream(
-                "POST", path, json=body, headers={"Accept": "text/event-stream"}
-            ) as response:
-                if response.status_code >= 400:
-                    error = await self.producer._status_error(response)
+            async with transport.stream("POST", path, raw, _HEADERS) as response:
+                if response.status >= 400:
+                    error = await self.producer._status_error(response, path)
                     measurement.end = clock()
                     measurement.fail(error_type("http", error.status), error.message)
                     return
-                async for data in response.aiter_bytes():
+                async for data in response.body:
                     at = clock()
                     if measurement.end is not None:
                         continue  # after [DONE]: read to the body's end, so that the
@@ -219,7 +218,7 @@ class HTTPTarget:
                     measurement.feed(decoder.close(), clock())
                 if measurement.end is None:
                     measurement.end = clock()
-        except (httpx.HTTPError, OSError) as exc:
+        except (TransportError, OSError) as exc:
             measurement.end = clock()
             error = self.producer._translate(exc, measurement.first is not None)
             measurement.fail(error.kind, error.message)

@@ -10,12 +10,14 @@ Here a read is ``trio.SocketStream.receive_some``, timed the moment it
 returns, then h11 and the sans-IO ``OpenAIStreamDecoder``, and nothing else.
 
 It does only what bench needs: one POST, a streamed answer, keep-alive. No
-TLS, proxies, redirects or compression: ``https://`` base URLs keep using the
-httpx ``HTTPTarget``, as every other command does. One retry, as httpcore
-does it: servers close idle keep-alive connections on their own schedule
-(llama.cpp's ``llama-server`` does, with no ``Connection: close`` before), so
-a request sent on a kept-alive connection the server closed before any byte
-of an answer is sent again on a new connection. That failure is the client's
+TLS, proxies, redirects or compression: ``https://`` base URLs use
+``HTTPTarget`` over the httpx transport. (Every other command reads plain
+``http://`` with ``providers/h11_transport.py``, which stamps nothing: here
+each read is timed before h11 sees it.) One retry: servers close idle
+keep-alive connections on their own schedule (llama.cpp's ``llama-server``
+does, with no ``Connection: close`` before), so a request sent on a
+kept-alive connection the server closed before any byte of an answer is
+sent again on a new connection. That failure is the client's
 bad luck, not the server's latency: the request is timed from its second
 sending (``Measurement.resend``), the moment a request that found no free
 connection would have started, so its TTFT holds a TCP connect like theirs

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import msgspec
 import trio
@@ -19,9 +18,6 @@ from streamkit.loadtest.client import BackendTarget, HTTPTarget, Target
 from streamkit.loadtest.workload import Workload, load_dataset, random_workload
 from streamkit.providers.llama.files import resolve_local_model
 from streamkit.providers.llama.tokenizer import Tokenizer
-
-if TYPE_CHECKING:
-    import httpx
 
 
 class BenchConfig(msgspec.Struct, frozen=True):
@@ -93,9 +89,10 @@ def build_workload(config: BenchConfig, settings: Settings, count: int,
 async def open_target(settings: Settings) -> AsyncIterator[Target]:
     """The server at the base URL (no retries), else the local model.
 
-    A plain ``http://`` server is read by ``RawHTTPTarget`` (trio sockets and
-    h11: each read timed before any other work); ``https://`` by ``HTTPTarget``
-    (httpx).
+    A plain ``http://`` server reached directly is read by ``RawHTTPTarget``
+    (trio sockets and h11: each read timed before any other work); ``https://``
+    and a server behind an environment proxy by ``HTTPTarget`` (over the httpx
+    transport), as every other command reads them.
     """
     if not settings.base_url:
         from streamkit.providers.backend import open_backend
@@ -104,7 +101,9 @@ async def open_target(settings: Settings) -> AsyncIterator[Target]:
             await backend.check_model(settings.model)
             yield BackendTarget(backend)
         return
-    if settings.base_url.lower().startswith("http://"):
+    from streamkit.providers.transports import build_transport, proxied
+
+    if settings.base_url.lower().startswith("http://") and not proxied(settings.base_url):
         from streamkit.loadtest.rawhttp import RawHTTPTarget  # the lean path: timed reads
 
         raw = RawHTTPTarget(settings.base_url, settings.api_key,
@@ -116,15 +115,17 @@ async def open_target(settings: Settings) -> AsyncIterator[Target]:
             with trio.CancelScope(shield=True):
                 await raw.aclose()
         return
-    from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
+    from streamkit.providers.openai_http import OpenAIHTTPProducer
+    from streamkit.providers.transport import Transport
 
-    def new_client() -> httpx.AsyncClient:
-        return build_client(settings.base_url or "", settings.api_key,
-                            connect_timeout=settings.connect_timeout,
-                            idle_timeout=settings.idle_timeout)
+    def new_transport() -> Transport:  # TLS, or a proxy from the environment: httpx
+        return build_transport(settings.base_url or "", settings.api_key,
+                               connect_timeout=settings.connect_timeout,
+                               idle_timeout=settings.idle_timeout, lean=False)
 
     target = HTTPTarget(
-        OpenAIHTTPProducer(new_client(), api_key=settings.api_key, max_retries=0), new_client
+        OpenAIHTTPProducer(new_transport(), api_key=settings.api_key, max_retries=0),
+        new_transport,
     )
     try:
         yield target

@@ -47,6 +47,7 @@ async def run_stream(
     consumers: Sequence[Consumer],
     *,
     stop: trio.CancelScope | None = None,
+    reply: Reply | None = None,
 ) -> Reply:
     """Run ``produce`` into ``consumers`` and return what was received.
 
@@ -56,8 +57,15 @@ async def run_stream(
     reply. After the partial text, consumers see a ``StreamError`` of kind
     ``timeout`` when the deadline passed, or ``Finish("cancelled")`` when the
     scope was cancelled.
+
+    ``reply`` is the one to fill. A consumer that reads the whole reply when
+    its stream ends (the log's recorder) says so with ``reads_whole_reply``:
+    the fan-out then fills that consumer's ``reply``, so ``Reply.add`` is not
+    done twice a batch, and no caller can forget to share it.
     """
-    reply = Reply()
+    if reply is None:
+        readers = [c for c in consumers if getattr(c, "reads_whole_reply", False)]
+        reply = readers[0].reply if readers else Reply()  # type: ignore[attr-defined]
     stop = stop or trio.CancelScope()
     send, receive = trio.open_memory_channel[Batch](BUFFER)
     async with trio.open_nursery() as nursery:

@@ -78,18 +78,19 @@ async def open_backend(
         name, path = resolve_local_model(settings.model, settings.local_models)
         yield LlamaLocalProducer(local_model(path, name), max_reply_bytes=settings.max_reply_bytes)
         return
-    # Imported here: httpx costs ~45 ms of start-up that local runs never need.
-    from streamkit.providers.openai_http import OpenAIHTTPProducer, build_client
+    # Imported here: the HTTP stack costs start-up time that local runs never need.
+    from streamkit.providers.openai_http import OpenAIHTTPProducer
+    from streamkit.providers.transports import build_transport
 
-    client = build_client(
+    transport = build_transport(
         settings.base_url,
         settings.api_key,
         connect_timeout=settings.connect_timeout,
         idle_timeout=settings.idle_timeout,
     )
-    async with client:
+    try:
         yield OpenAIHTTPProducer(
-            client,
+            transport,
             api_key=settings.api_key,
             max_retries=settings.max_retries,
             on_retry=_print_retry,
@@ -99,6 +100,9 @@ async def open_backend(
             max_reply_bytes=settings.max_reply_bytes,
             gate=gate,
         )
+    finally:
+        with trio.CancelScope(shield=True):
+            await transport.aclose()
 
 
 def _print_retry(error: StreamkitError, delay: float) -> None:

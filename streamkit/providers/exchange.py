@@ -8,13 +8,13 @@ the response's status and kept headers travel to the consumers (log,
 
 from __future__ import annotations
 
-import httpx
 import trio
 
 from streamkit.errors import one_line
 from streamkit.events import ResponseInfo
 from streamkit.protocol.urls import public_url
 from streamkit.protocol.wire import describe_headers, kept_headers
+from streamkit.providers.transport import Response
 
 
 class Exchange:
@@ -30,13 +30,13 @@ class Exchange:
         self.headers: dict[str, str] = {}
         self.failure: str | None = None
 
-    def answered(self, response: httpx.Response, sent: tuple[str, bytes]) -> ResponseInfo:
+    def answered(self, response: Response, sent: tuple[str, bytes]) -> ResponseInfo:
         """The response's head arrived (to the request ``sent``: path and body): the
         event that tells the consumers."""
         self.headers_at = trio.current_time()
-        self.status = response.status_code
-        self.reason = response.reason_phrase or ""
-        self.headers = kept_headers(response.headers.multi_items())
+        self.status = response.status
+        self.reason = response.reason
+        self.headers = kept_headers(response.headers)
         return ResponseInfo(self.status, self.headers, sent)
 
     def received(self) -> None:

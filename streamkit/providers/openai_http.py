@@ -1,4 +1,4 @@
-"""The remote producer: an OpenAI-compatible server streamed over httpx.
+"""The remote producer: an OpenAI-compatible server, streamed over a ``Transport``.
 
 It owns its I/O and nothing else: it sends the request, feeds each network
 read of the response body to the sans-IO decoder, and sends the resulting
@@ -7,21 +7,21 @@ exceptions: they end the stream with a ``StreamError`` event after whatever
 was already received, so every consumer sees the same ending.
 
 Timeouts are the caller's: the connect and idle (read) limits live in the
-``httpx.Timeout`` of the client the caller builds, the whole-request limit is
-a cancel scope in the pipeline.
+transport the caller builds (``build_transport``), the whole-request limit
+is a cancel scope in the pipeline.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
-import httpx
 import msgspec
 import trio
 
-from streamkit import __version__
 from streamkit.config import DEFAULT_MAX_REPLY_BYTES
 from streamkit.errors import (
     HTTPStatusError,
@@ -44,51 +44,21 @@ from streamkit.protocol.urls import join_url, public_url, split_query, url_secre
 from streamkit.protocol.wire import request_bytes
 from streamkit.providers.exchange import Exchange
 from streamkit.providers.rate_limit import PauseGate, RateLimitGate
+from streamkit.providers.transport import (
+    ConnectTimeout,
+    DecodingError,
+    InvalidURL,
+    ReadTimeout,
+    Response,
+    Transport,
+    TransportError,
+    WriteTimeout,
+)
 from streamkit.request import GenerationRequest, Message
 
-_HEADERS = {"Accept": "text/event-stream", "Content-Type": "application/json"}
+_HEADERS = (("Accept", "text/event-stream"), ("Content-Type", "application/json"))
+_JSON = (("Content-Type", "application/json"),)
 T = TypeVar("T")
-
-
-def build_client(
-    base_url: str,
-    api_key: str | None,
-    *,
-    connect_timeout: float | None,
-    idle_timeout: float | None,
-) -> httpx.AsyncClient:
-    """An httpx client whose timeouts are named by what they bound.
-
-    ``idle_timeout`` is httpx's read timeout: no bytes for that long while
-    waiting for the response or inside the stream. A query in ``base_url``
-    (``?api-version=2``) goes on every request, after the API path.
-    """
-    headers = {"User-Agent": f"streamkit/{__version__}"}
-    if api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
-    timeout = httpx.Timeout(
-        connect=connect_timeout, read=idle_timeout, write=idle_timeout, pool=connect_timeout
-    )
-    # Building the default TLS context costs ~30 ms of start-up; a plain
-    # http:// server (the usual local one) never uses it, and redirects are
-    # not followed, so no request of this client can reach TLS.
-    plain_http = base_url.startswith("http://")
-    try:
-        base, query = split_query(base_url)
-        return httpx.AsyncClient(
-            base_url=base.rstrip("/") + "/",
-            params=query or None,
-            headers=headers,
-            timeout=timeout,
-            verify=not plain_http,
-            # Concurrency is bounded by the caller (batch workers), not by
-            # httpx's default pool of 100, which would silently cap -j 256.
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
-        )
-    except (httpx.InvalidURL, ValueError) as exc:
-        message = redact(f"invalid base URL {public_url(base_url)!r}: {one_line(exc)}",
-                         url_secrets(base_url))
-        raise UsageError(message) from None
 
 
 class OpenAIHTTPProducer:
@@ -98,7 +68,7 @@ class OpenAIHTTPProducer:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        transport: Transport,
         *,
         api_key: str | None = None,
         max_retries: int = 2,
@@ -109,7 +79,7 @@ class OpenAIHTTPProducer:
         max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
         gate: PauseGate | None = None,
     ) -> None:
-        self.client = client
+        self.transport = transport
         self.max_reply_bytes = max_reply_bytes  # a longer reply is cut (``ReplyLimit``)
         self.on_notice = on_notice  # things the user should know, once (stderr)
         self.schema_form: str | None = None  # the response_format form that worked
@@ -120,11 +90,9 @@ class OpenAIHTTPProducer:
         self.max_retries = max_retries
         self.on_retry = on_retry
         self.gate: PauseGate = gate or RateLimitGate()  # a cluster passes its shared one
-        real_base = str(client.base_url).rstrip("/")
-        if client.params:
-            real_base += f"?{client.params}"
-        self._base_url = public_url(real_base)
-        self._secrets = [api_key, *url_secrets(real_base)]
+        base, query = split_query(transport.url)  # shown as http://h/v1?q, never h/v1/?q
+        self._base_url = public_url(base.rstrip("/") + (f"?{query}" if query else ""))
+        self._secrets = [api_key, *url_secrets(transport.url)]
 
     @property
     def model_name(self) -> str | None:
@@ -253,12 +221,12 @@ class OpenAIHTTPProducer:
         limit = ReplyLimit(self.max_reply_bytes)
         exchange = Exchange("POST", join_url(self.base_url, path))
         try:
-            headers = _HEADERS if key is None else {**_HEADERS, "Idempotency-Key": key}
-            async with self.client.stream("POST", path, content=raw, headers=headers) as response:
+            headers = _HEADERS if key is None else (*_HEADERS, ("Idempotency-Key", key))
+            async with self.transport.stream("POST", path, raw, headers) as response:
                 await send.send([exchange.answered(response, (path, raw))])
-                if response.status_code >= 400:
-                    raise await self._status_error(response)
-                kind = body_kind(response.headers.get("content-type"))
+                if response.status >= 400:
+                    raise await self._status_error(response, path)
+                kind = body_kind(response.header("content-type"))
                 if kind == "json":  # a server that ignored "stream": the whole reply
                     whole = await self._whole_body(response, exchange, limit)
                     events = limit.admit(completion_events(whole))
@@ -267,9 +235,9 @@ class OpenAIHTTPProducer:
                     return
                 if kind != "event-stream":
                     raise ProtocolError(not_a_stream_message(
-                        response.headers.get("content-type"), self.base_url))
+                        response.header("content-type"), self.base_url))
                 decoder = OpenAIStreamDecoder()
-                async for data in response.aiter_bytes():
+                async for data in response.body:
                     exchange.received()
                     events = decoder.feed(data)
                     if events:
@@ -281,7 +249,7 @@ class OpenAIHTTPProducer:
                 tail = limit.admit(decoder.close())
                 if tail:
                     await send.send(tail)
-        except (httpx.HTTPError, OSError) as exc:
+        except (TransportError, OSError) as exc:
             exchange.failed(exc)
             error = self._translate(exc, sent_any)
             if not sent_any:
@@ -295,13 +263,13 @@ class OpenAIHTTPProducer:
                 self.debug(redact(exchange.line(), self._secrets))
 
     async def _whole_body(
-        self, response: httpx.Response, exchange: Exchange, limit: ReplyLimit
+        self, response: Response, exchange: Exchange, limit: ReplyLimit
     ) -> bytes:
         """A non-streamed answer's body, read up to a bound: the reply's cap, with room
         for what JSON wraps around the text (escapes, logprobs, framing)."""
         bound = 4 * limit.max_bytes + ERROR_BODY_LIMIT
         raw = bytearray()
-        async for data in response.aiter_bytes():
+        async for data in response.body:
             exchange.received()
             raw += data
             if len(raw) > bound:
@@ -311,36 +279,37 @@ class OpenAIHTTPProducer:
                     "config file): not read")
         return bytes(raw)
 
-    async def _status_error(self, response: httpx.Response) -> HTTPStatusError:
+    async def _status_error(
+        self, response: Response, path: str, method: str = "POST"
+    ) -> HTTPStatusError:
+        """An error answer as one line (its body read up to ``ERROR_BODY_LIMIT``)."""
         raw = b""
-        async for data in response.aiter_bytes():
+        async for data in response.body:
             raw += data
             if len(raw) >= ERROR_BODY_LIMIT:
                 break
-        where = f"{response.request.method} {response.request.url.path}"
-        message, rejected = status_message(
-            response.status_code, response.reason_phrase or "", where, raw
-        )
+        where = f"{method} {urlsplit(join_url(self.transport.url, path)).path}"
+        message, rejected = status_message(response.status, response.reason, where, raw)
         return HTTPStatusError(
             redact(message, self._secrets),
-            status=response.status_code,
-            retryable=is_retryable_status(response.status_code) and not rejected,
-            retry_after=parse_retry_after(response.headers.get("retry-after"), time.time()),
+            status=response.status,
+            retryable=is_retryable_status(response.status) and not rejected,
+            retry_after=parse_retry_after(response.header("retry-after"), time.time()),
         )
 
     def _translate(self, exc: Exception, sent_any: bool) -> StreamkitError:
-        """Map an httpx/OS exception to streamkit's hierarchy (the one boundary)."""
+        """Map a transport/OS exception to streamkit's hierarchy (the one boundary)."""
         url = self.base_url
         cause = redact(one_line(exc), self._secrets)
-        if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+        if isinstance(exc, ConnectTimeout):
             return RequestTimeout(
                 f"connecting to {url} timed out (--connect-timeout)", retryable=True
             )
-        if isinstance(exc, httpx.TimeoutException):
+        if isinstance(exc, ReadTimeout | WriteTimeout):
             return RequestTimeout(f"no data from {url} within the idle timeout (--idle-timeout)")
-        if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        if isinstance(exc, InvalidURL):
             return UsageError(f"invalid base URL {url!r}: {cause}")
-        if isinstance(exc, httpx.DecodingError):
+        if isinstance(exc, DecodingError):
             return ProtocolError(f"undecodable response body from {url}: {cause}")
         return connection_error(url, cause, sent_any)
 
@@ -367,14 +336,18 @@ class OpenAIHTTPProducer:
         return await self._with_retries(lambda: self._request_json_once(method, path, body))
 
     async def _request_json_once(self, method: str, path: str, body: Any) -> Any:
+        raw = None if body is None else json.dumps(  # the bytes httpx's json= sends
+            body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
         try:
-            response = await self.client.request(method, path, json=body)
-        except (httpx.HTTPError, OSError) as exc:
+            async with self.transport.stream(method, path, raw,
+                                             _JSON if raw is not None else ()) as response:
+                if response.status >= 400:
+                    raise await self._status_error(response, path, method)
+                content = b"".join([data async for data in response.body])
+        except (TransportError, OSError) as exc:
             raise self._translate(exc, False) from None
-        if response.status_code >= 400:
-            raise await self._status_error(response)
         try:
-            return msgspec.json.decode(response.content)
+            return msgspec.json.decode(content)
         except msgspec.DecodeError as exc:
             raise ProtocolError(f"unexpected /{path} answer from {self.base_url}: "
                                 f"{exc}") from None

@@ -186,7 +186,14 @@ class ConversationLog:
 
 
 class ReplyRecorder:
-    """Consumer: streams one reply into the store."""
+    """Consumer: streams one reply into the store.
+
+    Its ``reply`` is filled by the fan-out, not here (``run_stream`` fills the
+    ``reply`` of a consumer with ``reads_whole_reply``), and the recorder reads
+    it when its channel closes (by then the fan-out has added every batch).
+    """
+
+    reads_whole_reply = True
 
     def __init__(
         self, log: ConversationLog, *, request_id: int | None, provider: str,
@@ -221,7 +228,6 @@ class ReplyRecorder:
                 self._wake.set()
 
     def _take(self, batch: Batch) -> None:
-        self.reply.add(batch)
         for event in batch:
             if type(event) is ReasoningDelta and event.choice == 0 and (
                     self._first_token_at is None):

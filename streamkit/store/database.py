@@ -72,20 +72,24 @@ class Store(LogReads):
     # -- schema --------------------------------------------------------------
 
     def _migrate(self) -> None:
+        """Bring the schema up to ``SCHEMA_VERSION`` in one transaction, not one per
+        migration: a fresh file pays one commit, and a crash leaves no half schema."""
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise UsageError(
                 f"the log database {self.path} has schema version {version}; this "
                 f"streamkit knows up to {SCHEMA_VERSION} (upgrade streamkit or use --db)"
             )
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            with self._transaction():
-                # Re-check inside the write lock: another process may have migrated.
-                if self.db.execute("PRAGMA user_version").fetchone()[0] >= target:
-                    continue
+        if version == SCHEMA_VERSION:
+            return
+        with self._transaction():
+            # Re-read inside the write lock: another process may have migrated.
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            for target in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in statements(MIGRATIONS[target - 1]):
                     self.db.execute(statement)
-                self.db.execute(f"PRAGMA user_version = {target}")
+            if version < SCHEMA_VERSION:
+                self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _transaction(self) -> Transaction:
         return Transaction(self.db)
