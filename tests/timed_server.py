@@ -18,7 +18,10 @@ system prompt) this key has seen before gets that TTFT instead of ``ttft``.
 ``<key>`` separates the counters of different tests: ``GET
 /<plan>/<key>/stats`` returns ``{"requests", "in_flight", "max_in_flight"}``,
 ``GET /<plan>/<key>/requests`` every request received, ``{"at", "body"}``
-(``at``: the server's clock when it arrived, seconds).
+(``at``: the server's clock when it arrived, seconds), and ``GET
+/<plan>/<key>/metrics`` Prometheus metrics in the exposition format under
+vLLM's names: requests running and waiting for a slot, KV-cache use (running
+over slots) and a histogram of the TTFTs it served.
 
 Each chunk carries ``t``, the server's own seconds since the request
 arrived, taken just before the chunk is written. When the environment
@@ -43,7 +46,14 @@ import httpx
 import trio
 
 import scripted_http
-from scripted_http import end_chunked, read_request, send_json, send_piece, start_sse
+from scripted_http import (
+    end_chunked,
+    read_request,
+    send_head,
+    send_json,
+    send_piece,
+    start_sse,
+)
 
 DONE = b"data: [DONE]\n\n"
 
@@ -88,6 +98,8 @@ class Counters:
     max_in_flight: int = 0
     received: list = field(default_factory=list)  # {"at", "body"} of every request
     prefixes: set = field(default_factory=set)  # first messages seen (cached=)
+    waiting: int = 0  # for a slot (slots=)
+    ttfts: list = field(default_factory=list)  # from arrival to the first token, as served
     slots: trio.Semaphore | None = None
 
     def stats(self) -> dict:
@@ -146,14 +158,21 @@ class Exchange:
             counters.prefixes.add(first)
         sent: list[float] = []
         slots = None
+        arrived = started
         if plan.slots:
             slots = counters.slots = counters.slots or trio.Semaphore(plan.slots)
-            await slots.acquire()
+            counters.waiting += 1
+            try:
+                await slots.acquire()
+            finally:
+                counters.waiting -= 1
             started = trio.current_time()
         try:
             for k in range(tokens):
                 await trio.sleep_until(started + ttft + k * plan.itl)
                 now = trio.current_time() - started
+                if not sent:
+                    counters.ttfts.append(trio.current_time() - arrived)
                 sent.append(now)
                 text = f"tok{k}.r{self.number} " if plan.tag else f"tok{k} "
                 yield _payload(self.chat, text, None, now, thought=k < plan.think)
@@ -192,6 +211,32 @@ def _report(key: str, what: str) -> object:
     return counters.stats() if what == "stats" else counters.received
 
 
+TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, float("inf"))
+
+
+def exposition(key: str, plan: Plan) -> str:
+    """The key's state as a vLLM server would expose it to Prometheus."""
+    counters = _counters(key)
+    running = counters.in_flight - counters.waiting
+    label = '{model_name="timed"}'
+    lines = ["# HELP vllm:num_requests_running Requests being served.",
+             "# TYPE vllm:num_requests_running gauge",
+             f"vllm:num_requests_running{label} {running}",
+             "# TYPE vllm:num_requests_waiting gauge",
+             f"vllm:num_requests_waiting{label} {counters.waiting}",
+             "# TYPE vllm:kv_cache_usage_perc gauge",
+             f"vllm:kv_cache_usage_perc{label} {running / plan.slots if plan.slots else 0.0}",
+             "# TYPE vllm:time_to_first_token_seconds histogram"]
+    for bound in TTFT_BUCKETS:
+        le = "+Inf" if bound == float("inf") else repr(bound)
+        count = sum(1 for t in counters.ttfts if t <= bound)
+        lines.append(f'vllm:time_to_first_token_seconds_bucket{{le="{le}",model_name="timed"}}'
+                     f" {count}")
+    lines.append(f"vllm:time_to_first_token_seconds_count{label} {len(counters.ttfts)}")
+    lines.append(f"vllm:time_to_first_token_seconds_sum{label} {sum(counters.ttfts)}")
+    return "\n".join(lines) + "\n"
+
+
 def route(path: str) -> tuple[Plan, str, str]:
     """``/<plan>/<key>/v1/...``: the plan, the counters' key, and the rest."""
     parts = path.strip("/").split("/")
@@ -208,6 +253,8 @@ def transport() -> httpx.MockTransport:
         plan, key, rest = route(request.url.path)
         if rest in ("stats", "requests"):
             return httpx.Response(200, json=_report(key, rest))
+        if rest == "metrics":
+            return httpx.Response(200, text=exposition(key, plan))
         exchange = Exchange(plan, key, json.loads(request.content), rest, trio.current_time())
         if exchange.status != 200:
             return httpx.Response(exchange.status, content=exchange.error_body())
@@ -238,6 +285,11 @@ async def _handle(stream: trio.SocketStream) -> None:
                 plan, key, rest = route(request.target)
                 if rest in ("stats", "requests"):
                     await send_json(stream, "200 X", _report(key, rest), close=False)
+                    continue
+                if rest == "metrics":
+                    text = exposition(key, plan).encode()
+                    await send_head(stream, "200 X", {"Content-Type": "text/plain; version=0.0.4",
+                                                      "Content-Length": len(text)}, text)
                     continue
                 exchange = Exchange(plan, key, json.loads(request.body or b"{}"), rest, started)
                 if exchange.status != 200:

@@ -37,7 +37,7 @@ COUNTS = {
 }
 STATS = ("mean", "stdev", "p50", "p90", "p95", "p99", "max")
 
-_BOUND = re.compile(r"^\s*([a-z_]+)(?:\.([a-z0-9]+))?\s*([<>])\s*([+-]?[0-9.]+)\s*(%?)\s*$")
+_BOUND = re.compile(r"^\s*([a-z][a-z0-9_]*)(?:\.([a-z0-9]+))?\s*([<>])\s*([+-]?[0-9.]+)\s*(%?)\s*$")
 
 
 class RegressionFound(StreamkitError):
