@@ -114,7 +114,8 @@ def test_exposition_text_of_vllm_and_llama_cpp():
     ttft = summary["server_ttft_ms"]
     assert ttft["count"] == 100 and ttft["p50"] == pytest.approx(100 + 100 * 50 / 80)
     assert ttft["p99"] == pytest.approx(200)  # the open top bucket: its lower edge
-    assert parse_scrape(LLAMA_CPP).gauges == {"running": 2.0, "queue": 1.0}
+    assert parse_scrape(LLAMA_CPP).gauges == {"running": 2.0, "queue": 1.0,
+                                              "prompt_tokens": 120.0}
     assert histogram_quantile(0.5, {}) is None
     with pytest.raises(ValueError):
         parse_scrape("not { the format")

@@ -14,6 +14,11 @@ their label sets (several models, several engines on one endpoint):
 * kv_cache -- share of the KV cache in use (0 to 1): ``vllm:kv_cache_usage_perc``
   (``vllm:gpu_cache_usage_perc`` before vLLM 0.10), ``llamacpp:kv_cache_usage_ratio``,
   ``sglang:token_usage``;
+* prompt and output tokens it counted (counters, their gain over the run):
+  ``vllm:prompt_tokens_total`` / ``vllm:generation_tokens_total``,
+  ``llamacpp:prompt_tokens_total`` / ``llamacpp:tokens_predicted_total``,
+  ``sglang:prompt_tokens_total`` / ``sglang:generation_tokens_total``,
+  ``tgi_request_input_length_sum`` / ``tgi_request_generated_tokens_sum``;
 * the server's TTFT histogram: ``vllm:time_to_first_token_seconds``,
   ``sglang:time_to_first_token_seconds``; its percentiles over a run come from
   the bucket counts gained between the scrapes before and after it, as
@@ -36,11 +41,17 @@ GAUGES = {
     "kv_cache": ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc",
                  "llamacpp:kv_cache_usage_ratio", "sglang:token_usage"),
 }
+COUNTERS = {
+    "prompt_tokens": ("vllm:prompt_tokens_total", "llamacpp:prompt_tokens_total",
+                      "sglang:prompt_tokens_total", "tgi_request_input_length_sum"),
+    "output_tokens": ("vllm:generation_tokens_total", "llamacpp:tokens_predicted_total",
+                      "sglang:generation_tokens_total", "tgi_request_generated_tokens_sum"),
+}
 TTFT_HISTOGRAMS = ("vllm:time_to_first_token_seconds", "sglang:time_to_first_token_seconds")
 
 
 class Scrape:
-    """One scrape: the known gauges, and the TTFT histogram's cumulative buckets."""
+    """One scrape: the known gauges and counters, and the TTFT histogram's buckets."""
 
     def __init__(self, gauges: dict[str, float], buckets: dict[float, float]) -> None:
         self.gauges = gauges
@@ -51,7 +62,7 @@ def parse_scrape(text: str) -> Scrape:
     """The exposition text of one scrape; ValueError when it is not that format."""
     values: dict[str, float] = {}
     buckets: dict[float, float] = {}
-    wanted = {name for names in GAUGES.values() for name in names}
+    wanted = {name for names in (*GAUGES.values(), *COUNTERS.values()) for name in names}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name in wanted:
@@ -61,7 +72,7 @@ def parse_scrape(text: str) -> Scrape:
                 bound = float(sample.labels["le"])  # "+Inf" reads as inf
                 buckets[bound] = buckets.get(bound, 0.0) + float(sample.value)
     gauges = {}
-    for kind, names in GAUGES.items():
+    for kind, names in (*GAUGES.items(), *COUNTERS.items()):
         found = [values[name] for name in names if name in values]
         if found:
             gauges[kind] = found[0]
@@ -107,6 +118,10 @@ def run_summary(url: str, interval: float, before: Scrape | None,
             "mean": round(math.fsum(values) / len(values), 4) if values else None,
             "after": after.gauges.get(kind) if after else None,
         }
+    summary["tokens_during_run"] = {
+        kind: (after.gauges[kind] - before.gauges[kind]
+               if before and after and kind in before.gauges and kind in after.gauges else None)
+        for kind in COUNTERS}
     summary["server_ttft_ms"] = _ttft(before, after)
     return summary
 
