@@ -54,7 +54,10 @@ def combine(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     Every number becomes the repeats' mean (so the summary, ``compare`` and the
     plots read it as one run's), every statistic dict likewise key by key;
     ``repeat.ci95`` holds each figure's interval under ``field`` or
-    ``field.stat``, ``repeat.runs`` the records themselves.
+    ``field.stat``, ``repeat.runs`` the records themselves. Breakdowns that
+    are lists or nested tables (``by_turn``, ``prefix_groups``,
+    ``server_metrics``) are the first repeat's; each repeat's own are in
+    ``repeat.runs``.
     """
     first = records[0]
     combined: dict[str, Any] = {}

@@ -113,10 +113,6 @@ class ThinkTime:
             return max(0.0, rng.gauss(self.a, self.b))
         return self.a
 
-    @property
-    def mean(self) -> float:
-        return (self.a + self.b) / 2 if self.kind == "uniform" else self.a
-
 
 def parse_seconds(text: str) -> float:
     """``500ms``, ``2s`` or a bare number of seconds; ValueError otherwise."""

@@ -31,6 +31,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
 from prometheus_client.parser import text_string_to_metric_families
 
 GAUGES = {
@@ -50,12 +51,11 @@ COUNTERS = {
 TTFT_HISTOGRAMS = ("vllm:time_to_first_token_seconds", "sglang:time_to_first_token_seconds")
 
 
-class Scrape:
+class Scrape(msgspec.Struct, frozen=True):
     """One scrape: the known gauges and counters, and the TTFT histogram's buckets."""
 
-    def __init__(self, gauges: dict[str, float], buckets: dict[float, float]) -> None:
-        self.gauges = gauges
-        self.buckets = buckets  # upper bound (inf for +Inf) -> cumulative count
+    gauges: dict[str, float]
+    buckets: dict[float, float]  # upper bound (inf for +Inf) -> cumulative count
 
 
 def parse_scrape(text: str) -> Scrape:

@@ -82,7 +82,7 @@ async def play(runner: Runner, spec: Spec, origin: float,
 async def _conversation(runner: Runner, conversation: Conversation, number: int,
                         rng: random.Random, think: ThinkTime, limit: float, origin: float,
                         record: Callable[[Sample], None], stop: trio.CancelScope,
-                        indices: itertools.count) -> None:
+                        indices: itertools.count[int]) -> None:
     workload = runner.workload
     history: list[Message] = []
     if conversation.system:

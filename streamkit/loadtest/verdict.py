@@ -121,11 +121,12 @@ class Finding(msgspec.Struct, frozen=True):
     base: float
     new: float
     change: float  # percent when the bound is relative, else in the figure's unit
+    relative: bool
     broken: bool
     within_noise: bool  # beyond the bound, but inside the confidence intervals
 
     def describe(self) -> str:
-        unit = "%" if self.bound.endswith("%") else ""
+        unit = "%" if self.relative else ""
         verdict = ("BROKEN" if self.broken else
                    "within the confidence interval: not a regression" if self.within_noise
                    else "ok")
@@ -169,7 +170,8 @@ def _judge_one(bound: Bound, number: int, base: dict[str, Any],
         low_new, high_new = interval(new, bound) or (after, after)
         repeated = interval(base, bound) is not None or interval(new, bound) is not None
         noise = repeated and low_new <= high_base and low_base <= high_new
-    return Finding(bound.text, number, before, after, change, beyond and not noise, noise)
+    return Finding(bound.text, number, before, after, change, bound.relative,
+                   beyond and not noise, noise)
 
 
 def broken_message(findings: Sequence[Finding]) -> str | None:
@@ -178,5 +180,5 @@ def broken_message(findings: Sequence[Finding]) -> str | None:
     if not broken:
         return None
     named = "; ".join(f"{f.bound} in run {f.run} ({f.change:+.1f}"
-                      f"{'%' if f.bound.endswith('%') else ''})" for f in broken)
+                      f"{'%' if f.relative else ''})" for f in broken)
     return f"bench compare: {len(broken)} bound(s) broken: {named}"
