@@ -88,3 +88,20 @@ def test_llama_server_metrics_next_to_the_clients_figures(run_cli, native_llama_
     # the server counted the tokens the client did (min_tokens forced 16 each)
     assert server["tokens_during_run"]["output_tokens"] == run["output_tokens"] == 16 * 16
     assert server["tokens_during_run"]["prompt_tokens"] > 0
+
+
+def test_prefix_groups_against_a_server_with_a_prefix_cache(run_cli, timed_root, tmp_path):  # noqa: F811
+    root = f"{timed_root}/ttft=0.08,itl=0.002,tokens=2,cached=0.02/{uuid.uuid4().hex}"
+    result = run_cli("bench", "--base-url", f"{root}/v1", "--prefix-tokens", "64",
+                     "--prefix-groups", "3", "--requests", "9", "--json",
+                     str(tmp_path / "p.json"))
+    assert result.code == 0, result.stderr
+    groups = json.loads((tmp_path / "p.json").read_text())["runs"][0]["prefix_groups"]
+    assert groups["groups"] == 3
+    # real sockets: never below the server's TTFT, and the cached ones clearly faster
+    assert 80 <= groups["first_ttft_ms"]["p50"] < 200
+    assert 20 <= groups["rest_ttft_ms"]["p50"] < 60
+    assert "shared prefixes (3 groups)" in result.stdout
+    systems = [r["body"]["messages"][0]["content"]
+               for r in httpx.get(f"{root}/requests").json()]
+    assert len(set(systems)) == 3 and all(len(s.split()) == 64 for s in systems)

@@ -232,3 +232,22 @@ def test_options_that_cannot_combine_are_one_line_errors(run_cli, timed_url, arg
     result = run_cli("bench", "--base-url", timed_url("tokens=2"), *args)
     assert result.code == 2, (args, result.stderr)
     assert said in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_find_capacity_prints_the_rate_and_every_run_it_tried(run_cli, timed_root, tmp_path):  # noqa: F811
+    """Two slots, 0.1 s a request: 20 requests/s is where the queue starts. Over real
+    sockets the bounds are the stated precision's, widened for a loaded machine."""
+    url = f"{timed_root}/ttft=0.05,itl=0.005,tokens=11,slots=2/{uuid.uuid4().hex}/v1"
+    result = run_cli("bench", "--base-url", url, "--find-capacity", "--slo", "ttft=80ms",
+                     "--slo-percentile", "95", "--rate", "5", "--burstiness", "inf",
+                     "--requests", "40", "--output-tokens", "11",
+                     "--json", str(tmp_path / "c.json"), timeout=300)
+    assert result.code == 0, result.stderr
+    capacity = json.loads((tmp_path / "c.json").read_text())["capacity"]
+    assert capacity["percentile"] == 95 and capacity["slo_ms"] == {"ttft": 80.0}
+    assert 0.7 * 20 <= capacity["rate"] <= 1.1 * 20
+    assert capacity["failing_rate"] is not None
+    tried = [line for line in result.stdout.splitlines() if re.match(r"  \d+\. ", line)]
+    assert len(tried) == len(capacity["runs"]) >= 4
+    assert re.search(r"capacity \(p95 ttft <= 80 ms\): [0-9.]+ requests/s meets it",
+                     result.stdout)

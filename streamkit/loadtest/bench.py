@@ -122,8 +122,8 @@ async def _run_one(spec: RunSpec, config: BenchConfig, execute: Execute,
                    interrupts: Interrupts) -> tuple[list[RunResult], bool]:
     """``spec`` run ``--repeat`` times; the runs, and whether to go on."""
     group = []
-    for _ in range(config.repeat):
-        result = RunResult(spec, workers=config.workers)
+    for repeat in range(1, config.repeat + 1):
+        result = RunResult(spec, workers=config.workers, repeat=repeat)
         group.append(result)
         with interrupts.guard() as scope, scope:
             await execute(result)
@@ -192,7 +192,7 @@ def _write_outputs(config: BenchConfig, report: dict[str, Any],
     if config.json_path:
         write_json(config.json_path, report)
     if config.csv_path:
-        write_csv(config.csv_path, groups)
+        write_csv(config.csv_path, [result for group in groups for result in group])
     if config.plots_dir:
         from streamkit.loadtest.plots import write_plots  # matplotlib: only when asked
 

@@ -131,8 +131,9 @@ def _s(value: float | None) -> str:
     return "" if value is None else f"{value:.6f}"
 
 
-def write_csv(path: Path, groups: Sequence[Sequence[RunResult]]) -> None:
-    """One row per request of every run (and of every repeat of it)."""
+def write_csv(path: Path, results: Sequence[RunResult]) -> None:
+    """One row per request of every run, in order; a run's repeats follow it, and
+    share its number (``run``), told apart by ``repeat``."""
     try:
         handle = path.open("w", newline="", encoding="utf-8")
     except OSError as exc:
@@ -140,9 +141,10 @@ def write_csv(path: Path, groups: Sequence[Sequence[RunResult]]) -> None:
     with handle:
         writer = csv.writer(handle)
         writer.writerow(CSV_FIELDS)
-        for number, group in enumerate(groups, 1):
-            for repeat, result in enumerate(group, 1):
-                _csv_rows(writer, number, repeat, result)
+        number = 0
+        for result in results:
+            number += result.repeat == 1
+            _csv_rows(writer, number, result.repeat, result)
 
 
 def _csv_rows(writer: Any, number: int, repeat: int, result: RunResult) -> None:

@@ -64,6 +64,7 @@ class RunResult(msgspec.Struct):
     stopped: str | None = None  # why the run ended early, if it did
     workers: int = 1
     server_metrics: dict[str, Any] | None = None  # --server-metrics: what was scraped
+    repeat: int = 1  # --repeat: which of the run's repeats this is
 
 
 class Observer(Protocol):
