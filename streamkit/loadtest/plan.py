@@ -37,7 +37,8 @@ def check(config: BenchConfig) -> None:
         require_matplotlib()  # before any run: not after minutes of measuring
 
 
-def _conflicts(config: BenchConfig, option: str, others: dict[str, object]) -> None:
+def _conflicts(option: str, others: dict[str, object]) -> None:
+    """The first of ``others`` given alongside ``option``, as a usage error."""
     for name, given in others.items():
         if given:
             raise UsageError(f"{option} cannot be combined with {name}")
@@ -47,7 +48,7 @@ def _check_workload(config: BenchConfig) -> None:
     if config.sessions is not None:
         if config.dataset == "random":
             raise UsageError("--sessions plays conversations: give --dataset FILE")
-        _conflicts(config, "--sessions", {
+        _conflicts("--sessions", {
             "--concurrency": config.concurrency, "--rate": config.rate,
             "--sweep": config.sweep, "--trace": config.trace, "--warmup": config.warmup,
             "--prefix-tokens": config.prefix_tokens, "--find-capacity": config.find_capacity,
@@ -65,7 +66,7 @@ def _check_workload(config: BenchConfig) -> None:
         raise UsageError("--prefix-tokens builds random prompts: it cannot be combined with "
                          "--dataset FILE")
     if config.trace is not None:
-        _conflicts(config, "--trace", {
+        _conflicts("--trace", {
             "--concurrency": config.concurrency, "--rate": config.rate,
             "--sweep": config.sweep, "--dataset": config.dataset != "random",
             "--prefix-tokens": config.prefix_tokens, "--ramp-up": config.ramp_up,
@@ -84,7 +85,7 @@ def _check_capacity(config: BenchConfig) -> None:
         return
     if not config.slo:
         raise UsageError("--find-capacity needs --slo (e.g. --slo ttft=500ms,tpot=50ms)")
-    _conflicts(config, "--find-capacity", {
+    _conflicts("--find-capacity", {
         "--concurrency": config.concurrency, "--sweep": config.sweep,
         "--repeat": config.repeat > 1, "several --rate": len(config.rate) > 1})
 
