@@ -45,8 +45,9 @@ def test_a_trace_at_100_requests_a_second_arrives_within_2_ms_of_its_times(
     # within 2 ms, as the issue asks, for the typical request; the tail's bound is the
     # machine's (two cores shared with other work: a send can wait for the CPU), and
     # still far below the 10 ms gap between arrivals
-    assert percentile(errors, 50) < 2.0, [round(percentile(errors, q), 2) for q in range(0, 101, 10)]
-    assert percentile(errors, 90) < 10.0, errors[-20:]
+    deciles = [round(percentile(errors, q), 2) for q in range(0, 101, 10)]
+    assert percentile(errors, 50) < 2.0, deciles
+    assert percentile(errors, 90) < 10.0, deciles
     assert errors[-1] < 50.0
     assert run["schedule_lag_ms"]["p50"] < 2.0
 
