@@ -2,7 +2,8 @@
 
 It behaves unlike ``python -m llama_cpp.server`` where it matters to
 streamkit: it closes kept-alive connections on its own schedule, serves
-several requests at once (``-np 4``: four slots) and ignores ``echo``.
+several requests at once (``-np 4``: four slots), ignores ``echo``, and
+serves Prometheus metrics at ``/metrics`` (``--metrics``).
 ``.ci/build-llama-server`` (run by ``.ci/install --dev``) builds it once per
 machine; the binary is ``$STREAMKIT_LLAMA_SERVER``, else the newest build of
 this llama-cpp-python version in that cache.
@@ -55,7 +56,7 @@ def _start(log: Path) -> tuple[subprocess.Popen, str]:
         proc = subprocess.Popen(
             [str(llama_server_binary()), "--model", str(embedded_model_path()),
              "--alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
-             "-np", str(SLOTS), "--ctx-size", str(CONTEXT)],
+             "-np", str(SLOTS), "--ctx-size", str(CONTEXT), "--metrics"],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
     root = f"http://127.0.0.1:{port}"

@@ -52,7 +52,8 @@ async def run(plan: str, spec: RunSpec, items: Workload | None = None,
               request_timeout: float | None = None) -> tuple[RunResult, str]:
     bench_target, key = target(plan)
     result = RunResult(spec)
-    await Runner(bench_target, items or workload(), timeout=request_timeout).run(result)
+    await Runner(bench_target, items if items is not None else workload(),
+                 timeout=request_timeout).run(result)
     return result, key
 
 

@@ -9,8 +9,19 @@ and the client asked for it; ``think=N``: the first N of those chunks are a
 reasoning model's thinking (``reasoning_content``), the rest its answer;
 ``fail=K:STATUS`` answers every K-th request
 with that HTTP status, ``fail=K:break`` cuts every K-th stream after its first
-token. ``<key>`` separates the counters of different tests: ``GET
-/<plan>/<key>/stats`` returns ``{"requests", "in_flight", "max_in_flight"}``.
+token; ``slots=C``: at most C requests are served at once, the others wait
+for a slot (their TTFT counts from when they get one, as a real server's
+queue would make it); ``tag=1``: every token says which request it answers
+(``tok3.r12``), so a test can tell which reply a later request carries;
+``cached=0.03``: a prefix cache -- a request whose first message (a chat's
+system prompt) this key has seen before gets that TTFT instead of ``ttft``.
+``<key>`` separates the counters of different tests: ``GET
+/<plan>/<key>/stats`` returns ``{"requests", "in_flight", "max_in_flight"}``,
+``GET /<plan>/<key>/requests`` every request received, ``{"at", "body"}``
+(``at``: the server's clock when it arrived, seconds), and ``GET
+/<plan>/<key>/metrics`` Prometheus metrics in the exposition format under
+vLLM's names: requests running and waiting for a slot, KV-cache use (running
+over slots) and a histogram of the TTFTs it served.
 
 Each chunk carries ``t``, the server's own seconds since the request
 arrived, taken just before the chunk is written. When the environment
@@ -29,13 +40,20 @@ import itertools
 import json
 import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 import trio
 
 import scripted_http
-from scripted_http import end_chunked, read_request, send_json, send_piece, start_sse
+from scripted_http import (
+    end_chunked,
+    read_request,
+    send_head,
+    send_json,
+    send_piece,
+    start_sse,
+)
 
 DONE = b"data: [DONE]\n\n"
 
@@ -50,18 +68,21 @@ class Plan:
     fail: str = ""
     prompt_tokens: int = 7
     think: int = 0
+    slots: int = 0
+    tag: bool = False
+    cached: float | None = None
 
     @classmethod
     def parse(cls, text: str) -> Plan:
         fields: dict = {}
         for item in filter(None, text.split(",")):
             name, _, value = item.partition("=")
-            if name in ("ttft", "itl"):
+            if name in ("ttft", "itl", "cached"):
                 fields[name] = float(value)
-            elif name in ("tokens", "prompt_tokens", "think"):
+            elif name in ("tokens", "prompt_tokens", "think", "slots"):
                 fields[name] = int(value)
-            elif name == "usage":
-                fields["usage"] = value == "1"
+            elif name in ("usage", "tag"):
+                fields[name] = value == "1"
             elif name == "fail":
                 every, _, what = value.partition(":")
                 fields["fail_every"], fields["fail"] = int(every), what
@@ -75,6 +96,15 @@ class Counters:
     requests: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
+    received: list = field(default_factory=list)  # {"at", "body"} of every request
+    prefixes: set = field(default_factory=set)  # first messages seen (cached=)
+    waiting: int = 0  # for a slot (slots=)
+    ttfts: list = field(default_factory=list)  # from arrival to the first token, as served
+    slots: trio.Semaphore | None = None
+
+    def stats(self) -> dict:
+        return {"requests": self.requests, "in_flight": self.in_flight,
+                "max_in_flight": self.max_in_flight}
 
 
 counters: dict[str, Counters] = {}
@@ -97,13 +127,14 @@ def _payload(chat: bool, text: str | None, finish: str | None, t: float,
 class Exchange:
     """One request's answer: a status, and (for 200) the timed chunks."""
 
-    def __init__(self, plan: Plan, key: str, body: dict, path: str) -> None:
+    def __init__(self, plan: Plan, key: str, body: dict, path: str, arrived: float) -> None:
         self.plan = plan
         self.counters = _counters(key)
         self.body = body
         self.chat = path.endswith("chat/completions")
         self.counters.requests += 1
-        number = self.counters.requests
+        self.counters.received.append({"at": arrived, "body": body})
+        number = self.number = self.counters.requests
         failing = plan.fail_every and number % plan.fail_every == 0
         self.status = int(plan.fail) if failing and plan.fail.isdigit() else 200
         self.cut = bool(failing and plan.fail == "break")
@@ -120,13 +151,31 @@ class Exchange:
         counters.in_flight += 1
         counters.max_in_flight = max(counters.max_in_flight, counters.in_flight)
         tokens = plan.tokens or self.body.get("max_tokens") or 16
+        ttft = plan.ttft
+        if plan.cached is not None:
+            first = json.dumps((self.body.get("messages") or [None])[0])
+            ttft = plan.cached if first in counters.prefixes else plan.ttft
+            counters.prefixes.add(first)
         sent: list[float] = []
+        slots = None
+        arrived = started
+        if plan.slots:
+            slots = counters.slots = counters.slots or trio.Semaphore(plan.slots)
+            counters.waiting += 1
+            try:
+                await slots.acquire()
+            finally:
+                counters.waiting -= 1
+            started = trio.current_time()
         try:
             for k in range(tokens):
-                await trio.sleep_until(started + plan.ttft + k * plan.itl)
+                await trio.sleep_until(started + ttft + k * plan.itl)
                 now = trio.current_time() - started
+                if not sent:
+                    counters.ttfts.append(trio.current_time() - arrived)
                 sent.append(now)
-                yield _payload(self.chat, f"tok{k} ", None, now, thought=k < plan.think)
+                text = f"tok{k}.r{self.number} " if plan.tag else f"tok{k} "
+                yield _payload(self.chat, text, None, now, thought=k < plan.think)
                 if self.cut:
                     return
             tail = _payload(self.chat, None, "length", trio.current_time() - started)
@@ -139,6 +188,8 @@ class Exchange:
                 tail += b"data: " + json.dumps({"choices": [], "usage": usage}).encode() + b"\n\n"
         finally:
             counters.in_flight -= 1
+            if slots is not None:
+                slots.release()
             _log_truth(self.body, sent)
         yield tail + DONE
 
@@ -155,6 +206,37 @@ def _log_truth(body: dict, sent: list[float]) -> None:
         out.write(json.dumps(record) + "\n")
 
 
+def _report(key: str, what: str) -> object:
+    counters = _counters(key)
+    return counters.stats() if what == "stats" else counters.received
+
+
+TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, float("inf"))
+
+
+def exposition(key: str, plan: Plan) -> str:
+    """The key's state as a vLLM server would expose it to Prometheus."""
+    counters = _counters(key)
+    running = counters.in_flight - counters.waiting
+    label = '{model_name="timed"}'
+    lines = ["# HELP vllm:num_requests_running Requests being served.",
+             "# TYPE vllm:num_requests_running gauge",
+             f"vllm:num_requests_running{label} {running}",
+             "# TYPE vllm:num_requests_waiting gauge",
+             f"vllm:num_requests_waiting{label} {counters.waiting}",
+             "# TYPE vllm:kv_cache_usage_perc gauge",
+             f"vllm:kv_cache_usage_perc{label} {running / plan.slots if plan.slots else 0.0}",
+             "# TYPE vllm:time_to_first_token_seconds histogram"]
+    for bound in TTFT_BUCKETS:
+        le = "+Inf" if bound == float("inf") else repr(bound)
+        count = sum(1 for t in counters.ttfts if t <= bound)
+        lines.append(f'vllm:time_to_first_token_seconds_bucket{{le="{le}",model_name="timed"}}'
+                     f" {count}")
+    lines.append(f"vllm:time_to_first_token_seconds_count{label} {len(counters.ttfts)}")
+    lines.append(f"vllm:time_to_first_token_seconds_sum{label} {sum(counters.ttfts)}")
+    return "\n".join(lines) + "\n"
+
+
 def route(path: str) -> tuple[Plan, str, str]:
     """``/<plan>/<key>/v1/...``: the plan, the counters' key, and the rest."""
     parts = path.strip("/").split("/")
@@ -169,9 +251,11 @@ def transport() -> httpx.MockTransport:
 
     async def handle(request: httpx.Request) -> httpx.Response:
         plan, key, rest = route(request.url.path)
-        if rest == "stats":
-            return httpx.Response(200, json=vars(_counters(key)))
-        exchange = Exchange(plan, key, json.loads(request.content), rest)
+        if rest in ("stats", "requests"):
+            return httpx.Response(200, json=_report(key, rest))
+        if rest == "metrics":
+            return httpx.Response(200, text=exposition(key, plan))
+        exchange = Exchange(plan, key, json.loads(request.content), rest, trio.current_time())
         if exchange.status != 200:
             return httpx.Response(exchange.status, content=exchange.error_body())
         started = trio.current_time()
@@ -199,10 +283,15 @@ async def _handle(stream: trio.SocketStream) -> None:
                     return
                 started = trio.current_time()
                 plan, key, rest = route(request.target)
-                if rest == "stats":
-                    await send_json(stream, "200 X", vars(_counters(key)), close=False)
+                if rest in ("stats", "requests"):
+                    await send_json(stream, "200 X", _report(key, rest), close=False)
                     continue
-                exchange = Exchange(plan, key, json.loads(request.body or b"{}"), rest)
+                if rest == "metrics":
+                    text = exposition(key, plan).encode()
+                    await send_head(stream, "200 X", {"Content-Type": "text/plain; version=0.0.4",
+                                                      "Content-Length": len(text)}, text)
+                    continue
+                exchange = Exchange(plan, key, json.loads(request.body or b"{}"), rest, started)
                 if exchange.status != 200:
                     await send_json(stream, f"{exchange.status} X", exchange.error(),
                                     close=False)

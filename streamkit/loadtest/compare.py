@@ -3,7 +3,8 @@
 Runs are matched by position (run 1 of each report, run 2, ...), and each
 figure of a later report is shown with its change relative to the first.
 Lower is better for latencies, higher for throughputs: the sign of the
-change is printed, the reader judges.
+change is printed, the reader judges -- or, with ``--fail-on``, the bounds
+do (verdict.py), and the command exits 1 when one is broken.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, TextIO
 import msgspec
 
 from streamkit.errors import UsageError
+from streamkit.loadtest.verdict import Bound, RegressionFound, broken_message, judge
 
 FIGURES = (
     ("requests_completed", None, "completed"),
@@ -66,10 +68,13 @@ def _label(run: dict[str, Any]) -> str:
     return f"{run.get('mode')} {load}"
 
 
-def compare_reports(paths: list[Path], out: TextIO | None = None) -> int:
-    """Print the comparison table; 0."""
+def compare_reports(paths: list[Path], out: TextIO | None = None,
+                    fail_on: list[Bound] | None = None) -> int:
+    """Print the comparison table (and the bounds' verdict); 0, or ``RegressionFound``."""
     if len(paths) < 2:
         raise UsageError("compare needs at least two reports")
+    if fail_on and len(paths) != 2:
+        raise UsageError("--fail-on compares exactly two reports: BASE.json NEW.json")
     out = out or sys.stdout
     reports = [load_report(p) for p in paths]
     width = max(14, *(len(p.name) for p in paths)) + 2
@@ -88,11 +93,28 @@ def compare_reports(paths: list[Path], out: TextIO | None = None) -> int:
             cells = []
             for index, value in enumerate(values):
                 shown = "-" if value is None else f"{value:.2f}".rstrip("0").rstrip(".")
+                half = _half(runs[index], name, stat) if runs[index] else None
+                if value is not None and half:
+                    shown += f"±{half:.2g}"
                 delta = change(figure(base, name, stat) if base else None, value) \
                     if index else ""
                 cells.append(f"{shown:>{width}}{delta:>9}")
             lines.append(f"{title:<16}" + "".join(cells))
         lines.append("")
+    findings = judge(fail_on, reports[0]["runs"], reports[1]["runs"]) if fail_on else []
+    if findings:
+        lines.append("--fail-on:")
+        lines.extend("  " + finding.describe() for finding in findings)
+        lines.append("")
     out.write("\n".join(lines))
     out.flush()
+    message = broken_message(findings)
+    if message is not None:
+        raise RegressionFound(message)
     return 0
+
+
+def _half(run: dict[str, Any], name: str, stat: str | None) -> float | None:
+    """Half the width of the figure's 95 % interval (a ``--repeat`` report), for ``±``."""
+    pair = ((run.get("repeat") or {}).get("ci95") or {}).get(f"{name}.{stat}" if stat else name)
+    return (pair[1] - pair[0]) / 2 if isinstance(pair, list) and len(pair) == 2 else None

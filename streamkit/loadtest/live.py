@@ -66,8 +66,14 @@ class LiveView:
         if spec is None:
             return Text("preparing…")
         elapsed = max(time.monotonic() - self.started, 1e-9)
-        load = f"rate {spec.rate:g}/s" if spec.rate is not None else \
-            f"concurrency {spec.concurrency}"
+        if spec.rate is not None:
+            load = f"rate {spec.rate:g}/s"
+        elif spec.trace_speed is not None:
+            load = f"trace x{spec.trace_speed:g}"
+        elif spec.mode == "sessions":
+            load = f"{spec.concurrency} users"
+        else:
+            load = f"concurrency {spec.concurrency}"
         total = f"/{spec.requests}" if spec.requests else ""
         ttft = f"{statistics.median(self.ttfts[-1000:]) * 1000:.0f} ms" if self.ttfts else "-"
         if spec.requests and self.done:

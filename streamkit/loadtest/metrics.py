@@ -53,6 +53,9 @@ class Sample(msgspec.Struct, omit_defaults=True):
     error: str | None = None  # error type; None for a completed request
     message: str | None = None
     worker: int = 0
+    session: int | None = None  # multi-turn: which conversation, and which turn of it
+    turn: int | None = None
+    group: int | None = None  # --prefix-groups: which shared prefix the prompt began with
 
     @property
     def ok(self) -> bool:
@@ -181,6 +184,10 @@ def run_figures(
         "schedule_lag_ms": summarize(lags),
         "output_tokens_source": tokens_source(done),
     }
+    if any(s.turn is not None for s in done):
+        figures["by_turn"] = by_turn(done)
+    if any(s.group is not None for s in done):
+        figures["prefix_groups"] = prefix_groups(done)
     if lags:  # open loop: latency as the user would see it, from the scheduled time
         figures["ttft_from_schedule_ms"] = summarize(
             s.first_at - s.scheduled_at for s in done
@@ -188,3 +195,41 @@ def run_figures(
         figures["e2e_from_schedule_ms"] = summarize(
             s.end_at - s.scheduled_at for s in done if s.scheduled_at is not None)
     return figures
+
+
+def by_turn(done: Sequence[Sample]) -> list[dict[str, object]]:
+    """Multi-turn sessions: figures per turn index (TTFT grows with the history sent)."""
+    turns = sorted({s.turn for s in done if s.turn is not None})
+    rows = []
+    for turn in turns:
+        mine = [s for s in done if s.turn == turn]
+        prompts = [s.prompt_tokens for s in mine if s.prompt_tokens]
+        rows.append({
+            "turn": turn,
+            "requests": len(mine),
+            "prompt_tokens_mean": round(math.fsum(prompts) / len(prompts), 1) if prompts
+            else None,
+            "ttft_ms": summarize(s.ttft for s in mine if s.ttft is not None),
+            "e2e_ms": summarize(s.e2e for s in mine),
+        })
+    return rows
+
+
+def prefix_groups(done: Sequence[Sample]) -> dict[str, object]:
+    """Shared prefixes: TTFT of the first request of each group against all the others.
+
+    The first is the one sent first in the run: the request that found no
+    prefix of its group in the server's cache (unless an earlier run, or the
+    warm-up, put it there).
+    """
+    first: dict[int, Sample] = {}
+    for sample in sorted(done, key=lambda s: s.sent_at):
+        if sample.group is not None:
+            first.setdefault(sample.group, sample)
+    firsts = {id(s) for s in first.values()}
+    rest = [s for s in done if s.group is not None and id(s) not in firsts]
+    return {
+        "groups": len(first),
+        "first_ttft_ms": summarize(s.ttft for s in first.values() if s.ttft is not None),
+        "rest_ttft_ms": summarize(s.ttft for s in rest if s.ttft is not None),
+    }

@@ -1,4 +1,4 @@
-"""What the user reads: the summary table, the JSON report and the per-request CSV.
+"""What the user keeps: the JSON report and the per-request CSV (summary.py: the table).
 
 The JSON report's shape is documented in README.md ("Benchmarking"). Nothing
 here ever sees the API key; a base URL's user name and password are removed.
@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import csv
 import datetime
-import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
@@ -19,6 +18,7 @@ import msgspec
 from streamkit import __version__
 from streamkit.errors import UsageError
 from streamkit.loadtest.metrics import STAT_KEYS, run_figures
+from streamkit.loadtest.repeats import combine
 from streamkit.loadtest.runner import LAG_WARNING_S, RunResult
 
 
@@ -33,6 +33,9 @@ class ReportInfo(msgspec.Struct):
     prompt_tokens_approximate: bool
     slo_ms: dict[str, float] | None = None
     workers: int = 1
+    command_line: list[str] = []  # the API key masked
+    repeat: int = 1
+    server_metrics_url: str | None = None
 
 
 def now_iso() -> str:
@@ -63,6 +66,9 @@ def run_record(result: RunResult, slo: dict[str, float] | None) -> dict[str, Any
         "duration_limit_s": spec.duration,
         "warmup": spec.warmup,
         "seed": spec.seed,
+        "ramp_up_s": spec.ramp_up,
+        "trace_speed": spec.trace_speed,
+        "think_time": spec.think_time,
         "workers": result.workers,
         "partial": result.partial,
         "stopped": result.stopped,
@@ -72,10 +78,18 @@ def run_record(result: RunResult, slo: dict[str, float] | None) -> dict[str, Any
     record.update(run_figures(result.samples, result.duration, slo))
     lag = record["schedule_lag_ms"]
     record["client_fell_behind"] = bool(lag and lag["p99"] > LAG_WARNING_S * 1000)
+    if result.server_metrics is not None:
+        record["server_metrics"] = result.server_metrics
     return record
 
 
-def build_report(info: ReportInfo, results: Sequence[RunResult]) -> dict[str, Any]:
+def group_record(group: Sequence[RunResult], slo: dict[str, float] | None) -> dict[str, Any]:
+    """One entry of ``runs[]`` for a run and its ``--repeat`` repeats."""
+    records = [run_record(result, slo) for result in group]
+    return records[0] if len(records) == 1 else combine(records)
+
+
+def build_report(info: ReportInfo, groups: Sequence[Sequence[RunResult]]) -> dict[str, Any]:
     slo = {k: v / 1000 for k, v in info.slo_ms.items()} if info.slo_ms else None
     return {
         "streamkit_version": __version__,
@@ -87,8 +101,11 @@ def build_report(info: ReportInfo, results: Sequence[RunResult]) -> dict[str, An
         "prompt_tokens_approximate": info.prompt_tokens_approximate,
         "slo_ms": info.slo_ms,
         "workers": info.workers,
-        "partial": any(r.partial for r in results),
-        "runs": [run_record(r, slo) for r in results],
+        "repeat": info.repeat,
+        "command_line": info.command_line,
+        "server_metrics_url": public_url(info.server_metrics_url),
+        "partial": any(r.partial for group in groups for r in group),
+        "runs": [group_record(group, slo) for group in groups],
     }
 
 
@@ -104,7 +121,7 @@ CSV_FIELDS = (
     "first_token_s", "end_s", "schedule_lag_ms", "ttft_ms", "e2e_ms", "tpot_ms",
     "itl_mean_ms", "itl_max_ms", "content_chunks", "prompt_tokens", "output_tokens",
     "output_tokens_source", "error", "message", "first_answer_s", "ttfa_ms",
-    "reasoning_tokens",
+    "reasoning_tokens", "repeat", "session", "turn", "prefix_group",
 )
 
 
@@ -117,7 +134,8 @@ def _s(value: float | None) -> str:
 
 
 def write_csv(path: Path, results: Sequence[RunResult]) -> None:
-    """One row per request of every run."""
+    """One row per request of every run, in order; a run's repeats follow it, and
+    share its number (``run``), told apart by ``repeat``."""
     try:
         handle = path.open("w", newline="", encoding="utf-8")
     except OSError as exc:
@@ -125,86 +143,31 @@ def write_csv(path: Path, results: Sequence[RunResult]) -> None:
     with handle:
         writer = csv.writer(handle)
         writer.writerow(CSV_FIELDS)
-        for number, result in enumerate(results, 1):
-            spec = result.spec
-            for s in result.samples:
-                writer.writerow([
-                    number, spec.mode, spec.concurrency or "", spec.rate or "", s.index,
-                    s.worker, _s(s.scheduled_at), _s(s.sent_at), _s(s.first_at), _s(s.end_at),
-                    _ms(s.lag), _ms(s.ttft), _ms(s.e2e), _ms(s.tpot),
-                    _ms(sum(s.itl) / len(s.itl)) if s.itl else "", _ms(max(s.itl, default=None)),
-                    len(s.itl) + (s.first_at is not None), s.prompt_tokens or "",
-                    s.output_tokens if s.output_tokens is not None else "",
-                    s.tokens_source or "", s.error or "", s.message or "",
-                    _s(s.first_answer_at), _ms(s.ttfa),
-                    s.reasoning_tokens if s.reasoning_tokens is not None else "",
-                ])
+        number = 0
+        for result in results:
+            number += result.repeat == 1
+            _csv_rows(writer, number, result.repeat, result)
 
 
-def _stat(stats: dict[str, float] | None, key: str) -> str:
-    return "-" if not stats else f"{stats[key]:.1f}"
+def _csv_rows(writer: Any, number: int, repeat: int, result: RunResult) -> None:
+    spec = result.spec
+    for s in result.samples:
+        writer.writerow([
+            number, spec.mode, spec.concurrency or "", spec.rate or "", s.index,
+            s.worker, _s(s.scheduled_at), _s(s.sent_at), _s(s.first_at), _s(s.end_at),
+            _ms(s.lag), _ms(s.ttft), _ms(s.e2e), _ms(s.tpot),
+            _ms(sum(s.itl) / len(s.itl)) if s.itl else "", _ms(max(s.itl, default=None)),
+            len(s.itl) + (s.first_at is not None), s.prompt_tokens or "",
+            s.output_tokens if s.output_tokens is not None else "",
+            s.tokens_source or "", s.error or "", s.message or "",
+            _s(s.first_answer_at), _ms(s.ttfa),
+            s.reasoning_tokens if s.reasoning_tokens is not None else "",
+            repeat, _blank(s.session), _blank(s.turn), _blank(s.group),
+        ])
 
 
-def _load(run: dict[str, Any]) -> str:
-    if run["rate"] is not None:
-        return f"{run['rate']:.4g}/s"
-    return f"c={run['concurrency']}"
+def _blank(value: int | None) -> object:
+    return "" if value is None else value
 
 
-def print_summary(report: dict[str, Any], out: TextIO | None = None) -> None:
-    """The table on stdout: one line per run, then errors and warnings."""
-    out = out or sys.stdout
-    header = (f"{'mode':<17}{'load':>9}{'ok':>7}{'fail':>6}{'req/s':>9}{'out tok/s':>11}"
-              f"{'TTFT p50':>10}{'p99':>8}{'ITL p50':>9}{'p99':>8}{'TPOT p50':>10}"
-              f"{'E2E p50':>10}{'lag p99':>9}")
-    if report["slo_ms"]:
-        header += f"{'goodput':>9}"
-    lines = [f"{report['base_url'] or 'local model'} · {report['model'] or 'default model'} · "
-             f"{report['endpoint']} · {report['workload']} · {report['workers']} worker(s)",
-             header, "-" * len(header)]
-    notes = []
-    for number, run in enumerate(report["runs"], 1):
-        line = (f"{run['mode'] + (' *' if run['partial'] else ''):<17}{_load(run):>9}"
-                f"{run['requests_completed']:>7}{run['requests_failed']:>6}"
-                f"{run['request_throughput']:>9.2f}{run['output_token_throughput']:>11.1f}"
-                f"{_stat(run['ttft_ms'], 'p50'):>10}{_stat(run['ttft_ms'], 'p99'):>8}"
-                f"{_stat(run['itl_ms'], 'p50'):>9}{_stat(run['itl_ms'], 'p99'):>8}"
-                f"{_stat(run['tpot_ms'], 'p50'):>10}{_stat(run['e2e_ms'], 'p50'):>10}"
-                f"{_stat(run['schedule_lag_ms'], 'p99'):>9}")
-        if report["slo_ms"]:
-            line += f"{run['goodput']:>9.2f}"
-        lines.append(line)
-        if run["errors"]:
-            errors = ", ".join(f"{kind} ×{count}" for kind, count in run["errors"].items())
-            notes.append(f"run {number}: failed requests: {errors}")
-        if run["stopped"]:
-            notes.append(f"run {number}: stopped early: {run['stopped']}")
-        if run.get("nodes"):
-            shares = ", ".join(f"{node} {count}" for node, count in run["nodes"].items())
-            notes.append(f"run {number}: requests by node: {shares}")
-        if run.get("reasoning_tokens"):
-            notes.append(f"run {number}: the model thinks first ({run['reasoning_tokens']} "
-                         f"reasoning tokens): time to first answer token p50 "
-                         f"{_stat(run['ttfa_ms'], 'p50')} p99 {_stat(run['ttfa_ms'], 'p99')}")
-        if run["client_fell_behind"]:
-            notes.append(f"run {number}: the client fell behind its schedule (p99 lag "
-                         f"{run['schedule_lag_ms']['p99']:.1f} ms): latencies from the "
-                         "scheduled time are in the JSON report; try --workers")
-    lines.append("times in ms; " + ("* partial run (interrupted); " if report["partial"] else "")
-                 + _token_note(report))
-    out.write("\n".join(lines + notes) + "\n")
-    out.flush()
-
-
-def _token_note(report: dict[str, Any]) -> str:
-    sources = {run["output_tokens_source"] for run in report["runs"]} - {None}
-    parts = []
-    if sources - {"usage"}:
-        parts.append("output tokens counted from " + "/".join(sorted(sources)))
-    if report["prompt_tokens_approximate"]:
-        parts.append("prompt lengths approximate (no tokenizer: --tokenizer PATH.gguf)")
-    return "; ".join(parts) or "token counts from the server's usage"
-
-
-__all__ = ["STAT_KEYS", "ReportInfo", "build_report", "print_summary", "write_csv",
-           "write_json"]
+__all__ = ["STAT_KEYS", "ReportInfo", "build_report", "write_csv", "write_json"]

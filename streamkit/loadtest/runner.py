@@ -22,15 +22,16 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 import trio
 
 from streamkit.loadtest.client import Measurement, Target
 from streamkit.loadtest.metrics import Sample
-from streamkit.loadtest.schedule import arrival_times, split
-from streamkit.loadtest.workload import Workload
+from streamkit.loadtest.schedule import arrival_times, ramped, share, split
+from streamkit.loadtest.sessions import play
+from streamkit.loadtest.workload import Item, Workload
 from streamkit.providers.llama.tokenizer import Tokenizer
 
 EARLY_STOP_FAILURES = 10  # failures in a row, with no success, that end a run
@@ -40,14 +41,17 @@ LAG_WARNING_S = 0.010  # p99 schedule lag above this: the client fell behind
 class RunSpec(msgspec.Struct, frozen=True):
     """One run: its load shape and how long it lasts."""
 
-    mode: str  # concurrency | rate | sweep-sync | sweep-throughput | sweep-rate
-    concurrency: int | None = None
+    mode: str  # concurrency | rate | sweep-* | sessions | trace | capacity
+    concurrency: int | None = None  # sessions: the users playing conversations at once
     rate: float | None = None
     burstiness: float = 1.0
-    requests: int | None = None
+    requests: int | None = None  # sessions: conversations played
     duration: float | None = None
     warmup: int = 0
     seed: int = 0
+    ramp_up: float = 0.0  # seconds over which the rate (or the loops started) rises to full
+    trace_speed: float | None = None  # trace: replayed this many times faster
+    think_time: str | None = None  # sessions: --think-time as given
 
 
 class RunResult(msgspec.Struct):
@@ -60,6 +64,8 @@ class RunResult(msgspec.Struct):
     stopped: str | None = None  # why the run ended early, if it did
     workers: int = 1
     nodes: dict[str, int] = {}  # on a cluster: each node's share of the requests
+    server_metrics: dict[str, Any] | None = None  # --server-metrics: what was scraped
+    repeat: int = 1  # --repeat: which of the run's repeats this is
 
 
 class Observer(Protocol):
@@ -81,12 +87,6 @@ class _Quiet:
 
     def request_done(self, sample: Sample) -> None:
         pass
-
-
-def share(total: int, part: tuple[int, int]) -> int:
-    """Part ``k`` of ``n`` of ``total`` (the first ``total % n`` parts get one more)."""
-    k, n = part
-    return total // n + (1 if k < total % n else 0)
 
 
 class Runner:
@@ -139,8 +139,11 @@ class Runner:
                     stop.cancel()
 
             try:
-                if spec.rate is not None:
-                    await self._open(spec, origin, spec.warmup, record, stop)
+                if spec.rate is not None or spec.trace_speed is not None:
+                    offset = 0 if spec.trace_speed is not None else spec.warmup  # a trace's
+                    await self._open(spec, origin, offset, record, stop)  # items are its own
+                elif spec.mode == "sessions":
+                    await play(self, spec, origin, record, stop)
                 elif closed is not None:
                     k, n = closed
                     indices = (range(k, spec.requests, n) if spec.requests is not None
@@ -148,7 +151,7 @@ class Runner:
                     deadline = origin + spec.duration if spec.duration else None
                     await self._closed(share(spec.concurrency or 1, closed),
                                        (spec.warmup + i for i in indices), deadline, origin,
-                                       record, stop)
+                                       record, stop, ramp_up=spec.ramp_up)
             finally:
                 result.duration = trio.current_time() - origin
 
@@ -170,32 +173,47 @@ class Runner:
         origin: float,
         record: Callable[[Sample], None],
         stop: trio.CancelScope,
+        ramp_up: float = 0.0,
     ) -> None:
         """``concurrency`` loops, each sending its next request when the last one ends.
 
         ``stop`` ends the loops when cancelled, even if a request never
-        reached a checkpoint (a failure answered at once).
+        reached a checkpoint (a failure answered at once). With ``ramp_up``
+        the loops start one after another, evenly over that many seconds.
         """
         limit = deadline if deadline is not None else math.inf
 
-        async def loop() -> None:
+        async def loop(number: int) -> None:
+            if ramp_up:
+                await trio.sleep_until(origin + ramp_up * number / concurrency)
             for index in indices:  # shared: each index is taken by one loop
                 if trio.current_time() >= limit or stop.cancel_called:
                     return
                 await self._one(index, None, origin, record)
 
         async with trio.open_nursery() as nursery:
-            for _ in range(concurrency):
-                nursery.start_soon(loop)
+            for number in range(concurrency):
+                nursery.start_soon(loop, number)
 
     async def _open(
         self, spec: RunSpec, origin: float, offset: int, record: Callable[[Sample], None],
         stop: trio.CancelScope,
     ) -> None:
-        """Send each request at its scheduled time, whatever is still in flight."""
-        assert spec.rate is not None
-        times = arrival_times(spec.rate, burstiness=spec.burstiness, seed=spec.seed,
-                              count=spec.requests, until=spec.duration)
+        """Send each request at its scheduled time, whatever is still in flight.
+
+        The schedule is the seeded one of ``--rate`` (bent by ``--ramp-up``),
+        or a trace's own times divided by ``--trace-speed``.
+        """
+        if spec.trace_speed is not None:
+            times = [(item.at or 0.0) / spec.trace_speed for item in self.workload.items]
+            times = times[:spec.requests] if spec.requests is not None else times
+            if spec.duration is not None:
+                times = [at for at in times if at < spec.duration]
+        else:
+            assert spec.rate is not None
+            times = ramped(arrival_times(spec.rate, burstiness=spec.burstiness,
+                                         seed=spec.seed, count=spec.requests,
+                                         until=spec.duration), spec.ramp_up)
         mine = split(times, self.part[1])[self.part[0]]
         async with trio.open_nursery() as nursery:
             for index, at in mine:
@@ -208,7 +226,13 @@ class Runner:
         self, index: int, scheduled: float | None, origin: float,
         record: Callable[[Sample], None],
     ) -> None:
-        item = self.workload[index]
+        await self.send(index, self.workload[index], scheduled, origin, record)
+
+    async def send(
+        self, index: int, item: Item, scheduled: float | None, origin: float,
+        record: Callable[[Sample], None],
+    ) -> Measurement:
+        """Send ``item``, record its sample; the measurement (what the server replied)."""
         measurement = Measurement(trio.current_time())
         self.observer.request_started()
         with trio.move_on_after(self.timeout or math.inf) as scope:
@@ -220,4 +244,6 @@ class Runner:
         sample = measurement.sample(index, origin, item=item, tokenizer=self.tokenizer,
                                     scheduled_at=scheduled)
         sample.worker = self.part[0]
+        sample.group, sample.session, sample.turn = item.group, item.session, item.turn
         record(sample)
+        return measurement

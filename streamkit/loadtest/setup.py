@@ -14,8 +14,16 @@ import msgspec
 import trio
 
 from streamkit.config import Settings
+from streamkit.errors import UsageError
 from streamkit.loadtest.client import BackendTarget, HTTPTarget, Target
-from streamkit.loadtest.workload import Workload, load_dataset, random_workload
+from streamkit.loadtest.trace import parse_trace
+from streamkit.loadtest.workload import (
+    Workload,
+    load_dataset,
+    random_workload,
+    session_workload,
+    trace_workload,
+)
 from streamkit.providers.llama.files import resolve_local_model
 from streamkit.providers.llama.tokenizer import Tokenizer
 
@@ -46,7 +54,22 @@ class BenchConfig(msgspec.Struct, frozen=True):
     json_path: Path | None = None
     csv_path: Path | None = None
     plots_dir: Path | None = None
-
+    html_path: Path | None = None
+    repeat: int = 1
+    sessions: int | None = None  # users playing the dataset's conversations at once
+    think_time: str | None = None
+    prefix_tokens: int = 0
+    prefix_groups: int = 1
+    trace: Path | None = None
+    trace_speed: float = 1.0
+    ramp_up: float = 0.0
+    find_capacity: bool = False
+    slo_percentile: float = 99.0
+    goodput_target: float | None = None  # --goodput: the share of requests within the SLO
+    capacity_precision: float = 0.1
+    server_metrics: str | None = None  # the Prometheus endpoint's URL
+    server_metrics_interval: float = 1.0
+    command_line: tuple[str, ...] = ()  # as given, the API key masked: for --html
 
 
 def tokenizer_for(config: BenchConfig, settings: Settings) -> Tokenizer | None:
@@ -70,16 +93,30 @@ def model_name(settings: Settings) -> str | None:
 def build_workload(config: BenchConfig, settings: Settings, count: int,
                    tokenizer: Tokenizer | None) -> Workload:
     kind = "completion" if config.endpoint == "completions" else "chat"
+    given = config.output_tokens if config.output_tokens_given else None
+    if config.trace is not None:
+        try:
+            raw = config.trace.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read trace {config.trace}: {exc.strerror}") from None
+        return trace_workload(parse_trace(raw, config.trace.name), kind=kind,
+                              model=settings.model, tokenizer=tokenizer, seed=config.seed,
+                              temperature=config.temperature, name=config.trace.name)
+    if config.sessions is not None:
+        return session_workload(Path(config.dataset), model=settings.model,
+                                output_tokens=given, default_output=config.output_tokens,
+                                tokenizer=tokenizer, temperature=config.temperature)
     if config.dataset == "random":
         return random_workload(
             count, kind=kind, model=settings.model, prompt_tokens=config.prompt_tokens,
             output_tokens=config.output_tokens, prompt_stdev=config.prompt_tokens_stdev,
             output_stdev=config.output_tokens_stdev, seed=config.seed, tokenizer=tokenizer,
-            temperature=config.temperature,
+            temperature=config.temperature, prefix_tokens=config.prefix_tokens,
+            prefix_groups=config.prefix_groups,
         )
     return load_dataset(
         Path(config.dataset), kind=kind, model=settings.model,
-        output_tokens=config.output_tokens if config.output_tokens_given else None,
+        output_tokens=given,
         tokenizer=tokenizer, temperature=config.temperature,
     )
 

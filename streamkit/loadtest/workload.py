@@ -20,6 +20,8 @@ from typing import Any
 import msgspec
 
 from streamkit.errors import UsageError
+from streamkit.loadtest.conversations import Conversation, Turn, parse_conversations
+from streamkit.loadtest.trace import MOONCAKE_BLOCK_TOKENS, TraceRecord
 from streamkit.protocol.ndjson import BatchRecord, LineSplitter, parse_record
 from streamkit.providers.llama.tokenizer import Tokenizer
 from streamkit.request import GenerationOptions, GenerationRequest, Message
@@ -46,6 +48,10 @@ class Item(msgspec.Struct, frozen=True):
     request: GenerationRequest
     prompt_tokens: int | None = None
     output_tokens: int | None = None
+    at: float | None = None  # a trace's: seconds from its start
+    group: int | None = None  # --prefix-groups: the shared prefix it begins with
+    session: int | None = None  # a trace's session (by order of appearance), and turn
+    turn: int | None = None
 
     def extra_body(self) -> dict[str, Any]:
         """Fields beyond the OpenAI ones that force the output length."""
@@ -71,10 +77,16 @@ def random_prompt(rng: random.Random, tokens: int, tokenizer: Tokenizer | None) 
 class Workload:
     """The items of a run, by index: the same index always gives the same item."""
 
-    def __init__(self, items: list[Item], *, approximate: bool, description: str) -> None:
-        if not items:
+    def __init__(self, items: list[Item], *, approximate: bool, description: str,
+                 conversations: list[Conversation] | None = None, model: str | None = None,
+                 temperature: float | None = None) -> None:
+        if not items and not conversations:
             raise UsageError("the dataset has no usable records")
         self.items = items
+        # --sessions: the conversations, and what their requests are built with
+        self.conversations = conversations or []
+        self.model = model
+        self.temperature = temperature
         self.approximate = approximate  # prompt lengths not counted with the model's tokenizer
         self.description = description
 
@@ -97,25 +109,88 @@ def random_workload(
     seed: int = 0,
     tokenizer: Tokenizer | None = None,
     temperature: float | None = None,
+    prefix_tokens: int = 0,
+    prefix_groups: int = 1,
 ) -> Workload:
-    """``count`` random prompts (seeded), each forcing its output length."""
+    """``count`` random prompts (seeded), each forcing its output length.
+
+    With ``prefix_tokens``, request ``i`` begins with the shared prefix of
+    group ``i % prefix_groups`` (the system prompt of a chat, the start of a
+    completion's prompt): a server with a prefix cache computes it once per
+    group, and the report compares the first request of a group with the rest.
+    """
     rng = random.Random(seed)
+    prefixes = [random_prompt(random.Random(f"{seed}/prefix/{g}"), prefix_tokens, tokenizer)
+                for g in range(prefix_groups)] if prefix_tokens else []
     items = []
-    for _ in range(count):
+    for index in range(count):
         wanted = _length(rng, prompt_tokens, prompt_stdev)
         out = _length(rng, output_tokens, output_stdev)
         text, counted = random_prompt(rng, wanted, tokenizer)
         options = GenerationOptions(max_tokens=out, temperature=temperature)
-        items.append(Item(_request(kind, model, options, text), counted, out))
-    return Workload(items, approximate=tokenizer is None,
-                    description=f"random, {prompt_tokens} prompt / {output_tokens} output tokens")
+        group = index % prefix_groups if prefixes else None
+        prefix = prefixes[group] if group is not None else None
+        request = _request(kind, model, options, text, prefix[0] if prefix else None)
+        items.append(Item(request, counted + (prefix[1] if prefix else 0), out, group=group))
+    description = f"random, {prompt_tokens} prompt / {output_tokens} output tokens"
+    if prefixes:
+        description += f", {prefix_groups} shared prefix(es) of {prefix_tokens} tokens"
+    return Workload(items, approximate=tokenizer is None, description=description)
 
 
 def _request(kind: str, model: str | None, options: GenerationOptions,
-             text: str) -> GenerationRequest:
+             text: str, prefix: str | None = None) -> GenerationRequest:
     if kind == "completion":
-        return GenerationRequest("completion", model, options, prompt=text)
-    return GenerationRequest("chat", model, options, messages=(Message("user", text),))
+        prompt = f"{prefix}\n{text}" if prefix else text
+        return GenerationRequest("completion", model, options, prompt=prompt)
+    messages = (Message("user", text),)
+    if prefix:
+        messages = (Message("system", prefix), *messages)
+    return GenerationRequest("chat", model, options, messages=messages)
+
+
+def trace_workload(records: list[TraceRecord], *, kind: str, model: str | None,
+                   tokenizer: Tokenizer | None, seed: int = 0,
+                   temperature: float | None = None, name: str = "trace") -> Workload:
+    """One item per trace record, at its time, with its lengths.
+
+    A Mooncake record's prompt is made of its ``hash_ids`` blocks, each the
+    same text wherever it appears, so that requests the trace says share a
+    prefix share one here.
+    """
+    blocks: dict[int, str] = {}
+    sessions: dict[str, int] = {}
+    turns: dict[str, int] = {}
+    rng = random.Random(seed)
+    items = []
+    for record in records:
+        if record.blocks:
+            for block in record.blocks:
+                if block not in blocks:
+                    blocks[block] = random_prompt(random.Random(f"{seed}/block/{block}"),
+                                                  MOONCAKE_BLOCK_TOKENS, None)[0]
+            text, counted = _truncated(" ".join(blocks[b] for b in record.blocks),
+                                       record.input_tokens, tokenizer)
+        else:
+            text, counted = random_prompt(rng, record.input_tokens, tokenizer)
+        session = turn = None
+        if record.session is not None:
+            session = sessions.setdefault(record.session, len(sessions))
+            turn = turns[record.session] = turns.get(record.session, 0) + 1
+        options = GenerationOptions(max_tokens=record.output_tokens, temperature=temperature)
+        items.append(Item(_request(kind, model, options, text), counted, record.output_tokens,
+                          at=record.at, session=session, turn=turn))
+    return Workload(items, approximate=tokenizer is None,
+                    description=f"trace {name}, {len(items)} requests over "
+                    f"{records[-1].at:.1f} s")
+
+
+def _truncated(text: str, tokens: int, tokenizer: Tokenizer | None) -> tuple[str, int]:
+    if tokenizer is None:
+        words = text.split()[:tokens]
+        return " ".join(words), len(words)
+    cut = tokenizer.decode(tokenizer.encode(text)[:tokens]).strip()
+    return cut, tokenizer.count(cut)
 
 
 def load_dataset(
@@ -187,3 +262,34 @@ def _sharegpt(raw: bytes, path: Path, kind: str, model: str | None, output_token
         options = GenerationOptions(max_tokens=out, temperature=temperature)
         items.append(Item(_request(kind, model, options, prompt), counted, out))
     return items
+
+
+def session_workload(path: Path, *, model: str | None, output_tokens: int | None,
+                     default_output: int, tokenizer: Tokenizer | None,
+                     temperature: float | None = None) -> Workload:
+    """``--sessions``: the dataset's conversations, each turn's output length settled.
+
+    The length is ``--output-tokens`` when given, else the length of the
+    dataset's own reply to that turn, else ``default_output``.
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read dataset {path}: {exc.strerror}") from None
+    conversations = []
+    for conversation in parse_conversations(raw, path.name):
+        turns = tuple(Turn(t.user, None, output_tokens or t.output_tokens
+                           or _reply_length(t.reference_reply, tokenizer) or default_output)
+                      for t in conversation.turns)
+        conversations.append(msgspec.structs.replace(conversation, turns=turns))
+    turns = sum(len(c.turns) for c in conversations)
+    return Workload([], approximate=tokenizer is None, conversations=conversations,
+                    model=model, temperature=temperature,
+                    description=f"sessions from {path.name}: {len(conversations)} "
+                    f"conversations, {turns} turns")
+
+
+def _reply_length(reply: str | None, tokenizer: Tokenizer | None) -> int | None:
+    if not reply or not reply.strip():
+        return None
+    return max(1, tokenizer.count(reply) if tokenizer else len(reply.split()))
