@@ -76,11 +76,25 @@ class Measurement:
 
 def measure(port: int, src: Path, lines: int, env: dict[str, str]) -> Measurement:
     url = f"http://127.0.0.1:{port}/ok/{fresh_key()}/v1"
-    argv = [PYTHON, "-m", "streamkit", "chat", "--jsonl", "--base-url", url,
-            "-j", str(CONCURRENCY), "-i", str(src), "-o", os.devnull]
+    argv = [
+        PYTHON,
+        "-m",
+        "streamkit",
+        "chat",
+        "--jsonl",
+        "--base-url",
+        url,
+        "-j",
+        str(CONCURRENCY),
+        "-i",
+        str(src),
+        "-o",
+        os.devnull,
+    ]
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
+    )
     pidfd = os.pidfd_open(proc.pid)
     samples: list[int] = []
     hwm = 0
@@ -134,29 +148,41 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(baseline: Measurement, runs: list[Measurement], large_bytes: int) -> None:
-    print(f"Python {sys.version.split()[0]} on {os.cpu_count()} CPU(s). "
-          f"`streamkit chat --jsonl -j {CONCURRENCY} -o /dev/null` against "
-          "tests/fault_server.py's `ok` scenario (answers at once).")
-    print("Peak RSS = ru_maxrss from os.wait4 for that process alone; RSS at 25/50/75 % of "
-          f"the run from /proc/<pid>/status every {SAMPLE_EVERY_S} s.")
+    print(
+        f"Python {sys.version.split()[0]} on {os.cpu_count()} CPU(s). "
+        f"`streamkit chat --jsonl -j {CONCURRENCY} -o /dev/null` against "
+        "tests/fault_server.py's `ok` scenario (answers at once)."
+    )
+    print(
+        "Peak RSS = ru_maxrss from os.wait4 for that process alone; RSS at 25/50/75 % of "
+        f"the run from /proc/<pid>/status every {SAMPLE_EVERY_S} s."
+    )
     print()
-    print(f"  {'run':<18}{'lines':>8}{'wall s':>8}{'lines/s':>9}{'peak RSS MiB':>13}"
-          f"{'VmHWM MiB':>10}{'RSS 25%':>8}{'50%':>6}{'75%':>6}")
+    print(
+        f"  {'run':<18}{'lines':>8}{'wall s':>8}{'lines/s':>9}{'peak RSS MiB':>13}"
+        f"{'VmHWM MiB':>10}{'RSS 25%':>8}{'50%':>6}{'75%':>6}"
+    )
     names = ["start-up (1 line)", "small", "large", "small, again"]
     for name, run in zip(names, [baseline, *runs], strict=True):
-        print(f"  {name:<18}{run.lines:>8,}{run.wall_s:>8.2f}{run.lines / run.wall_s:>9,.0f}"
-              f"{mib(run.maxrss_kib):>13}{mib(run.hwm_kib):>10}{mib(run.rss_at(0.25)):>8}"
-              f"{mib(run.rss_at(0.5)):>6}{mib(run.rss_at(0.75)):>6}")
+        print(
+            f"  {name:<18}{run.lines:>8,}{run.wall_s:>8.2f}{run.lines / run.wall_s:>9,.0f}"
+            f"{mib(run.maxrss_kib):>13}{mib(run.hwm_kib):>10}{mib(run.rss_at(0.25)):>8}"
+            f"{mib(run.rss_at(0.5)):>6}{mib(run.rss_at(0.75)):>6}"
+        )
     small_peak = max(runs[0].maxrss_kib, runs[2].maxrss_kib)
     large_peak = runs[1].maxrss_kib
     ratio = large_peak / small_peak
     verdict = "meets" if ratio <= GOAL else "ABOVE"
     print()
-    print(f"  peak RSS {runs[1].lines:,} lines / {runs[0].lines:,} lines: {mib(large_peak)} / "
-          f"{mib(small_peak)} MiB = {ratio:.3f} (goal <= {GOAL}: {verdict})")
-    print(f"  above the 1-line start-up footprint: {mib(small_peak - baseline.maxrss_kib)} MiB "
-          f"(small), {mib(large_peak - baseline.maxrss_kib)} MiB (large); "
-          f"the large input file is {large_bytes / 2**20:.1f} MiB")
+    print(
+        f"  peak RSS {runs[1].lines:,} lines / {runs[0].lines:,} lines: {mib(large_peak)} / "
+        f"{mib(small_peak)} MiB = {ratio:.3f} (goal <= {GOAL}: {verdict})"
+    )
+    print(
+        f"  above the 1-line start-up footprint: {mib(small_peak - baseline.maxrss_kib)} MiB "
+        f"(small), {mib(large_peak - baseline.maxrss_kib)} MiB (large); "
+        f"the large input file is {large_bytes / 2**20:.1f} MiB"
+    )
 
 
 if __name__ == "__main__":

@@ -120,12 +120,17 @@ def sdk_client(base_url: str, concurrency: int, input_path: str, output_path: st
                             if choice.delta.content:
                                 parts.append(choice.delta.content)
                             finish = choice.finish_reason or finish
-                    result = {"id": record["id"], "text": "".join(parts),
-                              "finish_reason": finish,
-                              "latency": {"total_s": time.perf_counter() - started}}
+                    result = {
+                        "id": record["id"],
+                        "text": "".join(parts),
+                        "finish_reason": finish,
+                        "latency": {"total_s": time.perf_counter() - started},
+                    }
                 except openai.APIError as exc:
-                    result = {"id": record["id"],
-                              "error": {"type": type(exc).__name__, "message": str(exc)}}
+                    result = {
+                        "id": record["id"],
+                        "error": {"type": type(exc).__name__, "message": str(exc)},
+                    }
             out.write(json.dumps(result) + "\n")
 
         await asyncio.gather(*(one(record) for record in records))
@@ -168,7 +173,10 @@ def timed_run(argv: Sequence[str], env: dict[str, str], server_pid: int) -> Run:
     server_before, machine_before = process_cpu_s(server_pid), machine_busy_s()
     start = time.perf_counter()
     proc = subprocess.Popen(
-        argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        argv,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
         env=env,
     )
     assert proc.stderr is not None
@@ -187,14 +195,37 @@ def timed_run(argv: Sequence[str], env: dict[str, str], server_pid: int) -> Run:
     return Run(wall, usage.ru_utime + usage.ru_stime, server_cpu, machine)
 
 
-def client_argv(client: str, url: str, concurrency: int, src: Path, out: Path,
-                pin: bool = False) -> list[str]:
+def client_argv(
+    client: str, url: str, concurrency: int, src: Path, out: Path, pin: bool = False
+) -> list[str]:
     prefix = ["taskset", "-c", "0"] if pin else []
     if client == "streamkit":
-        return [*prefix, PYTHON, "-m", "streamkit", "chat", "--jsonl", "--base-url", url,
-                "-j", str(concurrency), "-i", str(src), "-o", str(out)]
-    return [*prefix, PYTHON, str(Path(__file__).resolve()), "--sdk-client", url, str(concurrency),
-            str(src), str(out)]
+        return [
+            *prefix,
+            PYTHON,
+            "-m",
+            "streamkit",
+            "chat",
+            "--jsonl",
+            "--base-url",
+            url,
+            "-j",
+            str(concurrency),
+            "-i",
+            str(src),
+            "-o",
+            str(out),
+        ]
+    return [
+        *prefix,
+        PYTHON,
+        str(Path(__file__).resolve()),
+        "--sdk-client",
+        url,
+        str(concurrency),
+        str(src),
+        str(out),
+    ]
 
 
 def check_output(client: str, out: Path, lines: int) -> float:
@@ -203,8 +234,9 @@ def check_output(client: str, out: Path, lines: int) -> float:
     ids = sorted(record["id"] for record in records)
     bad = [r for r in records if r.get("text") != EXPECTED_TEXT or "error" in r]
     if ids != list(range(lines)) or bad:
-        raise RuntimeError(f"{client}: {len(records)} records for {lines} lines, "
-                           f"{len(bad)} wrong, e.g. {bad[:1]}")
+        raise RuntimeError(
+            f"{client}: {len(records)} records for {lines} lines, {len(bad)} wrong, e.g. {bad[:1]}"
+        )
     return statistics.fmean(r["latency"]["total_s"] for r in records) * 1e3
 
 
@@ -232,10 +264,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer lines, one round")
     parser.add_argument("--rounds", type=int, help="timed rounds per client (default 2)")
-    parser.add_argument("--pin", action="store_true",
-                        help="server on core 1, each client on core 0 (taskset)")
-    parser.add_argument("--sdk-client", nargs=4, metavar=("URL", "N", "IN", "OUT"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--pin", action="store_true", help="server on core 1, each client on core 0 (taskset)"
+    )
+    parser.add_argument(
+        "--sdk-client", nargs=4, metavar=("URL", "N", "IN", "OUT"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     if args.sdk_client:
         url, concurrency, src, out = args.sdk_client
@@ -253,8 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def report(tmp: Path, port: int, server_pid: int, env: dict[str, str], rounds: int,
-           quick: bool, pin: bool) -> None:
+def report(
+    tmp: Path, port: int, server_pid: int, env: dict[str, str], rounds: int, quick: bool, pin: bool
+) -> None:
     base = f"http://127.0.0.1:{port}"
     one_line = tmp / "one.jsonl"
     write_input(one_line, 1)
@@ -288,47 +323,68 @@ def report(tmp: Path, port: int, server_pid: int, env: dict[str, str], rounds: i
                     runs.setdefault((scenario, client, level), []).append(run)
 
     ours_limit, sdk_limit = pool_limits(base)
-    print(f"Python {sys.version.split()[0]} on {CPU_COUNT} CPU(s); client and server "
-          "(tests/fault_server.py) "
-          + ("pinned: server on core 1, client on core 0." if pin else "share them."))
-    print(f"Scenarios: `delayed` answers every request after {DELAY_S * 1e3:.0f} ms and closes "
-          "the connection; `delayed-keepalive` the same, keeping it open.")
-    print(f"Ideal = N / {DELAY_S} s lines/s. Lines per level = "
-          + ("max(20, min(1000, 10 x N)) (--quick)" if quick else "max(50, min(2000, 40 x N))")
-          + ": fewer at low N, where 2,000 lines would take minutes.")
+    print(
+        f"Python {sys.version.split()[0]} on {CPU_COUNT} CPU(s); client and server "
+        "(tests/fault_server.py) "
+        + ("pinned: server on core 1, client on core 0." if pin else "share them.")
+    )
+    print(
+        f"Scenarios: `delayed` answers every request after {DELAY_S * 1e3:.0f} ms and closes "
+        "the connection; `delayed-keepalive` the same, keeping it open."
+    )
+    print(
+        f"Ideal = N / {DELAY_S} s lines/s. Lines per level = "
+        + ("max(20, min(1000, 10 x N)) (--quick)" if quick else "max(50, min(2000, 40 x N))")
+        + ": fewer at low N, where 2,000 lines would take minutes."
+    )
     print(f"Median of {rounds} interleaved round(s) per client; wall clock from Popen to exit.")
-    print(f"Start-up (1-line batch, `ok` scenario, median of {startup_runs}): "
-          + ", ".join(f"{c} {start_s[c]:.3f} s" for c in CLIENTS))
-    print(f"streamkit's transport for {base}: {ours_limit}; openai SDK pool limit "
-          f"{sdk_limit} by default, run here with max_connections=None (unlimited).")
+    print(
+        f"Start-up (1-line batch, `ok` scenario, median of {startup_runs}): "
+        + ", ".join(f"{c} {start_s[c]:.3f} s" for c in CLIENTS)
+    )
+    print(
+        f"streamkit's transport for {base}: {ours_limit}; openai SDK pool limit "
+        f"{sdk_limit} by default, run here with max_connections=None (unlimited)."
+    )
     verdicts: list[str] = []
     for scenario in SCENARIOS:
         verdicts += throughput_table(scenario, runs, start_s, quick)
-    print("  bound = the best fraction with zero overhead and no start-up: lines / (ceil(lines "
-          f"/ N) x {DELAY_S} s) / ideal; cpu/line = client CPU ms per line.")
+    print(
+        "  bound = the best fraction with zero overhead and no start-up: lines / (ceil(lines "
+        f"/ N) x {DELAY_S} s) / ideal; cpu/line = client CPU ms per line."
+    )
     for scenario in SCENARIOS:
         cpu_table(scenario, runs, quick)
     print("  cpu/wall near 100%: the single-threaded client is CPU-bound, whatever its design.")
     print()
-    goals = ("Goals (>= 0.9 of ideal up to N=64 and >= 0.7 at 256, ahead of the SDK at every "
-             "N, <= 0.4 ms CPU per line)")
+    goals = (
+        "Goals (>= 0.9 of ideal up to N=64 and >= 0.7 at 256, ahead of the SDK at every "
+        "N, <= 0.4 ms CPU per line)"
+    )
     if verdicts:
         print(f"{goals}: NOT MET: " + "; ".join(verdicts))
     else:
         print(f"{goals}: met")
 
 
-def throughput_table(scenario: str, runs: dict[tuple[str, str, int], list[Run]],
-                     start_s: dict[str, float], quick: bool) -> list[str]:
+def throughput_table(
+    scenario: str,
+    runs: dict[tuple[str, str, int], list[Run]],
+    start_s: dict[str, float],
+    quick: bool,
+) -> list[str]:
     """One scenario's lines/s against the ideal; the goals it misses."""
+
     def median(client: str, level: int, attribute: str) -> float:
         return statistics.median(getattr(r, attribute) for r in runs[scenario, client, level])
 
     print()
     print(f"`{scenario}`:")
-    print(f"  {'N':>4}{'lines':>6}{'ideal l/s':>10}{'bound':>6} | "
-          f"{'streamkit l/s':>13}{'of ideal':>9}{'excl.start':>11}{'cpu/line':>9} | "
-          f"{'SDK l/s':>8}{'of ideal':>9}{'excl.start':>11}{'cpu/line':>9} | {'sk/SDK':>6}")
+    print(
+        f"  {'N':>4}{'lines':>6}{'ideal l/s':>10}{'bound':>6} | "
+        f"{'streamkit l/s':>13}{'of ideal':>9}{'excl.start':>11}{'cpu/line':>9} | "
+        f"{'SDK l/s':>8}{'of ideal':>9}{'excl.start':>11}{'cpu/line':>9} | {'sk/SDK':>6}"
+    )
     verdicts = []
     for level in LEVELS:
         lines = lines_for(level, quick)
@@ -340,18 +396,23 @@ def throughput_table(scenario: str, runs: dict[tuple[str, str, int], list[Run]],
         for client in CLIENTS:
             wall = median(client, level, "wall_s")
             rate = lines / wall
-            net = f"{lines / (wall - start_s[client]) / ideal:.2f}" if (
-                wall > start_s[client]) else "-"  # start-up took longer (a busy machine)
+            net = (
+                f"{lines / (wall - start_s[client]) / ideal:.2f}"
+                if (wall > start_s[client])
+                else "-"
+            )  # start-up took longer (a busy machine)
             rates[client] = rate
             width = 13 if client == "streamkit" else 8
             per_line = median(client, level, "cpu_s") / lines * 1e3
             cells.append(f"{rate:>{width},.0f}{rate / ideal:>9.2f}{net:>11}{per_line:>9.2f}")
             if client == "streamkit" and level >= 64 and per_line > 0.4:
-                verdicts.append(f"{scenario} N={level}: {per_line:.2f} ms CPU/line "
-                                "(goal <= 0.4)")
+                verdicts.append(f"{scenario} N={level}: {per_line:.2f} ms CPU/line (goal <= 0.4)")
         ratio = rates["streamkit"] / rates["openai SDK"]
-        print(f"  {level:>4}{lines:>6}{ideal:>10,.0f}{bound:>6.2f} | " + " | ".join(cells)
-              + f" | {ratio:>5.2f}x")
+        print(
+            f"  {level:>4}{lines:>6}{ideal:>10,.0f}{bound:>6.2f} | "
+            + " | ".join(cells)
+            + f" | {ratio:>5.2f}x"
+        )
         fraction = rates["streamkit"] / ideal
         goal = 0.9 if level <= 64 else 0.7
         if fraction < goal:
@@ -363,16 +424,23 @@ def throughput_table(scenario: str, runs: dict[tuple[str, str, int], list[Run]],
 
 def cpu_table(scenario: str, runs: dict[tuple[str, str, int], list[Run]], quick: bool) -> None:
     """One scenario's CPU: client, server, the machine."""
+
     def median(client: str, level: int, attribute: str) -> float:
         return statistics.median(getattr(r, attribute) for r in runs[scenario, client, level])
 
     print()
-    print(f"`{scenario}` per run (medians): request = mean time of one request (server: 200 "
-          "ms); CPU s of the client (os.wait4) and the server (/proc);")
-    print(f"busy = (client + server CPU) / (wall x {CPU_COUNT}); others = CPU used meanwhile "
-          "by processes outside this benchmark, same scale.")
-    print(f"  {'N':>4} | {'client':<10}{'wall s':>7}{'request ms':>11}{'client cpu':>11}"
-          f"{'cpu/wall':>9}{'ms cpu/line':>12}{'server cpu':>11}{'busy':>6}{'others':>7}  limit")
+    print(
+        f"`{scenario}` per run (medians): request = mean time of one request (server: 200 "
+        "ms); CPU s of the client (os.wait4) and the server (/proc);"
+    )
+    print(
+        f"busy = (client + server CPU) / (wall x {CPU_COUNT}); others = CPU used meanwhile "
+        "by processes outside this benchmark, same scale."
+    )
+    print(
+        f"  {'N':>4} | {'client':<10}{'wall s':>7}{'request ms':>11}{'client cpu':>11}"
+        f"{'cpu/wall':>9}{'ms cpu/line':>12}{'server cpu':>11}{'busy':>6}{'others':>7}  limit"
+    )
     for level in LEVELS:
         lines = lines_for(level, quick)
         for client in CLIENTS:
@@ -389,10 +457,12 @@ def cpu_table(scenario: str, runs: dict[tuple[str, str, int], list[Run]], quick:
             if busy + others >= 0.85:
                 limits.append("machine CPU")
             label = f"{level:>4}" if client == CLIENTS[0] else " " * 4
-            print(f"  {label} | {client:<10}{wall:>7.2f}"
-                  f"{median(client, level, 'request_ms'):>11.1f}{cpu:>11.2f}{cpu / wall:>9.0%}"
-                  f"{cpu / lines * 1e3:>12.2f}{server_cpu:>11.2f}{busy:>6.0%}{others:>7.0%}  "
-                  + (", ".join(limits) or "-"))
+            print(
+                f"  {label} | {client:<10}{wall:>7.2f}"
+                f"{median(client, level, 'request_ms'):>11.1f}{cpu:>11.2f}{cpu / wall:>9.0%}"
+                f"{cpu / lines * 1e3:>12.2f}{server_cpu:>11.2f}{busy:>6.0%}{others:>7.0%}  "
+                + (", ".join(limits) or "-")
+            )
 
 
 if __name__ == "__main__":

@@ -157,8 +157,14 @@ def read_truth(path: Path) -> dict[int, Truth]:
 def run_child(argv: list[str], env: dict[str, str], what: str) -> None:
     """Run a client to completion; its stderr in the error if it fails."""
     try:
-        proc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                              timeout=RUN_TIMEOUT_S, check=False)
+        proc = subprocess.run(
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=RUN_TIMEOUT_S,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"{what} did not finish within {RUN_TIMEOUT_S} s") from None
     if proc.returncode != 0:
@@ -192,13 +198,32 @@ def streamkit_child(dump: str, args: list[str]) -> None:
     streamkit_main()
 
 
-def run_streamkit(url: str, level: int, requests: int, warmup: int, dataset: Path,
-                  tmp: Path, env: dict[str, str]) -> tuple[list[Reported], int, dict]:
+def run_streamkit(
+    url: str, level: int, requests: int, warmup: int, dataset: Path, tmp: Path, env: dict[str, str]
+) -> tuple[list[Reported], int, dict]:
     """streamkit bench at one level: the requests, the failures, and its JSON run record."""
     json_path, csv_path, dump = tmp / "sk.json", tmp / "sk.csv", tmp / "sk-gaps.jsonl"
-    argv = [PYTHON, str(THIS), "--streamkit-child", str(dump), "bench", "--base-url", url,
-            "-c", str(level), "--requests", str(requests), "--warmup", str(warmup),
-            "--dataset", str(dataset), "--json", str(json_path), "--csv", str(csv_path)]
+    argv = [
+        PYTHON,
+        str(THIS),
+        "--streamkit-child",
+        str(dump),
+        "bench",
+        "--base-url",
+        url,
+        "-c",
+        str(level),
+        "--requests",
+        str(requests),
+        "--warmup",
+        str(warmup),
+        "--dataset",
+        str(dataset),
+        "--json",
+        str(json_path),
+        "--csv",
+        str(csv_path),
+    ]
     run_child(argv, env, "streamkit bench")
     gaps = {}
     for line in dump.read_text(encoding="utf-8").splitlines():
@@ -212,8 +237,10 @@ def run_streamkit(url: str, level: int, requests: int, warmup: int, dataset: Pat
                 continue
             index = int(row["index"])
             itl = gaps[index]
-            if itl and (abs(sum(itl) / len(itl) * 1e3 - float(row["itl_mean_ms"])) > 0.002
-                        or abs(max(itl) * 1e3 - float(row["itl_max_ms"])) > 0.002):
+            if itl and (
+                abs(sum(itl) / len(itl) * 1e3 - float(row["itl_mean_ms"])) > 0.002
+                or abs(max(itl) * 1e3 - float(row["itl_max_ms"])) > 0.002
+            ):
                 raise RuntimeError(f"request {index}: the gap dump does not match the CSV")
             reported.append(Reported(index, float(row["ttft_ms"]) / 1e3, itl))
     run = json.loads(json_path.read_text(encoding="utf-8"))["runs"][0]
@@ -239,23 +266,33 @@ def sdk_client(url: str, level: int, warmup: int, dataset: str, out_path: str) -
 
     async def main() -> list[dict]:
         client = openai.AsyncOpenAI(
-            base_url=url, api_key="x", max_retries=0,
+            base_url=url,
+            api_key="x",
+            max_retries=0,
             http_client=openai.DefaultAsyncHttpxClient(
-                limits=http.Limits(max_connections=None, max_keepalive_connections=None)))
+                limits=http.Limits(max_connections=None, max_keepalive_connections=None)
+            ),
+        )
         results: list[dict] = []
 
         async def one(record: dict) -> dict:
             sent = time.perf_counter()
             times: list[float] = []
             stream = await client.chat.completions.create(
-                model="m", messages=[{"role": "user", "content": record["prompt"]}],
-                stream=True, stream_options={"include_usage": True})
+                model="m",
+                messages=[{"role": "user", "content": record["prompt"]}],
+                stream=True,
+                stream_options={"include_usage": True},
+            )
             async for chunk in stream:
                 now = time.perf_counter()  # after the SDK has parsed the chunk
                 if chunk.choices and chunk.choices[0].delta.content:
                     times.append(now)
-            return {"id": record["id"], "ttft": times[0] - sent,
-                    "gaps": [b - a for a, b in itertools.pairwise(times)]}
+            return {
+                "id": record["id"],
+                "ttft": times[0] - sent,
+                "gaps": [b - a for a, b in itertools.pairwise(times)],
+            }
 
         async def loop(queue: list[dict], keep: bool) -> None:
             while queue:
@@ -278,14 +315,14 @@ def sdk_client(url: str, level: int, warmup: int, dataset: str, out_path: str) -
             out.write(json.dumps(result) + "\n")
 
 
-def run_sdk(url: str, level: int, requests: int, warmup: int, dataset: Path, tmp: Path,
-            env: dict[str, str]) -> tuple[list[Reported], int, dict]:
+def run_sdk(
+    url: str, level: int, requests: int, warmup: int, dataset: Path, tmp: Path, env: dict[str, str]
+) -> tuple[list[Reported], int, dict]:
     out = tmp / "sdk.jsonl"
     subset = tmp / "sdk-in.jsonl"
     lines = dataset.read_text(encoding="utf-8").splitlines(keepends=True)
-    subset.write_text("".join(lines[:warmup + requests]), encoding="utf-8")
-    argv = [PYTHON, str(THIS), "--sdk-client", url, str(level), str(warmup), str(subset),
-            str(out)]
+    subset.write_text("".join(lines[: warmup + requests]), encoding="utf-8")
+    argv = [PYTHON, str(THIS), "--sdk-client", url, str(level), str(warmup), str(subset), str(out)]
     run_child(argv, env, "openai SDK client")
     reported, failed = [], 0
     for line in out.read_text(encoding="utf-8").splitlines():
@@ -305,15 +342,20 @@ def guidellm_runner(venv: Path) -> Callable:
     exe = venv / "bin" / "guidellm"
     if not exe.exists():
         raise Unavailable(f"not installed ({exe} not found; see bench/README.md)")
-    probe = subprocess.run([str(exe), "--version"], capture_output=True, timeout=120,
-                           check=False)
+    probe = subprocess.run([str(exe), "--version"], capture_output=True, timeout=120, check=False)
     if probe.returncode != 0:
-        raise Unavailable(f"{exe} --version failed: "
-                          f"{probe.stderr.decode(errors='replace')[-500:]}")
+        raise Unavailable(f"{exe} --version failed: {probe.stderr.decode(errors='replace')[-500:]}")
     version = probe.stdout.decode().strip()
 
-    def run(url: str, level: int, requests: int, warmup: int, dataset: Path, tmp: Path,
-            env: dict[str, str]) -> tuple[list[Reported], int, dict]:
+    def run(
+        url: str,
+        level: int,
+        requests: int,
+        warmup: int,
+        dataset: Path,
+        tmp: Path,
+        env: dict[str, str],
+    ) -> tuple[list[Reported], int, dict]:
         """``guidellm run``: the same closed loop; its per-request records, by prompt.
 
         Its first ``warmup`` requests (by start time) are dropped, as the
@@ -322,11 +364,21 @@ def guidellm_runner(venv: Path) -> Callable:
         out = tmp / "guidellm.json"
         target = url.removesuffix("/v1")  # guidellm adds v1/chat/completions
         backend = json.dumps({"kind": "openai_http", "target": target, "model": "m"})
-        argv = [str(exe), "run", "--backend", backend,
-                "--profile", f"kind=concurrent,streams={level}",
-                "--constraint", f"kind=max_requests,count={warmup + requests}",
-                "--data", f"kind=json_file,path={dataset}",
-                "--output", f"kind=json,path={out}", "--disable-console"]
+        argv = [
+            str(exe),
+            "run",
+            "--backend",
+            backend,
+            "--profile",
+            f"kind=concurrent,streams={level}",
+            "--constraint",
+            f"kind=max_requests,count={warmup + requests}",
+            "--data",
+            f"kind=json_file,path={dataset}",
+            "--output",
+            f"kind=json,path={out}",
+            "--disable-console",
+        ]
         run_child(argv, {**env, "PATH": f"{venv / 'bin'}:{env.get('PATH', '')}"}, version)
         report = json.loads(out.read_text(encoding="utf-8"))["benchmarks"][0]["requests"]
         done = sorted(report["successful"], key=lambda r: r["request_start_time"])[warmup:]
@@ -335,8 +387,14 @@ def guidellm_runner(venv: Path) -> Callable:
             match = PROMPT_ID.search(r["request_args"])
             if match is None:
                 raise RuntimeError("guidellm: a request without a numbered prompt")
-            reported.append(Reported(int(match.group(1)), r["time_to_first_token_ms"] / 1e3,
-                                     None, r["inter_token_latency_ms"] / 1e3))
+            reported.append(
+                Reported(
+                    int(match.group(1)),
+                    r["time_to_first_token_ms"] / 1e3,
+                    None,
+                    r["inter_token_latency_ms"] / 1e3,
+                )
+            )
         return reported, len(report["errored"]) + len(report["incomplete"]), {}
 
     return run
@@ -345,8 +403,16 @@ def guidellm_runner(venv: Path) -> Callable:
 # -- the measurement -----------------------------------------------------------------------
 
 
-def measure(client: str, runner: Callable, level: int, requests: int, warmup: int,
-            dataset: Path, tmp: Path, env: dict[str, str]) -> Outcome:
+def measure(
+    client: str,
+    runner: Callable,
+    level: int,
+    requests: int,
+    warmup: int,
+    dataset: Path,
+    tmp: Path,
+    env: dict[str, str],
+) -> Outcome:
     """One client at one level, against a fresh timed server and log."""
     log = tmp / f"truth-{client.split()[0]}-{level}.jsonl"
     server, port = start_server({**env, "TIMED_SERVER_LOG": str(log)}, script="timed_server.py")
@@ -380,13 +446,19 @@ def measure(client: str, runner: Callable, level: int, requests: int, warmup: in
         elif r.gaps is not None:
             outcome.note = "some requests had a different number of gaps than the server sent"
     if run:  # streamkit's own report against the truth, percentile by percentile
-        outcome.reported_pcts = {"ttft": (run["ttft_ms"]["p50"], run["ttft_ms"]["p99"]),
-                                 "itl": (run["itl_ms"]["p50"], run["itl_ms"]["p99"])}
+        outcome.reported_pcts = {
+            "ttft": (run["ttft_ms"]["p50"], run["ttft_ms"]["p99"]),
+            "itl": (run["itl_ms"]["p50"], run["itl_ms"]["p99"]),
+        }
     else:
-        outcome.reported_pcts = {"ttft": (percentile(rep_ttfts, 50), percentile(rep_ttfts, 99)),
-                                 "itl": (percentile(rep_gaps, 50), percentile(rep_gaps, 99))}
-    outcome.true_pcts = {"ttft": (percentile(true_ttfts, 50), percentile(true_ttfts, 99)),
-                         "itl": (percentile(true_gaps, 50), percentile(true_gaps, 99))}
+        outcome.reported_pcts = {
+            "ttft": (percentile(rep_ttfts, 50), percentile(rep_ttfts, 99)),
+            "itl": (percentile(rep_gaps, 50), percentile(rep_gaps, 99)),
+        }
+    outcome.true_pcts = {
+        "ttft": (percentile(true_ttfts, 50), percentile(true_ttfts, 99)),
+        "itl": (percentile(true_gaps, 50), percentile(true_gaps, 99)),
+    }
     return outcome
 
 
@@ -395,40 +467,52 @@ def fmt(value: float, width: int) -> str:
 
 
 def print_tables(outcomes: list[Outcome]) -> None:
-    print(f"Error = reported - true, in ms; |p99|: p99 of the absolute error. {PLAN}, "
-          "closed loop.")
-    header = (f"  {'client':<11}{'c':>4}{'n':>5}{'fail':>5} | {'TTFT p50':>8}{'p99':>7} | "
-              f"{'ITL p50':>7}{'p1':>7}{'p99':>7}{'|p99|':>7}{'0-gaps':>7} | "
-              f"{'mean ITL |p99|':>14} | {'srv late p99':>12}")
+    print(f"Error = reported - true, in ms; |p99|: p99 of the absolute error. {PLAN}, closed loop.")
+    header = (
+        f"  {'client':<11}{'c':>4}{'n':>5}{'fail':>5} | {'TTFT p50':>8}{'p99':>7} | "
+        f"{'ITL p50':>7}{'p1':>7}{'p99':>7}{'|p99|':>7}{'0-gaps':>7} | "
+        f"{'mean ITL |p99|':>14} | {'srv late p99':>12}"
+    )
     print(header)
     print("  " + "-" * (len(header) - 2))
     for o in outcomes:
         itl = o.itl_err
-        print(f"  {o.client:<11}{o.level:>4}{o.joined:>5}{o.failed:>5} | "
-              f"{fmt(percentile(o.ttft_err, 50), 8)}{fmt(percentile(o.ttft_err, 99), 8)} | "
-              f"{fmt(percentile(itl, 50), 7)}{fmt(percentile(itl, 1), 7)}"
-              f"{fmt(percentile(itl, 99), 7)}{fmt(percentile([abs(e) for e in itl], 99), 7)}"
-              f"{o.zero_gaps if itl else '-':>7} | "
-              f"{fmt(percentile([abs(e) for e in o.mean_itl_err], 99), 14)} | "
-              f"{fmt(percentile(o.server_late, 99), 12)}"
-              + (f"  ({o.note})" if o.note else ""))
-    print("  ITL: gap by gap; mean ITL: each request's mean gap (all guidellm reports); "
-          "0-gaps: reported gaps < 0.1 ms")
-    print("  (chunks read together); srv late: the server's own lateness, true TTFT - planned "
-          f"{PLAN_TTFT * 1e3:.0f} ms.")
+        print(
+            f"  {o.client:<11}{o.level:>4}{o.joined:>5}{o.failed:>5} | "
+            f"{fmt(percentile(o.ttft_err, 50), 8)}{fmt(percentile(o.ttft_err, 99), 8)} | "
+            f"{fmt(percentile(itl, 50), 7)}{fmt(percentile(itl, 1), 7)}"
+            f"{fmt(percentile(itl, 99), 7)}{fmt(percentile([abs(e) for e in itl], 99), 7)}"
+            f"{o.zero_gaps if itl else '-':>7} | "
+            f"{fmt(percentile([abs(e) for e in o.mean_itl_err], 99), 14)} | "
+            f"{fmt(percentile(o.server_late, 99), 12)}" + (f"  ({o.note})" if o.note else "")
+        )
+    print(
+        "  ITL: gap by gap; mean ITL: each request's mean gap (all guidellm reports); "
+        "0-gaps: reported gaps < 0.1 ms"
+    )
+    print(
+        "  (chunks read together); srv late: the server's own lateness, true TTFT - planned "
+        f"{PLAN_TTFT * 1e3:.0f} ms."
+    )
     print()
-    print("Reported against true percentiles, ms (what a reader of each report sees; "
-          "streamkit's from its JSON):")
-    print(f"  {'client':<11}{'c':>4} | {'TTFT p50 rep/true':>19}{'p99 rep/true':>19} | "
-          f"{'ITL p50 rep/true':>19}{'p99 rep/true':>19}")
+    print(
+        "Reported against true percentiles, ms (what a reader of each report sees; "
+        "streamkit's from its JSON):"
+    )
+    print(
+        f"  {'client':<11}{'c':>4} | {'TTFT p50 rep/true':>19}{'p99 rep/true':>19} | "
+        f"{'ITL p50 rep/true':>19}{'p99 rep/true':>19}"
+    )
     for o in outcomes:
         cells = []
         for metric in ("ttft", "itl"):
             for k in (0, 1):
                 rep, true = o.reported_pcts[metric][k], o.true_pcts[metric][k]
                 cells.append(f"{fmt(rep, 9)}/{fmt(true, 8).strip():<8}")
-        print(f"  {o.client:<11}{o.level:>4} | {cells[0]:>19}{cells[1]:>19} | "
-              f"{cells[2]:>19}{cells[3]:>19}")
+        print(
+            f"  {o.client:<11}{o.level:>4} | {cells[0]:>19}{cells[1]:>19} | "
+            f"{cells[2]:>19}{cells[3]:>19}"
+        )
 
 
 def verdict(outcomes: list[Outcome]) -> None:
@@ -450,8 +534,7 @@ def verdict(outcomes: list[Outcome]) -> None:
             problems.append(f"TTFT p99 error not below {name}'s")
         if other.itl_err and not itl99 < percentile([abs(e) for e in other.itl_err], 99):
             problems.append(f"ITL p99 |error| not below {name}'s")
-    goal = (f"Goal at c=64 (p99 error < {GOAL_MS:g} ms for TTFT and |ITL|, below every other "
-            "client)")
+    goal = f"Goal at c=64 (p99 error < {GOAL_MS:g} ms for TTFT and |ITL|, below every other client)"
     print(f"{goal}: " + ("met" if not problems else "NOT MET: " + "; ".join(problems)))
 
 
@@ -462,14 +545,27 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests per level")
-    parser.add_argument("--levels", type=int, nargs="+", default=list(LEVELS),
-                        help="concurrency levels (default 1 16 64 256)")
-    parser.add_argument("--requests", type=int, nargs="+",
-                        help="requests per level, one number per level (default "
-                        f"{' '.join(map(str, REQUESTS))}; --quick "
-                        f"{' '.join(map(str, QUICK_REQUESTS))})")
-    parser.add_argument("--clients", nargs="+", default=["streamkit", "guidellm", "sdk"],
-                        choices=["streamkit", "guidellm", "sdk"])
+    parser.add_argument(
+        "--levels",
+        type=int,
+        nargs="+",
+        default=list(LEVELS),
+        help="concurrency levels (default 1 16 64 256)",
+    )
+    parser.add_argument(
+        "--requests",
+        type=int,
+        nargs="+",
+        help="requests per level, one number per level (default "
+        f"{' '.join(map(str, REQUESTS))}; --quick "
+        f"{' '.join(map(str, QUICK_REQUESTS))})",
+    )
+    parser.add_argument(
+        "--clients",
+        nargs="+",
+        default=["streamkit", "guidellm", "sdk"],
+        choices=["streamkit", "guidellm", "sdk"],
+    )
     parser.add_argument("--guidellm-venv", type=Path, default=Path("/tmp/peer-guidellm"))
     parser.add_argument("--sdk-client", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -505,8 +601,9 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_name)
         env = child_env(tmp)
         dataset = tmp / "in.jsonl"
-        write_input(dataset, max(level + count for level, count in zip(args.levels, requests,
-                                                                       strict=True)))
+        write_input(
+            dataset, max(level + count for level, count in zip(args.levels, requests, strict=True))
+        )
         for level, count in zip(args.levels, requests, strict=True):
             warmup = level
             for name, runner in runners.items():
@@ -517,8 +614,11 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{name}: not measured at c={level}: {exc}")
                     continue
                 outcomes.append(outcome)
-                print(f"  {name} c={level}: {outcome.joined} requests joined, "
-                      f"{time.perf_counter() - began:.1f} s", file=sys.stderr)
+                print(
+                    f"  {name} c={level}: {outcome.joined} requests joined, "
+                    f"{time.perf_counter() - began:.1f} s",
+                    file=sys.stderr,
+                )
     print()
     print_tables(outcomes)
     print()

@@ -114,12 +114,16 @@ def main(argv: list[str] | None = None) -> int:
 
     ms = [t * 1e3 for t in times]
     print(f"Python {sys.version.split()[0]} on {os.cpu_count()} CPU(s)")
-    print(f"SIGINT -> exit of `streamkit chat` mid-stream (slow scenario), {runs} runs, "
-          f"signal 0-200 ms after the first output (seed {args.seed})")
+    print(
+        f"SIGINT -> exit of `streamkit chat` mid-stream (slow scenario), {runs} runs, "
+        f"signal 0-200 ms after the first output (seed {args.seed})"
+    )
     print(f"  {'p50 ms':>8}{'p90 ms':>8}{'p99 ms':>8}{'max ms':>8}{'min ms':>8}{'mean ms':>9}")
     p99 = percentile(ms, 99)
-    print(f"  {percentile(ms, 50):>8.1f}{percentile(ms, 90):>8.1f}{p99:>8.1f}{max(ms):>8.1f}"
-          f"{min(ms):>8.1f}{statistics.fmean(ms):>9.1f}")
+    print(
+        f"  {percentile(ms, 50):>8.1f}{percentile(ms, 90):>8.1f}{p99:>8.1f}{max(ms):>8.1f}"
+        f"{min(ms):>8.1f}{statistics.fmean(ms):>9.1f}"
+    )
     print(f"  exit code 130: {runs - len(bad)}/{runs}")
     verdict = "meets" if p99 < 100 else "BELOW"
     print(f"  p99 / goal: {p99:.1f} ms / < 100 ms ({verdict}); p99 is nearest-rank")

@@ -69,16 +69,38 @@ class Step:
         return self.lag_p99 <= LAG_LIMIT_MS and self.failed == 0
 
 
-def run_rate(url: str, rate: float, duration: float, env: dict[str, str], tmp: Path,
-             cpu: int) -> Step:
+def run_rate(
+    url: str, rate: float, duration: float, env: dict[str, str], tmp: Path, cpu: int
+) -> Step:
     """One open-loop run of ``streamkit bench`` pinned to core ``cpu``."""
     report = tmp / "rate.json"
-    argv = ["taskset", "-c", str(cpu), PYTHON, "-m", "streamkit", "bench", "--base-url", url,
-            "--rate", f"{rate:g}", "--duration", f"{duration:g}", "--warmup", "10",
-            "--prompt-tokens", "16", "--output-tokens", "4", "--json", str(report)]
+    argv = [
+        "taskset",
+        "-c",
+        str(cpu),
+        PYTHON,
+        "-m",
+        "streamkit",
+        "bench",
+        "--base-url",
+        url,
+        "--rate",
+        f"{rate:g}",
+        "--duration",
+        f"{duration:g}",
+        "--warmup",
+        "10",
+        "--prompt-tokens",
+        "16",
+        "--output-tokens",
+        "4",
+        "--json",
+        str(report),
+    ]
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     assert proc.stderr is not None
     timer = threading.Timer(RUN_TIMEOUT_S, proc.kill)  # every run bounded in time
     timer.start()
@@ -92,22 +114,29 @@ def run_rate(url: str, rate: float, duration: float, env: dict[str, str], tmp: P
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise RuntimeError(f"rate {rate:g}: exited {proc.returncode}: "
-                           f"{err.decode(errors='replace')[-1500:]}")
+        raise RuntimeError(
+            f"rate {rate:g}: exited {proc.returncode}: {err.decode(errors='replace')[-1500:]}"
+        )
     run = json.loads(report.read_text(encoding="utf-8"))["runs"][0]
     lag = run["schedule_lag_ms"] or {}
     nan = float("nan")
     return Step(
-        rate=rate, lag_p50=lag.get("p50", nan), lag_p99=lag.get("p99", nan),
-        achieved=run["request_throughput"], completed=run["requests_completed"],
-        failed=run["requests_failed"], ttft_p50=(run["ttft_ms"] or {}).get("p50", nan),
-        cpu=(usage.ru_utime + usage.ru_stime) / wall, wall=wall,
+        rate=rate,
+        lag_p50=lag.get("p50", nan),
+        lag_p99=lag.get("p99", nan),
+        achieved=run["request_throughput"],
+        completed=run["requests_completed"],
+        failed=run["requests_failed"],
+        ttft_p50=(run["ttft_ms"] or {}).get("p50", nan),
+        cpu=(usage.ru_utime + usage.ru_stime) / wall,
+        wall=wall,
         preempted=usage.ru_nivcsw / wall,
     )
 
 
-def ladder(measure: Callable[[float], Step], start: float, factor: float, max_rate: float,
-           refine: int) -> list[Step]:
+def ladder(
+    measure: Callable[[float], Step], start: float, factor: float, max_rate: float, refine: int
+) -> list[Step]:
     """Rates up by ``factor`` until one is missed, then ``refine`` bisection steps."""
     steps: list[Step] = []
     rate = start
@@ -132,34 +161,47 @@ def ladder(measure: Callable[[float], Step], start: float, factor: float, max_ra
 
 
 def print_report(steps: list[Step], duration: float) -> None:
-    print(f"streamkit bench on core 0, tests/timed_server.py on core 1; {PLAN}; "
-          f"open loop, Poisson, {duration:g} s per rate.")
-    header = (f"  {'rate/s':>8}{'done/s':>9}{'ok':>7}{'fail':>6}{'lag p50':>9}{'lag p99':>9}"
-              f"{'TTFT p50':>10}{'client cpu':>12}{'preempted/s':>13}  kept up")
+    print(
+        f"streamkit bench on core 0, tests/timed_server.py on core 1; {PLAN}; "
+        f"open loop, Poisson, {duration:g} s per rate."
+    )
+    header = (
+        f"  {'rate/s':>8}{'done/s':>9}{'ok':>7}{'fail':>6}{'lag p50':>9}{'lag p99':>9}"
+        f"{'TTFT p50':>10}{'client cpu':>12}{'preempted/s':>13}  kept up"
+    )
     print(header)
     print("  " + "-" * (len(header) - 2))
     for s in sorted(steps, key=lambda s: s.rate):
-        print(f"  {s.rate:>8.0f}{s.achieved:>9.1f}{s.completed:>7}{s.failed:>6}"
-              f"{s.lag_p50:>9.2f}{s.lag_p99:>9.2f}{s.ttft_p50:>10.2f}{s.cpu:>12.0%}"
-              f"{s.preempted:>13.0f}  "
-              + ("yes" if s.kept_up else "NO"))
-    print("  lag: send time - scheduled time (ms); client cpu: its CPU time / wall time "
-          "(100% = core 0 full; start-up included);")
-    print("  preempted/s: the client's involuntary context switches (another process took "
-          "core 0) per second of wall time.")
+        print(
+            f"  {s.rate:>8.0f}{s.achieved:>9.1f}{s.completed:>7}{s.failed:>6}"
+            f"{s.lag_p50:>9.2f}{s.lag_p99:>9.2f}{s.ttft_p50:>10.2f}{s.cpu:>12.0%}"
+            f"{s.preempted:>13.0f}  " + ("yes" if s.kept_up else "NO")
+        )
+    print(
+        "  lag: send time - scheduled time (ms); client cpu: its CPU time / wall time "
+        "(100% = core 0 full; start-up included);"
+    )
+    print(
+        "  preempted/s: the client's involuntary context switches (another process took "
+        "core 0) per second of wall time."
+    )
     kept = [s for s in steps if s.kept_up]
     missed = [s for s in steps if not s.kept_up]
     print()
     if kept:
         best = max(kept, key=lambda s: s.rate)
-        print(f"Highest rate kept (p99 schedule lag <= {LAG_LIMIT_MS:g} ms, no failures): "
-              f"{best.rate:.0f} req/s (p99 lag {best.lag_p99:.2f} ms).")
+        print(
+            f"Highest rate kept (p99 schedule lag <= {LAG_LIMIT_MS:g} ms, no failures): "
+            f"{best.rate:.0f} req/s (p99 lag {best.lag_p99:.2f} ms)."
+        )
     else:
         print("No rate tried was kept up with.")
     if missed:
         first = min(missed, key=lambda s: s.rate)
-        print(f"Lowest rate missed: {first.rate:.0f} req/s (p99 lag {first.lag_p99:.2f} ms, "
-              f"{first.failed} failed).")
+        print(
+            f"Lowest rate missed: {first.rate:.0f} req/s (p99 lag {first.lag_p99:.2f} ms, "
+            f"{first.failed} failed)."
+        )
     else:
         print("No rate tried was missed (raise --max-rate).")
 
@@ -186,8 +228,10 @@ def main(argv: list[str] | None = None) -> int:
 
         def measure(rate: float) -> Step:
             step = run_rate(f"{base}/{fresh_key()}/v1", rate, duration, env, tmp, cpu=0)
-            print(f"  {rate:.0f}/s: p99 lag {step.lag_p99:.2f} ms, cpu {step.cpu:.0%}",
-                  file=sys.stderr)
+            print(
+                f"  {rate:.0f}/s: p99 lag {step.lag_p99:.2f} ms, cpu {step.cpu:.0%}",
+                file=sys.stderr,
+            )
             return step
 
         try:

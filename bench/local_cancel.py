@@ -93,9 +93,7 @@ async def cancel_run(model: LocalModel, seed: int, delay: float, out: BinaryIO) 
     async def watch(receive: trio.MemoryReceiveChannel[Batch]) -> None:
         async with receive:
             async for batch in receive:
-                if not first_text.is_set() and any(
-                    type(e) is TextDelta and e.text for e in batch
-                ):
+                if not first_text.is_set() and any(type(e) is TextDelta and e.text for e in batch):
                     first_text.set()
 
     async def canceller() -> None:
@@ -107,8 +105,9 @@ async def cancel_run(model: LocalModel, seed: int, delay: float, out: BinaryIO) 
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(canceller)
-        reply = await run_stream(partial(producer.stream, request), [Printer(out), watch],
-                                 stop=stop)
+        reply = await run_stream(
+            partial(producer.stream, request), [Printer(out), watch], stop=stop
+        )
         returned = time.perf_counter()
         workers = [t.name for t in threading.enumerate() if t.name == THREAD_NAME]
         nursery.cancel_scope.cancel()  # the canceller, when the text ended first
@@ -187,26 +186,40 @@ async def measure(args: argparse.Namespace, out: BinaryIO) -> int:
     bad = [(i, c) for i, c in enumerate(cancels) if c.problems]
     p99 = percentile(ms, 99)
 
-    print(f"Python {sys.version.split()[0]}, llama-cpp-python {llama_cpp.__version__}, "
-          f"{os.cpu_count()} CPU(s), n_threads {llm.n_threads}, model {path.name}")
-    print(f"cancel() -> run_stream returned, {args.runs} runs, cancel 50-500 ms after the "
-          f"first text (seed {args.seed}); Trio's real clock")
+    print(
+        f"Python {sys.version.split()[0]}, llama-cpp-python {llama_cpp.__version__}, "
+        f"{os.cpu_count()} CPU(s), n_threads {llm.n_threads}, model {path.name}"
+    )
+    print(
+        f"cancel() -> run_stream returned, {args.runs} runs, cancel 50-500 ms after the "
+        f"first text (seed {args.seed}); Trio's real clock"
+    )
     print(f"1-min load average {load_before:.2f} before the runs, {load_after:.2f} after")
     print()
     print(f"  {'p50 ms':>8}{'p90 ms':>8}{'p99 ms':>8}{'max ms':>8}{'min ms':>8}{'mean ms':>9}")
-    print(f"  {percentile(ms, 50):>8.1f}{percentile(ms, 90):>8.1f}{p99:>8.1f}{max(ms):>8.1f}"
-          f"{min(ms):>8.1f}{statistics.fmean(ms):>9.1f}")
+    print(
+        f"  {percentile(ms, 50):>8.1f}{percentile(ms, 90):>8.1f}{p99:>8.1f}{max(ms):>8.1f}"
+        f"{min(ms):>8.1f}{statistics.fmean(ms):>9.1f}"
+    )
     print()
-    print(f"  time per token (raw loop, {len(gap_ms)} gaps): median {statistics.median(gap_ms):.1f}"
-          f" ms, p90 {percentile(gap_ms, 90):.1f} ms, max {max(gap_ms):.1f} ms")
-    print(f"  cancel p50 / token median: {percentile(ms, 50) / statistics.median(gap_ms):.2f}; "
-          f"cancel p99 / token median: {p99 / statistics.median(gap_ms):.2f}")
+    print(
+        f"  time per token (raw loop, {len(gap_ms)} gaps): median {statistics.median(gap_ms):.1f}"
+        f" ms, p90 {percentile(gap_ms, 90):.1f} ms, max {max(gap_ms):.1f} ms"
+    )
+    print(
+        f"  cancel p50 / token median: {percentile(ms, 50) / statistics.median(gap_ms):.2f}; "
+        f"cancel p99 / token median: {p99 / statistics.median(gap_ms):.2f}"
+    )
     tokens = [c.tokens for c in cancels]
-    print(f"  tokens before the cancel took effect: median {statistics.median(tokens):g}, "
-          f"min {min(tokens)}, max {max(tokens)}")
+    print(
+        f"  tokens before the cancel took effect: median {statistics.median(tokens):g}, "
+        f"min {min(tokens)}, max {max(tokens)}"
+    )
     print(f"  texts that ended before their cancel (repeated with another seed): {ended_early}")
-    print(f"  runs ending 'cancelled', text kept, no {THREAD_NAME} thread left: "
-          f"{args.runs - len(bad)}/{args.runs}")
+    print(
+        f"  runs ending 'cancelled', text kept, no {THREAD_NAME} thread left: "
+        f"{args.runs - len(bad)}/{args.runs}"
+    )
     verdict = "meets" if p99 < GOAL_MS else "ABOVE"
     print(f"  p99 / goal: {p99:.1f} ms / < {GOAL_MS:g} ms ({verdict}); p99 is nearest-rank")
     for i, c in bad:

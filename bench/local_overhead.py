@@ -119,8 +119,9 @@ def raw_run(llm: Llama, prompt: str, tokens: int, seed: int, out: BinaryIO) -> R
     return Run(elapsed, count, "".join(parts), time.thread_time() - cpu_start)
 
 
-async def streamkit_run(model: LocalModel, prompt: str, tokens: int, seed: int,
-                        out: BinaryIO) -> Run:
+async def streamkit_run(
+    model: LocalModel, prompt: str, tokens: int, seed: int, out: BinaryIO
+) -> Run:
     """``run_stream`` of the local producer into a ``Printer``."""
     llm = await model.llm()
     llm.reset()
@@ -133,8 +134,9 @@ async def streamkit_run(model: LocalModel, prompt: str, tokens: int, seed: int,
     producer = LlamaLocalProducer(model)
     cpu_start = time.thread_time()
     start = time.perf_counter()
-    reply = await run_stream(partial(producer.stream, request), [Printer(out)],
-                             stop=trio.CancelScope())
+    reply = await run_stream(
+        partial(producer.stream, request), [Printer(out)], stop=trio.CancelScope()
+    )
     elapsed = time.perf_counter() - start
     thread_cpu = time.thread_time() - cpu_start
     if reply.error is not None:
@@ -145,16 +147,19 @@ async def streamkit_run(model: LocalModel, prompt: str, tokens: int, seed: int,
     return Run(elapsed, count, reply.text, thread_cpu)
 
 
-async def raw_in_worker(model: LocalModel, prompt: str, tokens: int, seed: int,
-                        out: BinaryIO) -> Run:
+async def raw_in_worker(
+    model: LocalModel, prompt: str, tokens: int, seed: int, out: BinaryIO
+) -> Run:
     """``raw_run`` in a Trio worker thread, as the producer runs (timed inside the thread)."""
     llm = await model.llm()
-    return await trio.to_thread.run_sync(raw_run, llm, prompt, tokens, seed, out,
-                                         limiter=model.limiter)
+    return await trio.to_thread.run_sync(
+        raw_run, llm, prompt, tokens, seed, out, limiter=model.limiter
+    )
 
 
-async def pick_seed(model: LocalModel, prompt: str, tokens: int, first: int,
-                    out: BinaryIO) -> tuple[int, Run]:
+async def pick_seed(
+    model: LocalModel, prompt: str, tokens: int, first: int, out: BinaryIO
+) -> tuple[int, Run]:
     """The first seed from ``first`` whose text runs ``tokens`` tokens without EOG."""
     for seed in range(first, first + 50):
         run = await raw_in_worker(model, prompt, tokens, seed, out)
@@ -211,36 +216,52 @@ async def measure(args: argparse.Namespace, out: BinaryIO) -> int:
     from_medians = (kit_s / raw_s - 1) * 100
     from_minima = (min(k.seconds for k in kit_runs) / min(r.seconds for r in raw_runs) - 1) * 100
 
-    print(f"Python {sys.version.split()[0]}, llama-cpp-python {llama_cpp.__version__}, "
-          f"{os.cpu_count()} CPU(s), n_threads {llm.n_threads}")
-    print(f"model {path.name} (loaded in {load_s:.2f} s); prompt {prompt_len} tokens; "
-          f"{args.tokens} tokens a run, seed {seed}, temperature {TEMPERATURE}, top_p {TOP_P}")
+    print(
+        f"Python {sys.version.split()[0]}, llama-cpp-python {llama_cpp.__version__}, "
+        f"{os.cpu_count()} CPU(s), n_threads {llm.n_threads}"
+    )
+    print(
+        f"model {path.name} (loaded in {load_s:.2f} s); prompt {prompt_len} tokens; "
+        f"{args.tokens} tokens a run, seed {seed}, temperature {TEMPERATURE}, top_p {TOP_P}"
+    )
     cut = ""
     if rounds < args.rounds:
         cut = f" (of {args.rounds}: time budget {args.budget:g} s reached)"
-    print(f"{rounds} rounds{cut}, order alternating; KV cache reset before every run; "
-          f"time = call to return, prompt evaluation included")
+    print(
+        f"{rounds} rounds{cut}, order alternating; KV cache reset before every run; "
+        f"time = call to return, prompt evaluation included"
+    )
     print(f"1-min load average {load_before:.2f} before the rounds, {load_after:.2f} after")
     print()
     print(f"  {'side':<34}{'median s':>9}{'tok/s':>8}{'min s':>8}{'max s':>8}")
-    for label, runs in (("raw llm.generate loop", raw_runs),
-                        ("streamkit run_stream + Printer", kit_runs)):
+    for label, runs in (
+        ("raw llm.generate loop", raw_runs),
+        ("streamkit run_stream + Printer", kit_runs),
+    ):
         seconds = [r.seconds for r in runs]
         median_s = statistics.median(seconds)
-        print(f"  {label:<34}{median_s:>9.3f}{args.tokens / median_s:>8.1f}"
-              f"{min(seconds):>8.3f}{max(seconds):>8.3f}")
+        print(
+            f"  {label:<34}{median_s:>9.3f}{args.tokens / median_s:>8.1f}"
+            f"{min(seconds):>8.3f}{max(seconds):>8.3f}"
+        )
     print()
     print("  per-round streamkit/raw time: " + " ".join(f"{r:.3f}" for r in ratios))
     print(f"  overhead from the medians:            {from_medians:+.2f} %")
-    print(f"  overhead from the minima:             {from_minima:+.2f} %  "
-          f"(the least disturbed run of each side)")
+    print(
+        f"  overhead from the minima:             {from_minima:+.2f} %  "
+        f"(the least disturbed run of each side)"
+    )
     verdict = "meets" if paired < GOAL_PERCENT else "ABOVE"
-    print(f"  overhead, median of paired ratios:    {paired:+.2f} %  "
-          f"(goal < {GOAL_PERCENT:g} %: {verdict})")
+    print(
+        f"  overhead, median of paired ratios:    {paired:+.2f} %  "
+        f"(goal < {GOAL_PERCENT:g} %: {verdict})"
+    )
     trio_cpu = statistics.median(k.thread_cpu for k in kit_runs)
-    print(f"  Trio thread CPU in a streamkit run:   {trio_cpu * 1e3:.1f} ms, "
-          f"{trio_cpu / args.tokens * 1e6:.0f} us a token = "
-          f"{trio_cpu / raw_s * 100:.2f} % of the raw run's wall time")
+    print(
+        f"  Trio thread CPU in a streamkit run:   {trio_cpu * 1e3:.1f} ms, "
+        f"{trio_cpu / args.tokens * 1e6:.0f} us a token = "
+        f"{trio_cpu / raw_s * 100:.2f} % of the raw run's wall time"
+    )
     print(f"  same tokens and text on both sides:   {'yes' if not problems else 'NO'}")
     for problem in problems:
         print(f"    {problem}")
@@ -253,9 +274,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, help="rounds, one run of each side (default 7)")
     parser.add_argument("--tokens", type=int, help="tokens a run (default 256)")
     parser.add_argument("--seed", type=int, default=1, help="first sampling seed to try")
-    parser.add_argument("--budget", type=float, default=120.0,
-                        help=f"seconds after which no new round starts "
-                             f"(at least {MIN_ROUNDS} run; default 120)")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=120.0,
+        help=f"seconds after which no new round starts (at least {MIN_ROUNDS} run; default 120)",
+    )
     args = parser.parse_args(argv)
     args.rounds = args.rounds or (3 if args.quick else 7)
     args.tokens = args.tokens or (64 if args.quick else 256)

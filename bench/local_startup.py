@@ -47,8 +47,13 @@ CHAT = ["-m", "streamkit", "chat", "Hi", "-n", "1"]
 def time_to_exit(args: list[str], env: dict[str, str]) -> float:
     """Seconds from ``Popen`` to exit; the command must succeed."""
     start = time.perf_counter()
-    proc = subprocess.Popen([PYTHON, *args], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [PYTHON, *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     _, err = proc.communicate()
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
@@ -59,16 +64,22 @@ def time_to_exit(args: list[str], env: dict[str, str]) -> float:
 def chat_times(env: dict[str, str]) -> tuple[float, float, bytes]:
     """Seconds from ``Popen`` to the first stdout byte and to exit, and the output."""
     start = time.perf_counter()
-    proc = subprocess.Popen([PYTHON, *CHAT], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [PYTHON, *CHAT],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     assert proc.stdout is not None
     first = os.read(proc.stdout.fileno(), 65536)
     first_byte = time.perf_counter() - start
     rest, err = proc.communicate()
     exited = time.perf_counter() - start
     if proc.returncode != 0 or not first:
-        raise RuntimeError(f"chat exited {proc.returncode}, output {first!r}: "
-                           f"{err.decode(errors='replace')}")
+        raise RuntimeError(
+            f"chat exited {proc.returncode}, output {first!r}: {err.decode(errors='replace')}"
+        )
     return first_byte, exited, first + rest
 
 
@@ -79,8 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     runs = args.runs or (2 if args.quick else 5)
 
-    rows: dict[str, list[float]] = {"chat Hi -n 1: first stdout byte": [],
-                                    "chat Hi -n 1: exit": []}
+    rows: dict[str, list[float]] = {"chat Hi -n 1: first stdout byte": [], "chat Hi -n 1: exit": []}
     rows.update({label: [] for label, _ in REFERENCES})
     outputs: list[bytes] = []
     load_before = os.getloadavg()[0]
@@ -96,8 +106,10 @@ def main(argv: list[str] | None = None) -> int:
 
     load_after = os.getloadavg()[0]
     medians = {label: statistics.median(values) for label, values in rows.items()}
-    print(f"Python {sys.version.split()[0]} on {os.cpu_count()} CPU(s); {runs} rounds, "
-          f"a fresh process each, page cache not dropped; times from Popen, ms")
+    print(
+        f"Python {sys.version.split()[0]} on {os.cpu_count()} CPU(s); {runs} rounds, "
+        f"a fresh process each, page cache not dropped; times from Popen, ms"
+    )
     print(f"1-min load average {load_before:.2f} before the rounds, {load_after:.2f} after")
     print()
     width = max(len(label) for label in rows) + 2
@@ -111,9 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     bare = medians["python -c pass"]
     cli = medians["python -c 'import streamkit.cli.app'"]
     llama = medians["python -c 'import llama_cpp'"]
-    print(f"  first byte / --help: {first / medians['python -m streamkit --help']:.2f}; "
-          f"first byte - CLI import: {(first - cli) * 1e3:.0f} ms "
-          f"(llama_cpp import alone, interpreter excluded: {(llama - bare) * 1e3:.0f} ms)")
+    print(
+        f"  first byte / --help: {first / medians['python -m streamkit --help']:.2f}; "
+        f"first byte - CLI import: {(first - cli) * 1e3:.0f} ms "
+        f"(llama_cpp import alone, interpreter excluded: {(llama - bare) * 1e3:.0f} ms)"
+    )
     print(f"  outputs: {sorted({o.decode(errors='replace') for o in outputs})!r}")
     return 0
 

@@ -112,8 +112,11 @@ def run(chunks: list[str], markdown: bool, out) -> list[float]:
             times.append(clock() - start)
 
     async def main() -> None:
-        printer = (MarkdownPrinter(out, width=100, height=40, color_system="256") if markdown
-                   else Printer(out))
+        printer = (
+            MarkdownPrinter(out, width=100, height=40, color_system="256")
+            if markdown
+            else Printer(out)
+        )
         start = time.perf_counter()
         await run_stream(produce, [printer])
         printer.end()
@@ -154,23 +157,32 @@ def main() -> None:
     n = len(chunks)
     tenth = max(n // 10, 1)
     per_send = best[True][:-1]
-    tenths = [statistics.fmean(per_send[i:i + tenth]) * 1e6 for i in range(0, n, tenth)]
+    tenths = [statistics.fmean(per_send[i : i + tenth]) * 1e6 for i in range(0, n, tenth)]
     first, last = tenths[0], tenths[-1]
     per_chunk = (drawn - plain) / n
-    print(f"reply: {n} chunks, {sum(map(len, chunks))} characters, to a pty 100x40, "
-          f"best of {args.rounds}")
+    print(
+        f"reply: {n} chunks, {sum(map(len, chunks))} characters, to a pty 100x40, "
+        f"best of {args.rounds}"
+    )
     print(f"{'printer':<10} {'chunks/s':>12} {'µs/chunk':>10}")
     print(f"{'plain':<10} {n / plain:>12,.0f} {plain / n * 1e6:>10.1f}")
     print(f"{'markdown':<10} {n / drawn:>12,.0f} {drawn / n * 1e6:>10.1f}")
-    print(f"markdown / plain time: {drawn / plain:.1f}x; drawing costs {per_chunk * 1e6:.1f} µs "
-          "a chunk")
-    print("markdown µs/chunk by tenth of the reply: "
-          + " ".join(f"{value:.0f}" for value in tenths))
-    print(f"last / first tenth {last / first:.2f} (goal: flat, about 1); the end's drawing "
-          f"{best[True][-1] * 1e3:.1f} ms once")
+    print(
+        f"markdown / plain time: {drawn / plain:.1f}x; drawing costs {per_chunk * 1e6:.1f} µs "
+        "a chunk"
+    )
+    print(
+        "markdown µs/chunk by tenth of the reply: " + " ".join(f"{value:.0f}" for value in tenths)
+    )
+    print(
+        f"last / first tenth {last / first:.2f} (goal: flat, about 1); the end's drawing "
+        f"{best[True][-1] * 1e3:.1f} ms once"
+    )
     for rate in (100, 1_000):
-        print(f"at {rate:,} chunks/s the drawing takes {per_chunk * rate:.1%} of the stream's "
-              "time (goal < 20%)")
+        print(
+            f"at {rate:,} chunks/s the drawing takes {per_chunk * rate:.1%} of the stream's "
+            "time (goal < 20%)"
+        )
 
 
 if __name__ == "__main__":

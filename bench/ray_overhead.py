@@ -51,8 +51,12 @@ INSIDE = "STREAMKIT_BENCH_NETNS"
 def run(args: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Wall seconds and the process's own CPU seconds."""
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "streamkit", *args], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamkit", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
     stderr = process.stderr.read().decode() if process.stderr else ""
@@ -62,8 +66,12 @@ def run(args: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 
 def write_rows(path: Path, count: int) -> None:
-    path.write_text("".join(json.dumps({"id": k, "messages": [
-        {"role": "user", "content": f"row {k}"}]}) + "\n" for k in range(count)))
+    path.write_text(
+        "".join(
+            json.dumps({"id": k, "messages": [{"role": "user", "content": f"row {k}"}]}) + "\n"
+            for k in range(count)
+        )
+    )
 
 
 def check(path: Path, count: int) -> None:
@@ -81,30 +89,59 @@ def main() -> None:
     options = parser.parse_args()
     if os.environ.get(INSIDE) != "1":
         os.environ[INSIDE] = "1"
-        sys.exit(subprocess.call(["unshare", "--net", "--pid", "--fork", "--mount-proc",
-                                  "--kill-child", sys.executable, *sys.argv]))
+        sys.exit(
+            subprocess.call(
+                [
+                    "unshare",
+                    "--net",
+                    "--pid",
+                    "--fork",
+                    "--mount-proc",
+                    "--kill-child",
+                    sys.executable,
+                    *sys.argv,
+                ]
+            )
+        )
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     if options.quick:
         options.rows, options.rounds = 600, 1
     tmp = Path(tempfile.mkdtemp(prefix="ray-overhead-"))
-    env = {**os.environ, "HOME": str(tmp), "RAY_TMPDIR": str(tmp), "RAY_USAGE_STATS_ENABLED": "0",
-           "STREAMKIT_CONFIG": "/nonexistent",
-           "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
-    server = subprocess.Popen([sys.executable, str(ROOT / "tests" / "keyed_server.py")],
-                              stdout=subprocess.PIPE, text=True, env=env)
+    env = {
+        **os.environ,
+        "HOME": str(tmp),
+        "RAY_TMPDIR": str(tmp),
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "STREAMKIT_CONFIG": "/nonexistent",
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}",
+    }
+    server = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "keyed_server.py")],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     assert server.stdout is not None
     port = int(server.stdout.readline().split()[1])
-    urllib.request.urlopen(f"http://127.0.0.1:{port}/admin",
-                           json.dumps({"delay": options.delay}).encode()).read()
+    urllib.request.urlopen(
+        f"http://127.0.0.1:{port}/admin", json.dumps({"delay": options.delay}).encode()
+    ).read()
     rows, one = tmp / "in.jsonl", tmp / "one.jsonl"
     write_rows(rows, options.rows)
     write_rows(one, 1)
-    modes = {"one machine": [], "--ray local, 2 workers": ["--ray", "local",
-                                                           "--ray-workers", "2"]}
-    common = ["chat", "--jsonl", "--no-log", "--base-url", f"http://127.0.0.1:{port}/v1",
-              "-j", str(options.concurrency)]
-    figures: dict[str, dict[str, list[float]]] = {m: {"wall": [], "cpu": [], "start": [],
-                                                      "start_cpu": []} for m in modes}
+    modes = {"one machine": [], "--ray local, 2 workers": ["--ray", "local", "--ray-workers", "2"]}
+    common = [
+        "chat",
+        "--jsonl",
+        "--no-log",
+        "--base-url",
+        f"http://127.0.0.1:{port}/v1",
+        "-j",
+        str(options.concurrency),
+    ]
+    figures: dict[str, dict[str, list[float]]] = {
+        m: {"wall": [], "cpu": [], "start": [], "start_cpu": []} for m in modes
+    }
     try:
         for number in range(options.rounds):
             order = list(modes) if number % 2 == 0 else list(reversed(modes))
@@ -112,30 +149,43 @@ def main() -> None:
                 out = tmp / "out.jsonl"
                 wall, cpu = run([*common, *modes[mode], "-i", str(rows), "-o", str(out)], env)
                 check(out, options.rows)
-                start, start_cpu = run([*common, *modes[mode], "-i", str(one), "-o",
-                                        str(tmp / "one-out.jsonl")], env)
-                for name, value in (("wall", wall), ("cpu", cpu), ("start", start),
-                                    ("start_cpu", start_cpu)):
+                start, start_cpu = run(
+                    [*common, *modes[mode], "-i", str(one), "-o", str(tmp / "one-out.jsonl")], env
+                )
+                for name, value in (
+                    ("wall", wall),
+                    ("cpu", cpu),
+                    ("start", start),
+                    ("start_cpu", start_cpu),
+                ):
                     figures[mode][name].append(value)
     finally:
         server.kill()
         shutil.rmtree(tmp, ignore_errors=True)
     ideal = options.concurrency / options.delay
-    print(f"{options.rows} rows, -j {options.concurrency}, server delay "
-          f"{options.delay * 1000:.0f} ms (ideal {ideal:.0f} rows/s), "
-          f"{options.rounds} round(s), medians")
-    print(f"{'':<24}{'wall s':>8}{'rows/s':>9}{'start s':>9}{'steady rows/s':>15}"
-          f"{'driver CPU ms/row':>19}")
+    print(
+        f"{options.rows} rows, -j {options.concurrency}, server delay "
+        f"{options.delay * 1000:.0f} ms (ideal {ideal:.0f} rows/s), "
+        f"{options.rounds} round(s), medians"
+    )
+    print(
+        f"{'':<24}{'wall s':>8}{'rows/s':>9}{'start s':>9}{'steady rows/s':>15}"
+        f"{'driver CPU ms/row':>19}"
+    )
     steady = {}
     for mode, got in figures.items():
         wall, start = statistics.median(got["wall"]), statistics.median(got["start"])
         cpu = statistics.median(got["cpu"]) - statistics.median(got["start_cpu"])
         steady[mode] = options.rows / max(wall - start, 1e-9)
-        print(f"{mode:<24}{wall:>8.2f}{options.rows / wall:>9.1f}{start:>9.2f}"
-              f"{steady[mode]:>15.1f}{cpu / options.rows * 1000:>19.3f}")
+        print(
+            f"{mode:<24}{wall:>8.2f}{options.rows / wall:>9.1f}{start:>9.2f}"
+            f"{steady[mode]:>15.1f}{cpu / options.rows * 1000:>19.3f}"
+        )
     local, ray = steady.values()
-    print(f"Ray path, steady: {ray / local:.1%} of one machine's rows/s "
-          f"(goal: cost under 10%, i.e. at least 90%)")
+    print(
+        f"Ray path, steady: {ray / local:.1%} of one machine's rows/s "
+        f"(goal: cost under 10%, i.e. at least 90%)"
+    )
 
 
 if __name__ == "__main__":

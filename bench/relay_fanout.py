@@ -117,10 +117,25 @@ class RelayProcess:
 def start_relay(env: dict[str, str], server_port: int) -> RelayProcess:
     base_url = f"http://127.0.0.1:{server_port}/by-model/{fresh_key()}/v1"
     proc = subprocess.Popen(
-        [PYTHON, "-m", "streamkit", "relay", "--port", "0", "--base-url", base_url,
-         "--max-retries", "0", "--slow-client-timeout", str(SLOW_CLIENT_TIMEOUT)],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-        text=True, env=env,
+        [
+            PYTHON,
+            "-m",
+            "streamkit",
+            "relay",
+            "--port",
+            "0",
+            "--base-url",
+            base_url,
+            "--max-retries",
+            "0",
+            "--slow-client-timeout",
+            str(SLOW_CLIENT_TIMEOUT),
+        ],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
     )
     assert proc.stderr is not None
     line = proc.stderr.readline()
@@ -164,8 +179,14 @@ async def wait_idle(pid: int, *, quiet: float = 0.3, limit: float = 20.0) -> flo
 
 
 def chat_frame(frame_id: str, model: str) -> str:
-    return json.dumps({"type": "chat", "id": frame_id, "model": model,
-                       "messages": [{"role": "user", "content": "hi"}]})
+    return json.dumps(
+        {
+            "type": "chat",
+            "id": frame_id,
+            "model": model,
+            "messages": [{"role": "user", "content": "hi"}],
+        }
+    )
 
 
 @dataclass
@@ -274,7 +295,8 @@ async def stalled_client(port: int, model: str) -> trio.SocketStream:
     await stream.send_all(
         f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-        f"Sec-WebSocket-Version: 13\r\n\r\n".encode())
+        f"Sec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
     head = b""
     while b"\r\n\r\n" not in head:
         data = await stream.receive_some(4096)
@@ -383,12 +405,13 @@ class Bench:
         idle = await self.settle()
         if path == "relay":
             result = await run_clients(
-                self.clients, lambda s: relay_stream(self.relay.url, model, s, None), self.pids)
+                self.clients, lambda s: relay_stream(self.relay.url, model, s, None), self.pids
+            )
         else:
             base = self.direct_base(model)
             result = await run_clients(
-                self.clients, lambda s: direct_stream(self.http, base, model, s, None),
-                self.pids)
+                self.clients, lambda s: direct_stream(self.http, base, model, s, None), self.pids
+            )
         check_full(result, self.tokens, path)
         result.idle_wait = idle
         return result
@@ -407,7 +430,8 @@ class Bench:
             result_queue = (first, unread_bytes(stalled))
             model = f"many-{self.tokens}"
             result = await run_clients(
-                self.clients, lambda s: relay_stream(self.relay.url, model, s, None), self.pids)
+                self.clients, lambda s: relay_stream(self.relay.url, model, s, None), self.pids
+            )
             with trio.move_on_after(SLOW_CLIENT_TIMEOUT + 10):
                 while self.relay.drops() == drops:  # noqa: ASYNC110 - a line from a thread
                     await trio.sleep(0.05)
@@ -430,7 +454,8 @@ class Bench:
             await trio.sleep(self.lead)
             model = f"many-{self.tokens}"
             result = await run_clients(
-                self.clients, lambda s: relay_stream(self.relay.url, model, s, None), self.pids)
+                self.clients, lambda s: relay_stream(self.relay.url, model, s, None), self.pids
+            )
         if extra.text != TOKEN * extra_tokens:
             raise RuntimeError("the extra reading client got a wrong text")
         check_full(result, self.tokens, "relay + reading client")
@@ -447,12 +472,15 @@ class Bench:
             result = await run_clients(
                 clients,
                 lambda s: relay_stream(self.relay.url, "slow", s, LATENCY_TOKENS, barrier),
-                self.pids)
+                self.pids,
+            )
         else:
             base = self.direct_base("slow")
             result = await run_clients(
                 clients,
-                lambda s: direct_stream(self.http, base, "slow", s, LATENCY_TOKENS), self.pids)
+                lambda s: direct_stream(self.http, base, "slow", s, LATENCY_TOKENS),
+                self.pids,
+            )
         for s in result.streams:
             if s.text.count(" ") < LATENCY_TOKENS:
                 raise RuntimeError(f"{path}: a latency client got {s.text!r}")
@@ -464,8 +492,10 @@ class Bench:
 
 
 def cpu_cells(runs: list[RunResult]) -> str:
-    return "".join(f"{statistics.median(r.cpu[name] for r in runs):>9.2f}"
-                   for name in ("clients", "relay", "server"))
+    return "".join(
+        f"{statistics.median(r.cpu[name] for r in runs):>9.2f}"
+        for name in ("clients", "relay", "server")
+    )
 
 
 def throughput_row(label: str, runs: list[RunResult]) -> tuple[str, float]:
@@ -474,72 +504,106 @@ def throughput_row(label: str, runs: list[RunResult]) -> tuple[str, float]:
     events_s = statistics.median(r.events / r.wall for r in runs)
     events = statistics.median(r.events for r in runs)
     per_stream = statistics.median(
-        statistics.median(s.end - s.start for s in r.streams) for r in runs)
-    row = (f"    {label:<24}{wall:>7.2f}{events:>10,.0f}{events_s:>11,.0f}{tokens_s:>11,.0f}"
-           f"{tokens_s * len(TOKEN) / 1e6:>7.2f}{per_stream:>10.2f}{cpu_cells(runs)}")
+        statistics.median(s.end - s.start for s in r.streams) for r in runs
+    )
+    row = (
+        f"    {label:<24}{wall:>7.2f}{events:>10,.0f}{events_s:>11,.0f}{tokens_s:>11,.0f}"
+        f"{tokens_s * len(TOKEN) / 1e6:>7.2f}{per_stream:>10.2f}{cpu_cells(runs)}"
+    )
     return row, tokens_s
 
 
-THROUGHPUT_HEAD = (f"    {'path':<24}{'wall s':>7}{'events':>10}{'events/s':>11}{'tokens/s':>11}"
-                   f"{'MB/s':>7}{'stream s':>10}{'CPU cl.':>9}{'relay':>9}{'server':>9}")
+THROUGHPUT_HEAD = (
+    f"    {'path':<24}{'wall s':>7}{'events':>10}{'events/s':>11}{'tokens/s':>11}"
+    f"{'MB/s':>7}{'stream s':>10}{'CPU cl.':>9}{'relay':>9}{'server':>9}"
+)
 
 
-def report_throughput(bench: Bench, relay_runs: list[RunResult],
-                      direct_runs: list[RunResult]) -> None:
+def report_throughput(
+    bench: Bench, relay_runs: list[RunResult], direct_runs: list[RunResult]
+) -> None:
     total = bench.clients * bench.tokens
-    print(f"(a) Throughput: {bench.clients} concurrent clients x many-{bench.tokens} "
-          f"({total:,} tokens a run); median of {len(relay_runs)} alternating rounds.")
+    print(
+        f"(a) Throughput: {bench.clients} concurrent clients x many-{bench.tokens} "
+        f"({total:,} tokens a run); median of {len(relay_runs)} alternating rounds."
+    )
     print(THROUGHPUT_HEAD)
     relay_row, relay_rate = throughput_row("relay (WebSocket)", relay_runs)
     direct_row, direct_rate = throughput_row("direct (httpx SSE)", direct_runs)
     print(relay_row)
     print(direct_row)
-    print(f"    relay / direct, tokens/s: {relay_rate / direct_rate:.2f}; events are delta "
-          f"frames (relay, merged when a client is behind) or SSE events (direct, 1 per token)")
-    print(f"    relay: {statistics.median(r.tokens / r.events for r in relay_runs):.1f} tokens "
-          f"per delta frame (median); 'stream s' = median time of one client's stream, "
-          f"request to finish; CPU s per process per run")
+    print(
+        f"    relay / direct, tokens/s: {relay_rate / direct_rate:.2f}; events are delta "
+        f"frames (relay, merged when a client is behind) or SSE events (direct, 1 per token)"
+    )
+    print(
+        f"    relay: {statistics.median(r.tokens / r.events for r in relay_runs):.1f} tokens "
+        f"per delta frame (median); 'stream s' = median time of one client's stream, "
+        f"request to finish; CPU s per process per run"
+    )
 
 
-def report_latency(relay_runs: list[RunResult], direct_runs: list[RunResult],
-                   relay_single: list[RunResult], direct_single: list[RunResult]) -> None:
+def report_latency(
+    relay_runs: list[RunResult],
+    direct_runs: list[RunResult],
+    relay_single: list[RunResult],
+    direct_single: list[RunResult],
+) -> None:
     def ms(values: list[float]) -> str:
-        return (f"{percentile(values, 50) * 1e3:>9.1f}{percentile(values, 99) * 1e3:>9.1f}"
-                f"{max(values) * 1e3:>9.1f}")
+        return (
+            f"{percentile(values, 50) * 1e3:>9.1f}{percentile(values, 99) * 1e3:>9.1f}"
+            f"{max(values) * 1e3:>9.1f}"
+        )
 
     relay_req = [s.first - s.start for r in relay_runs for s in r.streams]
     handshakes = [s.handshake for r in relay_runs for s in r.streams]
     direct = [s.first - s.start for r in direct_runs for s in r.streams]
     clients = len(relay_runs[0].streams)
-    print(f"(b) Time to first delta, slow scenario: {clients} concurrent requests, "
-          f"{LATENCY_TOKENS} tokens read, then cancel (relay) / disconnect (direct);")
-    print(f"    relay requests sent together once all {clients} WebSockets are open; "
-          f"{len(relay_runs)} alternating rounds, {len(relay_req)} samples each.")
-    print(f"    {'path':<44}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'CPU cl.':>9}"
-          f"{'relay':>9}{'server':>9}")
+    print(
+        f"(b) Time to first delta, slow scenario: {clients} concurrent requests, "
+        f"{LATENCY_TOKENS} tokens read, then cancel (relay) / disconnect (direct);"
+    )
+    print(
+        f"    relay requests sent together once all {clients} WebSockets are open; "
+        f"{len(relay_runs)} alternating rounds, {len(relay_req)} samples each."
+    )
+    print(
+        f"    {'path':<44}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'CPU cl.':>9}"
+        f"{'relay':>9}{'server':>9}"
+    )
     print(f"    {'relay, from the request frame':<44}{ms(relay_req)}{cpu_cells(relay_runs)}")
     print(f"    {'relay: the WebSocket handshakes before it':<44}{ms(handshakes)}")
-    print(f"    {'direct, from the HTTP request (new conn.)':<44}{ms(direct)}"
-          f"{cpu_cells(direct_runs)}")
-    print(f"    added by the relay (request frame vs direct): p50 "
-          f"{(percentile(relay_req, 50) - percentile(direct, 50)) * 1e3:+.1f} ms, p99 "
-          f"{(percentile(relay_req, 99) - percentile(direct, 99)) * 1e3:+.1f} ms")
+    print(
+        f"    {'direct, from the HTTP request (new conn.)':<44}{ms(direct)}{cpu_cells(direct_runs)}"
+    )
+    print(
+        f"    added by the relay (request frame vs direct): p50 "
+        f"{(percentile(relay_req, 50) - percentile(direct, 50)) * 1e3:+.1f} ms, p99 "
+        f"{(percentile(relay_req, 99) - percentile(direct, 99)) * 1e3:+.1f} ms"
+    )
     one_relay = [s.first - s.start for r in relay_single for s in r.streams]
     one_direct = [s.first - s.start for r in direct_single for s in r.streams]
-    print(f"    one request at a time ({len(one_relay)} alternating samples each): relay "
-          f"p50 {percentile(one_relay, 50) * 1e3:.1f} / p99 {percentile(one_relay, 99) * 1e3:.1f}"
-          f" ms, direct p50 {percentile(one_direct, 50) * 1e3:.1f} / p99 "
-          f"{percentile(one_direct, 99) * 1e3:.1f} ms: added p50 "
-          f"{(percentile(one_relay, 50) - percentile(one_direct, 50)) * 1e3:+.1f} ms")
+    print(
+        f"    one request at a time ({len(one_relay)} alternating samples each): relay "
+        f"p50 {percentile(one_relay, 50) * 1e3:.1f} / p99 {percentile(one_relay, 99) * 1e3:.1f}"
+        f" ms, direct p50 {percentile(one_direct, 50) * 1e3:.1f} / p99 "
+        f"{percentile(one_direct, 99) * 1e3:.1f} ms: added p50 "
+        f"{(percentile(one_relay, 50) - percentile(one_direct, 50)) * 1e3:+.1f} ms"
+    )
 
 
-def report_stall(bench: Bench, runs: dict[str, list[RunResult]], stalled_tokens: int,
-                 drops: int) -> None:
+def report_stall(
+    bench: Bench, runs: dict[str, list[RunResult]], stalled_tokens: int, drops: int
+) -> None:
     without, with_, reading = runs["without"], runs["stalled"], runs["reading"]
-    print(f"(c) A stalled client: the (a) relay run with one extra client that requests "
-          f"many-{stalled_tokens} and never reads;")
-    print(f"    it starts {bench.lead:g} s before the {bench.clients}; --slow-client-timeout "
-          f"{SLOW_CLIENT_TIMEOUT:g} s; median of {len(without)} alternating rounds.")
+    print(
+        f"(c) A stalled client: the (a) relay run with one extra client that requests "
+        f"many-{stalled_tokens} and never reads;"
+    )
+    print(
+        f"    it starts {bench.lead:g} s before the {bench.clients}; --slow-client-timeout "
+        f"{SLOW_CLIENT_TIMEOUT:g} s; median of {len(without)} alternating rounds."
+    )
     print("    Control: the same extra request from a client that reads it.")
     print(THROUGHPUT_HEAD)
     row_without, rate_without = throughput_row("relay, no extra client", without)
@@ -550,27 +614,39 @@ def report_stall(bench: Bench, runs: dict[str, list[RunResult]], stalled_tokens:
     print(row_reading)
     ratio = rate_with / rate_without
     verdict = "meets" if ratio >= STALL_GOAL else "BELOW"
-    per_round = ", ".join(f"{w.tokens / w.wall / (o.tokens / o.wall):.2f}"
-                          for w, o in zip(with_, without, strict=True))
-    print(f"    with / without, tokens/s of the {bench.clients}: {ratio:.3f} (goal >= "
-          f"{STALL_GOAL}: {verdict}); per round: {per_round}")
-    print(f"    control: with a reading extra client / without: {rate_reading / rate_without:.3f}"
-          f"; stalled / reading: {rate_with / rate_reading:.3f}")
+    per_round = ", ".join(
+        f"{w.tokens / w.wall / (o.tokens / o.wall):.2f}"
+        for w, o in zip(with_, without, strict=True)
+    )
+    print(
+        f"    with / without, tokens/s of the {bench.clients}: {ratio:.3f} (goal >= "
+        f"{STALL_GOAL}: {verdict}); per round: {per_round}"
+    )
+    print(
+        f"    control: with a reading extra client / without: {rate_reading / rate_without:.3f}"
+        f"; stalled / reading: {rate_with / rate_reading:.3f}"
+    )
     episode = statistics.median(r.episode_cpu for r in with_)
     alone = statistics.median(r.cpu["relay"] for r in without)
-    print(f"    relay CPU from the stalled request to its drop: median {episode:.2f} s, of "
-          f"which ~{alone:.2f} s is the {bench.clients} clients' share (a run without it): "
-          f"the stalled request costs ~{episode - alone:.2f} CPU s")
+    print(
+        f"    relay CPU from the stalled request to its drop: median {episode:.2f} s, of "
+        f"which ~{alone:.2f} s is the {bench.clients} clients' share (a run without it): "
+        f"the stalled request costs ~{episode - alone:.2f} CPU s"
+    )
     queues = ", ".join(f"{a:,} -> {b:,}" for a, b in (r.stalled_queue for r in with_))
-    print(f"    the stalled client's unread bytes {bench.lead - 0.1:g} s -> {bench.lead:g} s "
-          f"after its request (its kernel "
-          f"receive queue, full: the relay is blocked sending to it): {queues}")
+    print(
+        f"    the stalled client's unread bytes {bench.lead - 0.1:g} s -> {bench.lead:g} s "
+        f"after its request (its kernel "
+        f"receive queue, full: the relay is blocked sending to it): {queues}"
+    )
     drop_after = [r.drop_after for r in with_]
     waits = [r.idle_wait for r in without + with_ + reading]
-    print(f"    the stalled client was dropped by the relay {drops} time(s) in {len(with_)} "
-          f"runs, {min(drop_after):.1f}-{max(drop_after):.1f} s after its request; waited for "
-          f"an idle relay before each run: median {statistics.median(waits):.2f} s, max "
-          f"{max(waits):.2f} s")
+    print(
+        f"    the stalled client was dropped by the relay {drops} time(s) in {len(with_)} "
+        f"runs, {min(drop_after):.1f}-{max(drop_after):.1f} s after its request; waited for "
+        f"an idle relay before each run: median {statistics.median(waits):.2f} s, max "
+        f"{max(waits):.2f} s"
+    )
 
 
 # -- (d) disconnects mid-stream ----------------------------------------------
@@ -592,13 +668,23 @@ def relay_fate(relay: RelayProcess) -> str:
     code = relay.proc.poll()
     if code is None:
         return "relay still running"
-    frames = [match.groups() for line in relay.stderr
-              if (match := re.search(r'File ".*/(streamkit/[^"]+)", line (\d+), in (\w+)', line))]
-    errors = [line.strip(" |") for line in relay.stderr if line.strip(" |").startswith(
-        ("trio_websocket.", "trio.", "ExceptionGroup", "ConnectionClosed"))]
+    frames = [
+        match.groups()
+        for line in relay.stderr
+        if (match := re.search(r'File ".*/(streamkit/[^"]+)", line (\d+), in (\w+)', line))
+    ]
+    errors = [
+        line.strip(" |")
+        for line in relay.stderr
+        if line.strip(" |").startswith(
+            ("trio_websocket.", "trio.", "ExceptionGroup", "ConnectionClosed")
+        )
+    ]
     where = "{}:{} in {}".format(*frames[-1]) if frames else "?"
-    return (f"relay EXITED with code {code}, a traceback on stderr; last streamkit frame: "
-            f"{where}; error: {errors[-1] if errors else '?'}")
+    return (
+        f"relay EXITED with code {code}, a traceback on stderr; last streamkit frame: "
+        f"{where}; error: {errors[-1] if errors else '?'}"
+    )
 
 
 async def disconnect_checks(env: dict[str, str], server_port: int) -> list[tuple[str, str]]:
@@ -613,8 +699,13 @@ async def disconnect_checks(env: dict[str, str], server_port: int) -> list[tuple
                 for i in range(20):
                     nursery.start_soon(closing_client, relay.url, "many-200000", 1 + i)
             await trio.sleep(1.0)
-        outcomes.append((f"20 clients close their WebSocket after 1-20 frames of many-200000, "
-                         f"{rounds} round(s) of them", relay_fate(relay)))
+        outcomes.append(
+            (
+                f"20 clients close their WebSocket after 1-20 frames of many-200000, "
+                f"{rounds} round(s) of them",
+                relay_fate(relay),
+            )
+        )
     finally:
         stop_process(relay.proc)
     relay = start_relay(env, server_port)
@@ -627,8 +718,13 @@ async def disconnect_checks(env: dict[str, str], server_port: int) -> list[tuple
             await reset(stalled)
             await trio.sleep(1.0)
             await wait_idle(relay.proc.pid)
-        outcomes.append((f"a stalled client is reset (RST) 1 s after its request, before the "
-                         f"relay drops it, {tries} time(s)", relay_fate(relay)))
+        outcomes.append(
+            (
+                f"a stalled client is reset (RST) 1 s after its request, before the "
+                f"relay drops it, {tries} time(s)",
+                relay_fate(relay),
+            )
+        )
     finally:
         stop_process(relay.proc)
     return outcomes
@@ -657,7 +753,7 @@ async def run_all(
     relay_runs: list[RunResult] = []
     direct_runs: list[RunResult] = []
     for round_ in range(rounds):
-        for path in (("relay", "direct") if round_ % 2 == 0 else ("direct", "relay")):
+        for path in ("relay", "direct") if round_ % 2 == 0 else ("direct", "relay"):
             result = await bench.throughput_run(path)
             (relay_runs if path == "relay" else direct_runs).append(result)
     report_throughput(bench, relay_runs, direct_runs)
@@ -666,13 +762,13 @@ async def run_all(
     relay_lat: list[RunResult] = []
     direct_lat: list[RunResult] = []
     for round_ in range(latency_rounds):
-        for path in (("relay", "direct") if round_ % 2 == 0 else ("direct", "relay")):
+        for path in ("relay", "direct") if round_ % 2 == 0 else ("direct", "relay"):
             result = await bench.latency_run(path)
             (relay_lat if path == "relay" else direct_lat).append(result)
     relay_one: list[RunResult] = []
     direct_one: list[RunResult] = []
     for i in range(single_samples):
-        for path in (("relay", "direct") if i % 2 == 0 else ("direct", "relay")):
+        for path in ("relay", "direct") if i % 2 == 0 else ("direct", "relay"):
             result = await bench.latency_run(path, clients=1, settle=False)
             (relay_one if path == "relay" else direct_one).append(result)
     report_latency(relay_lat, direct_lat, relay_one, direct_one)
@@ -682,7 +778,7 @@ async def run_all(
     runs: dict[str, list[RunResult]] = {"without": [], "stalled": [], "reading": []}
     for round_ in range(rounds):
         order = ("without", "stalled", "reading")
-        for kind in (order if round_ % 2 == 0 else order[::-1]):
+        for kind in order if round_ % 2 == 0 else order[::-1]:
             if kind == "stalled":
                 runs[kind].append(await bench.stalled_run(stalled_tokens))
             elif kind == "reading":
@@ -694,26 +790,38 @@ async def run_all(
     report_stall(bench, runs, stalled_tokens, bench.relay.drops() - drops_before)
     print()
 
-    print("(d) Disconnects while the relay is sending (after the measurements; each on a "
-          "fresh relay process):")
+    print(
+        "(d) Disconnects while the relay is sending (after the measurements; each on a "
+        "fresh relay process):"
+    )
     for what, outcome in await disconnect_checks(bench.env, bench.server_port):
         print(f"    {what}:\n        {outcome}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="1 round of each, 50 clients, shorter streams")
+    parser.add_argument(
+        "--quick", action="store_true", help="1 round of each, 50 clients, shorter streams"
+    )
     parser.add_argument("--clients", type=int, help="concurrent clients (default 100)")
     parser.add_argument("--tokens", type=int, help="tokens per stream in (a), (c) (2000)")
     parser.add_argument("--rounds", type=int, help="rounds of (a) and of (c) (default 5)")
     parser.add_argument("--latency-rounds", type=int, help="rounds of (b) (default 3)")
-    parser.add_argument("--single-samples", type=int,
-                        help="one-at-a-time latency samples per path (default 20)")
-    parser.add_argument("--lead", type=float, default=0.5,
-                        help="seconds the extra client of (c) starts before the others (0.5)")
-    parser.add_argument("--stalled-tokens", type=int, default=200_000,
-                        help="tokens the stalled client asks for (default 200,000)")
+    parser.add_argument(
+        "--single-samples", type=int, help="one-at-a-time latency samples per path (default 20)"
+    )
+    parser.add_argument(
+        "--lead",
+        type=float,
+        default=0.5,
+        help="seconds the extra client of (c) starts before the others (0.5)",
+    )
+    parser.add_argument(
+        "--stalled-tokens",
+        type=int,
+        default=200_000,
+        help="tokens the stalled client asks for (default 200,000)",
+    )
     args = parser.parse_args(argv)
     clients = args.clients or (50 if args.quick else 100)
     tokens = args.tokens or (1000 if args.quick else 2000)
@@ -722,9 +830,11 @@ def main(argv: list[str] | None = None) -> int:
     single_samples = args.single_samples or (5 if args.quick else 20)
 
     load_before = os.getloadavg()[0]
-    print(f"Python {sys.version.split()[0]} on {os.cpu_count()} CPU(s): clients (this "
-          f"process), relay and fault server share them; load average (1 min) before: "
-          f"{load_before:.2f}")
+    print(
+        f"Python {sys.version.split()[0]} on {os.cpu_count()} CPU(s): clients (this "
+        f"process), relay and fault server share them; load average (1 min) before: "
+        f"{load_before:.2f}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         env = child_env(Path(tmp))
         server, server_port = start_server(env)
@@ -736,10 +846,19 @@ def main(argv: list[str] | None = None) -> int:
                 assert relay is not None
                 limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
                 async with httpx.AsyncClient(limits=limits, timeout=60) as http:
-                    bench = Bench(relay, server.pid, server_port, http, clients, tokens, env,
-                                  max(args.lead, 0.1))
-                    await run_all(bench, rounds, latency_rounds, single_samples,
-                                  args.stalled_tokens)
+                    bench = Bench(
+                        relay,
+                        server.pid,
+                        server_port,
+                        http,
+                        clients,
+                        tokens,
+                        env,
+                        max(args.lead, 0.1),
+                    )
+                    await run_all(
+                        bench, rounds, latency_rounds, single_samples, args.stalled_tokens
+                    )
 
             trio.run(go)
         finally:

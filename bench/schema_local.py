@@ -30,24 +30,45 @@ SCHEMAS = {
     "enum": "sentiment positive|negative|neutral, confident bool, score float",
 }
 SUBJECTS = [
-    "Alice Smith, 31, lives in Paris", "Bob Jones, 45, from Berlin", "Chen Wei, 28, Shanghai",
-    "Dana White, 52, Toronto", "Emeka Obi, 39, Lagos", "Fatima Zahra, 24, Rabat",
-    "Gustav Berg, 61, Oslo", "Hana Sato, 33, Osaka", "Ivan Petrov, 47, Sofia",
-    "Julia Costa, 29, Lisbon", "Karl Meier, 55, Zurich", "Lena Novak, 22, Prague",
+    "Alice Smith, 31, lives in Paris",
+    "Bob Jones, 45, from Berlin",
+    "Chen Wei, 28, Shanghai",
+    "Dana White, 52, Toronto",
+    "Emeka Obi, 39, Lagos",
+    "Fatima Zahra, 24, Rabat",
+    "Gustav Berg, 61, Oslo",
+    "Hana Sato, 33, Osaka",
+    "Ivan Petrov, 47, Sofia",
+    "Julia Costa, 29, Lisbon",
+    "Karl Meier, 55, Zurich",
+    "Lena Novak, 22, Prague",
 ]
 
 
-def run_batch(tmp: Path, schema: dict, prompts: list[str], constrained: bool,
-              max_tokens: int) -> list[dict]:
-    system = ("Reply with only a JSON object valid against this JSON Schema: "
-              + json.dumps(schema))
+def run_batch(
+    tmp: Path, schema: dict, prompts: list[str], constrained: bool, max_tokens: int
+) -> list[dict]:
+    system = "Reply with only a JSON object valid against this JSON Schema: " + json.dumps(schema)
     records = "".join(json.dumps({"id": i, "prompt": p}) + "\n" for i, p in enumerate(prompts))
-    args = [PYTHON, "-m", "streamkit", "chat", "--jsonl", "-s", system, "--seed", "11",
-            "-n", str(max_tokens), "--no-log"]
+    args = [
+        PYTHON,
+        "-m",
+        "streamkit",
+        "chat",
+        "--jsonl",
+        "-s",
+        system,
+        "--seed",
+        "11",
+        "-n",
+        str(max_tokens),
+        "--no-log",
+    ]
     if constrained:
         args += ["--schema", json.dumps(schema)]
-    done = subprocess.run(args, input=records, capture_output=True, text=True,
-                          env=child_env(tmp), check=False)
+    done = subprocess.run(
+        args, input=records, capture_output=True, text=True, env=child_env(tmp), check=False
+    )
     return [json.loads(line) for line in done.stdout.splitlines()]
 
 
@@ -71,17 +92,19 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=96)
     args = parser.parse_args()
     prompts = [f"Extract as JSON: {s}." for s in (SUBJECTS * 4)[: args.prompts]]
-    print(f"{'schema':8} {'free tok/s':>11} {'grammar tok/s':>14} {'ratio':>6} "
-          f"{'valid free':>11} {'valid grammar':>14}")
+    print(
+        f"{'schema':8} {'free tok/s':>11} {'grammar tok/s':>14} {'ratio':>6} "
+        f"{'valid free':>11} {'valid grammar':>14}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for name, short in SCHEMAS.items():
             schema = parse_short_schema(short)
-            free = summarize(run_batch(Path(tmp), schema, prompts, False, args.max_tokens),
-                             schema)
-            held = summarize(run_batch(Path(tmp), schema, prompts, True, args.max_tokens),
-                             schema)
-            print(f"{name:8} {free[0]:11.1f} {held[0]:14.1f} {held[0] / free[0]:6.2f} "
-                  f"{free[1]:11.0%} {held[1]:14.0%}")
+            free = summarize(run_batch(Path(tmp), schema, prompts, False, args.max_tokens), schema)
+            held = summarize(run_batch(Path(tmp), schema, prompts, True, args.max_tokens), schema)
+            print(
+                f"{name:8} {free[0]:11.1f} {held[0]:14.1f} {held[0] / free[0]:6.2f} "
+                f"{free[1]:11.0%} {held[1]:14.0%}"
+            )
 
 
 if __name__ == "__main__":

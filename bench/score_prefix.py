@@ -53,8 +53,9 @@ WORDS = [
 def make_texts(count: int, seed: int) -> tuple[str, list[str]]:
     rng = random.Random(seed)
     context = " ".join(rng.choice(WORDS) for _ in range(380)) + "."
-    continuations = [" " + " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 16)))
-                     for _ in range(count)]
+    continuations = [
+        " " + " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 16))) for _ in range(count)
+    ]
     return context, continuations
 
 
@@ -65,8 +66,9 @@ def forget(scorer: LocalScorer) -> None:
     scorer.llm._ctx.kv_cache_seq_rm(-1, 0, -1)
 
 
-def run_scores(scorer: LocalScorer, context: str, continuations: list[str],
-               reuse: bool) -> tuple[float, list[list[float]]]:
+def run_scores(
+    scorer: LocalScorer, context: str, continuations: list[str], reuse: bool
+) -> tuple[float, list[list[float]]]:
     forget(scorer)
     started = time.perf_counter()
     out = []
@@ -103,8 +105,10 @@ def main() -> None:
     scorer = LocalScorer(path)
     context, continuations = make_texts(count, seed=1)
     context_tokens = len(scorer.llm.tokenize(context.encode(), add_bos=True))
-    print(f"(1) {count} continuations of one {context_tokens}-token context, "
-          f"{rounds} alternating rounds")
+    print(
+        f"(1) {count} continuations of one {context_tokens}-token context, "
+        f"{rounds} alternating rounds"
+    )
     with_reuse, without = [], []
     reference = None
     for _ in range(rounds):
@@ -118,12 +122,20 @@ def main() -> None:
     reuse_s, full_s = statistics.median(with_reuse), statistics.median(without)
     print(f"  prefix reuse      {reuse_s:8.2f} s   {count / reuse_s:8.1f} texts/s")
     print(f"  re-evaluate all   {full_s:8.2f} s   {count / full_s:8.1f} texts/s")
-    print(f"  speed-up {full_s / reuse_s:.1f}x, results identical (goal >= 5x: "
-          f"{'meets' if full_s / reuse_s >= 5 else 'BELOW'})")
+    print(
+        f"  speed-up {full_s / reuse_s:.1f}x, results identical (goal >= 5x: "
+        f"{'meets' if full_s / reuse_s >= 5 else 'BELOW'})"
+    )
 
     texts = [context[: 200 + 40 * i] for i in range(12 if not args.quick else 4)]
-    raw_llm = Llama(str(path), n_ctx=2048, logits_all=True, n_threads=LLAMA_THREADS,
-                    n_threads_batch=LLAMA_THREADS, verbose=False)
+    raw_llm = Llama(
+        str(path),
+        n_ctx=2048,
+        logits_all=True,
+        n_threads=LLAMA_THREADS,
+        n_threads_batch=LLAMA_THREADS,
+        verbose=False,
+    )
     rounds = 3
     print(f"(2) {len(texts)} texts scored whole, {rounds} alternating rounds")
     ours, raw = [], []

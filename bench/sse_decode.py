@@ -106,9 +106,7 @@ def build_body(count: int, seed: int = 20240601) -> tuple[bytes, str]:
         payload = {
             **base,
             "created": created + i // 40,
-            "choices": [
-                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
-            ],
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}],
         }
         out.append(_event(payload))
     last = {
@@ -215,10 +213,7 @@ def table(title: str, unit: str, count: int, times: dict[str, list[float]]) -> N
     print(f"  {'decoder':<40}{'best s':>9}{'median s':>10}{unit + '/s':>14}")
     for name, values in times.items():
         best = min(values)
-        print(
-            f"  {name:<40}{best:>9.4f}{statistics.median(values):>10.4f}"
-            f"{count / best:>14,.0f}"
-        )
+        print(f"  {name:<40}{best:>9.4f}{statistics.median(values):>10.4f}{count / best:>14,.0f}")
 
 
 def ratio_line(label: str, ours: float, others: Iterable[float], goal: float) -> None:

@@ -90,7 +90,10 @@ def timed_run(argv: Sequence[str], env: dict[str, str]) -> Run:
     """Wall time from Popen to exit, and the child's CPU time (user + system)."""
     start = time.perf_counter()
     proc = subprocess.Popen(
-        argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        argv,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
         env=env,
     )
     _, status, usage = os.wait4(proc.pid, 0)
@@ -138,10 +141,14 @@ def measure_throughput(
 
 
 def report_throughput(samples: dict[str, Samples], chunks: int, rounds: int) -> None:
-    print(f"(a) Throughput: `streamkit complete` on many-{chunks} ({chunks:,} chunks), stdout "
-          f"to /dev/null; median of {rounds} alternating rounds after one warm-up each.")
-    print(f"    {'mode':<18}{'wall s':>8}{'best s':>8}{'chunks/s':>10}{'CPU s':>7}"
-          f"{'many-1 s':>10}{'CPU s':>7}{'us/chunk':>10}{'CPU us/chunk':>14}")
+    print(
+        f"(a) Throughput: `streamkit complete` on many-{chunks} ({chunks:,} chunks), stdout "
+        f"to /dev/null; median of {rounds} alternating rounds after one warm-up each."
+    )
+    print(
+        f"    {'mode':<18}{'wall s':>8}{'best s':>8}{'chunks/s':>10}{'CPU s':>7}"
+        f"{'many-1 s':>10}{'CPU s':>7}{'us/chunk':>10}{'CPU us/chunk':>14}"
+    )
     rates: dict[str, tuple[float, float, float, float]] = {}
     for mode in MODES:
         s = samples[mode]
@@ -152,25 +159,34 @@ def report_throughput(samples: dict[str, Samples], chunks: int, rounds: int) -> 
         per_chunk = (wall - fixed_wall) / chunks
         per_chunk_cpu = (cpu - fixed_cpu) / chunks
         rates[mode] = (chunks / wall, chunks / cpu, per_chunk, per_chunk_cpu)
-        print(f"    {mode:<18}{wall:>8.3f}{min(r.wall for r in s.full):>8.3f}"
-              f"{chunks / wall:>10,.0f}{cpu:>7.3f}{fixed_wall:>10.3f}{fixed_cpu:>7.3f}"
-              f"{per_chunk * 1e6:>10.2f}{per_chunk_cpu * 1e6:>14.2f}")
+        print(
+            f"    {mode:<18}{wall:>8.3f}{min(r.wall for r in s.full):>8.3f}"
+            f"{chunks / wall:>10,.0f}{cpu:>7.3f}{fixed_wall:>10.3f}{fixed_cpu:>7.3f}"
+            f"{per_chunk * 1e6:>10.2f}{per_chunk_cpu * 1e6:>14.2f}"
+        )
     unlogged, logged = rates[MODES[0]], rates[MODES[1]]
     ratio = logged[0] / unlogged[0]
     verdict = "meets" if ratio >= GOAL else "BELOW"
-    print(f"    ratio logged / unlogged, chunks/s: {ratio:.3f} wall clock (goal >= {GOAL}: "
-          f"{verdict}); {logged[1] / unlogged[1]:.3f} by CPU time")
-    print(f"    streaming part only (per chunk, the many-1 run subtracted): "
-          f"{unlogged[2] / logged[2]:.3f} wall, {unlogged[3] / logged[3]:.3f} CPU; "
-          f"the log adds {(logged[2] - unlogged[2]) * 1e6:.2f} us wall / "
-          f"{(logged[3] - unlogged[3]) * 1e6:.2f} us CPU per chunk")
+    print(
+        f"    ratio logged / unlogged, chunks/s: {ratio:.3f} wall clock (goal >= {GOAL}: "
+        f"{verdict}); {logged[1] / unlogged[1]:.3f} by CPU time"
+    )
+    print(
+        f"    streaming part only (per chunk, the many-1 run subtracted): "
+        f"{unlogged[2] / logged[2]:.3f} wall, {unlogged[3] / logged[3]:.3f} CPU; "
+        f"the log adds {(logged[2] - unlogged[2]) * 1e6:.2f} us wall / "
+        f"{(logged[3] - unlogged[3]) * 1e6:.2f} us CPU per chunk"
+    )
+
     def fixed(mode: str, kind: str) -> float:
         return statistics.median(getattr(r, kind) for r in samples[mode].fixed)
 
-    print(f"    fixed cost of logging (many-1 logged - unlogged: creating the schema in a "
-          f"fresh file, the checkpoint at close): "
-          f"{(fixed(MODES[1], 'wall') - fixed(MODES[0], 'wall')) * 1e3:+.1f} ms wall, "
-          f"{(fixed(MODES[1], 'cpu') - fixed(MODES[0], 'cpu')) * 1e3:+.1f} ms CPU")
+    print(
+        f"    fixed cost of logging (many-1 logged - unlogged: creating the schema in a "
+        f"fresh file, the checkpoint at close): "
+        f"{(fixed(MODES[1], 'wall') - fixed(MODES[0], 'wall')) * 1e3:+.1f} ms wall, "
+        f"{(fixed(MODES[1], 'cpu') - fixed(MODES[0], 'cpu')) * 1e3:+.1f} ms CPU"
+    )
 
 
 @dataclass
@@ -283,8 +299,9 @@ def one_reply(url: str, path: Path) -> ReplyWrites:
             before = proc_io()
             start = time.perf_counter()
             printer = Printer(Discard())  # type: ignore[arg-type]
-            reply = await run_stream(partial(producer.stream, request),
-                                     [printer, recorder, count], reply=recorder.reply)
+            reply = await run_stream(
+                partial(producer.stream, request), [printer, recorder, count], reply=recorder.reply
+            )
             seconds = time.perf_counter() - start
             after = proc_io()
         finally:
@@ -292,30 +309,47 @@ def one_reply(url: str, path: Path) -> ReplyWrites:
         assert reply.error is None, reply.error
         [message] = store.messages(log.conversation_id)
         ok = message.content == reply.text and message.status == "complete"
-        return (after["syscw"] - before["syscw"], after["wchar"] - before["wchar"],
-                file_size(path), file_size(path.with_name(path.name + "-wal")), seconds, ok)
+        return (
+            after["syscw"] - before["syscw"],
+            after["wchar"] - before["wchar"],
+            file_size(path),
+            file_size(path.with_name(path.name + "-wal")),
+            seconds,
+            ok,
+        )
 
     write_calls, written, db_open, wal_open, seconds, ok = trio.run(main)
     store.db.set_trace_callback(None)
     store.close()
     return ReplyWrites(
-        tokens=counts["tokens"], batches=counts["batches"], rows=len(rows),
+        tokens=counts["tokens"],
+        batches=counts["batches"],
+        rows=len(rows),
         row_bytes=sum(len(t.encode()) for t in rows),
         max_row_bytes=max((len(t.encode()) for t in rows), default=0),
-        statements=statements, write_calls=write_calls, written=written,
-        db_open=db_open, wal_open=wal_open, db_closed=file_size(path),
-        wal_closed=file_size(path.with_name(path.name + "-wal")), seconds=seconds,
+        statements=statements,
+        write_calls=write_calls,
+        written=written,
+        db_open=db_open,
+        wal_open=wal_open,
+        db_closed=file_size(path),
+        wal_closed=file_size(path.with_name(path.name + "-wal")),
+        seconds=seconds,
         content_ok=ok,
     )
 
 
 def report_writes(port: int, tmp: Path, sizes: Sequence[int], replies: int) -> None:
-    print(f"(b) Writes of one reply: in-process run_stream, real producer, Printer "
-          f"(output discarded) and recorder;\n    {replies} replies of each size, a fresh "
-          f"database each.")
-    print(f"    {'reply':<16}{'tokens':>8}{'reads':>7}{'rows':>6}{'tok/row':>8}{'text B':>9}"
-          f"{'max row B':>10}{'txns':>6}{'FTS5 st.':>9}{'writes':>7}{'written B':>11}"
-          f"{'db B':>11}{'wal B':>11}{'db closed':>11}{'stream s':>9}")
+    print(
+        f"(b) Writes of one reply: in-process run_stream, real producer, Printer "
+        f"(output discarded) and recorder;\n    {replies} replies of each size, a fresh "
+        f"database each."
+    )
+    print(
+        f"    {'reply':<16}{'tokens':>8}{'reads':>7}{'rows':>6}{'tok/row':>8}{'text B':>9}"
+        f"{'max row B':>10}{'txns':>6}{'FTS5 st.':>9}{'writes':>7}{'written B':>11}"
+        f"{'db B':>11}{'wal B':>11}{'db closed':>11}{'stream s':>9}"
+    )
     for size in sizes:
         runs = []
         for i in range(replies):
@@ -323,28 +357,41 @@ def report_writes(port: int, tmp: Path, sizes: Sequence[int], replies: int) -> N
             runs.append(one_reply(url, tmp / f"reply-{size}-{i}.db"))
         for i, r in enumerate(runs, 1):
             label = f"many-{size} #{i}"
-            print(f"    {label:<16}{r.tokens:>8,}{r.batches:>7,}{r.rows:>6,}"
-                  f"{r.tokens / max(r.rows, 1):>8,.0f}{r.row_bytes:>9,}{r.max_row_bytes:>10,}"
-                  f"{r.statements['transactions']:>6,}{r.statements['FTS5 statements']:>9,}"
-                  f"{r.write_calls:>7,}{r.written:>11,}{r.db_open:>11,}{r.wal_open:>11,}"
-                  f"{r.db_closed:>11,}{r.seconds:>9.3f}")
+            print(
+                f"    {label:<16}{r.tokens:>8,}{r.batches:>7,}{r.rows:>6,}"
+                f"{r.tokens / max(r.rows, 1):>8,.0f}{r.row_bytes:>9,}{r.max_row_bytes:>10,}"
+                f"{r.statements['transactions']:>6,}{r.statements['FTS5 statements']:>9,}"
+                f"{r.write_calls:>7,}{r.written:>11,}{r.db_open:>11,}{r.wal_open:>11,}"
+                f"{r.db_closed:>11,}{r.seconds:>9.3f}"
+            )
             assert r.statements["INSERT message_chunks"] == r.rows
             assert r.content_ok and r.wal_closed == 0 and r.tokens == size
         rows = statistics.median(r.rows for r in runs)
         written = statistics.median(r.written for r in runs)
-        print(f"    {'':<16}median {rows:,.0f} rows for {size:,} tokens (1 row per "
-              f"{size / max(rows, 1):,.0f} tokens); {written:,.0f} B written for "
-              f"{len(TOKEN) * size:,} B of text ({written / (len(TOKEN) * size):.1f}x)")
-    print("    tokens = text deltas; reads = batches from the producer (one per network "
-          "read); rows = message_chunks INSERTs (append_chunk calls, = traced INSERTs);")
-    print("    txns = transactions (COMMITs: request row, reply row, chunks, finish); FTS5 "
-          "st. = statements the FTS5 triggers ran; writes / written B = write() calls and")
-    print("    bytes of this process during the reply (/proc/self/io); db B / wal B = file "
-          "sizes right after the reply (SQLite checkpoints the WAL into the db at 1,000")
-    print("    pages, then reuses it: the WAL file does not shrink); db closed = after close "
-          "(WAL checkpointed and removed).")
-    print("    Every stored reply equals the streamed text, status complete; no WAL left "
-          "after close.")
+        print(
+            f"    {'':<16}median {rows:,.0f} rows for {size:,} tokens (1 row per "
+            f"{size / max(rows, 1):,.0f} tokens); {written:,.0f} B written for "
+            f"{len(TOKEN) * size:,} B of text ({written / (len(TOKEN) * size):.1f}x)"
+        )
+    print(
+        "    tokens = text deltas; reads = batches from the producer (one per network "
+        "read); rows = message_chunks INSERTs (append_chunk calls, = traced INSERTs);"
+    )
+    print(
+        "    txns = transactions (COMMITs: request row, reply row, chunks, finish); FTS5 "
+        "st. = statements the FTS5 triggers ran; writes / written B = write() calls and"
+    )
+    print(
+        "    bytes of this process during the reply (/proc/self/io); db B / wal B = file "
+        "sizes right after the reply (SQLite checkpoints the WAL into the db at 1,000"
+    )
+    print(
+        "    pages, then reuses it: the WAL file does not shrink); db closed = after close "
+        "(WAL checkpointed and removed)."
+    )
+    print(
+        "    Every stored reply equals the streamed text, status complete; no WAL left after close."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -352,8 +399,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="20,000 chunks, fewer rounds")
     parser.add_argument("--chunks", type=int, help="chunks per timed stream (default 100,000)")
     parser.add_argument("--rounds", type=int, help="timed rounds per mode (default 9)")
-    parser.add_argument("--replies", type=int, help="replies of each size whose writes are "
-                        "counted (default 5)")
+    parser.add_argument(
+        "--replies", type=int, help="replies of each size whose writes are counted (default 5)"
+    )
     args = parser.parse_args(argv)
     chunks = args.chunks or (20_000 if args.quick else 100_000)
     rounds = args.rounds or (2 if args.quick else 9)
@@ -365,8 +413,10 @@ def main(argv: list[str] | None = None) -> int:
         env = child_env(tmp, db=tmp / "never-used.db")  # --db or --no-log is always given
         server, port = start_server(env)
         try:
-            print(f"Python {sys.version.split()[0]} on {os.cpu_count()} CPU(s), shared with "
-                  f"the server; load average (1 min) before: {load_before:.2f}")
+            print(
+                f"Python {sys.version.split()[0]} on {os.cpu_count()} CPU(s), shared with "
+                f"the server; load average (1 min) before: {load_before:.2f}"
+            )
             check_output(port, chunks, env, tmp)
             samples = measure_throughput(port, env, tmp, chunks, rounds)
             report_throughput(samples, chunks, rounds)

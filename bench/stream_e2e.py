@@ -103,8 +103,13 @@ def timed_run(argv: Sequence[str], env: dict[str, str]) -> tuple[float, int, str
     """Wall time from Popen to exit, the exit code and stderr."""
     start = time.perf_counter()
     proc = subprocess.run(
-        argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-        env=env, text=True, check=False,
+        argv,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        text=True,
+        check=False,
     )
     return time.perf_counter() - start, proc.returncode, proc.stderr
 
@@ -131,7 +136,10 @@ def first_byte_latency(argv: Sequence[str], env: dict[str, str], stop: signal.Si
     """Seconds from Popen to the first byte on the child's stdout."""
     start = time.perf_counter()
     proc = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
         env=env,
     )
     assert proc.stdout is not None
@@ -186,8 +194,10 @@ def report(port: int, env: dict[str, str], chunks: int, rounds: int, samples: in
     # Throughput: one warm-up each, then interleaved rounds.
     walls: dict[str, list[float]] = {"streamkit complete": [], "openai SDK AsyncOpenAI": []}
     for round_ in range(rounds + 1):
-        for name, make in (("streamkit complete", streamkit_argv),
-                           ("openai SDK AsyncOpenAI", sdk_argv)):
+        for name, make in (
+            ("streamkit complete", streamkit_argv),
+            ("openai SDK AsyncOpenAI", sdk_argv),
+        ):
             elapsed, code, err = timed_run(make(port, scenario), env)
             assert code == 0, (name, code, err)
             if name.startswith("openai"):
@@ -198,33 +208,46 @@ def report(port: int, env: dict[str, str], chunks: int, rounds: int, samples: in
     startup_runs = max(3, samples)
     startup = {
         "streamkit complete": median_time(
-            [PYTHON, "-c", "import streamkit.cli.app"], env, startup_runs),
+            [PYTHON, "-c", "import streamkit.cli.app"], env, startup_runs
+        ),
         "openai SDK AsyncOpenAI": median_time(
-            [PYTHON, "-c", "import asyncio, openai"], env, startup_runs),
+            [PYTHON, "-c", "import asyncio, openai"], env, startup_runs
+        ),
     }
     bare = median_time([PYTHON, "-c", "pass"], env, startup_runs)
 
-    print(f"Python {sys.version.split()[0]} on {os.cpu_count()} CPU(s); server and client "
-          "share them.")
-    print(f"Throughput: {chunks:,} chunks from tests/fault_server.py ({scenario}); "
-          f"median of {rounds} interleaved rounds after one warm-up each.")
-    print(f"  {'client':<24}{'median s':>9}{'best s':>8}{'chunks/s':>11}"
-          f"{'start-up s':>12}{'chunks/s excl. start-up':>25}")
+    print(
+        f"Python {sys.version.split()[0]} on {os.cpu_count()} CPU(s); server and client share them."
+    )
+    print(
+        f"Throughput: {chunks:,} chunks from tests/fault_server.py ({scenario}); "
+        f"median of {rounds} interleaved rounds after one warm-up each."
+    )
+    print(
+        f"  {'client':<24}{'median s':>9}{'best s':>8}{'chunks/s':>11}"
+        f"{'start-up s':>12}{'chunks/s excl. start-up':>25}"
+    )
     rates: dict[str, tuple[float, float]] = {}
     for name, values in walls.items():
         wall = statistics.median(values)
         start = startup[name]
         rate, rate_net = chunks / wall, chunks / (wall - start)
         rates[name] = (rate, rate_net)
-        print(f"  {name:<24}{wall:>9.3f}{min(values):>8.3f}{rate:>11,.0f}"
-              f"{start:>12.3f}{rate_net:>25,.0f}")
+        print(
+            f"  {name:<24}{wall:>9.3f}{min(values):>8.3f}{rate:>11,.0f}"
+            f"{start:>12.3f}{rate_net:>25,.0f}"
+        )
     ours, theirs = rates["streamkit complete"], rates["openai SDK AsyncOpenAI"]
     ratio, ratio_net = ours[0] / theirs[0], ours[1] / theirs[1]
     verdict = "meets" if ratio >= 2 else "BELOW"
-    print(f"  ratio streamkit / SDK: {ratio:.2f}x wall clock, {ratio_net:.2f}x excluding "
-          f"start-up (goal >= 2x: {verdict})")
-    print(f"  start-up = median wall time of `python -c \"import streamkit.cli.app\"` / "
-          f"`python -c \"import asyncio, openai\"`; bare `python -c pass` = {bare:.3f} s")
+    print(
+        f"  ratio streamkit / SDK: {ratio:.2f}x wall clock, {ratio_net:.2f}x excluding "
+        f"start-up (goal >= 2x: {verdict})"
+    )
+    print(
+        f'  start-up = median wall time of `python -c "import streamkit.cli.app"` / '
+        f'`python -c "import asyncio, openai"`; bare `python -c pass` = {bare:.3f} s'
+    )
 
     # Time to first token against the slow scenario.
     clients: dict[str, signal.Signals] = {  # and the signal that ends each
@@ -245,20 +268,32 @@ def report(port: int, env: dict[str, str], chunks: int, rounds: int, samples: in
                 cmd = [PYTHON, "-c", RAW_CLIENT, str(port), path]
             else:
                 assert curl is not None
-                cmd = [curl, "-sSN", "-X", "POST", "-H", "Content-Type: application/json",
-                       "--data", '{"model":"m","prompt":"x","stream":true}',
-                       f"http://127.0.0.1:{port}{path}"]
+                cmd = [
+                    curl,
+                    "-sSN",
+                    "-X",
+                    "POST",
+                    "-H",
+                    "Content-Type: application/json",
+                    "--data",
+                    '{"model":"m","prompt":"x","stream":true}',
+                    f"http://127.0.0.1:{port}{path}",
+                ]
             ttft[name].append(first_byte_latency(cmd, env, stop))
     print()
-    print(f"Time to first token (slow scenario): Popen -> first stdout byte, median of "
-          f"{samples} after one warm-up.")
+    print(
+        f"Time to first token (slow scenario): Popen -> first stdout byte, median of "
+        f"{samples} after one warm-up."
+    )
     print(f"  {'client':<24}{'median ms':>10}{'min ms':>9}{'max ms':>9}")
     medians: dict[str, float] = {}
     for name, values in ttft.items():
         values = values[1:]
         medians[name] = statistics.median(values)
-        print(f"  {name:<24}{medians[name] * 1e3:>10.1f}{min(values) * 1e3:>9.1f}"
-              f"{max(values) * 1e3:>9.1f}")
+        print(
+            f"  {name:<24}{medians[name] * 1e3:>10.1f}{min(values) * 1e3:>9.1f}"
+            f"{max(values) * 1e3:>9.1f}"
+        )
     ours_ms = medians["streamkit complete"] * 1e3
     for name in clients:
         if name != "streamkit complete":

@@ -69,5 +69,6 @@ def write_input(path: Path, lines: int) -> None:
     """A JSONL batch input of ``lines`` prompts, with ids 0 to ``lines - 1``."""
     with path.open("w", encoding="utf-8") as out:
         for i in range(lines):
-            out.write(json.dumps({"id": i, "prompt": f"Write a haiku about the number {i}."})
-                      + "\n")
+            out.write(
+                json.dumps({"id": i, "prompt": f"Write a haiku about the number {i}."}) + "\n"
+            )

@@ -123,8 +123,9 @@ def load_config(path: Path | None = None) -> ConfigFile:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, msgspec.ValidationError) as exc:
         raise UsageError(f"config file {path}: {exc}") from None
     if config.max_reply_bytes < 1:
-        raise UsageError(f"config file {path}: max_reply_bytes must be at least 1, "
-                         f"not {config.max_reply_bytes}")
+        raise UsageError(
+            f"config file {path}: max_reply_bytes must be at least 1, not {config.max_reply_bytes}"
+        )
     return config
 
 

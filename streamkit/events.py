@@ -145,8 +145,16 @@ class JsonPartial(msgspec.Struct, frozen=True, tag="json_partial", tag_field="ty
 
 
 Event = (
-    TextDelta | ReasoningDelta | ToolCallDelta | AssembledToolCall | Usage | Finish
-    | StreamError | ToolResult | ResponseInfo | JsonPartial
+    TextDelta
+    | ReasoningDelta
+    | ToolCallDelta
+    | AssembledToolCall
+    | Usage
+    | Finish
+    | StreamError
+    | ToolResult
+    | ResponseInfo
+    | JsonPartial
 )
 Batch = list[Event]
 

@@ -32,8 +32,11 @@ class Message(msgspec.Struct, frozen=True):
         out: dict[str, Any] = {"role": self.role, "content": self.content}
         if self.tool_calls:
             out["tool_calls"] = [
-                {"id": c.id, "type": "function",
-                 "function": {"name": c.name, "arguments": c.arguments}}
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments},
+                }
                 for c in self.tool_calls
             ]
         if self.tool_call_id is not None:
@@ -74,5 +77,3 @@ class GenerationRequest(msgspec.Struct, frozen=True):
     # Sent as the ``Idempotency-Key`` header (not in the body): a batch line sent again
     # after a lost worker carries the same key, so a server that honours it answers once.
     idempotency_key: str | None = None
-
-

@@ -39,8 +39,7 @@ class ClosingServer:
     answered: list[int] = field(default_factory=list)  # requests answered, by connection
     dropped: int = 0
 
-    async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
-                    ) -> None:
+    async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
         async with trio.open_nursery() as nursery:
             nursery.start_soon(trio.serve_listeners, self._handle, listeners)
@@ -64,12 +63,20 @@ class ClosingServer:
                 await stream.send_all(self._answer())
 
     def _answer(self) -> bytes:
-        body = b"".join(
-            b"data: " + json.dumps({"choices": [{"index": 0, "delta": {"content": token}}]}
-                                   ).encode() + b"\n\n"
-            for token in TOKENS) + b"data: [DONE]\n\n"
-        head = [self.status_line, b"Content-Type: text/event-stream",
-                b"Content-Length: " + str(len(body)).encode()]
+        body = (
+            b"".join(
+                b"data: "
+                + json.dumps({"choices": [{"index": 0, "delta": {"content": token}}]}).encode()
+                + b"\n\n"
+                for token in TOKENS
+            )
+            + b"data: [DONE]\n\n"
+        )
+        head = [
+            self.status_line,
+            b"Content-Type: text/event-stream",
+            b"Content-Length: " + str(len(body)).encode(),
+        ]
         if self.close_header:
             head.append(b"Connection: close")
         return b"\r\n".join(head) + b"\r\n\r\n" + body
@@ -83,8 +90,14 @@ async def _read_request(stream: trio.SocketStream, buffer: bytearray) -> bool:
             return False
         buffer += data
     head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
-    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                   if line.lower().startswith(b"content-length:")), 0)
+    length = next(
+        (
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        ),
+        0,
+    )
     while len(rest) < length:
         data = await stream.receive_some()
         if not data:

@@ -57,14 +57,25 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [
-                sys.executable, "-m", "llama_cpp.server",
-                "--model", str(embedded_model_path()),
-                "--model_alias", "smollm2",
-                "--host", "127.0.0.1", "--port", str(port),
-                "--n_ctx", "2048", "--verbose", "false",
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(embedded_model_path()),
+                "--model_alias",
+                "smollm2",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                "2048",
+                "--verbose",
+                "false",
                 # By default the server cuts off a running stream when another
                 # request arrives; concurrent clients need it queued instead.
-                "--interrupt_requests", "false",
+                "--interrupt_requests",
+                "false",
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -96,8 +107,7 @@ def fault_server_root() -> Iterator[str]:
 def serve_script(name: str) -> Iterator[str]:
     """Run ``tests/<name>`` (a server that prints ``PORT <n>``) until the generator
     ends; yields its root URL. For module- or session-scoped fixtures."""
-    proc = subprocess.Popen([sys.executable, str(TESTS / name)], stdout=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen([sys.executable, str(TESTS / name)], stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     assert line.startswith("PORT "), line
     yield f"http://127.0.0.1:{int(line.split()[1])}"
@@ -144,11 +154,7 @@ def fault_url(fault_server_root: str):
 @pytest.fixture
 def cli_env(tmp_path: Path) -> dict[str, str]:
     """An environment with no user config, no inherited API settings, a private log."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("OPENAI_", "STREAMKIT_"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "STREAMKIT_"))}
     env["STREAMKIT_CONFIG"] = str(tmp_path / "config.toml")
     env["STREAMKIT_DB"] = str(tmp_path / "default-log.db")
     env["PYTHONUNBUFFERED"] = "1"
@@ -166,8 +172,9 @@ class Result:
 def run_cli(cli_env: dict[str, str]):
     """Run ``streamkit ARGS`` as a real subprocess; returns code, stdout, stderr."""
 
-    def run(*args: str, input: str | None = None, env: dict | None = None,
-            timeout: float = 120) -> Result:
+    def run(
+        *args: str, input: str | None = None, env: dict | None = None, timeout: float = 120
+    ) -> Result:
         proc = subprocess.run(
             [sys.executable, "-m", "streamkit", *args],
             input=input if input is not None else "",

@@ -52,8 +52,9 @@ def chunk(content: str | None = None, finish: str | None = None) -> bytes:
 
 
 def reasoning_chunk(thought: str) -> bytes:
-    payload = {"choices": [{"index": 0, "delta": {"reasoning_content": thought},
-                            "finish_reason": None}]}
+    payload = {
+        "choices": [{"index": 0, "delta": {"reasoning_content": thought}, "finish_reason": None}]
+    }
     return b"data: " + json.dumps(payload).encode() + b"\n\n"
 
 
@@ -87,10 +88,14 @@ def tool_scenario(body: dict) -> list[bytes]:
     fragments = []
     for index, call in enumerate(spec["calls"]):
         raw = call.get("arguments_raw", json.dumps(call.get("arguments", {})))
-        thirds = [raw[: len(raw) // 3], raw[len(raw) // 3 : 2 * len(raw) // 3],
-                  raw[2 * len(raw) // 3 :]]
-        fragments.append([(index, call.get("name"), f"call_{hop}_{index}", part)
-                          for part in thirds])
+        thirds = [
+            raw[: len(raw) // 3],
+            raw[len(raw) // 3 : 2 * len(raw) // 3],
+            raw[2 * len(raw) // 3 :],
+        ]
+        fragments.append(
+            [(index, call.get("name"), f"call_{hop}_{index}", part) for part in thirds]
+        )
     pieces = [chunk("Let me check. ")]
     for step in range(3):  # interleave the calls' fragments
         for frags in fragments:
@@ -102,8 +107,9 @@ def tool_scenario(body: dict) -> list[bytes]:
                     delta["id"] = call_id
                 if call_name:
                     delta["function"]["name"] = call_name
-            payload = {"choices": [{"index": 0, "delta": {"tool_calls": [delta]},
-                                    "finish_reason": None}]}
+            payload = {
+                "choices": [{"index": 0, "delta": {"tool_calls": [delta]}, "finish_reason": None}]
+            }
             pieces.append(b"data: " + json.dumps(payload).encode() + b"\n\n")
     pieces += [chunk(finish="tool_calls"), DONE]
     return pieces
@@ -130,14 +136,32 @@ def echo_scores(body: dict) -> dict:
     if body.get("echo"):
         offset = 0
         for n, word in enumerate(words):
-            entries.append((word, offset, None if n == 0 else logprob(n, word),
-                            None if n == 0 else {**top(n), word: logprob(n, word)}))
+            entries.append(
+                (
+                    word,
+                    offset,
+                    None if n == 0 else logprob(n, word),
+                    None if n == 0 else {**top(n), word: logprob(n, word)},
+                )
+            )
             offset += len(word)
     entries.append((" the", len(prompt), logprob(len(words), " the"), top(len(words))))
     tokens, offsets, logprobs, tops = (list(column) for column in zip(*entries, strict=True))
-    return {"choices": [{"index": 0, "text": "".join(tokens), "finish_reason": "length",
-                         "logprobs": {"tokens": tokens, "text_offset": offsets,
-                                      "token_logprobs": logprobs, "top_logprobs": tops}}]}
+    return {
+        "choices": [
+            {
+                "index": 0,
+                "text": "".join(tokens),
+                "finish_reason": "length",
+                "logprobs": {
+                    "tokens": tokens,
+                    "text_offset": offsets,
+                    "token_logprobs": logprobs,
+                    "top_logprobs": tops,
+                },
+            }
+        ]
+    }
 
 
 async def scenario(stream: trio.SocketStream, name: str, key: str, request: Request) -> None:
@@ -192,8 +216,12 @@ async def scenario(stream: trio.SocketStream, name: str, key: str, request: Requ
         await send_piece(stream, chunk("after") + chunk(finish="stop") + DONE)
         await end_chunked(stream)
     elif name == "429-then-ok" and attempt == 0:
-        await send_json(stream, "429 Too Many Requests",
-                        {"error": {"message": "slow down"}}, {"Retry-After": "2"})
+        await send_json(
+            stream,
+            "429 Too Many Requests",
+            {"error": {"message": "slow down"}},
+            {"Retry-After": "2"},
+        )
     elif name == "500-then-ok" and attempt == 0:
         await send_json(stream, "500 Internal Server Error", {"error": {"message": "oops"}})
     elif name in ("429-then-ok", "500-then-ok"):
@@ -202,12 +230,21 @@ async def scenario(stream: trio.SocketStream, name: str, key: str, request: Requ
         await send_json(stream, "500 Internal Server Error", {"error": {"message": "down"}})
     elif name == "401":
         token = auth.removeprefix("Bearer ")
-        await send_json(stream, "401 Unauthorized",
-                        {"error": {"message": f"Incorrect API key provided: {token}"}})
+        await send_json(
+            stream,
+            "401 Unauthorized",
+            {"error": {"message": f"Incorrect API key provided: {token}"}},
+        )
     elif name == "malformed":
         await stream_pieces(
-            stream, [chunk("good "), b"data: {not json\n\n", chunk("still good"),
-                     chunk(finish="stop"), DONE]
+            stream,
+            [
+                chunk("good "),
+                b"data: {not json\n\n",
+                chunk("still good"),
+                chunk(finish="stop"),
+                DONE,
+            ],
         )
     elif name == "error-event":
         await stream_pieces(
@@ -216,17 +253,36 @@ async def scenario(stream: trio.SocketStream, name: str, key: str, request: Requ
     elif name == "no-done":
         await stream_pieces(stream, [chunk("no "), chunk("ending")])
     elif name == "named-done":  # the sentinel under a named event, then a stray chunk
-        await stream_pieces(stream, [*HELLO[:-1], b"event: done\ndata: [DONE]\n\n",
-                                     chunk(" -- sent after the end")])
+        await stream_pieces(
+            stream, [*HELLO[:-1], b"event: done\ndata: [DONE]\n\n", chunk(" -- sent after the end")]
+        )
     elif name == "thinks":  # a reasoning model: reasoning_content, then the answer
-        await stream_pieces(stream, [reasoning_chunk("Two and "), reasoning_chunk("two."),
-                                     chunk("4"), chunk(finish="stop"), DONE])
+        await stream_pieces(
+            stream,
+            [
+                reasoning_chunk("Two and "),
+                reasoning_chunk("two."),
+                chunk("4"),
+                chunk(finish="stop"),
+                DONE,
+            ],
+        )
     elif name == "thinks-inline":  # the same, as <think> text inside content
-        await stream_pieces(stream, [chunk("<think>Two and"), chunk(" two.</th"),
-                                     chunk("ink>\n\n4"), chunk(finish="stop"), DONE])
+        await stream_pieces(
+            stream,
+            [
+                chunk("<think>Two and"),
+                chunk(" two.</th"),
+                chunk("ink>\n\n4"),
+                chunk(finish="stop"),
+                DONE,
+            ],
+        )
     elif name == "thinks-then-fails":  # thinking, then the server gives up
-        await stream_pieces(stream, [reasoning_chunk("Let me see"),
-                                     b'data: {"error": {"message": "model crashed"}}\n\n'])
+        await stream_pieces(
+            stream,
+            [reasoning_chunk("Let me see"), b'data: {"error": {"message": "model crashed"}}\n\n'],
+        )
     elif name.startswith("many-"):  # many-N: N one-word chunks, as fast as possible
         count = int(name.split("-")[1])
         await start_sse(stream)
@@ -239,8 +295,7 @@ async def scenario(stream: trio.SocketStream, name: str, key: str, request: Requ
     elif name == "echo-scores":
         await send_json(stream, "200 OK", echo_scores(json.loads(request.body)))
     elif name == "no-echo":  # a server that ignores ``echo``
-        await send_json(stream, "200 OK",
-                        echo_scores({**json.loads(request.body), "echo": False}))
+        await send_json(stream, "200 OK", echo_scores({**json.loads(request.body), "echo": False}))
     elif name in REPLY_SHAPES:
         await REPLY_SHAPES[name](stream, request)
     else:
@@ -250,8 +305,9 @@ async def scenario(stream: trio.SocketStream, name: str, key: str, request: Requ
 async def echo_target(stream: trio.SocketStream, request: Request) -> None:
     """The request's target and whether it came with credentials, as the reply's text."""
     auth = request.headers.get("authorization", "").split(" ")[0] or "none"
-    await stream_pieces(stream, [chunk(request.target), chunk(f" auth={auth}"),
-                                 chunk(finish="stop"), DONE])
+    await stream_pieces(
+        stream, [chunk(request.target), chunk(f" auth={auth}"), chunk(finish="stop"), DONE]
+    )
 
 
 WHOLE_USAGE = {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
@@ -259,39 +315,90 @@ WHOLE_USAGE = {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
 
 async def whole_chat(stream: trio.SocketStream, request: Request) -> None:
     """A server that ignores ``stream``: one ``chat.completion`` object."""
-    await send_json(stream, "200 OK", {
-        "id": "x", "object": "chat.completion", "model": "scripted",
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": "Hello, world"}}],
-        "usage": WHOLE_USAGE})
+    await send_json(
+        stream,
+        "200 OK",
+        {
+            "id": "x",
+            "object": "chat.completion",
+            "model": "scripted",
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": "Hello, world"},
+                }
+            ],
+            "usage": WHOLE_USAGE,
+        },
+    )
 
 
 async def whole_completion(stream: trio.SocketStream, request: Request) -> None:
     """The same for ``/completions``: one ``text_completion`` object, with logprobs."""
-    await send_json(stream, "200 OK", {
-        "id": "x", "object": "text_completion", "model": "scripted",
-        "choices": [{"index": 0, "text": " Paris.", "finish_reason": "stop",
-                     "logprobs": {"tokens": [" Paris", "."], "token_logprobs": [-0.5, -0.1],
-                                  "top_logprobs": [{" Paris": -0.5}, {".": -0.1}]}}],
-        "usage": WHOLE_USAGE}, {"Content-Type": "application/json; charset=utf-8"})
+    await send_json(
+        stream,
+        "200 OK",
+        {
+            "id": "x",
+            "object": "text_completion",
+            "model": "scripted",
+            "choices": [
+                {
+                    "index": 0,
+                    "text": " Paris.",
+                    "finish_reason": "stop",
+                    "logprobs": {
+                        "tokens": [" Paris", "."],
+                        "token_logprobs": [-0.5, -0.1],
+                        "top_logprobs": [{" Paris": -0.5}, {".": -0.1}],
+                    },
+                }
+            ],
+            "usage": WHOLE_USAGE,
+        },
+        {"Content-Type": "application/json; charset=utf-8"},
+    )
 
 
 async def whole_tools(stream: trio.SocketStream, request: Request) -> None:
     """A whole message asking for two tool calls (listed, not indexed, as they are)."""
-    calls = [{"id": f"call_{n}", "type": "function",
-              "function": {"name": name, "arguments": json.dumps({"n": n})}}
-             for n, name in enumerate(["first", "second"])]
-    await send_json(stream, "200 OK", {
-        "object": "chat.completion",
-        "choices": [{"index": 0, "finish_reason": "tool_calls",
-                     "message": {"role": "assistant", "content": None, "tool_calls": calls}}]})
+    calls = [
+        {
+            "id": f"call_{n}",
+            "type": "function",
+            "function": {"name": name, "arguments": json.dumps({"n": n})},
+        }
+        for n, name in enumerate(["first", "second"])
+    ]
+    await send_json(
+        stream,
+        "200 OK",
+        {
+            "object": "chat.completion",
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "tool_calls",
+                    "message": {"role": "assistant", "content": None, "tool_calls": calls},
+                }
+            ],
+        },
+    )
 
 
 async def html_page(stream: trio.SocketStream, request: Request) -> None:
     """A web page where the API should be (a wrong base URL, a login portal)."""
     page = b"<!doctype html><html><head><title>Sign in</title></head><body></body></html>"
-    await send_head(stream, "200 OK", {"Content-Type": "text/html; charset=utf-8",
-                                       "Content-Length": str(len(page)), "Connection": "close"})
+    await send_head(
+        stream,
+        "200 OK",
+        {
+            "Content-Type": "text/html; charset=utf-8",
+            "Content-Length": str(len(page)),
+            "Connection": "close",
+        },
+    )
     await stream.send_all(page)
 
 
@@ -305,8 +412,15 @@ async def endless(stream: trio.SocketStream, request: dict) -> None:
 
 async def whole_large(stream: trio.SocketStream, request: dict) -> None:
     """A whole JSON reply of 256 KiB of text (larger than a small reply cap)."""
-    await send_json(stream, "200 OK", {"choices": [{
-        "index": 0, "finish_reason": "stop", "message": {"content": "y" * (256 << 10)}}]})
+    await send_json(
+        stream,
+        "200 OK",
+        {
+            "choices": [
+                {"index": 0, "finish_reason": "stop", "message": {"content": "y" * (256 << 10)}}
+            ]
+        },
+    )
 
 
 # Scenarios about what a 200 answer carries, by name (``scenario`` dispatches to them).

@@ -25,8 +25,14 @@ import scripted_http
 from fault_server import DONE
 from scripted_http import read_request, send_json, stream_pieces
 
-state: dict = {"delay": 0.0, "throttle": None, "keys": {}, "times": [], "throttled_at": None,
-               "auth": []}
+state: dict = {
+    "delay": 0.0,
+    "throttle": None,
+    "keys": {},
+    "times": [],
+    "throttled_at": None,
+    "auth": [],
+}
 
 
 def _prompt(body: dict) -> str:
@@ -42,8 +48,9 @@ def _chunks(text: str, chat: bool) -> list[bytes]:
     else:
         choice["text"] = text
     end = {"index": 0, "finish_reason": "stop", **({"delta": {}} if chat else {"text": ""})}
-    return [b"data: " + json.dumps({"choices": [c]}).encode() + b"\n\n" for c in (choice, end)
-            ] + [DONE]
+    return [b"data: " + json.dumps({"choices": [c]}).encode() + b"\n\n" for c in (choice, end)] + [
+        DONE
+    ]
 
 
 async def handle(stream: trio.SocketStream) -> None:
@@ -59,10 +66,17 @@ async def _answer(stream: trio.SocketStream) -> None:
             return
         now = trio.current_time()
         if request.target == "/stats":
-            await send_json(stream, "200 OK", {
-                "requests": len(state["times"]), "keys": state["keys"],
-                "times": state["times"], "throttled_at": state["throttled_at"],
-                "auth": state["auth"]})
+            await send_json(
+                stream,
+                "200 OK",
+                {
+                    "requests": len(state["times"]),
+                    "keys": state["keys"],
+                    "times": state["times"],
+                    "throttled_at": state["throttled_at"],
+                    "auth": state["auth"],
+                },
+            )
             return
         if request.target == "/admin":
             order = json.loads(request.body)
@@ -81,8 +95,12 @@ async def _answer(stream: trio.SocketStream) -> None:
         if state["throttle"] is not None:
             seconds, state["throttle"] = state["throttle"], None
             state["throttled_at"] = now
-            await send_json(stream, "429 Too Many Requests",
-                            {"error": {"message": "slow down"}}, {"Retry-After": str(seconds)})
+            await send_json(
+                stream,
+                "429 Too Many Requests",
+                {"error": {"message": "slow down"}},
+                {"Retry-After": str(seconds)},
+            )
             return
         auth = request.headers.get("authorization")
         if auth not in state["auth"]:

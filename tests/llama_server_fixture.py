@@ -42,11 +42,15 @@ def llama_server_binary() -> Path:
     if chosen:
         return Path(chosen)
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    built = sorted(cache.glob(f"streamkit/llama-server/llama-server-{LLAMA_VERSION}-*/"
-                              "llama-server"), key=lambda path: path.stat().st_mtime)
+    built = sorted(
+        cache.glob(f"streamkit/llama-server/llama-server-{LLAMA_VERSION}-*/llama-server"),
+        key=lambda path: path.stat().st_mtime,
+    )
     if not built:
-        raise RuntimeError("llama-server is not built: run `bash .ci/install --dev` "
-                           "(or set STREAMKIT_LLAMA_SERVER to a llama-server binary)")
+        raise RuntimeError(
+            "llama-server is not built: run `bash .ci/install --dev` "
+            "(or set STREAMKIT_LLAMA_SERVER to a llama-server binary)"
+        )
     return built[-1]
 
 
@@ -54,10 +58,25 @@ def _start(log: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [str(llama_server_binary()), "--model", str(embedded_model_path()),
-             "--alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
-             "-np", str(SLOTS), "--ctx-size", str(CONTEXT), "--metrics"],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                str(llama_server_binary()),
+                "--model",
+                str(embedded_model_path()),
+                "--alias",
+                "smollm2",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "-np",
+                str(SLOTS),
+                "--ctx-size",
+                str(CONTEXT),
+                "--metrics",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
     root = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + SERVER_START_TIMEOUT

@@ -98,8 +98,10 @@ def serve_http(port: int) -> None:
 
         async def app(scope, receive, send):  # type: ignore[no-redef]
             headers = dict(scope.get("headers") or [])
-            if scope["type"] == "http" and headers.get(b"authorization") != \
-                    f"Bearer {token}".encode():
+            if (
+                scope["type"] == "http"
+                and headers.get(b"authorization") != f"Bearer {token}".encode()
+            ):
                 await send({"type": "http.response.start", "status": 401, "headers": []})
                 await send({"type": "http.response.body", "body": b"no"})
                 return

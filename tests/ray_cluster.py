@@ -37,8 +37,13 @@ RAY = str(Path(sys.executable).with_name("ray"))
 HEAD_PORT = 6390
 NODE_OPTIONS = ["--num-cpus=1", "--object-store-memory=80000000", "--disable-usage-stats"]
 # Quick health checks, so a killed node is known dead in seconds, not half a minute.
-SYSTEM_CONFIG = json.dumps({"health_check_period_ms": 500, "health_check_timeout_ms": 500,
-                            "health_check_failure_threshold": 4})
+SYSTEM_CONFIG = json.dumps(
+    {
+        "health_check_period_ms": 500,
+        "health_check_timeout_ms": 500,
+        "health_check_failure_threshold": 4,
+    }
+)
 
 
 def processes() -> dict[int, tuple[str, str]]:
@@ -65,13 +70,22 @@ class Harness:
         # Ray's token auth: every process of the cluster, the driver included, holds the
         # same token; HOME and RAY_TMPDIR (where ``--ray local`` keeps its session) are the
         # temp dir, so that nothing lands in the real ones.
-        self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "HOME": str(temp),
-                    "RAY_TMPDIR": str(temp),
-                    "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
-                    "PYTHONPATH": f"{HERE.parent}{os.pathsep}{HERE}"}
+        self.env = {
+            **os.environ,
+            "RAY_USAGE_STATS_ENABLED": "0",
+            "HOME": str(temp),
+            "RAY_TMPDIR": str(temp),
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN": secrets.token_hex(16),
+            "PYTHONPATH": f"{HERE.parent}{os.pathsep}{HERE}",
+        }
         self.spawned: dict[int, subprocess.Popen] = {}
-        server = subprocess.Popen([sys.executable, str(HERE / "keyed_server.py")],
-                                  stdout=subprocess.PIPE, text=True, env=self.env)
+        server = subprocess.Popen(
+            [sys.executable, str(HERE / "keyed_server.py")],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=self.env,
+        )
         assert server.stdout is not None
         self.port = int(server.stdout.readline().split()[1])
         self.start_node(head=True)
@@ -79,14 +93,24 @@ class Harness:
 
     def start_node(self, *, head: bool) -> None:
         if head:
-            args = ["--head", f"--port={HEAD_PORT}", "--include-dashboard=false",
-                    f"--temp-dir={self.temp}", f"--system-config={SYSTEM_CONFIG}"]
+            args = [
+                "--head",
+                f"--port={HEAD_PORT}",
+                "--include-dashboard=false",
+                f"--temp-dir={self.temp}",
+                f"--system-config={SYSTEM_CONFIG}",
+            ]
             env = self.env
         else:
             args = [f"--address=127.0.0.1:{HEAD_PORT}"]
             env = {**self.env, "STREAMKIT_TEST_NODE": "2"}
-        subprocess.run([RAY, "start", *args, *NODE_OPTIONS], env=env, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [RAY, "start", *args, *NODE_OPTIONS],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def command(self, order: dict[str, Any]) -> dict[str, Any]:
         op = order["op"]
@@ -95,8 +119,12 @@ class Harness:
         if op in ("run", "spawn"):
             process = subprocess.Popen(
                 [sys.executable, "-m", "streamkit", *order["args"]],
-                env={**self.env, **order.get("env", {})}, cwd=order.get("cwd"),
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                env={**self.env, **order.get("env", {})},
+                cwd=order.get("cwd"),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
             self.spawned[process.pid] = process
             if op == "spawn":
                 return {"pid": process.pid}
@@ -110,8 +138,11 @@ class Harness:
             self.spawned[order["pid"]].send_signal(order.get("signal", signal.SIGKILL))
             return {}
         if op == "kill_worker":
-            pids = [pid for pid, (cmd, env) in processes().items()
-                    if cmd.startswith("ray::NodeWorker") and not second_node(env)]
+            pids = [
+                pid
+                for pid, (cmd, env) in processes().items()
+                if cmd.startswith("ray::NodeWorker") and not second_node(env)
+            ]
             for pid in pids:
                 os.kill(pid, signal.SIGKILL)
             return {"pids": pids}
@@ -122,13 +153,19 @@ class Harness:
             return {"pids": pids}
         if op == "http":
             data = json.dumps(order["body"]).encode() if "body" in order else None
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{order['path']}",
-                                        data=data, timeout=10) as answer:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.port}{order['path']}", data=data, timeout=10
+            ) as answer:
                 return json.loads(answer.read())
         if op == "grep":
             needle = order["needle"].encode()
-            return {"files": [str(p) for p in self.temp.rglob("*")
-                              if p.is_file() and not p.is_socket() and needle in p.read_bytes()]}
+            return {
+                "files": [
+                    str(p)
+                    for p in self.temp.rglob("*")
+                    if p.is_file() and not p.is_socket() and needle in p.read_bytes()
+                ]
+            }
         raise ValueError(op)
 
     def stop(self) -> None:

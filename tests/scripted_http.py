@@ -31,8 +31,9 @@ class Request:
     body: bytes
 
 
-async def read_request(stream: trio.SocketStream, buffer: bytearray | None = None
-                       ) -> Request | None:
+async def read_request(
+    stream: trio.SocketStream, buffer: bytearray | None = None
+) -> Request | None:
     """The next request on ``stream``: request line, headers, Content-Length body.
 
     ``None`` when the peer closes before a whole request has arrived. On a
@@ -63,8 +64,9 @@ async def read_request(stream: trio.SocketStream, buffer: bytearray | None = Non
     return Request(method, target, headers, rest[:length])
 
 
-async def send_head(stream: trio.SocketStream, status: str, headers: Mapping[str, object],
-                    body: bytes = b"") -> None:
+async def send_head(
+    stream: trio.SocketStream, status: str, headers: Mapping[str, object], body: bytes = b""
+) -> None:
     """The status line (``status`` is e.g. ``"200 OK"``) and headers, then ``body``, in
     one write."""
     lines = [f"HTTP/1.1 {status}"] + [f"{k}: {v}" for k, v in headers.items()]
@@ -75,21 +77,47 @@ def _connection(close: bool) -> dict[str, str]:
     return {"Connection": "close"} if close else {}
 
 
-async def send_json(stream: trio.SocketStream, status: str, body: object,
-                    headers: Mapping[str, str] | None = None, *, close: bool = True) -> None:
+async def send_json(
+    stream: trio.SocketStream,
+    status: str,
+    body: object,
+    headers: Mapping[str, str] | None = None,
+    *,
+    close: bool = True,
+) -> None:
     """A whole JSON answer; ``close``: say ``Connection: close`` (the caller closes)."""
     raw = json.dumps(body).encode()
-    await send_head(stream, status, {"Content-Type": "application/json",
-                                     "Content-Length": str(len(raw)),
-                                     **_connection(close), **(headers or {})}, raw)
+    await send_head(
+        stream,
+        status,
+        {
+            "Content-Type": "application/json",
+            "Content-Length": str(len(raw)),
+            **_connection(close),
+            **(headers or {}),
+        },
+        raw,
+    )
 
 
-async def start_sse(stream: trio.SocketStream, status: str = "200 OK",
-                    headers: Mapping[str, str] | None = None, *, close: bool = True) -> None:
+async def start_sse(
+    stream: trio.SocketStream,
+    status: str = "200 OK",
+    headers: Mapping[str, str] | None = None,
+    *,
+    close: bool = True,
+) -> None:
     """The head of a chunked ``text/event-stream`` answer; the body follows in pieces."""
-    await send_head(stream, status, {"Content-Type": "text/event-stream",
-                                     "Transfer-Encoding": "chunked",
-                                     **_connection(close), **(headers or {})})
+    await send_head(
+        stream,
+        status,
+        {
+            "Content-Type": "text/event-stream",
+            "Transfer-Encoding": "chunked",
+            **_connection(close),
+            **(headers or {}),
+        },
+    )
 
 
 async def send_piece(stream: trio.SocketStream, data: bytes) -> None:
@@ -102,8 +130,13 @@ async def end_chunked(stream: trio.SocketStream) -> None:
     await stream.send_all(b"0\r\n\r\n")
 
 
-async def stream_pieces(stream: trio.SocketStream, pieces: list[bytes],
-                        headers: Mapping[str, str] | None = None, *, close: bool = True) -> None:
+async def stream_pieces(
+    stream: trio.SocketStream,
+    pieces: list[bytes],
+    headers: Mapping[str, str] | None = None,
+    *,
+    close: bool = True,
+) -> None:
     """A whole ``text/event-stream`` answer, a chunk per piece; ``close``: say
     ``Connection: close`` (the caller closes)."""
     await start_sse(stream, headers=headers, close=close)
@@ -112,8 +145,12 @@ async def stream_pieces(stream: trio.SocketStream, pieces: list[bytes],
     await end_chunked(stream)
 
 
-async def serve(handler: Handler, *, backlog: int | None = None,
-                task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+async def serve(
+    handler: Handler,
+    *,
+    backlog: int | None = None,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
     """Serve ``handler`` (one call per connection) on a free port of 127.0.0.1; for
     ``nursery.start``, which returns the port."""
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1", backlog=backlog)

@@ -51,14 +51,19 @@ def test_line_splitter_skips_an_overlong_line_in_bounded_memory():
     data = b'{"a":1}\n' + b"x" * 25 + b'\n{"b":2}\r\n' + b"y" * 11 + b"\r\n" + b"z" * 40
     whole = LineSplitter(10, skip_overlong=True)
     expected = whole.feed(data) + whole.close()
-    assert expected == [(1, b'{"a":1}'), (2, TooLong(10)), (3, b'{"b":2}'), (4, TooLong(10)),
-                        (5, TooLong(10))]
+    assert expected == [
+        (1, b'{"a":1}'),
+        (2, TooLong(10)),
+        (3, b'{"b":2}'),
+        (4, TooLong(10)),
+        (5, TooLong(10)),
+    ]
     for cut in range(len(data) + 1):
         for step in (1, 3, 7):  # the tail fed in small reads, as from a pipe
             splitter = LineSplitter(10, skip_overlong=True)
             got = splitter.feed(data[:cut])
             for start in range(cut, len(data), step):
-                got += splitter.feed(data[start:start + step])
+                got += splitter.feed(data[start : start + step])
                 assert splitter.held_bytes <= 10
             assert got + splitter.close() == expected
     with pytest.raises(LineTooLong, match="line 2 is longer than 10 bytes"):
@@ -69,8 +74,10 @@ def test_batch_ids_name_one_line_each():
     ids = BatchIds()
     assert ids.duplicate(1, "a") is None
     assert ids.duplicate(2, 3) is None  # given as 3 on line 2
-    assert ids.duplicate(3, 3) == ("line 3: the id 3 is already line 2's (ids must be unique "
-                                   "in a batch; a line without one is named by its number)")
+    assert ids.duplicate(3, 3) == (
+        "line 3: the id 3 is already line 2's (ids must be unique "
+        "in a batch; a line without one is named by its number)"
+    )
     assert "already line 1's" in ids.duplicate(4, "a")
     assert ids.duplicate(5, "3") is None  # the string "3" is not the number 3
     assert ids.duplicate(6, 6) is None
@@ -79,16 +86,27 @@ def test_batch_ids_name_one_line_each():
 
 def test_parse_record_fields_defaults_and_problems():
     defaults = GenerationOptions(max_tokens=10, temperature=0.5)
-    ok = parse_record(3, b'{"prompt": "hi", "stop": "x", "max_tokens": 2, "extra": 1}',
-                      kind="completion", model="m", defaults=defaults)
+    ok = parse_record(
+        3,
+        b'{"prompt": "hi", "stop": "x", "max_tokens": 2, "extra": 1}',
+        kind="completion",
+        model="m",
+        defaults=defaults,
+    )
     assert isinstance(ok, BatchRecord)
     assert ok.id == 3  # no id: the line number
     assert ok.request.options == GenerationOptions(max_tokens=2, temperature=0.5, stop=("x",))
     assert ok.request.model == "m"
-    chat = parse_record(1, b'{"id": "q", "prompt": "hi", "system": "be brief"}',
-                        kind="chat", model=None, defaults=defaults)
+    chat = parse_record(
+        1,
+        b'{"id": "q", "prompt": "hi", "system": "be brief"}',
+        kind="chat",
+        model=None,
+        defaults=defaults,
+    )
     assert [(m.role, m.content) for m in chat.request.messages] == [
-        ("system", "be brief"), ("user", "hi"),
+        ("system", "be brief"),
+        ("user", "hi"),
     ]
     for line, fragment in [
         (b"{oops", "not valid JSON"),
@@ -101,17 +119,22 @@ def test_parse_record_fields_defaults_and_problems():
         assert isinstance(problem, InputProblem), line
         assert fragment in problem.message
         assert problem.message.startswith("line 9: ")
-    assert parse_record(9, b'{"id": "x", "prompt": 5}', kind="chat", model=None,
-                        defaults=defaults).id == "x"
+    assert (
+        parse_record(9, b'{"id": "x", "prompt": 5}', kind="chat", model=None, defaults=defaults).id
+        == "x"
+    )
 
 
-@pytest.mark.parametrize("fields, fragment", [
-    ({"max_tokens": 0}, "`max_tokens` is 0: it must be at least 1"),
-    ({"max_tokens": -5}, "`max_tokens` is -5: it must be at least 1"),
-    ({"temperature": -1}, "`temperature` is -1: it must be at least 0"),
-    ({"top_p": 5}, "`top_p` is 5: it must be between 0 and 1"),
-    ({"top_p": -0.5}, "`top_p` is -0.5: it must be between 0 and 1"),
-])
+@pytest.mark.parametrize(
+    "fields, fragment",
+    [
+        ({"max_tokens": 0}, "`max_tokens` is 0: it must be at least 1"),
+        ({"max_tokens": -5}, "`max_tokens` is -5: it must be at least 1"),
+        ({"temperature": -1}, "`temperature` is -1: it must be at least 0"),
+        ({"top_p": 5}, "`top_p` is 5: it must be between 0 and 1"),
+        ({"top_p": -0.5}, "`top_p` is -0.5: it must be between 0 and 1"),
+    ],
+)
 def test_record_values_the_flags_refuse_are_input_problems(fields, fragment):
     line = json.dumps({"id": "r", "prompt": "hi", **fields}).encode()
     problem = parse_record(4, line, kind="chat", model=None, defaults=GenerationOptions())
@@ -123,8 +146,11 @@ def test_records_and_flags_share_their_ranges():
     edges = b'{"prompt": "hi", "max_tokens": 1, "temperature": 0, "top_p": 1}'
     ok = parse_record(1, edges, kind="completion", model=None, defaults=GenerationOptions())
     assert isinstance(ok, BatchRecord)
-    for flag, name in ((opt.MaxTokens, "max_tokens"), (opt.Temperature, "temperature"),
-                       (opt.TopP, "top_p")):
+    for flag, name in (
+        (opt.MaxTokens, "max_tokens"),
+        (opt.Temperature, "temperature"),
+        (opt.TopP, "top_p"),
+    ):
         option = typing.get_args(flag)[1]
         assert (option.min, option.max) == (RANGES[name].low, RANGES[name].high)
 
@@ -134,8 +160,10 @@ def test_records_and_flags_share_their_ranges():
 
 @pytest.mark.parametrize("order", ["ordered", "unordered"])
 def test_real_server_batch_of_20(run_cli, llama_server, order):
-    lines = [{"id": f"q{i}", "prompt": f"Question {i}: what is {i} + {i}?", "max_tokens": 4}
-             for i in range(20)]
+    lines = [
+        {"id": f"q{i}", "prompt": f"Question {i}: what is {i} + {i}?", "max_tokens": 4}
+        for i in range(20)
+    ]
     args = ["chat", "--jsonl", "--base-url", llama_server, "-j", "4", "--seed", "1"]
     if order == "unordered":
         args.append("--unordered")
@@ -156,12 +184,21 @@ def test_real_server_batch_of_20(run_cli, llama_server, order):
 
 def test_mixed_faults_every_line_has_exactly_one_record(run_cli, fault_url):
     scenarios = ["ok"] * 16 + ["always-500", "malformed", "stall", "drop"]
-    lines = [{"id": f"r{i}", "prompt": f"p{i}", "model": name}
-             for i, name in enumerate(scenarios)]
+    lines = [{"id": f"r{i}", "prompt": f"p{i}", "model": name} for i, name in enumerate(scenarios)]
     lines.insert(5, "this line is not JSON")
-    result = run_cli("complete", "--jsonl", "--base-url", fault_url("by-model"),
-                     "--max-retries", "1", "--idle-timeout", "1", "-j", "8",
-                     input=jsonl(*lines))
+    result = run_cli(
+        "complete",
+        "--jsonl",
+        "--base-url",
+        fault_url("by-model"),
+        "--max-retries",
+        "1",
+        "--idle-timeout",
+        "1",
+        "-j",
+        "8",
+        input=jsonl(*lines),
+    )
     assert result.code == 7
     out = records(result.stdout)
     assert len(out) == len(lines)
@@ -180,8 +217,14 @@ def test_mixed_faults_every_line_has_exactly_one_record(run_cli, fault_url):
 
 
 def test_batch_events_are_tagged_with_ids(run_cli, fault_url):
-    result = run_cli("chat", "--jsonl", "--events", "--base-url", fault_url("ok"),
-                     input=jsonl({"id": "a", "prompt": "x"}, {"id": "b", "prompt": "y"}))
+    result = run_cli(
+        "chat",
+        "--jsonl",
+        "--events",
+        "--base-url",
+        fault_url("ok"),
+        input=jsonl({"id": "a", "prompt": "x"}, {"id": "b", "prompt": "y"}),
+    )
     assert result.code == 0
     out = records(result.stdout)
     assert {r["id"] for r in out} == {"a", "b"}
@@ -193,10 +236,22 @@ def test_resume_after_sigint_covers_every_id_exactly_once(fault_url, cli_env, tm
     source.write_text(jsonl(*({"id": i, "prompt": f"p{i}"} for i in range(40))))
     output = tmp_path / "out.jsonl"
     url = fault_url("delayed")
-    args = [sys.executable, "-m", "streamkit", "chat", "--jsonl", "-i", str(source),
-            "-o", str(output), "-j", "2", "--base-url", url]
-    proc = subprocess.Popen(args, env=cli_env, stdin=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    args = [
+        sys.executable,
+        "-m",
+        "streamkit",
+        "chat",
+        "--jsonl",
+        "-i",
+        str(source),
+        "-o",
+        str(output),
+        "-j",
+        "2",
+        "--base-url",
+        url,
+    ]
+    proc = subprocess.Popen(args, env=cli_env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
     while not output.exists() or output.read_text().count("\n") < 6:
         assert time.monotonic() < deadline and proc.poll() is None
@@ -220,7 +275,11 @@ def test_closed_stdout_ends_quietly(fault_url, cli_env):
     lines = jsonl(*({"id": i, "prompt": "x"} for i in range(200)))
     proc = subprocess.run(
         f"{sys.executable} -m streamkit complete --jsonl --base-url {fault_url('ok')} | head -1",
-        shell=True, input=lines.encode(), capture_output=True, env=cli_env, timeout=60,
+        shell=True,
+        input=lines.encode(),
+        capture_output=True,
+        env=cli_env,
+        timeout=60,
     )
     assert proc.returncode == 0
     assert json.loads(proc.stdout)["id"] == 0

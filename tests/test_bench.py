@@ -37,29 +37,38 @@ def target(plan: str) -> tuple[HTTPTarget, str]:
     key = f"{plan}/{uuid.uuid4().hex}"
 
     def new_transport() -> HttpxTransport:
-        return HttpxTransport(f"http://timed/{key}/v1", None, connect_timeout=None,
-                              idle_timeout=None, mounted=timed_server.transport())
+        return HttpxTransport(
+            f"http://timed/{key}/v1",
+            None,
+            connect_timeout=None,
+            idle_timeout=None,
+            mounted=timed_server.transport(),
+        )
 
     return HTTPTarget(OpenAIHTTPProducer(new_transport(), max_retries=0), new_transport), key
 
 
 def workload(count: int = 64, output_tokens: int = 8) -> Workload:
-    return random_workload(count, kind="chat", model="m", prompt_tokens=16,
-                           output_tokens=output_tokens, seed=1)
+    return random_workload(
+        count, kind="chat", model="m", prompt_tokens=16, output_tokens=output_tokens, seed=1
+    )
 
 
-async def run(plan: str, spec: RunSpec, items: Workload | None = None,
-              request_timeout: float | None = None) -> tuple[RunResult, str]:
+async def run(
+    plan: str, spec: RunSpec, items: Workload | None = None, request_timeout: float | None = None
+) -> tuple[RunResult, str]:
     bench_target, key = target(plan)
     result = RunResult(spec)
-    await Runner(bench_target, items if items is not None else workload(),
-                 timeout=request_timeout).run(result)
+    await Runner(
+        bench_target, items if items is not None else workload(), timeout=request_timeout
+    ).run(result)
     return result, key
 
 
 async def test_closed_loop_times_match_the_server_exactly(autojump_clock):
-    result, _ = await run("ttft=0.2,itl=0.05,tokens=8",
-                          RunSpec("concurrency", concurrency=1, requests=5))
+    result, _ = await run(
+        "ttft=0.2,itl=0.05,tokens=8", RunSpec("concurrency", concurrency=1, requests=5)
+    )
     figures = run_figures(result.samples, result.duration)
     assert figures["requests_completed"] == 5 and figures["requests_failed"] == 0
     for sample in result.samples:
@@ -80,8 +89,9 @@ async def test_closed_loop_times_match_the_server_exactly(autojump_clock):
 
 async def test_a_model_that_thinks_first_has_both_first_token_times(autojump_clock):
     """TTFT is the first output of any kind; TTFA the first of the answer."""
-    result, _ = await run("ttft=0.2,itl=0.05,tokens=8,think=5",
-                          RunSpec("concurrency", concurrency=2, requests=4))
+    result, _ = await run(
+        "ttft=0.2,itl=0.05,tokens=8,think=5", RunSpec("concurrency", concurrency=2, requests=4)
+    )
     figures = run_figures(result.samples, result.duration)
     for sample in result.samples:
         assert sample.ttft == pytest.approx(0.2, abs=EXACT)
@@ -93,8 +103,9 @@ async def test_a_model_that_thinks_first_has_both_first_token_times(autojump_clo
 
 
 async def test_concurrency_n_never_has_more_than_n_in_flight(autojump_clock):
-    result, key = await run("ttft=0.1,itl=0.01,tokens=4",
-                            RunSpec("concurrency", concurrency=4, requests=21))
+    result, key = await run(
+        "ttft=0.1,itl=0.01,tokens=4", RunSpec("concurrency", concurrency=4, requests=21)
+    )
     counters = timed_server.counters[key]
     assert counters.requests == 21 and counters.max_in_flight == 4
     # four loops, each one request after another: 21 requests take 6 rounds
@@ -111,8 +122,7 @@ async def test_connections_are_kept_between_requests(nursery):
     def new_transport() -> HttpxTransport:
         return HttpxTransport(url, None, connect_timeout=5, idle_timeout=5)
 
-    bench_target = HTTPTarget(OpenAIHTTPProducer(new_transport(), max_retries=0),
-                              new_transport)
+    bench_target = HTTPTarget(OpenAIHTTPProducer(new_transport(), max_retries=0), new_transport)
     result = RunResult(RunSpec("concurrency", concurrency=3, requests=12))
     try:
         await Runner(bench_target, workload(12)).run(result)
@@ -138,8 +148,9 @@ async def test_open_loop_sends_on_schedule_and_measures_from_it(autojump_clock):
 
 
 async def test_failures_are_counted_by_type_and_kept_out_of_latencies(autojump_clock):
-    result, _ = await run("ttft=0.2,itl=0.05,tokens=4,fail=3:503",
-                          RunSpec("concurrency", concurrency=2, requests=9))
+    result, _ = await run(
+        "ttft=0.2,itl=0.05,tokens=4,fail=3:503", RunSpec("concurrency", concurrency=2, requests=9)
+    )
     figures = run_figures(result.samples, result.duration)
     assert figures["errors"] == {"http_503": 3}
     assert figures["requests_completed"] == 6 and figures["requests_failed"] == 3
@@ -147,15 +158,18 @@ async def test_failures_are_counted_by_type_and_kept_out_of_latencies(autojump_c
     assert figures["e2e_ms"]["mean"] == pytest.approx(350)  # failed ones would lower it
     assert "503" in next(s.message for s in result.samples if not s.ok)
 
-    broken, _ = await run("ttft=0.2,itl=0.05,tokens=4,fail=2:break",
-                          RunSpec("concurrency", concurrency=1, requests=4))
+    broken, _ = await run(
+        "ttft=0.2,itl=0.05,tokens=4,fail=2:break", RunSpec("concurrency", concurrency=1, requests=4)
+    )
     assert run_figures(broken.samples, broken.duration)["errors"] == {"protocol": 2}
 
 
 async def test_timeouts_are_failures_of_their_own(autojump_clock):
-    result, _ = await run("ttft=0.2,itl=0.5,tokens=4",
-                          RunSpec("concurrency", concurrency=1, requests=2),
-                          request_timeout=1.0)
+    result, _ = await run(
+        "ttft=0.2,itl=0.5,tokens=4",
+        RunSpec("concurrency", concurrency=1, requests=2),
+        request_timeout=1.0,
+    )
     assert {s.error for s in result.samples} == {"timeout"}
     assert result.samples[0].e2e == pytest.approx(1.0, abs=EXACT)
 
@@ -169,20 +183,36 @@ async def test_a_server_failing_everything_stops_the_run_early(autojump_clock):
 
 async def test_goodput_counts_exactly_the_requests_meeting_every_bound(autojump_clock):
     # output lengths 1..10: E2E = 0.2 + (n - 1) * 0.05; TPOT is 0.05 (0 for n = 1)
-    items = Workload([
-        Item(GenerationRequest("chat", "m", GenerationOptions(max_tokens=n),
-                               messages=(Message("user", f"q{n}"),)), 3, n)
-        for n in range(1, 11)], approximate=True, description="lengths")
-    result, _ = await run("ttft=0.2,itl=0.05", RunSpec("concurrency", concurrency=3,
-                                                       requests=10), items)
+    items = Workload(
+        [
+            Item(
+                GenerationRequest(
+                    "chat",
+                    "m",
+                    GenerationOptions(max_tokens=n),
+                    messages=(Message("user", f"q{n}"),),
+                ),
+                3,
+                n,
+            )
+            for n in range(1, 11)
+        ],
+        approximate=True,
+        description="lengths",
+    )
+    result, _ = await run(
+        "ttft=0.2,itl=0.05", RunSpec("concurrency", concurrency=3, requests=10), items
+    )
     slo = parse_slo("e2e=400ms,ttft=0.25s")
     figures = run_figures(result.samples, result.duration, slo)
     assert figures["good_requests"] == 5  # n <= 5
     assert figures["goodput"] == pytest.approx(5 / result.duration, abs=1e-4)
-    assert run_figures(result.samples, result.duration,
-                       parse_slo("tpot=49ms"))["good_requests"] == 1  # only n = 1
-    assert run_figures(result.samples, result.duration,
-                       parse_slo("ttft=199ms"))["good_requests"] == 0
+    assert (
+        run_figures(result.samples, result.duration, parse_slo("tpot=49ms"))["good_requests"] == 1
+    )  # only n = 1
+    assert (
+        run_figures(result.samples, result.duration, parse_slo("ttft=199ms"))["good_requests"] == 0
+    )
 
 
 def test_poisson_arrivals_have_the_requested_mean_rate():
@@ -196,7 +226,8 @@ def test_poisson_arrivals_have_the_requested_mean_rate():
     assert statistics.fmean(regular_gaps) == pytest.approx(1 / 20, rel=0.02)
     # gamma with shape 4: coefficient of variation 1/2
     assert statistics.pstdev(regular_gaps) / statistics.fmean(regular_gaps) == pytest.approx(
-        0.5, abs=0.03)
+        0.5, abs=0.03
+    )
     assert arrival_times(4.0, burstiness=math.inf, count=3) == [0.0, 0.25, 0.5]
     assert arrival_times(20.0, seed=7, count=50) == times[:50]  # seeded: repeatable
     assert arrival_times(2.0, until=10.0, seed=1)[-1] < 10.0
@@ -222,7 +253,8 @@ def test_statistics_agree_with_numpy():
 
 def test_slo_parsing():
     assert parse_slo("ttft=500ms,tpot=50ms,e2e=10s") == pytest.approx(
-        {"ttft": 0.5, "tpot": 0.05, "e2e": 10.0})
+        {"ttft": 0.5, "tpot": 0.05, "e2e": 10.0}
+    )
     assert parse_slo("itl=20") == {"itl": 0.02}
     for bad in ("ttft", "speed=1s", "ttft=fast", "ttft=1h"):
         with pytest.raises(UsageError):
@@ -242,38 +274,62 @@ def tokenizer():
 
 
 def test_random_prompts_have_the_asked_length_in_model_tokens(tokenizer):
-    items = random_workload(5, kind="completion", model=None, prompt_tokens=40,
-                            output_tokens=9, prompt_stdev=5, seed=2, tokenizer=tokenizer)
+    items = random_workload(
+        5,
+        kind="completion",
+        model=None,
+        prompt_tokens=40,
+        output_tokens=9,
+        prompt_stdev=5,
+        seed=2,
+        tokenizer=tokenizer,
+    )
     assert not items.approximate
     for item in items.items:
         assert item.prompt_tokens == tokenizer.count(item.request.prompt)
         assert item.extra_body() == {"min_tokens": 9, "ignore_eos": True}
     assert len({item.prompt_tokens for item in items.items}) > 1  # the spread
-    again = random_workload(5, kind="completion", model=None, prompt_tokens=40,
-                            output_tokens=9, prompt_stdev=5, seed=2, tokenizer=tokenizer)
+    again = random_workload(
+        5,
+        kind="completion",
+        model=None,
+        prompt_tokens=40,
+        output_tokens=9,
+        prompt_stdev=5,
+        seed=2,
+        tokenizer=tokenizer,
+    )
     assert again.items == items.items  # seeded
 
 
 def test_datasets_jsonl_and_sharegpt(tmp_path, tokenizer):
     jsonl = tmp_path / "d.jsonl"
-    jsonl.write_text('{"id": 1, "prompt": "Hello there"}\n\n'
-                     '{"messages": [{"role": "user", "content": "Name a colour"}], '
-                     '"max_tokens": 5}\n')
+    jsonl.write_text(
+        '{"id": 1, "prompt": "Hello there"}\n\n'
+        '{"messages": [{"role": "user", "content": "Name a colour"}], '
+        '"max_tokens": 5}\n'
+    )
     items = load_dataset(jsonl, kind="chat", model="m", output_tokens=None, tokenizer=tokenizer)
-    assert [i.request.messages[-1].content for i in items.items] == ["Hello there",
-                                                                     "Name a colour"]
+    assert [i.request.messages[-1].content for i in items.items] == ["Hello there", "Name a colour"]
     assert items.items[1].request.options.max_tokens == 5
     assert items.items[0].prompt_tokens == tokenizer.count("Hello there")
     assert items[2] == items[0]  # cycled
 
     sharegpt = tmp_path / "sg.json"
-    sharegpt.write_text(json.dumps([
-        {"conversations": [{"from": "human", "value": "What is two and two?"},
-                           {"from": "gpt", "value": "It is four, of course."}]},
-        {"conversations": [{"from": "human", "value": "a lone turn"}]},
-    ]))
-    items = load_dataset(sharegpt, kind="chat", model=None, output_tokens=None,
-                         tokenizer=tokenizer)
+    sharegpt.write_text(
+        json.dumps(
+            [
+                {
+                    "conversations": [
+                        {"from": "human", "value": "What is two and two?"},
+                        {"from": "gpt", "value": "It is four, of course."},
+                    ]
+                },
+                {"conversations": [{"from": "human", "value": "a lone turn"}]},
+            ]
+        )
+    )
+    items = load_dataset(sharegpt, kind="chat", model=None, output_tokens=None, tokenizer=tokenizer)
     assert len(items) == 1
     assert items[0].output_tokens == tokenizer.count("It is four, of course.")
     bad = tmp_path / "bad.jsonl"

@@ -22,10 +22,24 @@ from conftest import serve_script
 
 STAT_KEYS = {"mean", "stdev", "p50", "p90", "p95", "p99", "max"}
 RUN_KEYS = {
-    "mode", "concurrency", "rate", "requests_completed", "requests_failed", "errors",
-    "duration_s", "request_throughput", "output_token_throughput", "total_token_throughput",
-    "goodput", "ttft_ms", "itl_ms", "tpot_ms", "e2e_ms", "schedule_lag_ms",
-    "output_tokens_source", "partial",
+    "mode",
+    "concurrency",
+    "rate",
+    "requests_completed",
+    "requests_failed",
+    "errors",
+    "duration_s",
+    "request_throughput",
+    "output_token_throughput",
+    "total_token_throughput",
+    "goodput",
+    "ttft_ms",
+    "itl_ms",
+    "tpot_ms",
+    "e2e_ms",
+    "schedule_lag_ms",
+    "output_tokens_source",
+    "partial",
 }
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -45,8 +59,9 @@ def timed_url(timed_root):
 
 def check_report(path: Path, runs: int) -> dict:
     report = json.loads(path.read_text())
-    assert {"streamkit_version", "base_url", "model", "endpoint", "started_at",
-            "runs"} <= set(report)
+    assert {"streamkit_version", "base_url", "model", "endpoint", "started_at", "runs"} <= set(
+        report
+    )
     assert len(report["runs"]) == runs
     for run in report["runs"]:
         assert set(run) >= RUN_KEYS
@@ -58,10 +73,27 @@ def check_report(path: Path, runs: int) -> dict:
 
 def test_bench_reports_against_the_timed_server(run_cli, timed_url, tmp_path):
     plan = "ttft=0.2,itl=0.03,tokens=6"
-    result = run_cli("bench", "--base-url", timed_url(plan), "--api-key", "sk-SECRET-123",
-                     "-c", "1", "-c", "3", "--requests", "6", "--slo", "ttft=1s,e2e=5s",
-                     "--json", str(tmp_path / "r.json"), "--csv", str(tmp_path / "r.csv"),
-                     "--plots", str(tmp_path / "plots"))
+    result = run_cli(
+        "bench",
+        "--base-url",
+        timed_url(plan),
+        "--api-key",
+        "sk-SECRET-123",
+        "-c",
+        "1",
+        "-c",
+        "3",
+        "--requests",
+        "6",
+        "--slo",
+        "ttft=1s,e2e=5s",
+        "--json",
+        str(tmp_path / "r.json"),
+        "--csv",
+        str(tmp_path / "r.csv"),
+        "--plots",
+        str(tmp_path / "plots"),
+    )
     assert result.code == 0, result.stderr
     report = check_report(tmp_path / "r.json", runs=2)
     for run in report["runs"]:
@@ -81,15 +113,29 @@ def test_bench_reports_against_the_timed_server(run_cli, timed_url, tmp_path):
         assert (tmp_path / "plots" / name).read_bytes().startswith(PNG)
     assert "concurrency" in result.stdout and "TTFT p50" in result.stdout
     assert result.stderr == ""  # not a terminal: no live view
-    everything = result.stdout + result.stderr + "".join(
-        p.read_text() for p in (tmp_path / "r.json", tmp_path / "r.csv"))
+    everything = (
+        result.stdout
+        + result.stderr
+        + "".join(p.read_text() for p in (tmp_path / "r.json", tmp_path / "r.csv"))
+    )
     assert "SECRET" not in everything
 
 
 def test_sweep_runs_sync_throughput_and_the_rates_between(run_cli, timed_url, tmp_path):
-    result = run_cli("bench", "--base-url", timed_url("ttft=0.05,itl=0.01,tokens=4"),
-                     "--sweep", "--sweep-steps", "3", "-c", "4", "--requests", "8",
-                     "--json", str(tmp_path / "s.json"))
+    result = run_cli(
+        "bench",
+        "--base-url",
+        timed_url("ttft=0.05,itl=0.01,tokens=4"),
+        "--sweep",
+        "--sweep-steps",
+        "3",
+        "-c",
+        "4",
+        "--requests",
+        "8",
+        "--json",
+        str(tmp_path / "s.json"),
+    )
     assert result.code == 0, result.stderr
     report = check_report(tmp_path / "s.json", runs=5)
     modes = [run["mode"] for run in report["runs"]]
@@ -101,9 +147,23 @@ def test_sweep_runs_sync_throughput_and_the_rates_between(run_cli, timed_url, tm
 
 
 def test_workers_split_the_run_and_merge_every_sample(run_cli, timed_url, tmp_path):
-    result = run_cli("bench", "--base-url", timed_url("ttft=0.05,itl=0.01,tokens=4"),
-                     "--workers", "2", "-c", "4", "-r", "20", "--requests", "10",
-                     "--csv", str(tmp_path / "w.csv"), "--json", str(tmp_path / "w.json"))
+    result = run_cli(
+        "bench",
+        "--base-url",
+        timed_url("ttft=0.05,itl=0.01,tokens=4"),
+        "--workers",
+        "2",
+        "-c",
+        "4",
+        "-r",
+        "20",
+        "--requests",
+        "10",
+        "--csv",
+        str(tmp_path / "w.csv"),
+        "--json",
+        str(tmp_path / "w.json"),
+    )
     assert result.code == 0, result.stderr
     report = check_report(tmp_path / "w.json", runs=2)
     assert report["workers"] == 2
@@ -115,15 +175,33 @@ def test_workers_split_the_run_and_merge_every_sample(run_cli, timed_url, tmp_pa
 
 
 def test_failures_by_type_and_a_server_failing_everything(run_cli, timed_url, tmp_path):
-    result = run_cli("bench", "--base-url", timed_url("ttft=0.01,itl=0.01,tokens=3,fail=2:503"),
-                     "--requests", "6", "--json", str(tmp_path / "f.json"))
+    result = run_cli(
+        "bench",
+        "--base-url",
+        timed_url("ttft=0.01,itl=0.01,tokens=3,fail=2:503"),
+        "--requests",
+        "6",
+        "--json",
+        str(tmp_path / "f.json"),
+    )
     assert result.code == 0, result.stderr
     run = check_report(tmp_path / "f.json", runs=1)["runs"][0]
     assert run["errors"] == {"http_503": 3} and run["requests_completed"] == 3
     assert "http_503 ×3" in result.stdout
 
-    result = run_cli("bench", "--base-url", timed_url("fail=1:500"), "-c", "2", "-c", "4",
-                     "--requests", "1000", "--json", str(tmp_path / "all.json"))
+    result = run_cli(
+        "bench",
+        "--base-url",
+        timed_url("fail=1:500"),
+        "-c",
+        "2",
+        "-c",
+        "4",
+        "--requests",
+        "1000",
+        "--json",
+        str(tmp_path / "all.json"),
+    )
     assert result.code == 4
     assert "bench stopped: the first" in result.stderr and "http_500" in result.stderr
     runs = check_report(tmp_path / "all.json", runs=1)["runs"]  # the second run never started
@@ -133,10 +211,25 @@ def test_failures_by_type_and_a_server_failing_everything(run_cli, timed_url, tm
 def test_ctrl_c_keeps_what_was_measured(cli_env, timed_url, tmp_path):
     out = tmp_path / "partial.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamkit", "bench", "--base-url",
-         timed_url("ttft=0.05,itl=0.05,tokens=4"), "-c", "2", "--requests", "10000",
-         "--json", str(out)],
-        env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "streamkit",
+            "bench",
+            "--base-url",
+            timed_url("ttft=0.05,itl=0.05,tokens=4"),
+            "-c",
+            "2",
+            "--requests",
+            "10000",
+            "--json",
+            str(out),
+        ],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(3)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
@@ -152,9 +245,21 @@ def test_compare_prints_relative_changes(run_cli, tmp_path):
     def report(ttft: float, rps: float) -> Path:
         path = tmp_path / f"{ttft}.json"
         stats = dict.fromkeys(STAT_KEYS, ttft)
-        path.write_text(json.dumps({"runs": [{"mode": "concurrency", "concurrency": 4,
-                                              "rate": None, "request_throughput": rps,
-                                              "ttft_ms": stats}]}))
+        path.write_text(
+            json.dumps(
+                {
+                    "runs": [
+                        {
+                            "mode": "concurrency",
+                            "concurrency": 4,
+                            "rate": None,
+                            "request_throughput": rps,
+                            "ttft_ms": stats,
+                        }
+                    ]
+                }
+            )
+        )
         return path
 
     result = run_cli("bench", "compare", str(report(100.0, 10.0)), str(report(150.0, 8.0)))
@@ -190,12 +295,29 @@ def test_bench_help_has_examples(run_cli, command):
 
 
 @pytest.mark.server
-def test_real_server_short_runs_give_a_complete_report_and_plots(run_cli, llama_server,
-                                                                 tmp_path):
-    result = run_cli("bench", "--base-url", llama_server, "--model", "smollm2",
-                     "-c", "1", "-c", "2", "--requests", "4", "--prompt-tokens", "16",
-                     "--output-tokens", "8", "--json", str(tmp_path / "real.json"),
-                     "--plots", str(tmp_path / "plots"), timeout=300)
+def test_real_server_short_runs_give_a_complete_report_and_plots(run_cli, llama_server, tmp_path):
+    result = run_cli(
+        "bench",
+        "--base-url",
+        llama_server,
+        "--model",
+        "smollm2",
+        "-c",
+        "1",
+        "-c",
+        "2",
+        "--requests",
+        "4",
+        "--prompt-tokens",
+        "16",
+        "--output-tokens",
+        "8",
+        "--json",
+        str(tmp_path / "real.json"),
+        "--plots",
+        str(tmp_path / "plots"),
+        timeout=300,
+    )
     assert result.code == 0, result.stderr
     report = check_report(tmp_path / "real.json", runs=2)
     for run in report["runs"]:
@@ -210,8 +332,18 @@ def test_real_server_short_runs_give_a_complete_report_and_plots(run_cli, llama_
 
 
 def test_local_model_without_a_base_url(run_cli, tmp_path):
-    result = run_cli("bench", "--requests", "2", "--prompt-tokens", "8", "--output-tokens", "4",
-                     "--json", str(tmp_path / "local.json"), timeout=300)
+    result = run_cli(
+        "bench",
+        "--requests",
+        "2",
+        "--prompt-tokens",
+        "8",
+        "--output-tokens",
+        "4",
+        "--json",
+        str(tmp_path / "local.json"),
+        timeout=300,
+    )
     assert result.code == 0, result.stderr
     assert result.stderr == ""  # not a terminal: no live view, no llama.cpp noise
     report = check_report(tmp_path / "local.json", runs=1)
@@ -227,10 +359,18 @@ def test_plots_without_matplotlib_is_one_line_before_any_run(run_cli, timed_url,
     blocker = tmp_path / "no-matplotlib" / "matplotlib"
     blocker.mkdir(parents=True)
     (blocker / "__init__.py").write_text("raise ImportError('No module named matplotlib')\n")
-    result = run_cli("bench", "--base-url", timed_url("ttft=0.01,itl=0.01,tokens=2"),
-                     "--requests", "2", "--plots", str(tmp_path / "plots"),
-                     env={"PYTHONPATH": f"{blocker.parent}:{os.environ.get('PYTHONPATH', '')}"})
+    result = run_cli(
+        "bench",
+        "--base-url",
+        timed_url("ttft=0.01,itl=0.01,tokens=2"),
+        "--requests",
+        "2",
+        "--plots",
+        str(tmp_path / "plots"),
+        env={"PYTHONPATH": f"{blocker.parent}:{os.environ.get('PYTHONPATH', '')}"},
+    )
     assert result.code == 2
     assert result.stderr.splitlines() == [
-        "streamkit: --plots needs matplotlib: pip install 'streamkit[plots]'"]
+        "streamkit: --plots needs matplotlib: pip install 'streamkit[plots]'"
+    ]
     assert result.stdout == "" and not (tmp_path / "plots").exists()

@@ -33,8 +33,9 @@ from conftest import free_port
 
 
 def workload(count: int, output_tokens: int = 8):
-    return random_workload(count, kind="chat", model="m", prompt_tokens=16,
-                           output_tokens=output_tokens, seed=1)
+    return random_workload(
+        count, kind="chat", model="m", prompt_tokens=16, output_tokens=output_tokens, seed=1
+    )
 
 
 @pytest.fixture
@@ -50,8 +51,7 @@ async def server(nursery):
 
 @asynccontextmanager
 async def raw_target(url: str, idle_timeout: float | None = 5):
-    target = RawHTTPTarget(url, None, connect_timeout=idle_timeout and 5,
-                           idle_timeout=idle_timeout)
+    target = RawHTTPTarget(url, None, connect_timeout=idle_timeout and 5, idle_timeout=idle_timeout)
     try:
         yield target
     finally:
@@ -156,8 +156,10 @@ async def test_the_idle_limit_is_a_timeout_of_the_target(server):
 async def test_the_request_is_the_one_httpx_sends(nursery):
     """Same body bytes; the headers bench needs, and no Accept-Encoding."""
     received: list[tuple[list[str], bytes]] = []
-    reply = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 14\r\n"
-             b"\r\ndata: [DONE]\n\n")
+    reply = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 14\r\n"
+        b"\r\ndata: [DONE]\n\n"
+    )
 
     async def handle(stream: trio.SocketStream) -> None:
         buffer = bytearray()
@@ -170,8 +172,11 @@ async def test_the_request_is_the_one_httpx_sends(nursery):
                     buffer += data
                 head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
                 lines = head.decode().split("\r\n")
-                length = next(int(ln.split(":")[1]) for ln in lines
-                              if ln.lower().startswith("content-length:"))
+                length = next(
+                    int(ln.split(":")[1])
+                    for ln in lines
+                    if ln.lower().startswith("content-length:")
+                )
                 while len(rest) < length:
                     rest += await stream.receive_some()
                 buffer[:] = rest[length:]
@@ -200,13 +205,26 @@ async def test_the_request_is_the_one_httpx_sends(nursery):
 
 
 async def test_bench_reads_plain_http_lean_and_https_with_httpx(monkeypatch):
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
-                 "all_proxy"):
+    for name in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ):
         monkeypatch.delenv(name, raising=False)
 
     def settings(url: str) -> Settings:
-        return Settings(base_url=url, api_key="k", model="m", connect_timeout=5,
-                        idle_timeout=5, timeout=None, max_retries=0)
+        return Settings(
+            base_url=url,
+            api_key="k",
+            model="m",
+            connect_timeout=5,
+            idle_timeout=5,
+            timeout=None,
+            max_retries=0,
+        )
 
     async with open_target(settings("http://127.0.0.1:9/v1")) as target:
         assert isinstance(target, RawHTTPTarget)
@@ -216,8 +234,7 @@ async def test_bench_reads_plain_http_lean_and_https_with_httpx(monkeypatch):
     async with open_target(settings("http://gpu.example:8000/v1")) as target:
         assert isinstance(target, HTTPTarget)
     with pytest.raises(UsageError, match="invalid base URL"):
-        RawHTTPTarget("http://127.0.0.1:notaport/v1", None, connect_timeout=1,
-                      idle_timeout=1)
+        RawHTTPTarget("http://127.0.0.1:notaport/v1", None, connect_timeout=1, idle_timeout=1)
 
 
 async def closing(nursery, **script) -> tuple[ClosingServer, str]:
@@ -257,19 +274,23 @@ async def test_a_request_is_sent_again_once_and_says_what_happened(nursery):
     assert server.answered == [1, 0] and server.dropped == 2  # no third connection
     assert second.message == (
         f"the server at {url} closed a kept-alive connection before answering; sent again "
-        "on a new connection, it closed that one before answering too")
+        "on a new connection, it closed that one before answering too"
+    )
 
     server, url = await closing(nursery, answers=0)  # a first request is not sent again
     async with raw_target(url) as target:
         result = await run(target, RunSpec("concurrency", concurrency=1, requests=1))
     assert server.dropped == 1
     assert result.samples[0].message == (
-        f"the server at {url} closed the connection before answering")
+        f"the server at {url} closed the connection before answering"
+    )
 
 
-@pytest.mark.parametrize("script", [{"close_header": True},
-                                    {"status_line": b"HTTP/1.0 200 OK"}],
-                         ids=["connection-close", "http-1.0"])
+@pytest.mark.parametrize(
+    "script",
+    [{"close_header": True}, {"status_line": b"HTTP/1.0 200 OK"}],
+    ids=["connection-close", "http-1.0"],
+)
 async def test_an_answer_that_ends_its_connection_is_never_followed_by_reuse(nursery, script):
     server, url = await closing(nursery, **script)  # it keeps the connection open anyway
     async with raw_target(url) as target:
@@ -280,16 +301,33 @@ async def test_an_answer_that_ends_its_connection_is_never_followed_by_reuse(nur
 
 @pytest.mark.server
 def test_llama_server_closing_kept_alive_connections_loses_no_request(
-    run_cli, native_llama_server, tmp_path  # noqa: F811
+    run_cli,
+    native_llama_server,  # noqa: F811
+    tmp_path,
 ):
     """llama-server -np 4 closes a kept-alive connection just after an answer now and
     then (here about 2 requests in 100): the request that was sent on it in that moment
     failed with "cannot connect". Eight runs of 24 requests at -c 4, every one served."""
     report = tmp_path / "report.json"
-    result = run_cli("bench", "--base-url", native_llama_server, "--model", "smollm2",
-                     *["-c", "4"] * 8, "--requests", "24", "--prompt-tokens", "8",
-                     "--output-tokens", "4", "--json", str(report), timeout=600)
+    result = run_cli(
+        "bench",
+        "--base-url",
+        native_llama_server,
+        "--model",
+        "smollm2",
+        *["-c", "4"] * 8,
+        "--requests",
+        "24",
+        "--prompt-tokens",
+        "8",
+        "--output-tokens",
+        "4",
+        "--json",
+        str(report),
+        timeout=600,
+    )
     assert result.code == 0, result.stderr
     runs = json.loads(report.read_text())["runs"]
-    assert [(run["requests_completed"], run["requests_failed"], run["errors"])
-            for run in runs] == [(24, 0, {})] * 8
+    assert [(run["requests_completed"], run["requests_failed"], run["errors"]) for run in runs] == [
+        (24, 0, {})
+    ] * 8

@@ -16,22 +16,25 @@ from streamkit.loadtest.metrics import percentile
 
 
 def test_a_trace_at_100_requests_a_second_arrives_within_2_ms_of_its_times(
-        run_cli, timed_root, tmp_path):  # noqa: F811
+    run_cli,
+    timed_root,  # noqa: F811
+    tmp_path,
+):
     """The server's own clock, at each request's arrival, against the trace: after the
     one constant offset (connect, the first request's way in), each arrival is where
     the trace put it. Measured at a quiet moment: p50 0.3 ms, p95 1.5 ms, max 3 ms."""
     rng = random.Random(4)
     at, lines = 100.0, []
     for _ in range(300):  # Poisson arrivals at 100/s: three seconds
-        lines.append(json.dumps({"timestamp": round(at, 6), "input_tokens": 8,
-                                 "output_tokens": 2}))
+        lines.append(json.dumps({"timestamp": round(at, 6), "input_tokens": 8, "output_tokens": 2}))
         at += rng.expovariate(100.0)
     trace = tmp_path / "trace.jsonl"
     trace.write_text("\n".join(lines) + "\n")
     root = f"{timed_root}/ttft=0.005,itl=0.002,tokens=2/{uuid.uuid4().hex}"
     url = f"{root}/v1"
-    result = run_cli("bench", "--base-url", url, "--trace", str(trace),
-                     "--json", str(tmp_path / "t.json"))
+    result = run_cli(
+        "bench", "--base-url", url, "--trace", str(trace), "--json", str(tmp_path / "t.json")
+    )
     assert result.code == 0, result.stderr
     run = json.loads((tmp_path / "t.json").read_text())["runs"][0]
     assert run["mode"] == "trace" and run["requests_completed"] == 300
@@ -55,13 +58,33 @@ def test_a_trace_at_100_requests_a_second_arrives_within_2_ms_of_its_times(
 
 def test_sessions_from_a_sharegpt_file(run_cli, timed_root, tmp_path):  # noqa: F811
     chats = tmp_path / "chats.json"
-    chats.write_text(json.dumps([
-        {"conversations": [{"from": "human", "value": f"question {c}.{t}"}
-                           for t in range(3)]} for c in range(4)]))
+    chats.write_text(
+        json.dumps(
+            [
+                {
+                    "conversations": [
+                        {"from": "human", "value": f"question {c}.{t}"} for t in range(3)
+                    ]
+                }
+                for c in range(4)
+            ]
+        )
+    )
     root = f"{timed_root}/ttft=0.01,itl=0.002,tokens=3,tag=1/{uuid.uuid4().hex}"
     url = f"{root}/v1"
-    result = run_cli("bench", "--base-url", url, "--dataset", str(chats), "--sessions", "2",
-                     "--think-time", "uniform:10ms:30ms", "--json", str(tmp_path / "s.json"))
+    result = run_cli(
+        "bench",
+        "--base-url",
+        url,
+        "--dataset",
+        str(chats),
+        "--sessions",
+        "2",
+        "--think-time",
+        "uniform:10ms:30ms",
+        "--json",
+        str(tmp_path / "s.json"),
+    )
     assert result.code == 0, result.stderr
     run = json.loads((tmp_path / "s.json").read_text())["runs"][0]
     assert run["mode"] == "sessions" and run["requests_completed"] == 12
@@ -75,15 +98,34 @@ def test_sessions_from_a_sharegpt_file(run_cli, timed_root, tmp_path):  # noqa: 
         assert all(".r" in m["content"] for m in messages if m["role"] == "assistant")
 
 
-def test_llama_server_metrics_next_to_the_clients_figures(run_cli, native_llama_server,  # noqa: F811
-                                                          tmp_path):
+def test_llama_server_metrics_next_to_the_clients_figures(
+    run_cli,
+    native_llama_server,  # noqa: F811
+    tmp_path,
+):
     """llama.cpp's own server with ``--metrics``: its processing and deferred requests
     (four slots, eight users) scraped during the run."""
-    result = run_cli("bench", "--base-url", native_llama_server, "--model", "smollm2",
-                     "-c", "8", "--requests", "16", "--prompt-tokens", "16",
-                     "--output-tokens", "16", "--server-metrics",
-                     "--server-metrics-interval", "0.2", "--json", str(tmp_path / "l.json"),
-                     timeout=300)
+    result = run_cli(
+        "bench",
+        "--base-url",
+        native_llama_server,
+        "--model",
+        "smollm2",
+        "-c",
+        "8",
+        "--requests",
+        "16",
+        "--prompt-tokens",
+        "16",
+        "--output-tokens",
+        "16",
+        "--server-metrics",
+        "--server-metrics-interval",
+        "0.2",
+        "--json",
+        str(tmp_path / "l.json"),
+        timeout=300,
+    )
     assert result.code == 0, result.stderr
     server = json.loads((tmp_path / "l.json").read_text())["runs"][0]["server_metrics"]
     assert server["failed_scrapes"] == 0 and server["scrapes"] >= 3
@@ -97,9 +139,19 @@ def test_llama_server_metrics_next_to_the_clients_figures(run_cli, native_llama_
 
 def test_prefix_groups_against_a_server_with_a_prefix_cache(run_cli, timed_root, tmp_path):  # noqa: F811
     root = f"{timed_root}/ttft=0.08,itl=0.002,tokens=2,cached=0.02/{uuid.uuid4().hex}"
-    result = run_cli("bench", "--base-url", f"{root}/v1", "--prefix-tokens", "64",
-                     "--prefix-groups", "3", "--requests", "9", "--json",
-                     str(tmp_path / "p.json"))
+    result = run_cli(
+        "bench",
+        "--base-url",
+        f"{root}/v1",
+        "--prefix-tokens",
+        "64",
+        "--prefix-groups",
+        "3",
+        "--requests",
+        "9",
+        "--json",
+        str(tmp_path / "p.json"),
+    )
     assert result.code == 0, result.stderr
     groups = json.loads((tmp_path / "p.json").read_text())["runs"][0]["prefix_groups"]
     assert groups["groups"] == 3
@@ -107,6 +159,5 @@ def test_prefix_groups_against_a_server_with_a_prefix_cache(run_cli, timed_root,
     assert 80 <= groups["first_ttft_ms"]["p50"] < 200
     assert 20 <= groups["rest_ttft_ms"]["p50"] < 60
     assert "shared prefixes (3 groups)" in result.stdout
-    systems = [r["body"]["messages"][0]["content"]
-               for r in httpx.get(f"{root}/requests").json()]
+    systems = [r["body"]["messages"][0]["content"] for r in httpx.get(f"{root}/requests").json()]
     assert len(set(systems)) == 3 and all(len(s.split()) == 64 for s in systems)

@@ -21,8 +21,13 @@ from streamkit.loadtest.verdict import judge, parse_fail_on
 
 
 def run_record(ttft_p99: float, rps: float, ci: dict | None = None) -> dict:
-    record = {"mode": "concurrency", "concurrency": 4, "rate": None,
-              "request_throughput": rps, "ttft_ms": {"p50": ttft_p99 / 2, "p99": ttft_p99}}
+    record = {
+        "mode": "concurrency",
+        "concurrency": 4,
+        "rate": None,
+        "request_throughput": rps,
+        "ttft_ms": {"p50": ttft_p99 / 2, "p99": ttft_p99},
+    }
     if ci is not None:
         record["repeat"] = {"count": 5, "ci95": ci, "runs": []}
     return record
@@ -31,13 +36,21 @@ def run_record(ttft_p99: float, rps: float, ci: dict | None = None) -> dict:
 def test_fail_on_reads_bounds_and_says_what_is_wrong():
     ttft, rps = parse_fail_on("ttft.p99>+10%, throughput<-5%")
     assert (ttft.field, ttft.stat, ttft.above, ttft.limit, ttft.relative) == (
-        "ttft_ms", "p99", True, 10.0, True)
-    assert (rps.field, rps.stat, rps.above, rps.limit) == ("request_throughput", None, False,
-                                                           -5.0)
+        "ttft_ms",
+        "p99",
+        True,
+        10.0,
+        True,
+    )
+    assert (rps.field, rps.stat, rps.above, rps.limit) == ("request_throughput", None, False, -5.0)
     [absolute] = parse_fail_on("e2e_ms.p50>20")
     assert absolute.key == "e2e_ms.p50" and not absolute.relative
-    for bad, said in (("ttft>10%", "needs a statistic"), ("speed<-5%", "unknown figure"),
-                      ("throughput.p99<-5%", "one number"), ("ttft.p99=10%", "cannot read")):
+    for bad, said in (
+        ("ttft>10%", "needs a statistic"),
+        ("speed<-5%", "unknown figure"),
+        ("throughput.p99<-5%", "one number"),
+        ("ttft.p99=10%", "cannot read"),
+    ):
         with pytest.raises(UsageError, match=said):
             parse_fail_on(bad)
 
@@ -68,10 +81,11 @@ def test_repeats_give_means_and_student_intervals():
     assert t_quantile(4) == 2.776 and t_quantile(200) == pytest.approx(1.972, abs=0.001)
     values = [10.0, 12.0, 11.0, 13.0, 9.0]
     mean, low, high = mean_interval(values)
-    half = 2.776 * statistics.stdev(values) / 5 ** 0.5
+    half = 2.776 * statistics.stdev(values) / 5**0.5
     assert (mean, low, high) == pytest.approx((11.0, 11.0 - half, 11.0 + half))
-    records = [{**run_record(v * 10, v), "errors": {"timeout": 1}, "partial": False}
-               for v in values]
+    records = [
+        {**run_record(v * 10, v), "errors": {"timeout": 1}, "partial": False} for v in values
+    ]
     combined = combine(records)
     assert combined["request_throughput"] == 11.0 and combined["ttft_ms"]["p99"] == 110.0
     assert combined["errors"] == {"timeout": 5}
@@ -114,8 +128,7 @@ def test_exposition_text_of_vllm_and_llama_cpp():
     ttft = summary["server_ttft_ms"]
     assert ttft["count"] == 100 and ttft["p50"] == pytest.approx(100 + 100 * 50 / 80)
     assert ttft["p99"] == pytest.approx(200)  # the open top bucket: its lower edge
-    assert parse_scrape(LLAMA_CPP).gauges == {"running": 2.0, "queue": 1.0,
-                                              "prompt_tokens": 120.0}
+    assert parse_scrape(LLAMA_CPP).gauges == {"running": 2.0, "queue": 1.0, "prompt_tokens": 120.0}
     assert histogram_quantile(0.5, {}) is None
     with pytest.raises(ValueError):
         parse_scrape("not { the format")
@@ -133,37 +146,73 @@ def write(tmp_path: Path, name: str, runs: list[dict]) -> str:
 def test_compare_fail_on_exits_1_exactly_when_a_bound_is_broken(run_cli, tmp_path):
     base = write(tmp_path, "base.json", [run_record(100.0, 10.0)])
     gate = "ttft.p99>+10%,throughput<-5%"
-    inside = run_cli("bench", "compare", base, write(tmp_path, "ok.json", [run_record(109.0,
-                                                                                        9.6)]),
-                     "--fail-on", gate)
+    inside = run_cli(
+        "bench",
+        "compare",
+        base,
+        write(tmp_path, "ok.json", [run_record(109.0, 9.6)]),
+        "--fail-on",
+        gate,
+    )
     assert inside.code == 0, inside.stderr
     assert inside.stderr == "" and "run 1: ttft.p99>+10%: 100 -> 109 (+9.0%) ok" in inside.stdout
-    broken = run_cli("bench", "compare", base,
-                     write(tmp_path, "slow.json", [run_record(123.0, 9.6)]), "--fail-on", gate)
+    broken = run_cli(
+        "bench",
+        "compare",
+        base,
+        write(tmp_path, "slow.json", [run_record(123.0, 9.6)]),
+        "--fail-on",
+        gate,
+    )
     assert broken.code == 1
     assert broken.stderr.splitlines() == [
-        "streamkit: bench compare: 1 bound(s) broken: ttft.p99>+10% in run 1 (+23.0%)"]
+        "streamkit: bench compare: 1 bound(s) broken: ttft.p99>+10% in run 1 (+23.0%)"
+    ]
     assert "TTFT p99 ms" in broken.stdout and "BROKEN" in broken.stdout
-    noisy = write(tmp_path, "noisy.json", [run_record(123.0, 9.0, {
-        "ttft_ms.p99": [95.0, 151.0], "request_throughput": [8.0, 10.5]})])
-    repeated_base = write(tmp_path, "rbase.json", [run_record(100.0, 10.0, {
-        "ttft_ms.p99": [90.0, 110.0], "request_throughput": [9.5, 10.5]})])
+    noisy = write(
+        tmp_path,
+        "noisy.json",
+        [run_record(123.0, 9.0, {"ttft_ms.p99": [95.0, 151.0], "request_throughput": [8.0, 10.5]})],
+    )
+    repeated_base = write(
+        tmp_path,
+        "rbase.json",
+        [
+            run_record(
+                100.0, 10.0, {"ttft_ms.p99": [90.0, 110.0], "request_throughput": [9.5, 10.5]}
+            )
+        ],
+    )
     within = run_cli("bench", "compare", repeated_base, noisy, "--fail-on", gate)
     assert within.code == 0, within.stderr
     assert within.stdout.count("within the confidence interval: not a regression") == 2
     assert "123±28" in within.stdout  # the mean with half its interval
-    for args, said in ((["--fail-on", "ttft>1%"], "needs a statistic"),
-                       (["--fail-on", "goodput<-1%"], "no run of both reports"),
-                       ([base, "--fail-on", gate], "exactly two reports")):
+    for args, said in (
+        (["--fail-on", "ttft>1%"], "needs a statistic"),
+        (["--fail-on", "goodput<-1%"], "no run of both reports"),
+        ([base, "--fail-on", gate], "exactly two reports"),
+    ):
         bad = run_cli("bench", "compare", base, noisy, *args)
         assert bad.code == 2 and said in bad.stderr and len(bad.stderr.splitlines()) == 1
 
 
 def test_repeat_keeps_every_run_and_gates_against_itself(run_cli, timed_url, tmp_path):  # noqa: F811
     out = tmp_path / "r.json"
-    result = run_cli("bench", "--base-url", timed_url("ttft=0.03,itl=0.01,tokens=4"),
-                     "-c", "2", "--requests", "6", "--repeat", "3", "--json", str(out),
-                     "--csv", str(tmp_path / "r.csv"))
+    result = run_cli(
+        "bench",
+        "--base-url",
+        timed_url("ttft=0.03,itl=0.01,tokens=4"),
+        "-c",
+        "2",
+        "--requests",
+        "6",
+        "--repeat",
+        "3",
+        "--json",
+        str(out),
+        "--csv",
+        str(tmp_path / "r.csv"),
+    )
     assert result.code == 0, result.stderr
     report = json.loads(out.read_text())
     [run] = report["runs"]
@@ -172,7 +221,8 @@ def test_repeat_keeps_every_run_and_gates_against_itself(run_cli, timed_url, tmp
     low, high = run["repeat"]["ci95"]["ttft_ms.p50"]
     assert low <= run["ttft_ms"]["p50"] <= high
     assert run["ttft_ms"]["p50"] == pytest.approx(
-        statistics.fmean(r["ttft_ms"]["p50"] for r in run["repeat"]["runs"]), abs=1e-3)
+        statistics.fmean(r["ttft_ms"]["p50"] for r in run["repeat"]["runs"]), abs=1e-3
+    )
     assert "mean of 3 runs; 95% intervals" in result.stdout
     rows = (tmp_path / "r.csv").read_text().splitlines()
     assert len(rows) == 1 + 18
@@ -184,9 +234,22 @@ def test_server_metrics_scraped_from_an_exposition_endpoint(run_cli, timed_root,
     """llama_cpp.server has no Prometheus endpoint: the timed server's is scripted, with
     vLLM's names, and reports the queue it really has (slots=2)."""
     url = f"{timed_root}/ttft=0.2,itl=0.01,tokens=3,slots=2/{uuid.uuid4().hex}/v1"
-    result = run_cli("bench", "--base-url", url, "-c", "4", "--requests", "12",
-                     "--server-metrics", "--server-metrics-interval", "0.1",
-                     "--json", str(tmp_path / "m.json"), "--plots", str(tmp_path / "plots"))
+    result = run_cli(
+        "bench",
+        "--base-url",
+        url,
+        "-c",
+        "4",
+        "--requests",
+        "12",
+        "--server-metrics",
+        "--server-metrics-interval",
+        "0.1",
+        "--json",
+        str(tmp_path / "m.json"),
+        "--plots",
+        str(tmp_path / "plots"),
+    )
     assert result.code == 0, result.stderr
     server = json.loads((tmp_path / "m.json").read_text())["runs"][0]["server_metrics"]
     assert server["url"].endswith("/metrics") and server["failed_scrapes"] == 0
@@ -202,9 +265,21 @@ def test_server_metrics_scraped_from_an_exposition_endpoint(run_cli, timed_root,
 
 def test_html_is_one_self_contained_page(run_cli, timed_url, tmp_path):  # noqa: F811
     page = tmp_path / "report.html"
-    result = run_cli("bench", "--base-url", timed_url("ttft=0.02,itl=0.01,tokens=3,think=1"),
-                     "--api-key", "sk-HIDDEN-9", "-c", "1", "-c", "2", "--requests", "4",
-                     "--html", str(page))
+    result = run_cli(
+        "bench",
+        "--base-url",
+        timed_url("ttft=0.02,itl=0.01,tokens=3,think=1"),
+        "--api-key",
+        "sk-HIDDEN-9",
+        "-c",
+        "1",
+        "-c",
+        "2",
+        "--requests",
+        "4",
+        "--html",
+        str(page),
+    )
     assert result.code == 0, result.stderr
     text = page.read_text()
     assert text.startswith("<!doctype html>") and "sk-HIDDEN" not in text
@@ -215,19 +290,22 @@ def test_html_is_one_self_contained_page(run_cli, timed_url, tmp_path):  # noqa:
     assert text.count("<tr>") >= 3 and "TTFA p50" in text
 
 
-@pytest.mark.parametrize(("args", "said"), [
-    (["--sessions", "2"], "--sessions plays conversations"),
-    (["--think-time", "2s"], "it needs --sessions"),
-    (["--prefix-groups", "3"], "--prefix-groups needs --prefix-tokens"),
-    (["--trace", "t.jsonl", "-c", "2"], "--trace cannot be combined with --concurrency"),
-    (["--trace-speed", "2"], "--trace-speed needs --trace"),
-    (["--find-capacity"], "--find-capacity needs --slo"),
-    (["--find-capacity", "--slo", "ttft=1s", "--sweep"], "cannot be combined with --sweep"),
-    (["--find-capacity", "--slo", "ttft=1s", "--repeat", "2"], "with --repeat"),
-    (["--goodput", "0.9"], "--goodput is a setting of --find-capacity"),
-    (["--dataset", "d.json", "--sessions", "2", "--rate", "3"], "with --rate"),
-    (["--dataset", "d.json", "--sessions", "2", "--think-time", "soon"], "--think-time"),
-])
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--sessions", "2"], "--sessions plays conversations"),
+        (["--think-time", "2s"], "it needs --sessions"),
+        (["--prefix-groups", "3"], "--prefix-groups needs --prefix-tokens"),
+        (["--trace", "t.jsonl", "-c", "2"], "--trace cannot be combined with --concurrency"),
+        (["--trace-speed", "2"], "--trace-speed needs --trace"),
+        (["--find-capacity"], "--find-capacity needs --slo"),
+        (["--find-capacity", "--slo", "ttft=1s", "--sweep"], "cannot be combined with --sweep"),
+        (["--find-capacity", "--slo", "ttft=1s", "--repeat", "2"], "with --repeat"),
+        (["--goodput", "0.9"], "--goodput is a setting of --find-capacity"),
+        (["--dataset", "d.json", "--sessions", "2", "--rate", "3"], "with --rate"),
+        (["--dataset", "d.json", "--sessions", "2", "--think-time", "soon"], "--think-time"),
+    ],
+)
 def test_options_that_cannot_combine_are_one_line_errors(run_cli, timed_url, args, said):  # noqa: F811
     result = run_cli("bench", "--base-url", timed_url("tokens=2"), *args)
     assert result.code == 2, (args, result.stderr)
@@ -238,10 +316,27 @@ def test_find_capacity_prints_the_rate_and_every_run_it_tried(run_cli, timed_roo
     """Two slots, 0.1 s a request: 20 requests/s is where the queue starts. Over real
     sockets the bounds are the stated precision's, widened for a loaded machine."""
     url = f"{timed_root}/ttft=0.05,itl=0.005,tokens=11,slots=2/{uuid.uuid4().hex}/v1"
-    result = run_cli("bench", "--base-url", url, "--find-capacity", "--slo", "ttft=80ms",
-                     "--slo-percentile", "95", "--rate", "5", "--burstiness", "inf",
-                     "--requests", "40", "--output-tokens", "11",
-                     "--json", str(tmp_path / "c.json"), timeout=300)
+    result = run_cli(
+        "bench",
+        "--base-url",
+        url,
+        "--find-capacity",
+        "--slo",
+        "ttft=80ms",
+        "--slo-percentile",
+        "95",
+        "--rate",
+        "5",
+        "--burstiness",
+        "inf",
+        "--requests",
+        "40",
+        "--output-tokens",
+        "11",
+        "--json",
+        str(tmp_path / "c.json"),
+        timeout=300,
+    )
     assert result.code == 0, result.stderr
     capacity = json.loads((tmp_path / "c.json").read_text())["capacity"]
     assert capacity["percentile"] == 95 and capacity["slo_ms"] == {"ttft": 80.0}
@@ -249,5 +344,4 @@ def test_find_capacity_prints_the_rate_and_every_run_it_tried(run_cli, timed_roo
     assert capacity["failing_rate"] is not None
     tried = [line for line in result.stdout.splitlines() if re.match(r"  \d+\. ", line)]
     assert len(tried) == len(capacity["runs"]) >= 4
-    assert re.search(r"capacity \(p95 ttft <= 80 ms\): [0-9.]+ requests/s meets it",
-                     result.stdout)
+    assert re.search(r"capacity \(p95 ttft <= 80 ms\): [0-9.]+ requests/s meets it", result.stdout)

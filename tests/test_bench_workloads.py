@@ -40,12 +40,10 @@ def received(key: str) -> list[dict]:
     return timed_server.counters[key].received
 
 
-async def test_sessions_carry_the_history_and_the_replies_the_server_gave(tmp_path,
-                                                                          autojump_clock):
+async def test_sessions_carry_the_history_and_the_replies_the_server_gave(tmp_path, autojump_clock):
     path = tmp_path / "chats.jsonl"
     path.write_text("".join(json.dumps(c) + "\n" for c in CONVERSATIONS))
-    items = session_workload(path, model="m", output_tokens=None, default_output=3,
-                             tokenizer=None)
+    items = session_workload(path, model="m", output_tokens=None, default_output=3, tokenizer=None)
     spec = RunSpec("sessions", concurrency=2, think_time="1.5s")
     result, key = await run("ttft=0.1,itl=0.01,usage=0,tag=1", spec, items)
 
@@ -58,11 +56,15 @@ async def test_sessions_carry_the_history_and_the_replies_the_server_gave(tmp_pa
     for request in requests:
         messages = request["body"]["messages"]
         users = [m["content"] for m in messages if m["role"] == "user"]
-        conversation = next(c for c in CONVERSATIONS
-                            if (c["turns"][0] if isinstance(c["turns"][0], str)
-                                else c["turns"][0]["content"]) == users[0])
-        assert (messages[0] == {"role": "system", "content": "be brief"}) == \
-            (conversation["id"] == "a")
+        conversation = next(
+            c
+            for c in CONVERSATIONS
+            if (c["turns"][0] if isinstance(c["turns"][0], str) else c["turns"][0]["content"])
+            == users[0]
+        )
+        assert (messages[0] == {"role": "system", "content": "be brief"}) == (
+            conversation["id"] == "a"
+        )
         for index, message in enumerate(messages):
             if message["role"] != "assistant":
                 continue
@@ -91,26 +93,44 @@ async def test_sessions_carry_the_history_and_the_replies_the_server_gave(tmp_pa
 
 
 def test_sharegpt_conversations_keep_every_human_turn():
-    raw = json.dumps([
-        {"id": 7, "conversations": [
-            {"from": "system", "value": "sys"}, {"from": "human", "value": "q1"},
-            {"from": "gpt", "value": "a reply of five words"}, {"from": "human", "value": "q2"},
-        ]},
-        {"conversations": [{"from": "gpt", "value": "no question"}]},
-    ]).encode()
+    raw = json.dumps(
+        [
+            {
+                "id": 7,
+                "conversations": [
+                    {"from": "system", "value": "sys"},
+                    {"from": "human", "value": "q1"},
+                    {"from": "gpt", "value": "a reply of five words"},
+                    {"from": "human", "value": "q2"},
+                ],
+            },
+            {"conversations": [{"from": "gpt", "value": "no question"}]},
+        ]
+    ).encode()
     [conversation] = parse_conversations(raw, "sg.json")
     assert conversation.id == "7" and conversation.system == "sys"
     assert [(t.user, t.reference_reply) for t in conversation.turns] == [
-        ("q1", "a reply of five words"), ("q2", None)]
+        ("q1", "a reply of five words"),
+        ("q2", None),
+    ]
     with pytest.raises(UsageError, match="line 2"):
         parse_conversations(b'{"turns": ["ok"]}\n{"turns": 3}\n', "bad.jsonl")
 
 
 async def test_prefix_groups_are_sent_as_asked_and_first_requests_compared(autojump_clock):
-    items = random_workload(12, kind="chat", model="m", prompt_tokens=8, output_tokens=3,
-                            prefix_tokens=20, prefix_groups=3, seed=5)
-    result, key = await run("ttft=0.1,itl=0.01,cached=0.04",
-                            RunSpec("concurrency", concurrency=1, requests=12), items)
+    items = random_workload(
+        12,
+        kind="chat",
+        model="m",
+        prompt_tokens=8,
+        output_tokens=3,
+        prefix_tokens=20,
+        prefix_groups=3,
+        seed=5,
+    )
+    result, key = await run(
+        "ttft=0.1,itl=0.01,cached=0.04", RunSpec("concurrency", concurrency=1, requests=12), items
+    )
     bodies = [r["body"] for r in received(key)]
     systems = [b["messages"][0]["content"] for b in bodies]
     assert all(b["messages"][0]["role"] == "system" for b in bodies)
@@ -133,15 +153,26 @@ TRACE = b"""{"timestamp": 10.0, "input_tokens": 5, "output_tokens": 2, "session_
 def test_trace_layouts_as_published():
     ours = parse_trace(TRACE, "t.jsonl")
     assert [(r.at, r.input_tokens, r.output_tokens, r.session) for r in ours] == [
-        (0.0, 5, 2, "u1"), (0.25, 7, 4, "u1"), (0.5, 9, 3, None)]
-    mooncake = parse_trace(b'{"timestamp": 27482, "input_length": 6955, "output_length": 52, '
-                           b'"hash_ids": [46, 47]}\n{"timestamp": 27000, "input_length": 600, '
-                           b'"output_length": 5, "hash_ids": [46]}\n', "m.jsonl")
+        (0.0, 5, 2, "u1"),
+        (0.25, 7, 4, "u1"),
+        (0.5, 9, 3, None),
+    ]
+    mooncake = parse_trace(
+        b'{"timestamp": 27482, "input_length": 6955, "output_length": 52, '
+        b'"hash_ids": [46, 47]}\n{"timestamp": 27000, "input_length": 600, '
+        b'"output_length": 5, "hash_ids": [46]}\n',
+        "m.jsonl",
+    )
     assert [(r.at, r.input_tokens, r.blocks) for r in mooncake] == [
-        (0.0, 600, (46,)), (pytest.approx(0.482), 6955, (46, 47))]
-    azure = parse_trace(b"TIMESTAMP,ContextTokens,GeneratedTokens\n"
-                        b"2023-11-16 18:15:46.6805900,374,44\n"
-                        b"2023-11-16 18:15:50.9951690,396,109\n", "azure.csv")
+        (0.0, 600, (46,)),
+        (pytest.approx(0.482), 6955, (46, 47)),
+    ]
+    azure = parse_trace(
+        b"TIMESTAMP,ContextTokens,GeneratedTokens\n"
+        b"2023-11-16 18:15:46.6805900,374,44\n"
+        b"2023-11-16 18:15:50.9951690,396,109\n",
+        "azure.csv",
+    )
     assert [(r.input_tokens, r.output_tokens) for r in azure] == [(374, 44), (396, 109)]
     assert azure[1].at == pytest.approx(4.314579, abs=1e-6)
     assert azure_time("2023-11-16 18:15:46") % 60 == 46
@@ -151,9 +182,12 @@ def test_trace_layouts_as_published():
 
 
 def test_mooncake_blocks_are_shared_prefixes():
-    records = parse_trace(b'{"timestamp": 0, "input_length": 600, "output_length": 5, '
-                          b'"hash_ids": [1, 2]}\n{"timestamp": 5, "input_length": 700, '
-                          b'"output_length": 5, "hash_ids": [1, 3]}\n', "m.jsonl")
+    records = parse_trace(
+        b'{"timestamp": 0, "input_length": 600, "output_length": 5, '
+        b'"hash_ids": [1, 2]}\n{"timestamp": 5, "input_length": 700, '
+        b'"output_length": 5, "hash_ids": [1, 3]}\n',
+        "m.jsonl",
+    )
     items = trace_workload(records, kind="completion", model=None, tokenizer=None)
     first, second = (item.request.prompt.split() for item in items.items)
     assert len(first) == 600 and len(second) == 700
@@ -185,10 +219,10 @@ def test_ramp_bends_the_schedule_and_keeps_its_arrivals():
 
 
 async def test_closed_loops_start_one_after_another_over_the_ramp(autojump_clock):
-    result, _ = await run("ttft=5,itl=0.01,tokens=2",
-                          RunSpec("concurrency", concurrency=4, requests=4, ramp_up=2.0))
-    assert sorted(s.sent_at for s in result.samples) == pytest.approx([0, 0.5, 1.0, 1.5],
-                                                                      abs=EXACT)
+    result, _ = await run(
+        "ttft=5,itl=0.01,tokens=2", RunSpec("concurrency", concurrency=4, requests=4, ramp_up=2.0)
+    )
+    assert sorted(s.sent_at for s in result.samples) == pytest.approx([0, 0.5, 1.0, 1.5], abs=EXACT)
 
 
 def test_think_time_forms():
@@ -218,10 +252,18 @@ async def test_capacity_search_finds_where_the_server_starts_to_queue(autojump_c
     """The server serves 4 requests at once; a fifth waits. At a constant rate up to
     20/s nothing waits (TTFT 100 ms); above it the queue, and TTFT, grow without end."""
     bench_target, key = target(f"ttft={TTFT},itl={ITL},tokens={TOKENS},slots={SLOTS}")
-    runner = Runner(bench_target, random_workload(120, kind="chat", model="m",
-                                                  prompt_tokens=4, output_tokens=TOKENS))
-    config = BenchConfig(find_capacity=True, slo={"ttft": 0.15}, requests=120,
-                         burstiness=math.inf, rate=(5.0,), capacity_precision=0.05)
+    runner = Runner(
+        bench_target,
+        random_workload(120, kind="chat", model="m", prompt_tokens=4, output_tokens=TOKENS),
+    )
+    config = BenchConfig(
+        find_capacity=True,
+        slo={"ttft": 0.15},
+        requests=120,
+        burstiness=math.inf,
+        rate=(5.0,),
+        capacity_precision=0.05,
+    )
     groups: list[list[RunResult]] = []
     search = await _find_capacity(config, runner.run, groups, Interrupts())
     summary = search.summary()

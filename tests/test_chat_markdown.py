@@ -9,8 +9,10 @@ import sys
 import pexpect
 import pytest
 
-REPLY = ("Use **bold** here.\n\n```python\ndef answer():\n    return 42\n```\n\n"
-         "Or `ls`:\n\n```sh\nls -l\n```\n")
+REPLY = (
+    "Use **bold** here.\n\n```python\ndef answer():\n    return 42\n```\n\n"
+    "Or `ls`:\n\n```sh\nls -l\n```\n"
+)
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
@@ -23,8 +25,14 @@ def on_pty(cli_env, *args: str, extra_env: dict | None = None) -> tuple[str, int
     env = {**cli_env, "TERM": "xterm-256color"}
     env.pop("NO_COLOR", None)  # colour unless the test asks for none
     env.update(extra_env or {})
-    child = pexpect.spawn(sys.executable, ["-m", "streamkit", *args], env=env,
-                          encoding="utf-8", timeout=30, dimensions=(40, 100))
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "streamkit", *args],
+        env=env,
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(40, 100),
+    )
     child.expect(pexpect.EOF)
     child.close()
     return child.before, child.exitstatus
@@ -57,8 +65,14 @@ def test_piped_or_plain_the_reply_is_the_raw_text(cli_env, scripted, run_cli):
 def test_a_long_reply_settles_its_blocks_once(cli_env, scripted):
     paragraphs = [f"Paragraph {i} with *emphasis*." for i in range(60)]
     server = scripted("echo")
-    out, code = on_pty(cli_env, "chat", "hi", "--base-url", server.url,
-                       *reply_option("\n\n".join(paragraphs) + "\n"))
+    out, code = on_pty(
+        cli_env,
+        "chat",
+        "hi",
+        "--base-url",
+        server.url,
+        *reply_option("\n\n".join(paragraphs) + "\n"),
+    )
     assert code == 0
     plain = ANSI.sub("", out)
     for i in range(60):
@@ -69,30 +83,38 @@ def test_a_long_reply_settles_its_blocks_once(cli_env, scripted):
 
 def test_extract_prints_exactly_the_code_block(scripted, run_cli):
     server = scripted("echo")
-    first = run_cli("chat", "-x", "a python function", "--base-url", server.url,
-                    *reply_option(REPLY))
+    first = run_cli(
+        "chat", "-x", "a python function", "--base-url", server.url, *reply_option(REPLY)
+    )
     assert (first.code, first.stdout, first.stderr) == (0, "def answer():\n    return 42\n", "")
-    every = run_cli("chat", "--extract-all", "hi", "--base-url", server.url,
-                    *reply_option(REPLY))
+    every = run_cli("chat", "--extract-all", "hi", "--base-url", server.url, *reply_option(REPLY))
     assert every.stdout == "def answer():\n    return 42\nls -l\n"
-    completion = run_cli("complete", "--extract", "x", "--base-url", server.url,
-                         *reply_option("see:\n~~~\necho hi\n~~~\n"))
+    completion = run_cli(
+        "complete",
+        "--extract",
+        "x",
+        "--base-url",
+        server.url,
+        *reply_option("see:\n~~~\necho hi\n~~~\n"),
+    )
     assert (completion.code, completion.stdout) == (0, "echo hi\n")
 
 
 def test_extract_on_a_terminal_draws_nothing_but_the_code(cli_env, scripted):
     server = scripted("echo")
-    out, code = on_pty(cli_env, "chat", "-x", "hi", "--base-url", server.url,
-                       *reply_option(REPLY))
+    out, code = on_pty(cli_env, "chat", "-x", "hi", "--base-url", server.url, *reply_option(REPLY))
     assert code == 0 and out == "def answer():\r\n    return 42\r\n"
 
 
-@pytest.mark.parametrize(("args", "code", "message"), [
-    (["chat", "-x", "hi", *reply_option("no code at all")], 14, "no fenced code block"),
-    (["chat", "-x", "hi", "--events"], 2, "cannot apply to --events"),
-    (["chat", "--plain", "--events", "hi"], 2, "cannot apply to --events"),
-    (["complete", "-x", "--jsonl"], 2, "cannot apply to --jsonl"),
-])
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["chat", "-x", "hi", *reply_option("no code at all")], 14, "no fenced code block"),
+        (["chat", "-x", "hi", "--events"], 2, "cannot apply to --events"),
+        (["chat", "--plain", "--events", "hi"], 2, "cannot apply to --events"),
+        (["complete", "-x", "--jsonl"], 2, "cannot apply to --jsonl"),
+    ],
+)
 def test_an_extract_that_cannot_apply_is_one_line(scripted, run_cli, args, code, message):
     server = scripted("echo")
     result = run_cli(*args, "--base-url", server.url, input="")

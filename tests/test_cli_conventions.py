@@ -34,8 +34,9 @@ def test_completion_scripts_are_not_stale():
 
 def _shell(argv: list[str], env: dict[str, str]) -> str:
     assert shutil.which(argv[0]), f"{argv[0]} is not installed (.ci/install installs it)"
-    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60,
-                          check=True).stdout
+    return subprocess.run(
+        argv, capture_output=True, text=True, env=env, timeout=60, check=True
+    ).stdout
 
 
 def test_bash_completes_commands_and_options(shell_env):
@@ -54,7 +55,7 @@ def test_bash_completes_commands_and_options(shell_env):
 def test_zsh_completes_commands(shell_env):
     script = (
         "compdef() { : }\n"
-        "_arguments() { print -r -- \"$@\" }\n"
+        '_arguments() { print -r -- "$@" }\n'
         f"source {COMPLETIONS / '_streamkit'}\n"
         "words=(streamkit ch); CURRENT=2; _streamkit_completion\n"
     )
@@ -73,9 +74,19 @@ def test_fish_completes_commands_and_local_models(shell_env):
 
 
 COMMANDS = [
-    ["chat"], ["complete"], ["score"], ["relay"], ["models"], ["logs", "list"], ["logs", "show"],
-    ["logs", "search"], ["logs", "export"], ["logs", "rm"], ["config", "path"],
-    ["config", "show"], ["config", "init"],
+    ["chat"],
+    ["complete"],
+    ["score"],
+    ["relay"],
+    ["models"],
+    ["logs", "list"],
+    ["logs", "show"],
+    ["logs", "search"],
+    ["logs", "export"],
+    ["logs", "rm"],
+    ["config", "path"],
+    ["config", "show"],
+    ["config", "init"],
 ]
 
 
@@ -89,8 +100,7 @@ def test_every_command_help_has_examples(run_cli, command):
 
 def test_top_level_help_groups_commands_and_lists_exit_codes(run_cli):
     out = run_cli("--help").stdout
-    for group in ("Generate", "Evaluate", "Conversation log", "Settings",
-                  "Servers and models"):
+    for group in ("Generate", "Evaluate", "Conversation log", "Settings", "Servers and models"):
         assert group in out
     assert "130 Ctrl-C" in out and "9 tool hop limit" in out
 
@@ -106,8 +116,9 @@ def _run_on_pty(args: list[str], env: dict[str, str], *, stream: str) -> tuple[b
     """Run ``streamkit`` with ``stream`` (stdout or stderr) on a pseudo-terminal."""
     leader, follower = pty.openpty()
     kwargs = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, stream: follower}
-    proc = subprocess.Popen([sys.executable, "-m", "streamkit", *args], env=env,
-                            stdin=subprocess.DEVNULL, **kwargs)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamkit", *args], env=env, stdin=subprocess.DEVNULL, **kwargs
+    )
     os.close(follower)
     seen = b""
     while True:
@@ -128,8 +139,10 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(cli_env, run_cli):
     on_terminal, _ = _run_on_pty(["--help"], cli_env, stream="stdout")
     assert ANSI in on_terminal
     assert ANSI not in run_cli("--help").stdout.encode()
-    for env, args in (({**cli_env, "NO_COLOR": "1"}, ["--help"]),
-                      (cli_env, ["--no-color", "chat", "--help"])):
+    for env, args in (
+        ({**cli_env, "NO_COLOR": "1"}, ["--help"]),
+        (cli_env, ["--no-color", "chat", "--help"]),
+    ):
         plain, _ = _run_on_pty(args, env, stream="stdout")
         assert ANSI not in plain
 
@@ -141,25 +154,40 @@ def test_batch_progress_only_when_stderr_is_a_terminal(cli_env, fault_url, tmp_p
     terminal, stdout = _run_on_pty(args, cli_env, stream="stderr")
     assert b"batch" in terminal
     assert len(stdout.splitlines()) == 30 and ANSI not in stdout
-    piped = subprocess.run([sys.executable, "-m", "streamkit", *args], env=cli_env,
-                           capture_output=True, timeout=60)
+    piped = subprocess.run(
+        [sys.executable, "-m", "streamkit", *args], env=cli_env, capture_output=True, timeout=60
+    )
     assert piped.returncode == 0
     assert piped.stderr == b""
 
 
-@pytest.mark.parametrize("command", [
-    ["--help"], ["models"], ["chat", "hi", "--events"], ["logs", "export"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["--help"],
+        ["models"],
+        ["chat", "hi", "--events"],
+        ["logs", "export"],
+    ],
+)
 def test_closed_stdout_ends_quietly(cli_env, fault_url, command, tmp_path):
     db = tmp_path / "log.db"
     env = {**cli_env, "STREAMKIT_DB": str(db), "STREAMKIT_BASE_URL": fault_url("slow")}
     if command[0] == "logs":  # something to export
         for _ in range(3):
-            subprocess.run([sys.executable, "-m", "streamkit", "complete", "x",
-                            "--base-url", fault_url("ok")], env=env, capture_output=True)
+            subprocess.run(
+                [sys.executable, "-m", "streamkit", "complete", "x", "--base-url", fault_url("ok")],
+                env=env,
+                capture_output=True,
+            )
     line = " ".join(command)
-    proc = subprocess.run(f"{sys.executable} -m streamkit {line} | head -c 1", shell=True,
-                          env=env, capture_output=True, timeout=60)
+    proc = subprocess.run(
+        f"{sys.executable} -m streamkit {line} | head -c 1",
+        shell=True,
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
     assert proc.stdout
     assert proc.stderr == b"", proc.stderr
 
@@ -172,8 +200,9 @@ def test_config_init_show_masks_secrets(run_cli, tmp_path):
     assert run_cli("config", "init", env=env).code == 2  # no silent overwrite
     text = config.read_text()
     assert "[profiles." in text and "[models]" in text and "[tools." in text
-    config.write_text(text.replace('api_key_env = "EXAMPLE_API_KEY"',
-                                   'api_key = "sk-do-not-show-me"'))
+    config.write_text(
+        text.replace('api_key_env = "EXAMPLE_API_KEY"', 'api_key = "sk-do-not-show-me"')
+    )
     shown = run_cli("config", "show", env=env)
     assert shown.code == 0
     assert "sk-do-not-show-me" not in shown.stdout

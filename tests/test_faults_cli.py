@@ -127,17 +127,29 @@ def test_events_mode_prints_jsonl_with_the_error(run_cli, fault_url):
 def test_events_mode_shows_each_assembled_tool_call_with_its_validity(run_cli, fault_url):
     import json
 
-    calls = [{"name": "calculate", "arguments": {"expression": "6*7"}},
-             {"name": "weather", "arguments_raw": '{"city": '}]
-    result = run_cli("chat", json.dumps({"calls": calls}), "--events", "--no-log",
-                     "--base-url", fault_url("tools"))
+    calls = [
+        {"name": "calculate", "arguments": {"expression": "6*7"}},
+        {"name": "weather", "arguments_raw": '{"city": '},
+    ]
+    result = run_cli(
+        "chat",
+        json.dumps({"calls": calls}),
+        "--events",
+        "--no-log",
+        "--base-url",
+        fault_url("tools"),
+    )
     assert result.code == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["type"] for r in records] == [
-        "delta", *["tool_call_delta"] * 6, "tool_call", "tool_call", "finish"]
+        "delta",
+        *["tool_call_delta"] * 6,
+        "tool_call",
+        "tool_call",
+        "finish",
+    ]
     for index, call in enumerate(records[7:9]):
-        fragments = [r for r in records if r["type"] == "tool_call_delta"
-                     and r["index"] == index]
+        fragments = [r for r in records if r["type"] == "tool_call_delta" and r["index"] == index]
         assert call["arguments"] == "".join(f["arguments"] for f in fragments)
         assert (call["id"], call["name"]) == (f"call_0_{index}", calls[index]["name"])
     assert (records[7]["valid"], records[7]["reason"]) == (True, None)

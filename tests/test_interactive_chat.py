@@ -25,12 +25,21 @@ def chat_session(cli_env, scripted, tmp_path):
     children = []
 
     def start(*extra: str, env: dict[str, str] | None = None) -> pexpect.spawn:
-        env = {**cli_env, "XDG_DATA_HOME": str(tmp_path / "data"), "TERM": "xterm",
-               "PROMPT_TOOLKIT_NO_CPR": "1",  # pexpect's pty does not answer CPR queries
-               **(env or {})}
-        child = pexpect.spawn(sys.executable, ["-m", "streamkit", "chat", "--base-url",
-                                               server.url, *extra],
-                              env=env, encoding="utf-8", timeout=30, dimensions=(40, 120))
+        env = {
+            **cli_env,
+            "XDG_DATA_HOME": str(tmp_path / "data"),
+            "TERM": "xterm",
+            "PROMPT_TOOLKIT_NO_CPR": "1",  # pexpect's pty does not answer CPR queries
+            **(env or {}),
+        }
+        child = pexpect.spawn(
+            sys.executable,
+            ["-m", "streamkit", "chat", "--base-url", server.url, *extra],
+            env=env,
+            encoding="utf-8",
+            timeout=30,
+            dimensions=(40, 120),
+        )
         child.expect("Chatting")
         children.append(child)
         return child
@@ -145,8 +154,9 @@ def test_ctrl_c_at_the_prompt_is_a_hint_and_the_terminal_is_restored(chat_sessio
 def test_edit_sends_what_the_editor_left(chat_session, tmp_path):
     start, server = chat_session
     editor = tmp_path / "editor.py"  # appends to the file it is given, as a user would
-    editor.write_text("import sys\nwith open(sys.argv[1], 'a') as f:\n"
-                      "    f.write(' from the editor\\n')\n")
+    editor.write_text(
+        "import sys\nwith open(sys.argv[1], 'a') as f:\n    f.write(' from the editor\\n')\n"
+    )
     child = start(env={"EDITOR": f"{sys.executable} {editor}", "VISUAL": ""})
     prompt(child)
     child.send("/edit\r")
@@ -207,8 +217,10 @@ def test_tokens_says_what_the_conversation_costs(chat_session):
     ask(child, "hi")
     prompt(child)
     child.send("/tokens\r")
-    child.expect_exact("15 tokens in 2 message(s), as the server counted the last exchange "
-                       "(12 prompt + 3 reply); the context window is unknown")
+    child.expect_exact(
+        "15 tokens in 2 message(s), as the server counted the last exchange "
+        "(12 prompt + 3 reply); the context window is unknown"
+    )
     prompt(child)
     child.send("/undo\r")
     prompt(child)
@@ -219,18 +231,21 @@ def test_tokens_says_what_the_conversation_costs(chat_session):
 def test_tokens_against_the_profiles_context_window(chat_session, cli_env):
     start, _ = chat_session
     Path(cli_env["STREAMKIT_CONFIG"]).write_text(
-        'default_profile = "small"\n[profiles.small]\ncontext_tokens = 4096\n')
+        'default_profile = "small"\n[profiles.small]\ncontext_tokens = 4096\n'
+    )
     child = start()
     ask(child, "a" * 40)
     prompt(child)
     child.send("/tokens\r")
     # 40 characters and 12 of "Hello, world": (10 + 8) + (3 + 8), of 4096 less 1024
-    child.expect_exact("about 29 tokens in 2 message(s) (streamkit's count), of the 3072 the "
-                       "prompt may use")
+    child.expect_exact(
+        "about 29 tokens in 2 message(s) (streamkit's count), of the 3072 the prompt may use"
+    )
 
 
 def test_ctrl_c_mid_render_keeps_the_terminal_clean_and_the_partial_reply(
-        chat_session, fault_url, cli_env):
+    chat_session, fault_url, cli_env
+):
     start, _ = chat_session
     child = start("--base-url", fault_url("slow"))
     prompt(child)
@@ -242,7 +257,7 @@ def test_ctrl_c_mid_render_keeps_the_terminal_clean_and_the_partial_reply(
     settled = drawn.rfind("\x1b[?2026h")  # the stop settles the open block, in one update
     assert drawn.find("\x1b[?2026l", settled) > settled > drawn.find("^C")
     assert "t0 t1 t2" in drawn[settled:]  # the stopped paragraph, drawn whole
-    assert "\x1b[?25l" not in drawn[:drawn.rfind("\x1b[?2026l")]  # the cursor stayed on
+    assert "\x1b[?25l" not in drawn[: drawn.rfind("\x1b[?2026l")]  # the cursor stayed on
     child.sendcontrol("d")
     child.expect(pexpect.EOF)
     child.wait()
@@ -273,19 +288,25 @@ def test_undone_exchanges_stay_in_the_log_marked(chat_session, cli_env, run_cli)
     store = Store(Path(cli_env["STREAMKIT_DB"]))
     try:
         conversation = store.last_conversation()
-        rows = [(m.role, m.content, m.undone_at is not None)
-                for m in store.messages(conversation)]
+        rows = [(m.role, m.content, m.undone_at is not None) for m in store.messages(conversation)]
     finally:
         store.close()
-    assert rows == [("user", "one", True), ("assistant", "Hello, world", True),
-                    ("user", "two", True), ("assistant", "Hello, world", True),
-                    ("user", "two", False), ("assistant", "Hello, world", False)]
+    assert rows == [
+        ("user", "one", True),
+        ("assistant", "Hello, world", True),
+        ("user", "two", True),
+        ("assistant", "Hello, world", True),
+        ("user", "two", False),
+        ("assistant", "Hello, world", False),
+    ]
     shown = run_cli("logs", "show", conversation)
     assert shown.code == 0
     headings = [line for line in shown.stdout.splitlines() if line.startswith("## ")]
     assert [("undone" in line) for line in headings] == [True, True, True, True, False, False]
-    records = [json.loads(line) for line in
-               run_cli("logs", "show", conversation, "--json").stdout.splitlines()]
+    records = [
+        json.loads(line)
+        for line in run_cli("logs", "show", conversation, "--json").stdout.splitlines()
+    ]
     assert [r["undone_at"] is not None for r in records] == [True] * 4 + [False] * 2
     # Continuing the conversation sends what it holds now, not what was undone.
     more = run_cli("chat", "-c", "three", "--base-url", server.url)

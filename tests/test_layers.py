@@ -27,10 +27,20 @@ LAYERS: dict[str, frozenset[str]] = {
     "pipeline": frozenset({ROOT, "protocol", "providers", "store", "tools", "sinks"}),
     "loadtest": frozenset({ROOT, "protocol", "providers", "store", "sinks", "pipeline"}),
     # Ray: the driver and the actors that run pipeline's and loadtest's own code on nodes.
-    "cluster": frozenset({ROOT, "protocol", "providers", "store", "sinks", "pipeline",
-                          "loadtest"}),
-    "cli": frozenset({ROOT, "protocol", "providers", "store", "tools", "sinks", "pipeline",
-                      "loadtest", "cluster"}),
+    "cluster": frozenset({ROOT, "protocol", "providers", "store", "sinks", "pipeline", "loadtest"}),
+    "cli": frozenset(
+        {
+            ROOT,
+            "protocol",
+            "providers",
+            "store",
+            "tools",
+            "sinks",
+            "pipeline",
+            "loadtest",
+            "cluster",
+        }
+    ),
     "__main__": frozenset({"cli"}),
 }
 ROOT_MODULES = frozenset({"__init__", "events", "request", "errors", "config"})
@@ -49,8 +59,22 @@ ONLY_HERE: dict[str, tuple[str, ...]] = {
     "ray": ("streamkit.cluster",),
 }
 # What sans-IO means for protocol/ and the root: no I/O library at all.
-NO_IO = frozenset({"trio", "httpx", "httpcore", "h11", "anyio", "sqlite3", "socket",
-                   "llama_cpp", "trio_websocket", "typer", "rich", "ray"})
+NO_IO = frozenset(
+    {
+        "trio",
+        "httpx",
+        "httpcore",
+        "h11",
+        "anyio",
+        "sqlite3",
+        "socket",
+        "llama_cpp",
+        "trio_websocket",
+        "typer",
+        "rich",
+        "ray",
+    }
+)
 SANS_IO_LAYERS = frozenset({ROOT, "protocol"})
 
 
@@ -85,14 +109,19 @@ def imports_of(module: str, source: str, is_package: bool) -> list[str]:
                 target = node.module or ""
             found.append(target)
             # ``from streamkit.cli import options`` imports the module streamkit.cli.options
-            found.extend(f"{target}.{alias.name}" for alias in node.names
-                         if target.startswith("streamkit") and alias.name != "*")
+            found.extend(
+                f"{target}.{alias.name}"
+                for alias in node.names
+                if target.startswith("streamkit") and alias.name != "*"
+            )
     return found
 
 
 def package_modules() -> dict[str, tuple[str, bool]]:
-    return {module_name(path): (path.read_text(), path.name == "__init__.py")
-            for path in sorted(PACKAGE.rglob("*.py"))}
+    return {
+        module_name(path): (path.read_text(), path.name == "__init__.py")
+        for path in sorted(PACKAGE.rglob("*.py"))
+    }
 
 
 def violations(modules: dict[str, tuple[str, bool]]) -> list[str]:
@@ -181,23 +210,28 @@ def test_the_rule_fails_on_a_forbidden_import() -> None:
     """The checker itself: each kind of breach is caught, lazy imports included."""
     lazy_trio = "def f():\n    import trio\n"
     assert violations(with_module("streamkit.protocol.extra", lazy_trio)) == [
-        "streamkit.protocol.extra (protocol) imports trio: protocol is sans-IO"]
-    upward = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n" \
-             "    from streamkit.pipeline.turn import run_turn\n"
+        "streamkit.protocol.extra (protocol) imports trio: protocol is sans-IO"
+    ]
+    upward = (
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+        "    from streamkit.pipeline.turn import run_turn\n"
+    )
     assert violations(with_module("streamkit.providers.extra", upward)) == [
-        "streamkit.providers.extra (providers) imports streamkit.pipeline.turn (pipeline)"]
+        "streamkit.providers.extra (providers) imports streamkit.pipeline.turn (pipeline)"
+    ]
     assert violations(with_module("streamkit.pipeline.extra", "import llama_cpp\n")) == [
-        "streamkit.pipeline.extra imports llama_cpp, which only streamkit.providers.llama may"]
+        "streamkit.pipeline.extra imports llama_cpp, which only streamkit.providers.llama may"
+    ]
     assert violations(with_module("streamkit.sinks.extra", "import typer\n")) == [
-        "streamkit.sinks.extra imports typer, which only streamkit.cli may"]
+        "streamkit.sinks.extra imports typer, which only streamkit.cli may"
+    ]
     assert violations(with_module("streamkit.pipeline.extra", "import ray\n")) == [
-        "streamkit.pipeline.extra imports ray, which only streamkit.cluster may"]
+        "streamkit.pipeline.extra imports ray, which only streamkit.cluster may"
+    ]
 
 
 def test_the_rule_fails_on_a_cycle() -> None:
     modules = package_modules()
     modules["streamkit.protocol.a"] = ("from streamkit.protocol import b\n", False)
-    modules["streamkit.protocol.b"] = ("def f():\n    from streamkit.protocol.a import x\n",
-                                       False)
-    assert violations(modules) == [
-        "import cycle: streamkit.protocol.a -> streamkit.protocol.b"]
+    modules["streamkit.protocol.b"] = ("def f():\n    from streamkit.protocol.a import x\n", False)
+    assert violations(modules) == ["import cycle: streamkit.protocol.a -> streamkit.protocol.b"]

@@ -56,7 +56,9 @@ async def test_stream_same_seed_same_text_with_usage(model):
 async def test_chat_uses_the_gguf_template_and_stops_at_end_of_turn(model):
     producer = LlamaLocalProducer(model)
     request = GenerationRequest(
-        "chat", None, GenerationOptions(max_tokens=200, seed=1, temperature=0),
+        "chat",
+        None,
+        GenerationOptions(max_tokens=200, seed=1, temperature=0),
         messages=(Message("user", "Say OK."),),
     )
     reply = await run_stream(lambda send: producer.stream(request, send), [])
@@ -186,8 +188,10 @@ async def test_long_history_is_trimmed_to_the_context_window(capsys):
     producer = LlamaLocalProducer(small)
     history = [Message("system", "Be brief.")]
     for i in range(12):
-        history += [Message("user", f"Tell me fact number {i} about the sea. " * 3),
-                    Message("assistant", f"Fact {i}: the sea is large and salty. " * 3)]
+        history += [
+            Message("user", f"Tell me fact number {i} about the sea. " * 3),
+            Message("assistant", f"Fact {i}: the sea is large and salty. " * 3),
+        ]
     history.append(Message("user", "Thanks!"))
     options = GenerationOptions(max_tokens=16)
     request = await fitted_request(producer, None, options, history)
@@ -209,16 +213,16 @@ async def test_long_history_is_trimmed_to_the_context_window(capsys):
     assert kept == [history[0], history[-1]] and dropped == len(history) - 2
 
 
-async def test_local_logprobs_greedy_tokens_are_the_best_and_match_the_server(
-    model, llama_server
-):
+async def test_local_logprobs_greedy_tokens_are_the_best_and_match_the_server(model, llama_server):
     from streamkit.providers.openai_http import OpenAIHTTPProducer
     from streamkit.providers.transports import build_transport
 
     request = GenerationRequest(
         # 3 tokens: past them the server's default repeat penalty (1.1) makes
         # its greedy text differ from an unpenalised local run.
-        "completion", "smollm2", GenerationOptions(max_tokens=3, temperature=0, logprobs=3),
+        "completion",
+        "smollm2",
+        GenerationOptions(max_tokens=3, temperature=0, logprobs=3),
         prompt="The capital of France is",
     )
     events: list = []
@@ -234,8 +238,9 @@ async def test_local_logprobs_greedy_tokens_are_the_best_and_match_the_server(
     remote_events: list = []
     async with build_transport(llama_server, None, connect_timeout=5, idle_timeout=60) as client:
         producer = OpenAIHTTPProducer(client)
-        remote_reply = await run_stream(lambda send: producer.stream(request, send),
-                                        [collector(remote_events)])
+        remote_reply = await run_stream(
+            lambda send: producer.stream(request, send), [collector(remote_events)]
+        )
     remote = [lp for e in remote_events if isinstance(e, TextDelta) for lp in e.logprobs]
     assert remote_reply.text == reply.text
     assert [round(lp.logprob, 3) for lp in remote] == [round(lp.logprob, 3) for lp in local]

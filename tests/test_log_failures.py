@@ -40,8 +40,14 @@ def run_faulty(cli_env):
 
     def run(*args: str, input: str = "", **faults: str) -> Result:
         env = {**cli_env, **{f"LOG_TEST_{k.upper()}": v for k, v in faults.items()}}
-        proc = subprocess.run([sys.executable, LAUNCHER, *args], input=input,
-                              capture_output=True, text=True, env=env, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, LAUNCHER, *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
     return run
@@ -64,8 +70,9 @@ def warnings(stderr: str) -> list[str]:
 
 
 def test_chat_prints_its_reply_when_the_log_stays_locked(run_faulty, fault_url, locked_db):
-    result = run_faulty("chat", "hi", "--base-url", fault_url("ok"), "--db", str(locked_db),
-                        busy_ms="100")
+    result = run_faulty(
+        "chat", "hi", "--base-url", fault_url("ok"), "--db", str(locked_db), busy_ms="100"
+    )
     assert result.stdout == "Hello, world\n"
     assert result.code == 11, result.stderr
     [line] = result.stderr.splitlines()
@@ -76,8 +83,9 @@ def test_chat_prints_its_reply_when_the_log_stays_locked(run_faulty, fault_url, 
 def test_a_failed_reply_keeps_its_own_exit_code_beside_a_failed_log(
     run_faulty, fault_url, locked_db
 ):
-    result = run_faulty("chat", "hi", "--base-url", fault_url("drop"), "--db", str(locked_db),
-                        busy_ms="100")
+    result = run_faulty(
+        "chat", "hi", "--base-url", fault_url("drop"), "--db", str(locked_db), busy_ms="100"
+    )
     assert result.stdout == "partial text\n"
     assert result.code == 6
     lines = result.stderr.splitlines()
@@ -85,12 +93,18 @@ def test_a_failed_reply_keeps_its_own_exit_code_beside_a_failed_log(
     assert any("broke" in line for line in lines)
 
 
-def test_a_batch_writes_every_result_when_the_log_stays_locked(
-    run_faulty, fault_url, locked_db
-):
+def test_a_batch_writes_every_result_when_the_log_stays_locked(run_faulty, fault_url, locked_db):
     lines = "".join(json.dumps({"id": i, "prompt": f"p{i}"}) + "\n" for i in range(3))
-    result = run_faulty("chat", "--jsonl", "--base-url", fault_url("ok"), "--db",
-                        str(locked_db), input=lines, busy_ms="100")
+    result = run_faulty(
+        "chat",
+        "--jsonl",
+        "--base-url",
+        fault_url("ok"),
+        "--db",
+        str(locked_db),
+        input=lines,
+        busy_ms="100",
+    )
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [(r["id"], r["text"]) for r in records] == [(i, "Hello, world") for i in range(3)]
     assert result.code == 11, result.stderr
@@ -101,8 +115,9 @@ def test_a_full_disk_mid_reply_prints_it_all_and_keeps_what_was_saved(
     run_faulty, fault_url, tmp_path
 ):
     db = tmp_path / "log.db"
-    result = run_faulty("chat", "hi", "--base-url", fault_url("many-20000"), "--db", str(db),
-                        full="1")
+    result = run_faulty(
+        "chat", "hi", "--base-url", fault_url("many-20000"), "--db", str(db), full="1"
+    )
     assert result.stdout == "tok " * 20000 + "\n"
     assert result.code == 11, result.stderr
     [line] = result.stderr.splitlines()
@@ -153,7 +168,10 @@ def test_logs_rm_of_the_conversation_while_it_streams(fault_url, cli_env, run_cl
     url = fault_url("held")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamkit", "chat", "hi", "--base-url", url, "--db", str(db)],
-        env=cli_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=cli_env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         wait_for_chunks(db, 1)
@@ -197,8 +215,12 @@ def _corrupt_rows(tmp_path: Path) -> tuple[Path, str]:
     for i in range(200):
         store.add_message(cid, "user", f"message {i} " * 40)
     store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    pages = [p for (p,) in store.db.execute(
-        "SELECT pageno FROM dbstat WHERE name = 'messages' AND pagetype = 'leaf'")]
+    pages = [
+        p
+        for (p,) in store.db.execute(
+            "SELECT pageno FROM dbstat WHERE name = 'messages' AND pagetype = 'leaf'"
+        )
+    ]
     (size,) = store.db.execute("PRAGMA page_size").fetchone()
     store.close()
     data = bytearray(db.read_bytes())

@@ -19,7 +19,10 @@ from streamkit.store.liveness import process_start, writer_alive
 def _chat(url: str, db, env) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "streamkit", "chat", "hi", "--base-url", url, "--db", str(db)],
-        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
 
 

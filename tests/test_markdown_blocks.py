@@ -76,8 +76,7 @@ def test_a_fence_interrupts_a_paragraph_and_its_code_is_open_until_it_closes():
 def test_a_long_fenced_block_is_drawn_in_segments():
     lines = [f"line {i}" for i in range(CODE_SEGMENT * 2 + 3)]
     blocks = split(["```\n" + "\n".join(lines) + "\n```\n"])
-    assert [(b.first, b.last) for b in blocks] == [(True, False), (False, False),
-                                                   (False, True)]
+    assert [(b.first, b.last) for b in blocks] == [(True, False), (False, False), (False, True)]
     assert "\n".join(b.text for b in blocks) == "\n".join(lines)
     assert code_blocks("```\n" + "\n".join(lines) + "\n```") == ["\n".join(lines)]
 

@@ -15,7 +15,8 @@ from streamkit.sinks.markdown import SYNC_OFF, SYNC_ON, BlockRenderer, LiveBlock
 SGR = re.compile(r"\x1b\[[0-9;]*m")
 MOVE = re.compile(r"\x1b\[(\d+)F\x1b\[J")
 
-REPLY = """# Notes
+REPLY = (
+    """# Notes
 
 Some **bold** text that is long enough to wrap at forty columns, and then some.
 
@@ -23,7 +24,9 @@ Some **bold** text that is long enough to wrap at forty columns, and then some.
 - two
 
 ```python
-""" + "".join(f"x_{i} = {i}\n" for i in range(30)) + """```
+"""
+    + "".join(f"x_{i} = {i}\n" for i in range(30))
+    + """```
 | a | b |
 |---|---|
 | 1 | 2 |
@@ -32,6 +35,7 @@ The end, with a paragraph long enough to be taller than the screen is high when
 it is drawn at a width of forty columns, which it is: it goes on and on and on
 and on, past the top of the live region.
 """
+)
 
 
 def screen(written: str) -> list[str]:
@@ -40,7 +44,7 @@ def screen(written: str) -> list[str]:
     text = SGR.sub("", written).replace(SYNC_ON, "").replace(SYNC_OFF, "")
     position = 0
     for match in MOVE.finditer(text):
-        lines = _write(lines, text[position:match.start()])
+        lines = _write(lines, text[position : match.start()])
         up = int(match.group(1))
         assert up < len(lines), "moved above what was written"
         lines = [*lines[: len(lines) - 1 - up], ""]  # up ``up`` lines, clear below
@@ -68,7 +72,7 @@ def test_drawn_chunk_by_chunk_the_screen_ends_as_drawn_at_once():
     whole = draw([REPLY], 200)
     assert any("bold" in line for line in whole) and "x_29 = 29" in "\n".join(whole)
     assert whole == draw(list(REPLY), 200)
-    assert whole == draw([REPLY[i:i + 7] for i in range(0, len(REPLY), 7)], 200)
+    assert whole == draw([REPLY[i : i + 7] for i in range(0, len(REPLY), 7)], 200)
 
 
 def test_a_block_taller_than_the_screen_is_kept_as_it_passes_the_top():

@@ -34,7 +34,8 @@ def servers(cli_env, tmp_path):
     Path(cli_env["STREAMKIT_CONFIG"]).write_text(
         f"[mcp.files]\ncommand = {json.dumps(reference_server('filesystem'))}\n"
         f"args = [{json.dumps(str(root))}]\n"
-        f"[mcp.everything]\ncommand = {json.dumps(reference_server('everything'))}\n")
+        f"[mcp.everything]\ncommand = {json.dumps(reference_server('everything'))}\n"
+    )
     return root
 
 
@@ -43,14 +44,23 @@ def ask(*calls: dict) -> str:
 
 
 def test_the_filesystem_server_reads_inside_its_root_and_refuses_outside(
-        run_cli, fault_url, servers, tmp_path):
+    run_cli, fault_url, servers, tmp_path
+):
     secret = tmp_path / "outside.txt"
     secret.write_text("not for the model\n")
-    result = run_cli("chat", ask(
-        {"name": "read_text_file", "arguments": {"path": str(servers / "notes.txt")}},
-        {"name": "read_text_file", "arguments": {"path": str(secret)}},
-        {"name": "list_directory", "arguments": {"path": str(servers)}},
-    ), "--mcp", "files", "--base-url", fault_url("tools"), "--no-log")
+    result = run_cli(
+        "chat",
+        ask(
+            {"name": "read_text_file", "arguments": {"path": str(servers / "notes.txt")}},
+            {"name": "read_text_file", "arguments": {"path": str(secret)}},
+            {"name": "list_directory", "arguments": {"path": str(servers)}},
+        ),
+        "--mcp",
+        "files",
+        "--base-url",
+        fault_url("tools"),
+        "--no-log",
+    )
     assert result.code == 0, result.stderr
     answers = result.stdout.removeprefix("Let me check. \nResults: ").split(" | ")
     assert answers[0] == "buy milk\n"
@@ -60,13 +70,22 @@ def test_the_filesystem_server_reads_inside_its_root_and_refuses_outside(
 
 
 def test_the_everything_server_sums_describes_an_image_and_sees_no_api_key(
-        run_cli, fault_url, servers):
-    result = run_cli("chat", ask(
-        {"name": "get-sum", "arguments": {"a": 2, "b": 40}},
-        {"name": "get-tiny-image", "arguments": {}},
-        {"name": "get-env", "arguments": {}},
-    ), "--mcp", "everything", "--base-url", fault_url("tools"), "--no-log",
-        env={"OPENAI_API_KEY": "sk-must-not-reach-servers"})
+    run_cli, fault_url, servers
+):
+    result = run_cli(
+        "chat",
+        ask(
+            {"name": "get-sum", "arguments": {"a": 2, "b": 40}},
+            {"name": "get-tiny-image", "arguments": {}},
+            {"name": "get-env", "arguments": {}},
+        ),
+        "--mcp",
+        "everything",
+        "--base-url",
+        fault_url("tools"),
+        "--no-log",
+        env={"OPENAI_API_KEY": "sk-must-not-reach-servers"},
+    )
     assert result.code == 0, result.stderr
     answers = result.stdout.removeprefix("Let me check. \nResults: ").split(" | ")
     assert answers[0] == "The sum of 2 and 40 is 42."
@@ -82,6 +101,7 @@ def test_mcp_call_and_list_on_the_reference_servers(run_cli, servers):
     called = run_cli("mcp", "call", "everything", "get-sum", '{"a": 1, "b": 2}')
     assert called.code == 0, called.stderr
     assert json.loads(called.stdout)["content"] == [
-        {"type": "text", "text": "The sum of 1 and 2 is 3."}]
+        {"type": "text", "text": "The sum of 1 and 2 is 3."}
+    ]
     refused = run_cli("mcp", "call", "files", "read_text_file", '{"path": "/etc/hostname"}')
     assert refused.code == 1 and json.loads(refused.stdout)["isError"] is True

@@ -168,8 +168,12 @@ def test_tool_call_deltas_and_llama_cpp_duplicate_function_call():
     chunks = [
         chat_delta(
             tool_calls=[
-                {"index": 0, "id": "call_1", "type": "function",
-                 "function": {"name": "weather", "arguments": frag}}
+                {
+                    "index": 0,
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "weather", "arguments": frag},
+                }
             ],
             function_call={"name": "weather", "arguments": frag},
         )
@@ -223,8 +227,12 @@ def decode_and_assemble_every_split(body: bytes) -> list:
 
 def call_fragment(index, arguments, call_id=None, name=None):
     function = {"arguments": arguments} | ({"name": name} if name else {})
-    return chat_delta(tool_calls=[{"index": index, "function": function}
-                                  | ({"id": call_id, "type": "function"} if call_id else {})])
+    return chat_delta(
+        tool_calls=[
+            {"index": index, "function": function}
+            | ({"id": call_id, "type": "function"} if call_id else {})
+        ]
+    )
 
 
 def event_types(events) -> list[str]:
@@ -244,23 +252,36 @@ def test_assembled_tool_calls_come_just_before_the_finish_however_split():
         "[DONE]",
     )
     events = decode_and_assemble_every_split(body)
-    assert event_types(events) == ["delta", *["tool_call_delta"] * 6, *["tool_call"] * 3,
-                                   "finish"]
+    assert event_types(events) == ["delta", *["tool_call_delta"] * 6, *["tool_call"] * 3, "finish"]
     weather, calculate, listing = events[7:10]
     assert weather == AssembledToolCall(0, "call_a", "weather", '{"city": "Paris"}', True)
     assert (calculate.id, calculate.name, calculate.arguments) == (
-        "call_b", "calculate", '{"expression": ')
+        "call_b",
+        "calculate",
+        '{"expression": ',
+    )
     assert not calculate.valid and calculate.reason.startswith("the arguments are not valid JSON")
     assert (listing.arguments, listing.valid, listing.reason) == (
-        "[1, 2]", False, "the arguments are not a JSON object")
+        "[1, 2]",
+        False,
+        "the arguments are not a JSON object",
+    )
     record = json.loads(encode_event_line(weather))
-    assert record == {"type": "tool_call", "index": 0, "id": "call_a", "name": "weather",
-                      "arguments": '{"city": "Paris"}', "valid": True, "reason": None,
-                      "choice": 0}
+    assert record == {
+        "type": "tool_call",
+        "index": 0,
+        "id": "call_a",
+        "name": "weather",
+        "arguments": '{"city": "Paris"}',
+        "valid": True,
+        "reason": None,
+        "choice": 0,
+    }
     reply = Reply()
     reply.add(events)  # the reply's calls are the assembled ones, not counted twice
     assert [(c.id, c.arguments) for c in reply.tool_calls] == [
-        (e.id, e.arguments) for e in (weather, calculate, listing)]
+        (e.id, e.arguments) for e in (weather, calculate, listing)
+    ]
 
 
 def test_open_calls_are_assembled_before_an_error_or_at_the_end():

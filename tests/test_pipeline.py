@@ -126,10 +126,22 @@ async def test_events_show_fragments_then_the_assembled_call_before_the_finish()
     reply = await run_stream(tool_call_producer(finish=True), [Printer(out, events=True)])
     records = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [r["type"] for r in records] == [
-        "tool_call_delta", "tool_call_delta", "delta", "tool_call", "finish"]
-    assert records[3] == {"type": "tool_call", "index": 0, "id": "c1", "name": "f",
-                          "arguments": '{"a": 1}', "valid": True, "reason": None,
-                          "choice": 0}
+        "tool_call_delta",
+        "tool_call_delta",
+        "delta",
+        "tool_call",
+        "finish",
+    ]
+    assert records[3] == {
+        "type": "tool_call",
+        "index": 0,
+        "id": "c1",
+        "name": "f",
+        "arguments": '{"a": 1}',
+        "valid": True,
+        "reason": None,
+        "choice": 0,
+    }
     assert [c.arguments for c in reply.tool_calls] == ['{"a": 1}']
 
 
@@ -149,15 +161,17 @@ def lean(request) -> bool:
     return request.param
 
 
-async def _stream_from(scenario: str, nursery, lean: bool, *, idle: float = 60.0,
-                       retries: int = 2):
+async def _stream_from(scenario: str, nursery, lean: bool, *, idle: float = 60.0, retries: int = 2):
     port = await nursery.start(serve)
     url = f"http://127.0.0.1:{port}/{scenario}/{uuid.uuid4().hex}/v1"
     retries_seen = []
-    async with build_transport(url, "key-1234", connect_timeout=5, idle_timeout=idle,
-                               lean=lean) as client:
+    async with build_transport(
+        url, "key-1234", connect_timeout=5, idle_timeout=idle, lean=lean
+    ) as client:
         producer = OpenAIHTTPProducer(
-            client, api_key="key-1234", max_retries=retries,
+            client,
+            api_key="key-1234",
+            max_retries=retries,
             on_retry=lambda error, delay: retries_seen.append((error.status, delay)),
         )
         request = GenerationRequest("chat", "m", messages=(Message("user", "hi"),))
@@ -208,8 +222,9 @@ async def test_a_429_pauses_every_request_of_the_producer(autojump_clock, lean):
     async with trio.open_nursery() as nursery:
         port = await nursery.start(serve)
         url = f"http://127.0.0.1:{port}/429-then-ok/{uuid.uuid4().hex}/v1"
-        async with build_transport(url, None, connect_timeout=5, idle_timeout=60,
-                                   lean=lean) as client:
+        async with build_transport(
+            url, None, connect_timeout=5, idle_timeout=60, lean=lean
+        ) as client:
             producer = OpenAIHTTPProducer(client)
             request = GenerationRequest("chat", "m", messages=(Message("user", "hi"),))
             start = trio.current_time()
@@ -218,8 +233,7 @@ async def test_a_429_pauses_every_request_of_the_producer(autojump_clock, lean):
 
             async def one(delay: float) -> None:
                 await trio.sleep(delay)
-                replies.append(await run_stream(
-                    lambda send: producer.stream(request, send), []))
+                replies.append(await run_stream(lambda send: producer.stream(request, send), []))
 
             async with trio.open_nursery() as requests:
                 requests.start_soon(one, 0.0)  # gets the 429, Retry-After: 2

@@ -77,13 +77,15 @@ async def test_chat_stream_same_seed_same_text(llama_server):
 
 
 def test_cli_chat_and_complete(run_cli, llama_server):
-    result = run_cli("chat", "Say hello.", "--base-url", llama_server, "-m", "smollm2",
-                     "-n", "16", "--seed", "1")
+    result = run_cli(
+        "chat", "Say hello.", "--base-url", llama_server, "-m", "smollm2", "-n", "16", "--seed", "1"
+    )
     assert result.code == 0, result.stderr
     assert result.stdout.strip()
     assert result.stdout.endswith("\n")
-    result = run_cli("complete", "-", "--base-url", llama_server, "-n", "8", "--events",
-                     input="Once upon a time")
+    result = run_cli(
+        "complete", "-", "--base-url", llama_server, "-n", "8", "--events", input="Once upon a time"
+    )
     assert result.code == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert records[-1] == {"type": "finish", "reason": "length", "choice": 0}
@@ -104,8 +106,16 @@ def test_cli_models_and_preflight(run_cli, llama_server):
 
 def test_cli_sigint_mid_generation(llama_server, cli_env):
     proc, received = start_streaming(
-        ["complete", "A long story: once upon a time", "--base-url", llama_server,
-         "-n", "1500", "--temperature", "1"],
+        [
+            "complete",
+            "A long story: once upon a time",
+            "--base-url",
+            llama_server,
+            "-n",
+            "1500",
+            "--temperature",
+            "1",
+        ],
         cli_env,
     )
     proc.send_signal(signal.SIGINT)
@@ -114,4 +124,3 @@ def test_cli_sigint_mid_generation(llama_server, cli_env):
     assert (received + rest).decode().startswith(received.decode())
     assert (received + rest).endswith(b"\n")
     assert b"Traceback" not in stderr
-

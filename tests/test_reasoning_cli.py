@@ -28,8 +28,11 @@ def test_reasoning_flag_shows_the_thinking_on_stderr(run_cli, fault_url):
 
 
 def test_contradicting_or_inapplicable_flags_are_usage_errors(run_cli, fault_url):
-    for extra in (["--reasoning", "--hide-reasoning"], ["--events", "--reasoning"],
-                  ["--jsonl", "--hide-reasoning"]):
+    for extra in (
+        ["--reasoning", "--hide-reasoning"],
+        ["--events", "--reasoning"],
+        ["--jsonl", "--hide-reasoning"],
+    ):
         result = run_cli("chat", "--base-url", fault_url("thinks"), *extra, "2+2?")
         assert result.code == 2, extra
         assert len(result.stderr.splitlines()) == 1
@@ -38,9 +41,13 @@ def test_contradicting_or_inapplicable_flags_are_usage_errors(run_cli, fault_url
 def _on_a_terminal(cli_env, *args: str) -> bytes:
     """Run the CLI with stdout on a pseudo-terminal; everything it wrote there."""
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "streamkit", *args], env=cli_env,
-                            stdin=subprocess.DEVNULL, stdout=follower,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamkit", *args],
+        env=cli_env,
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=subprocess.PIPE,
+    )
     os.close(follower)
     output = b""
     while True:
@@ -57,25 +64,28 @@ def _on_a_terminal(cli_env, *args: str) -> bytes:
 
 
 def test_a_terminal_shows_the_thinking_dim_before_the_answer(cli_env, fault_url):
-    shown = _on_a_terminal(cli_env, "chat", "--base-url", fault_url("thinks"), "--plain",
-                           "2+2?")
+    shown = _on_a_terminal(cli_env, "chat", "--base-url", fault_url("thinks"), "--plain", "2+2?")
     assert shown == b"\x1b[2mTwo and two.\x1b[0m\n\n4\n"
-    hidden = _on_a_terminal(cli_env, "chat", "--base-url", fault_url("thinks"),
-                            "--hide-reasoning", "--plain", "2+2?")
+    hidden = _on_a_terminal(
+        cli_env, "chat", "--base-url", fault_url("thinks"), "--hide-reasoning", "--plain", "2+2?"
+    )
     assert hidden == b"4\n"
     drawn = _on_a_terminal(cli_env, "chat", "--base-url", fault_url("thinks"), "2+2?")
     thinking = b"\x1b[2mTwo and two.\x1b[0m\n\n"  # as it came; the answer is drawn
-    assert drawn.startswith(thinking) and b"4" in drawn[len(thinking):]
-    plain = _on_a_terminal({**cli_env, "NO_COLOR": "1"}, "chat", "--base-url",
-                           fault_url("thinks"), "2+2?")
+    assert drawn.startswith(thinking) and b"4" in drawn[len(thinking) :]
+    plain = _on_a_terminal(
+        {**cli_env, "NO_COLOR": "1"}, "chat", "--base-url", fault_url("thinks"), "2+2?"
+    )
     assert plain == b"Two and two.\n\n4\n"
 
 
 def test_config_can_hide_the_thinking(cli_env, fault_url):
     with open(cli_env["STREAMKIT_CONFIG"], "w") as config:
         config.write("show_reasoning = false\n")
-    assert _on_a_terminal(cli_env, "chat", "--base-url", fault_url("thinks"), "--plain",
-                          "2+2?") == b"4\n"
+    assert (
+        _on_a_terminal(cli_env, "chat", "--base-url", fault_url("thinks"), "--plain", "2+2?")
+        == b"4\n"
+    )
 
 
 def test_events_carry_reasoning_before_the_answer(run_cli, fault_url):
@@ -85,8 +95,7 @@ def test_events_carry_reasoning_before_the_answer(run_cli, fault_url):
     assert kinds[:3] == [("reasoning", "Two and "), ("reasoning", "two."), ("delta", "4")]
 
 
-def test_the_log_keeps_thinking_apart_and_chat_c_does_not_send_it(run_cli, fault_url,
-                                                                  cli_env):
+def test_the_log_keeps_thinking_apart_and_chat_c_does_not_send_it(run_cli, fault_url, cli_env):
     assert run_cli("chat", "--base-url", fault_url("thinks"), "2+2?").code == 0
     store = Store(cli_env_db(cli_env))
     [conversation] = store.conversations()
@@ -100,12 +109,15 @@ def test_the_log_keeps_thinking_apart_and_chat_c_does_not_send_it(run_cli, fault
         async with open_conversation(cli_env_db(cli_env), continue_last=True) as (_, past):
             return past
 
-    assert [(m.role, m.content) for m in trio.run(history)] == [("user", "2+2?"),
-                                                                 ("assistant", "4")]
+    assert [(m.role, m.content) for m in trio.run(history)] == [
+        ("user", "2+2?"),
+        ("assistant", "4"),
+    ]
 
 
-def test_thinking_that_ends_in_an_error_is_kept_with_the_errors_exit_code(run_cli, fault_url,
-                                                                         cli_env):
+def test_thinking_that_ends_in_an_error_is_kept_with_the_errors_exit_code(
+    run_cli, fault_url, cli_env
+):
     result = run_cli("chat", "--base-url", fault_url("thinks-then-fails"), "2+2?")
     assert result.code == 4
     store = Store(cli_env_db(cli_env))
@@ -116,8 +128,13 @@ def test_thinking_that_ends_in_an_error_is_kept_with_the_errors_exit_code(run_cl
 
 
 def test_batch_results_carry_reasoning(run_cli, fault_url):
-    result = run_cli("chat", "--jsonl", "--base-url", fault_url("thinks"),
-                     input='{"id": "a", "prompt": "2+2?"}\n')
+    result = run_cli(
+        "chat",
+        "--jsonl",
+        "--base-url",
+        fault_url("thinks"),
+        input='{"id": "a", "prompt": "2+2?"}\n',
+    )
     assert result.code == 0, result.stderr
     [record] = map(json.loads, result.stdout.splitlines())
     assert (record["text"], record["reasoning"]) == ("4", "Two and two.")

@@ -31,8 +31,12 @@ async def running_relay(scenario: str | None = "ok", *, backend=None, **options)
         client = None
         if backend is None:
             fault_port = await nursery.start(serve_faults)
-            client = build_transport(f"http://127.0.0.1:{fault_port}/{scenario}/k/v1", None,
-                                  connect_timeout=5, idle_timeout=30)
+            client = build_transport(
+                f"http://127.0.0.1:{fault_port}/{scenario}/k/v1",
+                None,
+                connect_timeout=5,
+                idle_timeout=30,
+            )
             backend = OpenAIHTTPProducer(client)
         limits = options.pop("limits", RelayLimits())
         relay = Relay(backend, limits=limits, **options)
@@ -55,15 +59,17 @@ async def frames_until_end(ws, ids: set) -> list[dict]:
 
 
 def chat(frame_id, text="hi", **options) -> str:
-    return json.dumps({"type": "chat", "id": frame_id,
-                       "messages": [{"role": "user", "content": text}], **options})
+    return json.dumps(
+        {"type": "chat", "id": frame_id, "messages": [{"role": "user", "content": text}], **options}
+    )
 
 
 async def test_stream_and_concurrent_requests_on_one_connection():
     async with running_relay("ok") as (url, _), open_websocket_url(url) as ws:
         await ws.send_message(chat("a"))
-        await ws.send_message(json.dumps({"type": "complete", "id": 2, "prompt": "x",
-                                          "stop": "\n", "max_tokens": 5}))
+        await ws.send_message(
+            json.dumps({"type": "complete", "id": 2, "prompt": "x", "stop": "\n", "max_tokens": 5})
+        )
         frames = await frames_until_end(ws, {"a", 2})
     for frame_id in ("a", 2):
         mine = [f for f in frames if f["id"] == frame_id]
@@ -89,10 +95,14 @@ async def test_cancel_by_id_ends_with_a_cancelled_finish():
 async def test_bad_frames_get_error_frames_and_the_connection_stays():
     async with running_relay("ok") as (url, _), open_websocket_url(url) as ws:
         answers = []
-        for raw in ["not json", "[1, 2]", json.dumps({"type": "chat"}),
-                    json.dumps({"type": "chat", "id": "x", "messages": "hi"}),
-                    json.dumps({"type": "complete", "id": "y"}),
-                    json.dumps({"type": "dance", "id": "z"})]:
+        for raw in [
+            "not json",
+            "[1, 2]",
+            json.dumps({"type": "chat"}),
+            json.dumps({"type": "chat", "id": "x", "messages": "hi"}),
+            json.dumps({"type": "complete", "id": "y"}),
+            json.dumps({"type": "dance", "id": "z"}),
+        ]:
             await ws.send_message(raw)
             answers.append(json.loads(await ws.get_message()))
         assert [a["id"] for a in answers] == [None, None, None, "x", "y", "z"]
@@ -115,13 +125,14 @@ async def test_request_limit_per_connection():
 
 
 async def test_token_and_origin_are_checked_before_the_websocket_opens():
-    async with running_relay("ok", token="s3cret", allowed_origins=("https://ok.example",)
-                             ) as (url, _):
+    async with running_relay("ok", token="s3cret", allowed_origins=("https://ok.example",)) as (
+        url,
+        _,
+    ):
         for headers, path, status in [
             ([], "", 401),
             ([(b"Authorization", b"Bearer wrong")], "", 401),
-            ([(b"Authorization", b"Bearer s3cret"), (b"Origin", b"https://evil.example")],
-             "", 403),
+            ([(b"Authorization", b"Bearer s3cret"), (b"Origin", b"https://evil.example")], "", 403),
         ]:
             with pytest.raises(ConnectionRejected) as rejected:
                 async with open_websocket_url(url + path, extra_headers=headers):
@@ -140,14 +151,18 @@ async def test_without_allowed_origins_only_the_relays_own_origin_and_non_browse
                 async with open_websocket_url(url, extra_headers=[(b"Origin", origin)]):
                     pass
             assert rejected.value.status_code == 403, origin
-        for headers in ([], [(b"Origin", f"http://127.0.0.1:{port}".encode())],
-                        [(b"Origin", f"http://localhost:{port}".encode())]):
+        for headers in (
+            [],
+            [(b"Origin", f"http://127.0.0.1:{port}".encode())],
+            [(b"Origin", f"http://localhost:{port}".encode())],
+        ):
             async with open_websocket_url(url, extra_headers=headers) as ws:
                 await ws.send_message(chat("a"))
                 assert (await frames_until_end(ws, {"a"}))[-1]["type"] == "finish"
-    async with running_relay("ok", allowed_origins=("*",)) as (url, _), open_websocket_url(
-        url, extra_headers=[(b"Origin", b"https://any.example")]
-    ) as ws:
+    async with (
+        running_relay("ok", allowed_origins=("*",)) as (url, _),
+        open_websocket_url(url, extra_headers=[(b"Origin", b"https://any.example")]) as ws,
+    ):
         await ws.send_message(chat("b"))
         assert (await frames_until_end(ws, {"b"}))[-1]["type"] == "finish"
 
@@ -206,8 +221,9 @@ async def test_clients_closing_mid_send_do_not_take_the_relay_down():
                     await ws.get_message()
             # leaving the block closes the WebSocket while the relay is sending
         async with open_websocket_url(url) as ws:  # the relay still serves
-            await ws.send_message(json.dumps({"type": "complete", "id": 1, "prompt": "x",
-                                              "max_tokens": 1}))
+            await ws.send_message(
+                json.dumps({"type": "complete", "id": 1, "prompt": "x", "max_tokens": 1})
+            )
             assert json.loads(await ws.get_message())["type"] in ("delta", "finish")
         with trio.fail_after(10):
             while relay.connections:  # noqa: ASYNC110 - every closed client is let go
@@ -222,8 +238,11 @@ def local_backend():
 async def test_disconnect_stops_local_generation(local_backend):
     async with running_relay(backend=local_backend) as (url, relay):
         async with open_websocket_url(url) as ws:
-            await ws.send_message(json.dumps({"type": "complete", "id": 1, "max_tokens": 3000,
-                                              "prompt": "A long story:"}))
+            await ws.send_message(
+                json.dumps(
+                    {"type": "complete", "id": 1, "max_tokens": 3000, "prompt": "A long story:"}
+                )
+            )
             assert json.loads(await ws.get_message())["type"] == "delta"
             assert any(t.name == THREAD_NAME for t in threading.enumerate())
         with trio.fail_after(5):
@@ -236,8 +255,9 @@ async def test_disconnect_stops_local_generation(local_backend):
 async def test_local_requests_wait_their_turn_with_queued_frames(local_backend):
     async with running_relay(backend=local_backend) as (url, _), open_websocket_url(url) as ws:
         for frame_id in (1, 2, 3):
-            await ws.send_message(json.dumps({"type": "complete", "id": frame_id,
-                                              "prompt": "Hello", "max_tokens": 4}))
+            await ws.send_message(
+                json.dumps({"type": "complete", "id": frame_id, "prompt": "Hello", "max_tokens": 4})
+            )
         frames = await frames_until_end(ws, {1, 2, 3})
     queued = {f["id"]: f["position"] for f in frames if f["type"] == "queued"}
     assert queued == {2: 1, 3: 2}
@@ -258,8 +278,7 @@ async def test_relay_log_keeps_each_request(tmp_path):
         await ws.send_message(chat("a", "remember me"))
         await frames_until_end(ws, {"a"})
     [conversation] = store.conversations()
-    assert [m.content for m in store.messages(conversation.id)] == ["remember me",
-                                                                     "Hello, world"]
+    assert [m.content for m in store.messages(conversation.id)] == ["remember me", "Hello, world"]
 
 
 def test_cli_relay_refuses_public_bind_without_token(run_cli):
@@ -269,19 +288,31 @@ def test_cli_relay_refuses_public_bind_without_token(run_cli):
 
 
 def test_cli_relay_refuses_an_empty_token(run_cli):
-    result = run_cli("relay", "--host", "0.0.0.0", "--token", "", "--base-url",
-                     "http://127.0.0.1:9/v1")
+    result = run_cli(
+        "relay", "--host", "0.0.0.0", "--token", "", "--base-url", "http://127.0.0.1:9/v1"
+    )
     assert result.code == 2
     assert result.stderr.splitlines() == [
-        'streamkit: --token is empty: an empty token is no token '
-        '(give a secret, e.g. --token "$(openssl rand -hex 16)")']
+        "streamkit: --token is empty: an empty token is no token "
+        '(give a secret, e.g. --token "$(openssl rand -hex 16)")'
+    ]
 
 
 def test_cli_relay_graceful_shutdown_on_sigint(fault_url, cli_env):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamkit", "relay", "--port", "0",
-         "--base-url", fault_url("slow")],
-        env=cli_env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "streamkit",
+            "relay",
+            "--port",
+            "0",
+            "--base-url",
+            fault_url("slow"),
+        ],
+        env=cli_env,
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     line = proc.stderr.readline().decode()
     assert line.startswith("listening on ws://127.0.0.1:")
@@ -301,14 +332,23 @@ def test_cli_relay_graceful_shutdown_on_sigint(fault_url, cli_env):
 
     frames = trio.run(client)
     assert proc.wait(timeout=10) == 130
-    assert frames[-1] == {"type": "error", "id": "r", "error": {
-        "type": "shutting_down", "message": "the relay is shutting down"}}
+    assert frames[-1] == {
+        "type": "error",
+        "id": "r",
+        "error": {"type": "shutting_down", "message": "the relay is shutting down"},
+    }
     assert b"Traceback" not in proc.stderr.read()
 
 
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--remote-debugging-port=0",
 ]
 
@@ -330,13 +370,18 @@ async def test_the_html_page_streams_a_reply_in_chromium(tmp_path):
             devtools = await _devtools_url(browser.stderr)
             async with open_websocket_url(devtools, max_message_size=1 << 24) as cdp:
                 calls = _Devtools(cdp)
-                target = await calls.send("Target.createTarget",
-                                          url=f"{page.as_uri()}?url={url}&prompt=hi&send=1")
-                session = (await calls.send("Target.attachToTarget", flatten=True,
-                                            targetId=target["targetId"]))["sessionId"]
+                target = await calls.send(
+                    "Target.createTarget", url=f"{page.as_uri()}?url={url}&prompt=hi&send=1"
+                )
+                session = (
+                    await calls.send(
+                        "Target.attachToTarget", flatten=True, targetId=target["targetId"]
+                    )
+                )["sessionId"]
                 with trio.fail_after(20):
                     while await calls.evaluate(session, "document.title") not in (  # noqa: ASYNC110
-                        "done", "error"
+                        "done",
+                        "error",
                     ):
                         await trio.sleep(0.1)
                 log = await calls.evaluate(session, "document.getElementById('log').innerText")
@@ -374,8 +419,9 @@ class _Devtools:
                 return answer["result"]
 
     async def evaluate(self, session: str, expression: str):
-        result = await self.send("Runtime.evaluate", session, expression=expression,
-                                 returnByValue=True)
+        result = await self.send(
+            "Runtime.evaluate", session, expression=expression, returnByValue=True
+        )
         return result["result"].get("value")
 
 
@@ -386,8 +432,9 @@ async def test_a_schema_is_checked_before_the_finish_frame(local_backend):
     assert last["type"] == "error" and last["error"]["type"] == "schema"
     assert last["error"]["message"].startswith("the reply is not JSON")
     async with running_relay(backend=local_backend) as (url, _), open_websocket_url(url) as ws:
-        await ws.send_message(chat("j", "Extract: Bob, 40 years old", schema="name, age int",
-                                   max_tokens=40, seed=1))
+        await ws.send_message(
+            chat("j", "Extract: Bob, 40 years old", schema="name, age int", max_tokens=40, seed=1)
+        )
         frames = await frames_until_end(ws, {"j"})
     text = "".join(f["text"] for f in frames if f["type"] == "delta")
     assert frames[-1]["type"] == "finish" and frames[-1]["json"] == json.loads(text)
@@ -402,5 +449,6 @@ async def test_reasoning_comes_in_frames_of_its_own():
     assert ("delta", "4") in kinds
     thought = "".join(text for kind, text in kinds if kind == "reasoning")
     assert thought == "Two and two."
-    assert kinds.index(("delta", "4")) > max(i for i, (k, _) in enumerate(kinds)
-                                             if k == "reasoning")
+    assert kinds.index(("delta", "4")) > max(
+        i for i, (k, _) in enumerate(kinds) if k == "reasoning"
+    )

@@ -22,11 +22,12 @@ def test_under_and_at_the_cap_batches_pass_whole():
 
 def test_the_crossing_batch_is_cut_at_the_cap_and_ends_with_the_error():
     limit = ReplyLimit(5)
-    kept = limit.admit([TextDelta("abc"), TextDelta("déf", 0, token_ids=(1, 2)),
-                        Finish("stop")])
+    kept = limit.admit([TextDelta("abc"), TextDelta("déf", 0, token_ids=(1, 2)), Finish("stop")])
     assert kept[:2] == [TextDelta("abc"), TextDelta("d")]  # "é" is 2 bytes: 6 > 5
-    assert kept[2] == StreamError("protocol", "the reply grew past 5 bytes (max_reply_bytes "
-                                  "in the config file) and was cut there")
+    assert kept[2] == StreamError(
+        "protocol",
+        "the reply grew past 5 bytes (max_reply_bytes in the config file) and was cut there",
+    )
     assert len(kept) == 3 and limit.exceeded
     assert limit.admit([TextDelta("more"), Finish("stop")]) == []
 
@@ -38,10 +39,16 @@ def test_tool_call_arguments_count_too():
     assert type(kept[1]) is StreamError
 
 
-@pytest.mark.parametrize(("count", "shown"), [
-    (16 << 20, "16 MiB"), (64 << 10, "64 KiB"), (1000, "1000 bytes"), (3 << 30, "3 GiB"),
-    ((1 << 20) + 1, "1048577 bytes"),
-])
+@pytest.mark.parametrize(
+    ("count", "shown"),
+    [
+        (16 << 20, "16 MiB"),
+        (64 << 10, "64 KiB"),
+        (1000, "1000 bytes"),
+        (3 << 30, "3 GiB"),
+        ((1 << 20) + 1, "1048577 bytes"),
+    ],
+)
 def test_sizes_are_described_exactly(count, shown):
     assert describe_size(count) == shown
 
@@ -62,16 +69,19 @@ def capped(tmp_path):
 
 
 def logged_replies(run_cli, env: dict[str, str]) -> list[dict]:
-    conversations = [json.loads(line) for line in
-                     run_cli("logs", "list", "--json", env=env).stdout.splitlines()]
-    messages = [json.loads(line) for line in run_cli(
-        "logs", "show", conversations[0]["id"], "--json", env=env).stdout.splitlines()]
+    conversations = [
+        json.loads(line) for line in run_cli("logs", "list", "--json", env=env).stdout.splitlines()
+    ]
+    messages = [
+        json.loads(line)
+        for line in run_cli(
+            "logs", "show", conversations[0]["id"], "--json", env=env
+        ).stdout.splitlines()
+    ]
     return [m for m in messages if m["role"] == "assistant"]
 
 
-def test_a_never_ending_stream_stops_at_the_cap_and_keeps_what_arrived(
-    run_cli, fault_url, capped
-):
+def test_a_never_ending_stream_stops_at_the_cap_and_keeps_what_arrived(run_cli, fault_url, capped):
     env = capped(20_000)
     result = run_cli("chat", "hi", "--base-url", fault_url("endless"), env=env, timeout=60)
     assert result.code == 6
@@ -82,13 +92,15 @@ def test_a_never_ending_stream_stops_at_the_cap_and_keeps_what_arrived(
 
 
 def test_a_whole_json_reply_is_cut_at_the_cap(run_cli, fault_url, capped):
-    result = run_cli("chat", "hi", "--base-url", fault_url("whole-large"), "--no-log",
-                     env=capped(100_000))
+    result = run_cli(
+        "chat", "hi", "--base-url", fault_url("whole-large"), "--no-log", env=capped(100_000)
+    )
     assert result.code == 6
     assert result.stdout == "y" * 100_000 + "\n"
     assert_one_error_line(result.stderr, "grew past 100000 bytes")
-    result = run_cli("chat", "hi", "--base-url", fault_url("whole-large"), "--no-log",
-                     env=capped(1000))  # 256 KiB of JSON is more than 1000 bytes need
+    result = run_cli(
+        "chat", "hi", "--base-url", fault_url("whole-large"), "--no-log", env=capped(1000)
+    )  # 256 KiB of JSON is more than 1000 bytes need
     assert result.code == 6
     assert result.stdout == ""
     assert_one_error_line(result.stderr, "the JSON answer is larger than 69536 bytes")
@@ -96,8 +108,17 @@ def test_a_whole_json_reply_is_cut_at_the_cap(run_cli, fault_url, capped):
 
 def test_the_local_model_stops_at_the_cap_too(run_cli, capped):
     env = capped(40)
-    result = run_cli("chat", "Tell me a long story about a dragon.", "-n", "200", "--seed", "1",
-                     "--temperature", "1", env=env)
+    result = run_cli(
+        "chat",
+        "Tell me a long story about a dragon.",
+        "-n",
+        "200",
+        "--seed",
+        "1",
+        "--temperature",
+        "1",
+        env=env,
+    )
     assert result.code == 6, result.stderr
     assert len(result.stdout.encode()) in range(37, 42)  # 40 bytes, whole characters, "\n"
     assert_one_error_line(result.stderr, "the reply grew past 40 bytes")

@@ -59,13 +59,16 @@ def test_every_token_matches_an_independent_computation(scorer, reference):
         expected = [rows[i - 1, t] for i, t in enumerate(scored, len(tokens) - len(scored))]
         assert np.allclose(result.token_logprobs, expected, atol=1e-4)
         assert math.isclose(result.logprob, sum(expected), abs_tol=1e-3)
-        greedy = all(rows[i - 1].argmax() == t
-                     for i, t in enumerate(scored, len(tokens) - len(scored)))
+        greedy = all(
+            rows[i - 1].argmax() == t for i, t in enumerate(scored, len(tokens) - len(scored))
+        )
         assert result.is_greedy == greedy
         assert math.isclose(result.perplexity, math.exp(-result.logprob / result.n_tokens))
         assert len(result.top_logprobs) == result.n_tokens
-        assert all(max(top.values()) >= lp - 1e-9
-                   for top, lp in zip(result.top_logprobs, result.token_logprobs, strict=True))
+        assert all(
+            max(top.values()) >= lp - 1e-9
+            for top, lp in zip(result.top_logprobs, result.token_logprobs, strict=True)
+        )
 
 
 def test_prefix_reuse_gives_identical_numbers(scorer, model_path):
@@ -98,8 +101,12 @@ def test_ranges_sum_their_tokens(scorer):
     whole = result.ranges[1]
     assert whole["n_tokens"] == result.n_tokens
     assert math.isclose(whole["logprob"], result.logprob, abs_tol=1e-9)
-    assert result.ranges[0] == {"start": 0, "end": 6, "n_tokens": 1,
-                                "logprob": result.token_logprobs[0]}
+    assert result.ranges[0] == {
+        "start": 0,
+        "end": 6,
+        "n_tokens": 1,
+        "logprob": result.token_logprobs[0],
+    }
     assert result.ranges[2]["n_tokens"] == 1  # "a" lies inside one token
 
 
@@ -114,16 +121,27 @@ def test_cli_score_json_and_jsonl(run_cli, tmp_path):
     one = run_cli("score", " Paris.", "--context", CONTEXT, "--json")
     assert one.code == 0, one.stderr
     result = json.loads(one.stdout)
-    assert set(result) >= {"logprob", "n_tokens", "is_greedy", "tokens", "token_logprobs",
-                           "perplexity"}
+    assert set(result) >= {
+        "logprob",
+        "n_tokens",
+        "is_greedy",
+        "tokens",
+        "token_logprobs",
+        "perplexity",
+    }
     source = tmp_path / "in.jsonl"
-    source.write_text("".join(json.dumps(r) + "\n" for r in [
-        {"id": "a", "context": CONTEXT, "continuation": " Paris."},
-        {"id": "b", "text": "Hello there"},
-        {"id": "c", "context": CONTEXT},
-        "not json",
-        {"id": "e", "context": CONTEXT, "continuation": " Lyon."},
-    ]))
+    source.write_text(
+        "".join(
+            json.dumps(r) + "\n"
+            for r in [
+                {"id": "a", "context": CONTEXT, "continuation": " Paris."},
+                {"id": "b", "text": "Hello there"},
+                {"id": "c", "context": CONTEXT},
+                "not json",
+                {"id": "e", "context": CONTEXT, "continuation": " Lyon."},
+            ]
+        )
+    )
     batch = run_cli("score", "--jsonl", "-i", str(source))
     assert batch.code == 7
     records = [json.loads(line) for line in batch.stdout.splitlines()]

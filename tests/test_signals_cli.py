@@ -35,9 +35,7 @@ def start_streaming(args: list[str], env: dict[str, str]) -> tuple[subprocess.Po
     return proc, received
 
 
-@pytest.mark.parametrize(
-    ("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)]
-)
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_mid_stream_keeps_partial_text(fault_url, cli_env, signum, code):
     proc, received = start_streaming(["chat", "hi", "--base-url", fault_url("slow")], cli_env)
     proc.send_signal(signum)

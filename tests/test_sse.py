@@ -141,7 +141,7 @@ def test_realistic_openai_stream_split_everywhere():
         b": ping\r\n\r\n"
         b'data: {"choices":[{"delta":{"content":"Hel"}}]}\r\n\r\n'
         b'data: {"choices":[{"delta":{"content":"lo"}}]}\n\n'
-        b"event: error\ndata: {\"error\": {\"message\": \"boom\"}}\r\r"
+        b'event: error\ndata: {"error": {"message": "boom"}}\r\r'
         b"data: [DONE]\n\n"
     )
     events = decode_split_everywhere(body)

@@ -33,8 +33,18 @@ def assistant_rows(db: Path) -> list[tuple]:
 
 def test_real_server_reply_is_stored_as_printed(run_cli, llama_server, tmp_path):
     db = tmp_path / "log.db"
-    result = run_cli("chat", "Name a fruit.", "--base-url", llama_server, "-n", "16",
-                     "--seed", "4", "--db", str(db))
+    result = run_cli(
+        "chat",
+        "Name a fruit.",
+        "--base-url",
+        llama_server,
+        "-n",
+        "16",
+        "--seed",
+        "4",
+        "--db",
+        str(db),
+    )
     assert result.code == 0, result.stderr
     [(content, status, finish, error)] = assistant_rows(db)
     assert content + "\n" == result.stdout
@@ -79,9 +89,7 @@ def test_kill_9_keeps_the_partial_reply_and_the_next_run_marks_it(
     printed = (received + rest).decode()
     with sqlite3.connect(db) as conn:  # opens cleanly: WAL recovery
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        (status,) = conn.execute(
-            "SELECT status FROM messages WHERE role = 'assistant'"
-        ).fetchone()
+        (status,) = conn.execute("SELECT status FROM messages WHERE role = 'assistant'").fetchone()
         assert status == "streaming"
     partial = Store(db).messages(_only_conversation(db))[-1].content
     # What was received up to the last store batch: a whole-token prefix of
@@ -126,7 +134,10 @@ def test_continue_sends_the_logged_history(run_cli, fault_url, tmp_path):
     [conversation] = store.conversations()
     assert conversation.messages == 4
     assert [m.content for m in store.messages(conversation.id)] == [
-        "first question", "Hello, world", "second question", "Hello, world",
+        "first question",
+        "Hello, world",
+        "second question",
+        "Hello, world",
     ]
     missing = run_cli("chat", "--cid", "nope", "x", "--base-url", url, "--db", str(db))
     assert missing.code == 2
@@ -136,12 +147,28 @@ def test_continue_sends_the_logged_history(run_cli, fault_url, tmp_path):
 def test_api_key_never_reaches_the_database(run_cli, fault_url, tmp_path):
     db = tmp_path / "log.db"
     key = "sk-very-secret-key-424242"
-    assert run_cli("chat", "hi", "--base-url", fault_url("ok"), "--api-key", key,
-                   "--db", str(db)).code == 0
-    assert run_cli("complete", "hi", "--base-url", fault_url("ok"), "--db", str(db),
-                   env={"OPENAI_API_KEY": key}).code == 0
-    assert run_cli("chat", "hi", "--base-url", fault_url("401"), "--api-key", key,
-                   "--db", str(db)).code == 4
+    assert (
+        run_cli("chat", "hi", "--base-url", fault_url("ok"), "--api-key", key, "--db", str(db)).code
+        == 0
+    )
+    assert (
+        run_cli(
+            "complete",
+            "hi",
+            "--base-url",
+            fault_url("ok"),
+            "--db",
+            str(db),
+            env={"OPENAI_API_KEY": key},
+        ).code
+        == 0
+    )
+    assert (
+        run_cli(
+            "chat", "hi", "--base-url", fault_url("401"), "--api-key", key, "--db", str(db)
+        ).code
+        == 4
+    )
     files = [p for p in tmp_path.iterdir() if p.name.startswith("log.db")]
     assert files
     for path in files:
@@ -150,8 +177,9 @@ def test_api_key_never_reaches_the_database(run_cli, fault_url, tmp_path):
 
 def test_no_log_writes_nothing(run_cli, fault_url, tmp_path):
     db = tmp_path / "log.db"
-    assert run_cli("chat", "hi", "--base-url", fault_url("ok"), "--db", str(db),
-                   "--no-log").code == 0
+    assert (
+        run_cli("chat", "hi", "--base-url", fault_url("ok"), "--db", str(db), "--no-log").code == 0
+    )
     assert not db.exists()
 
 
@@ -159,9 +187,20 @@ def test_two_processes_log_to_one_file_at_once(fault_url, cli_env, tmp_path):
     db = tmp_path / "log.db"
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "streamkit", "chat", f"question {i}", "--base-url",
-             fault_url("delayed"), "--db", str(db)],
-            env=cli_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            [
+                sys.executable,
+                "-m",
+                "streamkit",
+                "chat",
+                f"question {i}",
+                "--base-url",
+                fault_url("delayed"),
+                "--db",
+                str(db),
+            ],
+            env=cli_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
         for i in range(4)
@@ -223,22 +262,33 @@ async def test_reply_is_written_in_batches_not_per_token(tmp_path, autojump_cloc
 
 def test_request_id_replays_a_completed_reply(run_cli, fault_url, tmp_path):
     db = tmp_path / "log.db"
-    first = run_cli("chat", "hi", "--request-id", "job-7", "--base-url", fault_url("ok"),
-                    "--db", str(db))
+    first = run_cli(
+        "chat", "hi", "--request-id", "job-7", "--base-url", fault_url("ok"), "--db", str(db)
+    )
     assert first.code == 0 and first.stdout == "Hello, world\n"
     # The server is now unreachable: a replay must not need it.
-    again = run_cli("chat", "hi", "--request-id", "job-7", "--base-url",
-                    "http://127.0.0.1:9/v1", "--db", str(db))
+    again = run_cli(
+        "chat",
+        "hi",
+        "--request-id",
+        "job-7",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "--db",
+        str(db),
+    )
     assert again.code == 0
     assert again.stdout == "Hello, world\n"
     assert "replayed the stored reply of request 'job-7'" in again.stderr
     assert len(Store(db).conversations()) == 1  # the replay left no empty conversation
     # A key whose request failed is not replayed: the request is made again.
-    failed = run_cli("chat", "hi", "--request-id", "job-8", "--base-url", fault_url("drop"),
-                     "--db", str(db))
+    failed = run_cli(
+        "chat", "hi", "--request-id", "job-8", "--base-url", fault_url("drop"), "--db", str(db)
+    )
     assert failed.code == 6
-    retried = run_cli("chat", "hi", "--request-id", "job-8", "--base-url", fault_url("ok"),
-                      "--db", str(db))
+    retried = run_cli(
+        "chat", "hi", "--request-id", "job-8", "--base-url", fault_url("ok"), "--db", str(db)
+    )
     assert retried.code == 0 and "replayed" not in retried.stderr
     assert run_cli("chat", "hi", "--request-id", "k", "--no-log").code == 2
 
@@ -247,13 +297,20 @@ def test_batch_lines_are_logged_and_idempotency_keys_replay(run_cli, fault_url, 
     import json
 
     db = tmp_path / "log.db"
-    lines = "".join(json.dumps(r) + "\n" for r in [
-        {"id": "a", "prompt": "first", "idempotency_key": "ka"},
-        {"id": "b", "messages": [{"role": "system", "content": "be brief"},
-                                 {"role": "user", "content": "second"}]},
-    ])
-    first = run_cli("chat", "--jsonl", "--base-url", fault_url("ok"), "--db", str(db),
-                    input=lines)
+    lines = "".join(
+        json.dumps(r) + "\n"
+        for r in [
+            {"id": "a", "prompt": "first", "idempotency_key": "ka"},
+            {
+                "id": "b",
+                "messages": [
+                    {"role": "system", "content": "be brief"},
+                    {"role": "user", "content": "second"},
+                ],
+            },
+        ]
+    )
+    first = run_cli("chat", "--jsonl", "--base-url", fault_url("ok"), "--db", str(db), input=lines)
     assert first.code == 0, first.stderr
     store = Store(db)
     conversations = store.conversations()
@@ -262,8 +319,17 @@ def test_batch_lines_are_logged_and_idempotency_keys_replay(run_cli, fault_url, 
     assert contents == [("be brief", "second", "Hello, world"), ("first", "Hello, world")]
     batches = {row[0] for row in store.db.execute("SELECT batch FROM conversations")}
     assert len(batches) == 1 and None not in batches
-    second = run_cli("chat", "--jsonl", "--base-url", "http://127.0.0.1:9/v1",
-                     "--max-retries", "0", "--db", str(db), input=lines)
+    second = run_cli(
+        "chat",
+        "--jsonl",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "--max-retries",
+        "0",
+        "--db",
+        str(db),
+        input=lines,
+    )
     records = {r["id"]: r for r in map(json.loads, second.stdout.splitlines())}
     assert records["a"]["replayed"] is True and records["a"]["text"] == "Hello, world"
     assert records["b"]["error"]["type"] == "connection"  # no key: really asked again
@@ -275,8 +341,12 @@ def test_batch_resume_from_the_log_without_an_output_file(run_cli, fault_url, tm
 
     db = tmp_path / "log.db"
     source = tmp_path / "in.jsonl"
-    source.write_text("".join(json.dumps({"id": i, "prompt": f"p{i}", "model": m}) + "\n"
-                              for i, m in enumerate(["ok", "drop", "ok"])))
+    source.write_text(
+        "".join(
+            json.dumps({"id": i, "prompt": f"p{i}", "model": m}) + "\n"
+            for i, m in enumerate(["ok", "drop", "ok"])
+        )
+    )
     args = ["complete", "--jsonl", "-i", str(source), "--db", str(db), "--max-retries", "0"]
     first = run_cli(*args, "--base-url", fault_url("by-model"))
     assert first.code == 7  # line 1 broke off mid-stream
@@ -298,8 +368,13 @@ def test_logs_help_has_examples(run_cli):
     assert "streamkit logs search" in result.stdout
 
 
-_WORDY = ["write to my e-mail address", "what's the weather", "version 3.5 is out",
-          "I like C++ a lot", "nothing to see here"]
+_WORDY = [
+    "write to my e-mail address",
+    "what's the weather",
+    "version 3.5 is out",
+    "I like C++ a lot",
+    "nothing to see here",
+]
 
 
 def _wordy_log(tmp_path: Path) -> Path:
@@ -316,8 +391,12 @@ def test_logs_search_takes_plain_words(run_cli, tmp_path):
     import json
 
     db = _wordy_log(tmp_path)
-    for query, expected in [("e-mail", _WORDY[0]), ("what's", _WORDY[1]), ("3.5", _WORDY[2]),
-                            ("C++", _WORDY[3])]:
+    for query, expected in [
+        ("e-mail", _WORDY[0]),
+        ("what's", _WORDY[1]),
+        ("3.5", _WORDY[2]),
+        ("C++", _WORDY[3]),
+    ]:
         result = run_cli("logs", "search", query, "--json", "--db", str(db))
         assert result.code == 0, (query, result.stderr)
         found = [json.loads(line)["content"] for line in result.stdout.splitlines()]

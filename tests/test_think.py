@@ -19,8 +19,10 @@ def split(text: str, cuts: tuple[int, ...], *, inside: bool = False) -> tuple[st
         parts.extend(splitter.feed(text[start:end]))
     parts.extend(splitter.close())
     assert all(piece for _, piece in parts), parts  # never an empty part
-    return ("".join(p for kind, p in parts if kind == "reasoning"),
-            "".join(p for kind, p in parts if kind == "answer"))
+    return (
+        "".join(p for kind, p in parts if kind == "reasoning"),
+        "".join(p for kind, p in parts if kind == "answer"),
+    )
 
 
 CASES = [
@@ -31,10 +33,12 @@ CASES = [
     ("I think.</think>\nAnswer", True, ("I think.", "Answer")),
     ("<thin>not a tag", False, ("", "<thin>not a tag")),
     ("<think>still thinking when cut off", False, ("still thinking when cut off", "")),
-    ("<think>a</think>Use `<think>` and `</think>` tags:\n```\n<think>x</think>\n```", False,
-     ("a", "Use `<think>` and `</think>` tags:\n```\n<think>x</think>\n```")),
-    ("Answer first <think>then</think> text", False,
-     ("", "Answer first <think>then</think> text")),
+    (
+        "<think>a</think>Use `<think>` and `</think>` tags:\n```\n<think>x</think>\n```",
+        False,
+        ("a", "Use `<think>` and `</think>` tags:\n```\n<think>x</think>\n```"),
+    ),
+    ("Answer first <think>then</think> text", False, ("", "Answer first <think>then</think> text")),
     ("<think>a < b and </thin k</think>ok", False, ("a < b and </thin k", "ok")),
     ("<think></think>", False, ("", "")),
     ("<", False, ("", "<")),
@@ -81,6 +85,7 @@ def test_wire_fields():
 
 # -- recorded wire forms, through the stream decoder ---------------------------
 
+
 def _sse(*deltas: dict, usage: dict | None = None) -> bytes:
     import json
 
@@ -97,19 +102,30 @@ def _sse(*deltas: dict, usage: dict | None = None) -> bytes:
 WIRE_FORMS = {
     "deepseek reasoning_content": _sse(
         {"role": "assistant", "reasoning_content": "Two and "},
-        {"reasoning_content": "two."}, {"content": "4"},
-        usage={"prompt_tokens": 5, "completion_tokens": 9, "total_tokens": 14,
-               "completion_tokens_details": {"reasoning_tokens": 7}}),
-    "groq reasoning": _sse({"reasoning": "Two and "}, {"reasoning": "two."},
-                           {"content": "4"}),
+        {"reasoning_content": "two."},
+        {"content": "4"},
+        usage={
+            "prompt_tokens": 5,
+            "completion_tokens": 9,
+            "total_tokens": 14,
+            "completion_tokens_details": {"reasoning_tokens": 7},
+        },
+    ),
+    "groq reasoning": _sse({"reasoning": "Two and "}, {"reasoning": "two."}, {"content": "4"}),
     "openrouter both": _sse(
-        {"reasoning": "Two and ", "reasoning_details": [
-            {"type": "reasoning.text", "text": "Two and ", "index": 0}]},
-        {"reasoning": "two.", "reasoning_details": [
-            {"type": "reasoning.text", "text": "two.", "index": 0}]},
-        {"content": "4"}),
-    "inline think": _sse({"content": "<thi"}, {"content": "nk>Two and two."},
-                         {"content": "</think>\n\n4"}),
+        {
+            "reasoning": "Two and ",
+            "reasoning_details": [{"type": "reasoning.text", "text": "Two and ", "index": 0}],
+        },
+        {
+            "reasoning": "two.",
+            "reasoning_details": [{"type": "reasoning.text", "text": "two.", "index": 0}],
+        },
+        {"content": "4"},
+    ),
+    "inline think": _sse(
+        {"content": "<thi"}, {"content": "nk>Two and two."}, {"content": "</think>\n\n4"}
+    ),
 }
 
 

@@ -40,13 +40,39 @@ def event_lines(stdout: str) -> list[dict]:
 def test_prompt_ids_and_extra_parameters_reach_the_body_typed(run_cli, scripted):
     server = scripted()
     result = run_cli(
-        "complete", "--prompt-ids", "504,3575, 282", "--base-url", server.url,
-        "--top-k", "20", "--min-p", "0.05", "--repetition-penalty", "1.1",
-        "--stop-token-ids", "2,3", "--priority", "-5",
-        "--extra", '{"chat_template_kwargs": {"a": 1}, "ignore_eos": false, "n_probs": 1}',
-        "-O", "ignore_eos=true", "-O", "name=abc", "-O", 'quoted="7"', "-O", "number=7",
-        "-O", 'logit_bias={"50256": -100}', "-O", "ratio=0.25", "-O", "nothing=null",
-        "-O", "equation=a=b",
+        "complete",
+        "--prompt-ids",
+        "504,3575, 282",
+        "--base-url",
+        server.url,
+        "--top-k",
+        "20",
+        "--min-p",
+        "0.05",
+        "--repetition-penalty",
+        "1.1",
+        "--stop-token-ids",
+        "2,3",
+        "--priority",
+        "-5",
+        "--extra",
+        '{"chat_template_kwargs": {"a": 1}, "ignore_eos": false, "n_probs": 1}',
+        "-O",
+        "ignore_eos=true",
+        "-O",
+        "name=abc",
+        "-O",
+        'quoted="7"',
+        "-O",
+        "number=7",
+        "-O",
+        'logit_bias={"50256": -100}',
+        "-O",
+        "ratio=0.25",
+        "-O",
+        "nothing=null",
+        "-O",
+        "equation=a=b",
     )
     assert result.code == 0, result.stderr
     assert result.stdout == "Hello, world\n"
@@ -67,8 +93,16 @@ def test_prompt_ids_and_extra_parameters_reach_the_body_typed(run_cli, scripted)
 
 def test_extra_parameters_reach_chat_bodies_too(run_cli, scripted):
     server = scripted()
-    result = run_cli("chat", "hi", "--base-url", server.url, "--top-k", "3",
-                     "-O", "chat_template_kwargs={\"enable_thinking\": false}")
+    result = run_cli(
+        "chat",
+        "hi",
+        "--base-url",
+        server.url,
+        "--top-k",
+        "3",
+        "-O",
+        'chat_template_kwargs={"enable_thinking": false}',
+    )
     assert result.code == 0, result.stderr
     (body,) = server.bodies()
     assert body["messages"] == [{"role": "user", "content": "hi"}]
@@ -76,12 +110,15 @@ def test_extra_parameters_reach_chat_bodies_too(run_cli, scripted):
     assert body["chat_template_kwargs"] == {"enable_thinking": False}
 
 
-@pytest.mark.parametrize(("args", "fragment"), [
-    (["-O", "novalue"], "-O expects KEY=VALUE"),
-    (["--extra", "[1]"], "--extra must be a JSON object"),
-    (["--extra", "{oops"], "--extra is not valid JSON"),
-    (["--stop-token-ids", "1,x"], "--stop-token-ids takes token ids"),
-])
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["-O", "novalue"], "-O expects KEY=VALUE"),
+        (["--extra", "[1]"], "--extra must be a JSON object"),
+        (["--extra", "{oops"], "--extra is not valid JSON"),
+        (["--stop-token-ids", "1,x"], "--stop-token-ids takes token ids"),
+    ],
+)
 def test_bad_extra_parameters_are_usage_errors(run_cli, scripted, args, fragment):
     server = scripted()
     result = run_cli("complete", "x", "--base-url", server.url, *args)
@@ -99,10 +136,19 @@ def test_prompt_ids_with_a_prompt_argument_is_a_usage_error(run_cli, scripted):
 
 def test_jsonl_prompt_ids_and_token_ids_in_results(run_cli, scripted):
     server = scripted()
-    lines = [{"id": "ids", "prompt_ids": [1, 2, 3]}, {"id": "both", "prompt": "x",
-             "prompt_ids": [1]}, {"id": "text", "prompt": "plain"}]
-    result = run_cli("complete", "--jsonl", "--return-token-ids", "--base-url", server.url,
-                     input="".join(json.dumps(line) + "\n" for line in lines))
+    lines = [
+        {"id": "ids", "prompt_ids": [1, 2, 3]},
+        {"id": "both", "prompt": "x", "prompt_ids": [1]},
+        {"id": "text", "prompt": "plain"},
+    ]
+    result = run_cli(
+        "complete",
+        "--jsonl",
+        "--return-token-ids",
+        "--base-url",
+        server.url,
+        input="".join(json.dumps(line) + "\n" for line in lines),
+    )
     assert result.code == 7  # the "both" line
     by_id = {r["id"]: r for r in event_lines(result.stdout)}
     assert by_id["ids"]["token_ids"] == [9906, 11, 1917]
@@ -131,16 +177,19 @@ def test_events_carry_token_ids_from_the_server(run_cli, scripted):
     assert result.code == 0, result.stderr
     deltas = [r for r in event_lines(result.stdout) if r["type"] == "delta"]
     assert [(d["text"], d["token_ids"]) for d in deltas] == [
-        ("Hello", [9906]), (",", [11]), (" world", [1917]),
+        ("Hello", [9906]),
+        (",", [11]),
+        (" world", [1917]),
     ]
     assert server.bodies()[0]["return_token_ids"] is True
 
 
 def test_chunk_parser_keeps_ids_of_a_token_without_text():
     decoder = OpenAIStreamDecoder()
-    chunks = [{"choices": [{"index": 0, "text": "", "token_ids": [226], "finish_reason": None}]},
-              {"choices": [{"index": 0, "text": "é", "token_ids": [157],
-                            "finish_reason": "stop"}]}]
+    chunks = [
+        {"choices": [{"index": 0, "text": "", "token_ids": [226], "finish_reason": None}]},
+        {"choices": [{"index": 0, "text": "é", "token_ids": [157], "finish_reason": "stop"}]},
+    ]
     data = b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks)
     events = decoder.feed(data + b"data: [DONE]\n\n")
     deltas = [e for e in events if isinstance(e, TextDelta)]
@@ -148,8 +197,18 @@ def test_chunk_parser_keeps_ids_of_a_token_without_text():
 
 
 def test_local_token_ids_detokenize_to_the_printed_text(run_cli):
-    result = run_cli("complete", "--prompt-ids", "504,3575,282", "--return-token-ids",
-                     "--events", "-n", "24", "--seed", "3", "--no-log")
+    result = run_cli(
+        "complete",
+        "--prompt-ids",
+        "504,3575,282",
+        "--return-token-ids",
+        "--events",
+        "-n",
+        "24",
+        "--seed",
+        "3",
+        "--no-log",
+    )
     assert result.code == 0, result.stderr
     records = event_lines(result.stdout)
     deltas = [r for r in records if r["type"] == "delta"]
@@ -165,16 +224,32 @@ def test_local_token_ids_detokenize_to_the_printed_text(run_cli):
 
 
 def test_local_model_maps_llama_parameters_and_rejects_the_rest(run_cli):
-    ok = run_cli("complete", "The capital of France is", "-n", "6", "--seed", "1",
-                 "--top-k", "1", "--repetition-penalty", "1.0", "-O", "min_p=0.1",
-                 "-O", 'logit_bias={"7042": -100}', "--no-log")
+    ok = run_cli(
+        "complete",
+        "The capital of France is",
+        "-n",
+        "6",
+        "--seed",
+        "1",
+        "--top-k",
+        "1",
+        "--repetition-penalty",
+        "1.0",
+        "-O",
+        "min_p=0.1",
+        "-O",
+        'logit_bias={"7042": -100}',
+        "--no-log",
+    )
     assert ok.code == 0, ok.stderr
-    greedy = run_cli("complete", "The capital of France is", "-n", "6", "--seed", "2",
-                     "--top-k", "1", "--no-log")
+    greedy = run_cli(
+        "complete", "The capital of France is", "-n", "6", "--seed", "2", "--top-k", "1", "--no-log"
+    )
     assert greedy.stdout.startswith(" Paris")  # token 7042 is " Paris"
     assert not ok.stdout.startswith(" Paris")  # ... and the bias removed it
-    refused = run_cli("complete", "x", "--priority", "1", "-O", "ignore_eos=true",
-                      "-O", "top_k=5", "--no-log")
+    refused = run_cli(
+        "complete", "x", "--priority", "1", "-O", "ignore_eos=true", "-O", "top_k=5", "--no-log"
+    )
     assert refused.code == 2
     assert refused.stderr.startswith(
         "streamkit: the local model does not support priority, ignore_eos (llama.cpp has:"
@@ -183,8 +258,9 @@ def test_local_model_maps_llama_parameters_and_rejects_the_rest(run_cli):
 
 
 def test_local_request_folds_option_names_and_checks_ids():
-    options = GenerationOptions(extra={"temperature": 0.1, "stop": "x", "top_k": "7",
-                                       "repetition_penalty": 1.2})
+    options = GenerationOptions(
+        extra={"temperature": 0.1, "stop": "x", "top_k": "7", "repetition_penalty": 1.2}
+    )
     request, sampling = local_request(GenerationRequest("completion", None, options), 100)
     assert (request.options.temperature, request.options.stop) == (0.1, ("x",))
     assert request.options.extra == {}
@@ -205,9 +281,11 @@ def test_validation_dump_becomes_one_line():
         "the server rejected the request's `prompt`: Input should be a valid string "
         "(this server does not take the prompt as token ids)"
     )
-    assert validation_summary("1 validation error: {'type': 'literal_error', 'loc': "
-                              "('body', 'response_format', 'type'), 'msg': \"Input should be "
-                              "'text' or 'json_object'\", 'input': 'json_schema'}") == (
+    assert validation_summary(
+        "1 validation error: {'type': 'literal_error', 'loc': "
+        "('body', 'response_format', 'type'), 'msg': \"Input should be "
+        "'text' or 'json_object'\", 'input': 'json_schema'}"
+    ) == (
         "the server rejected the request's `response_format.type`: Input should be 'text' or "
         "'json_object'"
     )
@@ -216,8 +294,16 @@ def test_validation_dump_becomes_one_line():
 
 @pytest.mark.server
 def test_real_server_refusing_prompt_ids_is_one_clear_line(run_cli, llama_server):
-    result = run_cli("complete", "--prompt-ids", "504,3575,282", "--base-url", llama_server,
-                     "-n", "4", "--no-log")
+    result = run_cli(
+        "complete",
+        "--prompt-ids",
+        "504,3575,282",
+        "--base-url",
+        llama_server,
+        "-n",
+        "4",
+        "--no-log",
+    )
     assert result.code == 4
     assert result.stderr == (
         "streamkit: HTTP 500 Internal Server Error from POST /v1/completions: the server "
@@ -228,7 +314,12 @@ def test_real_server_refusing_prompt_ids_is_one_clear_line(run_cli, llama_server
 
 def test_option_values_are_json_where_they_parse():
     assert parse_option_pairs(["a=1", "b=1.5", "c=true", "d=x y", "e=[1]", "f="]) == {
-        "a": 1, "b": 1.5, "c": True, "d": "x y", "e": [1], "f": "",
+        "a": 1,
+        "b": 1.5,
+        "c": True,
+        "d": "x y",
+        "e": [1],
+        "f": "",
     }
     assert msgspec.json.encode(parse_option_pairs(['g={"1": 2}'])) == b'{"g":{"1":2}}'
 
@@ -250,15 +341,25 @@ def debug_lines(stderr: str) -> list[str]:
 
 def test_debug_prints_one_line_per_request_and_never_the_key(run_cli, scripted):
     server = scripted("fail-once")
-    result = run_cli("complete", "hi", "--base-url", server.url, "--api-key", KEY,
-                     "--max-retries", "1", "--debug", "--no-log")
+    result = run_cli(
+        "complete",
+        "hi",
+        "--base-url",
+        server.url,
+        "--api-key",
+        KEY,
+        "--max-retries",
+        "1",
+        "--debug",
+        "--no-log",
+    )
     assert result.code == 0, result.stderr
     assert result.stdout == "Hello, world\n"
     first, second = debug_lines(result.stderr)
-    assert first.startswith(f"streamkit: debug: POST {server.url}/completions -> 500 "
-                            "Internal Server Error; headers ")
-    assert second.startswith(f"streamkit: debug: POST {server.url}/completions -> 200 OK; "
-                             "headers ")
+    assert first.startswith(
+        f"streamkit: debug: POST {server.url}/completions -> 500 Internal Server Error; headers "
+    )
+    assert second.startswith(f"streamkit: debug: POST {server.url}/completions -> 200 OK; headers ")
     for line, number in ((first, 1), (second, 2)):
         assert ", first byte " in line and ", end " in line
         assert f"x-request-id=req-{server.key[:8]}-{number}" in line
@@ -269,8 +370,9 @@ def test_debug_prints_one_line_per_request_and_never_the_key(run_cli, scripted):
     assert_no_key(result.stdout, result.stderr)
     quiet = run_cli("complete", "hi", "--base-url", scripted().url, "--no-log")
     assert debug_lines(quiet.stderr) == []
-    from_env = run_cli("complete", "hi", "--base-url", scripted().url, "--no-log",
-                       env={"STREAMKIT_DEBUG": "1"})
+    from_env = run_cli(
+        "complete", "hi", "--base-url", scripted().url, "--no-log", env={"STREAMKIT_DEBUG": "1"}
+    )
     assert len(debug_lines(from_env.stderr)) == 1
 
 
@@ -286,9 +388,23 @@ def test_failed_request_is_kept_listed_and_replayed_byte_for_byte(
     run_cli, scripted, cli_env, tmp_path
 ):
     server = scripted("fail-once")
-    failed = run_cli("complete", "--prompt-ids", "1,2,3", "--base-url", server.url,
-                     "--api-key", KEY, "--max-retries", "0", "--top-k", "5",
-                     "-O", "ignore_eos=true", "-O", "note=ünïcode")
+    failed = run_cli(
+        "complete",
+        "--prompt-ids",
+        "1,2,3",
+        "--base-url",
+        server.url,
+        "--api-key",
+        KEY,
+        "--max-retries",
+        "0",
+        "--top-k",
+        "5",
+        "-O",
+        "ignore_eos=true",
+        "-O",
+        "note=ünïcode",
+    )
     assert failed.code == 4
     listed = run_cli("logs", "list", "--failed", "--json")
     (record,) = event_lines(listed.stdout)
@@ -314,8 +430,9 @@ def test_failed_request_is_kept_listed_and_replayed_byte_for_byte(
     assert replayed == original  # byte for byte
     assert other.raw_bodies() == [original]
     assert json.loads(renamed_body) == {**json.loads(original), "model": "other-model"}
-    assert_no_key(failed.stderr, listed.stdout, text, again.stdout, again.stderr,
-                  moved.stdout, moved.stderr)
+    assert_no_key(
+        failed.stderr, listed.stdout, text, again.stdout, again.stderr, moved.stdout, moved.stderr
+    )
     database = Path(cli_env["STREAMKIT_DB"])
     for path in database.parent.glob(database.name + "*"):
         assert KEY.encode() not in path.read_bytes()
@@ -324,8 +441,9 @@ def test_failed_request_is_kept_listed_and_replayed_byte_for_byte(
 def test_replay_of_an_unknown_request_is_a_usage_error(run_cli):
     result = run_cli("replay", "999")
     assert result.code == 2
-    assert result.stderr == ("streamkit: no failed request 999 in the log (see `streamkit "
-                             "logs list --failed`)\n")
+    assert result.stderr == (
+        "streamkit: no failed request 999 in the log (see `streamkit logs list --failed`)\n"
+    )
 
 
 def test_request_id_and_rate_limits_in_stats_and_logs_show(run_cli, scripted):
@@ -340,16 +458,20 @@ def test_request_id_and_rate_limits_in_stats_and_logs_show(run_cli, scripted):
     cid = json.loads(conversation)["id"]
     shown = run_cli("logs", "show", cid).stdout
     assert f": HTTP 200; {request_id} " in shown
-    replies = [r for r in event_lines(run_cli("logs", "show", cid, "--json").stdout)
-               if r["role"] == "assistant"]
+    replies = [
+        r
+        for r in event_lines(run_cli("logs", "show", cid, "--json").stdout)
+        if r["role"] == "assistant"
+    ]
     assert replies[0]["http_status"] == 200
     assert replies[0]["response_headers"]["x-ratelimit-limit-tokens"] == "5000"
     assert run_cli("logs", "list", "--failed").stdout == ""
 
 
 def test_replay_target_and_body():
-    stored = FailedRequest(7, "c", 0.0, "local", None, "completions", b'{"prompt":"x"}',
-                           None, None, "boom", None, None)
+    stored = FailedRequest(
+        7, "c", 0.0, "local", None, "completions", b'{"prompt":"x"}', None, None, "boom", None, None
+    )
     with pytest.raises(UsageError, match="went to the local model; give --base-url"):
         replay_target(stored, None, None)
     assert replay_target(stored, None, "http://configured/v1") == "http://configured/v1"

@@ -11,9 +11,22 @@ from trio_websocket import open_websocket_url
 def test_real_server_forced_call_is_assembled_once_in_events(run_cli, llama_server):
     """llama.cpp sends each fragment twice (``tool_calls`` and ``function_call``) and
     repeats id and name on every delta: still one whole call, its text the fragments'."""
-    result = run_cli("chat", "What is 12 times 12?", "--tool", "calculate", "--tool-choice",
-                     "calculate", "--max-hops", "1", "--base-url", llama_server, "-n", "48",
-                     "--events", "--no-log")
+    result = run_cli(
+        "chat",
+        "What is 12 times 12?",
+        "--tool",
+        "calculate",
+        "--tool-choice",
+        "calculate",
+        "--max-hops",
+        "1",
+        "--base-url",
+        llama_server,
+        "-n",
+        "48",
+        "--events",
+        "--no-log",
+    )
     records = [json.loads(line) for line in result.stdout.splitlines()]
     first_hop = records[: next(i for i, r in enumerate(records) if r["type"] == "finish") + 1]
     fragments = [r for r in first_hop if r["type"] == "tool_call_delta"]
@@ -33,8 +46,12 @@ def test_real_server_forced_call_is_assembled_once_in_events(run_cli, llama_serv
 
 
 async def test_relay_sends_fragments_and_whole_calls_under_the_events_names():
-    spec = {"calls": [{"name": "calculate", "arguments": {"expression": "6*7"}},
-                      {"name": "weather", "arguments_raw": '{"city": '}]}
+    spec = {
+        "calls": [
+            {"name": "calculate", "arguments": {"expression": "6*7"}},
+            {"name": "weather", "arguments_raw": '{"city": '},
+        ]
+    }
     async with running_relay("tools") as (url, _), open_websocket_url(url) as ws:
         await ws.send_message(chat("r1", json.dumps(spec)))
         frames = await frames_until_end(ws, {"r1"})
@@ -44,6 +61,8 @@ async def test_relay_sends_fragments_and_whole_calls_under_the_events_names():
     assert {d["type"] for d in deltas} == {"tool_call_delta"}
     whole = [f["call"] for f in frames if f["type"] == "tool_call"]
     assert [(c["type"], c["name"], c["valid"]) for c in whole] == [
-        ("tool_call", "calculate", True), ("tool_call", "weather", False)]
+        ("tool_call", "calculate", True),
+        ("tool_call", "weather", False),
+    ]
     assert whole[0]["arguments"] == '{"expression": "6*7"}'
     assert frames[-1] == {"type": "finish", "id": "r1", "finish_reason": "tool_calls"}

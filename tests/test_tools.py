@@ -57,11 +57,23 @@ def _sdk_assemble(deltas: list[ToolCallDelta]) -> list[tuple[str, str, str]]:
         call = {"index": d.index, "function": function}
         if d.id:
             call.update(id=d.id, type="function")
-        state.handle_chunk(ChatCompletionChunk.model_validate({
-            "id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m",
-            "choices": [{"index": 0, "delta": {"tool_calls": [call]},
-                         "finish_reason": None if n < len(deltas) - 1 else "tool_calls"}],
-        }))
+        state.handle_chunk(
+            ChatCompletionChunk.model_validate(
+                {
+                    "id": "x",
+                    "object": "chat.completion.chunk",
+                    "created": 0,
+                    "model": "m",
+                    "choices": [
+                        {
+                            "index": 0,
+                            "delta": {"tool_calls": [call]},
+                            "finish_reason": None if n < len(deltas) - 1 else "tool_calls",
+                        }
+                    ],
+                }
+            )
+        )
     message = state.get_final_completion().choices[0].message
     return [(c.id, c.function.name, c.function.arguments) for c in message.tool_calls]
 
@@ -125,12 +137,15 @@ def test_calculate_bounds_every_number_before_computing_it():
     """Each intermediate result is checked before it is computed: a tower of powers is
     refused at once instead of running the CPU (and holding the GIL) for hours."""
     assert calculate(f"10 ** {DIGIT_LIMIT - 1}") == "1" + "0" * (DIGIT_LIMIT - 1)
-    assert calculate("3 ** 2000 % 7") == str(3 ** 2000 % 7)
+    assert calculate("3 ** 2000 % 7") == str(3**2000 % 7)
     assert calculate("(-1) ** (10 ** 900) + 1 ** (10 ** 900)") == "2"
     too_big = (
-        "((10**1000)**1000)**1000", f"10 ** {DIGIT_LIMIT}", "2 ** 10 ** 10",
+        "((10**1000)**1000)**1000",
+        f"10 ** {DIGIT_LIMIT}",
+        "2 ** 10 ** 10",
         f"(10 ** {DIGIT_LIMIT // 2 + 1}) * (10 ** {DIGIT_LIMIT // 2 + 1})",
-        "0x" + "f" * 900, "9 ** 99999",
+        "0x" + "f" * 900,
+        "9 ** 99999",
     )
     for expression in too_big:
         with pytest.raises(ValueError, match=f"more than {DIGIT_LIMIT} digits"):
@@ -165,10 +180,11 @@ async def _never_asked(tool, arguments):
 
 
 async def test_dispatch_validates_caps_and_reports_every_call(tmp_path):
-    loud = tool_from_spec("loud", ToolSpec(
-        command=[sys.executable, "-c", "print('x' * 100000)"]))
-    failing = tool_from_spec("failing", ToolSpec(
-        command=[sys.executable, "-c", "import sys; sys.exit('broken pipe dream')"]))
+    loud = tool_from_spec("loud", ToolSpec(command=[sys.executable, "-c", "print('x' * 100000)"]))
+    failing = tool_from_spec(
+        "failing",
+        ToolSpec(command=[sys.executable, "-c", "import sys; sys.exit('broken pipe dream')"]),
+    )
     tools = {**builtin_tools(tmp_path), "loud": loud, "failing": failing}
     dispatcher = Dispatcher(tools, approve=_never_asked, output_cap=1000)
     calls = [
@@ -192,12 +208,18 @@ async def test_dispatch_validates_caps_and_reports_every_call(tmp_path):
 
 async def test_tool_timeout_kills_the_process(tmp_path):
     pid_file = tmp_path / "pid"
-    sleeper = tool_from_spec("sleeper", ToolSpec(
-        command=[sys.executable, "-c",
-                 f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid()));"
-                 " time.sleep(60)"],
-        timeout=0.5,
-    ))
+    sleeper = tool_from_spec(
+        "sleeper",
+        ToolSpec(
+            command=[
+                sys.executable,
+                "-c",
+                f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid()));"
+                " time.sleep(60)",
+            ],
+            timeout=0.5,
+        ),
+    )
     dispatcher = Dispatcher({"sleeper": sleeper}, approve=_never_asked)
     [result] = await dispatcher.run_all([ToolCall(0, "a", "sleeper", "{}")], hop=1)
     assert result.status == "timeout"
@@ -232,14 +254,23 @@ def ask(*calls: dict, always: bool = False) -> str:
 
 def test_python_tool_result_is_fed_back(run_cli, fault_url, tmp_path):
     db = tmp_path / "log.db"
-    result = run_cli("chat", ask({"name": "calculate", "arguments": {"expression": "6*7"}}),
-                     "--tool", "calculate", "--base-url", fault_url("tools"), "--db", str(db))
+    result = run_cli(
+        "chat",
+        ask({"name": "calculate", "arguments": {"expression": "6*7"}}),
+        "--tool",
+        "calculate",
+        "--base-url",
+        fault_url("tools"),
+        "--db",
+        str(db),
+    )
     assert result.code == 0, result.stderr
     assert result.stdout == "Let me check. \nResults: 42\n"
     assert 'streamkit: tool calculate({"expression": "6*7"}) -> 42' in result.stderr
     with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT hop, name, arguments, result, status FROM tool_calls"
-                            ).fetchall()
+        rows = conn.execute(
+            "SELECT hop, name, arguments, result, status FROM tool_calls"
+        ).fetchall()
         roles = [r for (r,) in conn.execute("SELECT role FROM messages ORDER BY id")]
     assert rows == [(1, "calculate", '{"expression": "6*7"}', "42", "ok")]
     assert roles == ["user", "assistant", "tool", "assistant"]
@@ -252,15 +283,23 @@ def test_calls_without_ids_get_one_id_everywhere(run_cli, fault_url, tmp_path):
     the log's assistant row and in its tool messages, so ``chat -c`` replays the turn
     with matching ids."""
     db = tmp_path / "log.db"
-    spec = json.dumps({"calls": [{"name": "calculate", "arguments": {"expression": "1+1"}},
-                                 {"name": "calculate", "arguments": {"expression": "2+2"}}],
-                       "no_ids": True})
-    result = run_cli("chat", spec, "--tool", "calculate", "--base-url", fault_url("tools"),
-                     "--db", str(db))
+    spec = json.dumps(
+        {
+            "calls": [
+                {"name": "calculate", "arguments": {"expression": "1+1"}},
+                {"name": "calculate", "arguments": {"expression": "2+2"}},
+            ],
+            "no_ids": True,
+        }
+    )
+    result = run_cli(
+        "chat", spec, "--tool", "calculate", "--base-url", fault_url("tools"), "--db", str(db)
+    )
     assert result.code == 0, result.stderr
     with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT role, tool_calls, tool_call_id FROM messages ORDER BY id"
-                            ).fetchall()
+        rows = conn.execute(
+            "SELECT role, tool_calls, tool_call_id FROM messages ORDER BY id"
+        ).fetchall()
     calls = json.loads(rows[1][1])
     ids = [call["id"] for call in calls]
     assert all(ids) and len(set(ids)) == 2
@@ -268,10 +307,16 @@ def test_calls_without_ids_get_one_id_everywhere(run_cli, fault_url, tmp_path):
 
 
 def test_a_model_chosen_tower_of_powers_is_an_error_result(run_cli, fault_url):
-    result = run_cli("chat", ask({"name": "calculate",
-                                  "arguments": {"expression": "((10**1000)**1000)**1000"}}),
-                     "--tool", "calculate", "--base-url", fault_url("tools"), "--no-log",
-                     timeout=60)
+    result = run_cli(
+        "chat",
+        ask({"name": "calculate", "arguments": {"expression": "((10**1000)**1000)**1000"}}),
+        "--tool",
+        "calculate",
+        "--base-url",
+        fault_url("tools"),
+        "--no-log",
+        timeout=60,
+    )
     assert result.code == 0, result.stderr
     assert result.stdout.startswith("Let me check. \nResults: ValueError: ")
     assert f"more than {DIGIT_LIMIT} digits" in result.stdout
@@ -280,9 +325,18 @@ def test_a_model_chosen_tower_of_powers_is_an_error_result(run_cli, fault_url):
 
 def test_read_file_on_a_fifo_is_an_error_result(run_cli, fault_url, tmp_path):
     os.mkfifo(tmp_path / "pipe")  # no writer: opening it to read would wait for one
-    result = run_cli("chat", ask({"name": "read_file", "arguments": {"path": "pipe"}}),
-                     "--tool", "read_file", "--tool-root", str(tmp_path),
-                     "--base-url", fault_url("tools"), "--no-log", timeout=60)
+    result = run_cli(
+        "chat",
+        ask({"name": "read_file", "arguments": {"path": "pipe"}}),
+        "--tool",
+        "read_file",
+        "--tool-root",
+        str(tmp_path),
+        "--base-url",
+        fault_url("tools"),
+        "--no-log",
+        timeout=60,
+    )
     assert result.code == 0, result.stderr
     assert result.stdout == "Let me check. \nResults: ValueError: 'pipe' is not a regular file\n"
 
@@ -300,7 +354,8 @@ def _rendezvous_tool(tmp_path: Path, me: str, other: str) -> str:
     comes and time out: both succeeding shows they ran at the same time.
     """
     script = tmp_path / f"{me}.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import pathlib, sys, time
         root = pathlib.Path({str(tmp_path)!r})
         (root / "{me}.started").write_text("")
@@ -310,8 +365,9 @@ def _rendezvous_tool(tmp_path: Path, me: str, other: str) -> str:
                 sys.exit(0)
             time.sleep(0.05)
         sys.exit("{other} never started")
-    """))
-    return f'command = [{json.dumps(sys.executable)}, {json.dumps(str(script))}]'
+    """)
+    )
+    return f"command = [{json.dumps(sys.executable)}, {json.dumps(str(script))}]"
 
 
 def test_argv_tools_of_one_reply_run_concurrently(run_cli, fault_url, tmp_path):
@@ -320,13 +376,21 @@ def test_argv_tools_of_one_reply_run_concurrently(run_cli, fault_url, tmp_path):
         f"[tools.left]\n{_rendezvous_tool(tmp_path, 'left', 'right')}\ntimeout = 20\n"
         f"[tools.right]\n{_rendezvous_tool(tmp_path, 'right', 'left')}\ntimeout = 20\n"
     )
-    result = run_cli("chat", ask({"name": "left"}, {"name": "right"}), "--tools", str(tools),
-                     "--base-url", fault_url("tools"), "--events")
+    result = run_cli(
+        "chat",
+        ask({"name": "left"}, {"name": "right"}),
+        "--tools",
+        str(tools),
+        "--base-url",
+        fault_url("tools"),
+        "--events",
+    )
     assert result.code == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
     tool_results = [r for r in records if r["type"] == "tool_result"]
     assert [(r["name"], r["status"], r["content"].strip()) for r in tool_results] == [
-        ("left", "ok", "left saw right"), ("right", "ok", "right saw left"),
+        ("left", "ok", "left saw right"),
+        ("right", "ok", "right saw left"),
     ]
     assert any(r["type"] == "tool_call" for r in records)
     assert records[-1]["type"] == "finish"
@@ -335,9 +399,15 @@ def test_argv_tools_of_one_reply_run_concurrently(run_cli, fault_url, tmp_path):
 def test_schema_failure_and_invalid_json_reach_the_model_not_the_tool(run_cli, fault_url):
     result = run_cli(
         "chat",
-        ask({"name": "calculate", "arguments": {"expr": "1"}},
-            {"name": "calculate", "arguments_raw": '{"expression": '}),
-        "--tool", "calculate", "--base-url", fault_url("tools"), "--no-log",
+        ask(
+            {"name": "calculate", "arguments": {"expr": "1"}},
+            {"name": "calculate", "arguments_raw": '{"expression": '},
+        ),
+        "--tool",
+        "calculate",
+        "--base-url",
+        fault_url("tools"),
+        "--no-log",
     )
     assert result.code == 0, result.stderr
     assert "do not match the schema" in result.stdout
@@ -347,11 +417,24 @@ def test_schema_failure_and_invalid_json_reach_the_model_not_the_tool(run_cli, f
 
 def test_hop_limit_exits_9_with_a_notice(run_cli, fault_url, tmp_path):
     db = tmp_path / "log.db"
-    result = run_cli("chat", ask({"name": "now"}, always=True), "--tool", "now",
-                     "--max-hops", "2", "--base-url", fault_url("tools"), "--db", str(db))
+    result = run_cli(
+        "chat",
+        ask({"name": "now"}, always=True),
+        "--tool",
+        "now",
+        "--max-hops",
+        "2",
+        "--base-url",
+        fault_url("tools"),
+        "--db",
+        str(db),
+    )
     assert result.code == 9
-    assert result.stderr.strip().splitlines()[-1].startswith(
-        "streamkit: the model still asked for tools after 2 hop(s)")
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("streamkit: the model still asked for tools after 2 hop(s)")
+    )
     with sqlite3.connect(db) as conn:
         hops = [h for (h,) in conn.execute("SELECT hop FROM tool_calls ORDER BY id")]
         notices = conn.execute("SELECT content FROM messages WHERE role = 'system'").fetchall()
@@ -359,35 +442,62 @@ def test_hop_limit_exits_9_with_a_notice(run_cli, fault_url, tmp_path):
     assert "--max-hops" in notices[0][0]
 
 
-def test_confirm_tool_is_refused_without_a_terminal_and_runs_with_yes(
-    run_cli, fault_url, tmp_path
-):
+def test_confirm_tool_is_refused_without_a_terminal_and_runs_with_yes(run_cli, fault_url, tmp_path):
     config = tmp_path / "config.toml"
     config.write_text(
         "[tools.shout]\ndescription = 'echo loudly'\nconfirm = true\n"
         f"command = [{json.dumps(sys.executable)}, '-c', 'print(\"HEY\")']\n"
     )
     env = {"STREAMKIT_CONFIG": str(config)}
-    refused = run_cli("chat", ask({"name": "shout"}), "--tool", "shout", "--no-log",
-                      "--base-url", fault_url("tools"), env=env)
+    refused = run_cli(
+        "chat",
+        ask({"name": "shout"}),
+        "--tool",
+        "shout",
+        "--no-log",
+        "--base-url",
+        fault_url("tools"),
+        env=env,
+    )
     assert refused.code == 0
     assert "did not approve" in refused.stdout
-    approved = run_cli("chat", ask({"name": "shout"}), "--tool", "shout", "--yes", "--no-log",
-                       "--base-url", fault_url("tools"), env=env)
+    approved = run_cli(
+        "chat",
+        ask({"name": "shout"}),
+        "--tool",
+        "shout",
+        "--yes",
+        "--no-log",
+        "--base-url",
+        fault_url("tools"),
+        env=env,
+    )
     assert approved.stdout.endswith("Results: HEY\n")
 
 
 def test_ctrl_c_during_a_tool_kills_it(fault_url, cli_env, tmp_path):
     pid_file = tmp_path / "pid"
     tools = tmp_path / "tools.toml"
-    code = (f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid()));"
-            " time.sleep(120)")
-    tools.write_text(f"[tools.slow]\ncommand = [{json.dumps(sys.executable)}, '-c', "
-                     f"{json.dumps(code)}]\n")
+    code = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
+    tools.write_text(
+        f"[tools.slow]\ncommand = [{json.dumps(sys.executable)}, '-c', {json.dumps(code)}]\n"
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamkit", "chat", ask({"name": "slow"}), "--tools",
-         str(tools), "--base-url", fault_url("tools")],
-        env=cli_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "streamkit",
+            "chat",
+            ask({"name": "slow"}),
+            "--tools",
+            str(tools),
+            "--base-url",
+            fault_url("tools"),
+        ],
+        env=cli_env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 30
     while not pid_file.exists() or not pid_file.read_text():
@@ -416,10 +526,21 @@ def test_a_signal_during_a_stuck_python_tool_exits_at_once(
     tools = tmp_path / "tools.toml"
     tools.write_text('[tools.stuck]\npython = "hanging_tools:wait_forever"\n')
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamkit", "chat",
-         ask({"name": "stuck", "arguments": {"marker": str(marker)}}), "--tools", str(tools),
-         "--base-url", fault_url("tools"), "--no-log"],
-        env=_with_tests_on_path(cli_env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "streamkit",
+            "chat",
+            ask({"name": "stuck", "arguments": {"marker": str(marker)}}),
+            "--tools",
+            str(tools),
+            "--base-url",
+            fault_url("tools"),
+            "--no-log",
+        ],
+        env=_with_tests_on_path(cli_env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     try:
@@ -450,15 +571,16 @@ def _group_tool(tmp_path: Path, script: str, extra: str = "") -> tuple[Path, Pat
     pgid_file = tmp_path / "pgid"
     tools = tmp_path / "tools.toml"
     line = f"trap '' TERM; echo $$ > {pgid_file}; {script}"
-    tools.write_text(f"[tools.group]\ncommand = [\"sh\", \"-c\", {json.dumps(line)}]\n{extra}")
+    tools.write_text(f'[tools.group]\ncommand = ["sh", "-c", {json.dumps(line)}]\n{extra}')
     return tools, pgid_file
 
 
 def _live_members(pgid: int) -> list[str]:
     """The processes of group ``pgid`` still running (a zombie has ended: it waits
     only to be reaped by init)."""
-    listing = subprocess.run(["ps", "-eo", "pgid=,stat=,pid=,args="], capture_output=True,
-                             text=True, check=True).stdout
+    listing = subprocess.run(
+        ["ps", "-eo", "pgid=,stat=,pid=,args="], capture_output=True, text=True, check=True
+    ).stdout
     rows = [line.split(None, 2) for line in listing.splitlines()]
     return [row[2] for row in rows if int(row[0]) == pgid and not row[1].startswith("Z")]
 
@@ -479,9 +601,18 @@ def test_a_finished_command_tool_takes_its_background_children_with_it(
     """The shell answers and exits; the ``sleep`` it left holds stdout open and ignores
     SIGTERM. The answer still comes back, and the ``sleep`` is killed."""
     tools, pgid_file = _group_tool(tmp_path, "sleep 300 & echo started")
-    result = run_cli("chat", ask({"name": "group"}), "--tools", str(tools),
-                     "--tool-timeout", "20", "--base-url", fault_url("tools"), "--no-log",
-                     timeout=60)
+    result = run_cli(
+        "chat",
+        ask({"name": "group"}),
+        "--tools",
+        str(tools),
+        "--tool-timeout",
+        "20",
+        "--base-url",
+        fault_url("tools"),
+        "--no-log",
+        timeout=60,
+    )
     tool_groups.append(pgid := int(pgid_file.read_text()))
     assert result.code == 0, result.stderr
     assert result.stdout == "Let me check. \nResults: started\n"
@@ -491,10 +622,18 @@ def test_a_finished_command_tool_takes_its_background_children_with_it(
 def test_a_timed_out_command_tool_keeps_its_output_and_leaves_nothing_running(
     run_cli, fault_url, tmp_path, tool_groups
 ):
-    tools, pgid_file = _group_tool(tmp_path, "sleep 300 & echo started; sleep 300",
-                                   "timeout = 5\n")
-    result = run_cli("chat", ask({"name": "group"}), "--tools", str(tools), "--events",
-                     "--base-url", fault_url("tools"), "--no-log", timeout=60)
+    tools, pgid_file = _group_tool(tmp_path, "sleep 300 & echo started; sleep 300", "timeout = 5\n")
+    result = run_cli(
+        "chat",
+        ask({"name": "group"}),
+        "--tools",
+        str(tools),
+        "--events",
+        "--base-url",
+        fault_url("tools"),
+        "--no-log",
+        timeout=60,
+    )
     tool_groups.append(pgid := int(pgid_file.read_text()))
     assert result.code == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
@@ -510,9 +649,22 @@ def test_a_signal_during_a_command_tool_kills_its_whole_group(
 ):
     tools, pgid_file = _group_tool(tmp_path, "sleep 300 & echo started; wait")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamkit", "chat", ask({"name": "group"}), "--tools",
-         str(tools), "--base-url", fault_url("tools"), "--no-log"],
-        env=cli_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "streamkit",
+            "chat",
+            ask({"name": "group"}),
+            "--tools",
+            str(tools),
+            "--base-url",
+            fault_url("tools"),
+            "--no-log",
+        ],
+        env=cli_env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         tool_groups.append(pgid := int(_wait_for_file(pgid_file, proc)))
@@ -533,9 +685,22 @@ def test_unknown_tool_is_a_usage_error(run_cli):
 
 
 def test_real_server_forced_tool_call(run_cli, llama_server):
-    result = run_cli("chat", "What is 12 times 12?", "--tool", "calculate", "--tool-choice",
-                     "calculate", "--max-hops", "1", "--base-url", llama_server, "-n", "48",
-                     "--events", "--no-log")
+    result = run_cli(
+        "chat",
+        "What is 12 times 12?",
+        "--tool",
+        "calculate",
+        "--tool-choice",
+        "calculate",
+        "--max-hops",
+        "1",
+        "--base-url",
+        llama_server,
+        "-n",
+        "48",
+        "--events",
+        "--no-log",
+    )
     records = [json.loads(line) for line in result.stdout.splitlines()]
     tool_results = [r for r in records if r["type"] == "tool_result"]
     assert tool_results, result.stdout + result.stderr
@@ -544,7 +709,6 @@ def test_real_server_forced_tool_call(run_cli, llama_server):
     assert tool_results[0]["name"] == "calculate"
     assert tool_results[0]["status"] in ("ok", "invalid", "error")
     assert result.code in (0, 9)
-
 
 
 def test_dropped_tool_calls_take_their_results_with_them():
@@ -572,17 +736,28 @@ async def test_later_hops_send_what_fit_returns(fault_url, capsys):
         seen.append([m.role for m in history])
         return tuple(history)
 
-    history = [Message("user", json.dumps({"calls": [
-        {"name": "calculate", "arguments": {"expression": "6*7"}}]}))]
+    history = [
+        Message(
+            "user",
+            json.dumps({"calls": [{"name": "calculate", "arguments": {"expression": "6*7"}}]}),
+        )
+    ]
     request = GenerationRequest("chat", None, GenerationOptions(), messages=tuple(history))
     async with build_transport(url, None, connect_timeout=5, idle_timeout=5) as client:
         reply = await run_with_tools(
-            OpenAIHTTPProducer(client), request, history,
-            dispatcher=Dispatcher({"calculate": builtin_tools(Path.cwd())["calculate"]},
-                                  approve=_never_asked),
-            max_hops=2, guard=lambda: contextlib.nullcontext(trio.CancelScope()), events=False,
-            stats=False, log=None,
-            prompt_text=None, fit=fit,
+            OpenAIHTTPProducer(client),
+            request,
+            history,
+            dispatcher=Dispatcher(
+                {"calculate": builtin_tools(Path.cwd())["calculate"]}, approve=_never_asked
+            ),
+            max_hops=2,
+            guard=lambda: contextlib.nullcontext(trio.CancelScope()),
+            events=False,
+            stats=False,
+            log=None,
+            prompt_text=None,
+            fit=fit,
         )
     assert reply.error is None and reply.text == "Results: 42"
     assert seen == [["user", "assistant", "tool"]]  # the second hop, and only it

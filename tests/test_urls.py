@@ -19,14 +19,20 @@ from conftest import free_port
 PASSWORD = "pw-s3cret-9"
 
 
-@pytest.mark.parametrize(("base", "path", "joined"), [
-    ("http://h/v1", "chat/completions", "http://h/v1/chat/completions"),
-    ("http://h/v1/", "models", "http://h/v1/models"),
-    ("http://h/v1?api-version=2", "chat/completions",
-     "http://h/v1/chat/completions?api-version=2"),
-    ("http://h/v1/?a=1&b=2", "/models", "http://h/v1/models?a=1&b=2"),
-    ("http://h", "models", "http://h/models"),
-])
+@pytest.mark.parametrize(
+    ("base", "path", "joined"),
+    [
+        ("http://h/v1", "chat/completions", "http://h/v1/chat/completions"),
+        ("http://h/v1/", "models", "http://h/v1/models"),
+        (
+            "http://h/v1?api-version=2",
+            "chat/completions",
+            "http://h/v1/chat/completions?api-version=2",
+        ),
+        ("http://h/v1/?a=1&b=2", "/models", "http://h/v1/models?a=1&b=2"),
+        ("http://h", "models", "http://h/models"),
+    ],
+)
 def test_a_path_goes_before_the_query(base, path, joined):
     assert join_url(base, path) == joined
 
@@ -36,13 +42,16 @@ def test_split_query():
     assert split_query("http://h/v1") == ("http://h/v1", "")
 
 
-@pytest.mark.parametrize(("url", "shown"), [
-    (f"http://user:{PASSWORD}@h:8000/v1", "http://h:8000/v1"),
-    ("https://TOKEN123@h/v1", "https://h/v1"),
-    (f"http://h/v1?api-version=2&api_key={PASSWORD}", "http://h/v1?api-version=2&api_key=***"),
-    ("http://h/v1", "http://h/v1"),
-    (f"http://u:{PASSWORD}@[::1/v1", "http://[::1/v1"),  # unsplittable: userinfo dropped still
-])
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (f"http://user:{PASSWORD}@h:8000/v1", "http://h:8000/v1"),
+        ("https://TOKEN123@h/v1", "https://h/v1"),
+        (f"http://h/v1?api-version=2&api_key={PASSWORD}", "http://h/v1?api-version=2&api_key=***"),
+        ("http://h/v1", "http://h/v1"),
+        (f"http://u:{PASSWORD}@[::1/v1", "http://[::1/v1"),  # unsplittable: userinfo dropped still
+    ],
+)
 def test_public_url_has_no_credentials(url, shown):
     assert public_url(url) == shown
 
@@ -72,8 +81,17 @@ def test_credentials_in_the_base_url_are_sent_never_shown(run_cli, fault_url, tm
     assert result.code == 0, result.stderr
     assert result.stdout.endswith(" auth=Basic\n")  # sent, as httpx sends URL credentials
     assert "/chat/completions -> 200 OK" in result.stderr  # the --debug line
-    failed = run_cli("chat", "hi", "--base-url", base.replace("echo-target", "always-500"),
-                     "--max-retries", "0", "--debug", "--db", db)
+    failed = run_cli(
+        "chat",
+        "hi",
+        "--base-url",
+        base.replace("echo-target", "always-500"),
+        "--max-retries",
+        "0",
+        "--debug",
+        "--db",
+        db,
+    )
     assert failed.code == 4
     listed = run_cli("logs", "list", "--failed", "--db", db)
     assert "127.0.0.1" in listed.stdout and "/always-500/" in listed.stdout
@@ -105,8 +123,12 @@ async def test_bench_lean_client_keeps_the_query_and_hides_the_password(nursery)
     port = await nursery.start(fault_server.serve)
     path = f"/echo-target/{uuid.uuid4().hex}/v1"
     item = random_workload(1, kind="chat", model="m", prompt_tokens=4, output_tokens=2)[0]
-    target = RawHTTPTarget(f"http://user:{PASSWORD}@127.0.0.1:{port}{path}?api-version=2",
-                           None, connect_timeout=5, idle_timeout=5)
+    target = RawHTTPTarget(
+        f"http://user:{PASSWORD}@127.0.0.1:{port}{path}?api-version=2",
+        None,
+        connect_timeout=5,
+        idle_timeout=5,
+    )
     try:
         assert PASSWORD not in target.url
         measurement = Measurement(trio.current_time())

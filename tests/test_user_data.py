@@ -38,8 +38,13 @@ def one_error_line(stderr: str) -> str:
 
 def test_an_overlong_line_is_one_input_error_and_the_batch_goes_on(run_cli, fault_url):
     overlong = "x" * (DEFAULT_MAX_LINE_BYTES + 1)
-    result = run_cli("complete", "--jsonl", "--base-url", fault_url("ok"),
-                     input=jsonl({"id": "a", "prompt": "p"}, overlong, {"id": "c", "prompt": "q"}))
+    result = run_cli(
+        "complete",
+        "--jsonl",
+        "--base-url",
+        fault_url("ok"),
+        input=jsonl({"id": "a", "prompt": "p"}, overlong, {"id": "c", "prompt": "q"}),
+    )
     assert result.code == 7
     assert "Traceback" not in result.stderr
     first, middle, last = records(result.stdout)
@@ -51,9 +56,21 @@ def test_an_overlong_line_is_one_input_error_and_the_batch_goes_on(run_cli, faul
 
 def test_an_endless_line_is_reported_at_once(fault_url, cli_env):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamkit", "chat", "--jsonl", "-i", "/dev/zero",
-         "--base-url", fault_url("ok")],
-        env=cli_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "streamkit",
+            "chat",
+            "--jsonl",
+            "-i",
+            "/dev/zero",
+            "--base-url",
+            fault_url("ok"),
+        ],
+        env=cli_env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         record = json.loads(proc.stdout.readline())  # while /dev/zero is still being read
@@ -68,9 +85,13 @@ def test_an_endless_line_is_reported_at_once(fault_url, cli_env):
 
 def test_score_reads_its_input_with_the_same_bounded_reader(run_cli, tmp_path):
     source = tmp_path / "in.jsonl"
-    source.write_text(jsonl({"id": "a", "context": CONTEXT, "continuation": " Paris."},
-                            "y" * (DEFAULT_MAX_LINE_BYTES + 10),
-                            {"id": "c", "text": "Hello there"}))
+    source.write_text(
+        jsonl(
+            {"id": "a", "context": CONTEXT, "continuation": " Paris."},
+            "y" * (DEFAULT_MAX_LINE_BYTES + 10),
+            {"id": "c", "text": "Hello there"},
+        )
+    )
     result = run_cli("score", "--jsonl", "-i", str(source))
     assert result.code == 7, result.stderr
     assert "Traceback" not in result.stderr
@@ -102,15 +123,15 @@ def test_an_output_that_is_the_input_is_refused(cli_env, fault_url, tmp_path, co
     elif form == "symlink":
         output = tmp_path / "sym.jsonl"
         output.symlink_to(source)
-    args = [sys.executable, "-m", "streamkit", *_batch_args(command, fault_url),
-            "-o", str(output)]
+    args = [sys.executable, "-m", "streamkit", *_batch_args(command, fault_url), "-o", str(output)]
     if form == "resume":
         args.append("--resume")
     with source.open("rb") as stdin:
         if form != "stdin":
             args += ["-i", str(source)]
-        proc = subprocess.run(args, stdin=stdin, env=cli_env, capture_output=True, text=True,
-                              timeout=120)
+        proc = subprocess.run(
+            args, stdin=stdin, env=cli_env, capture_output=True, text=True, timeout=120
+        )
     assert proc.returncode == 2
     assert "is the input" in one_error_line(proc.stderr)
     assert source.read_text() == text + '{"id": "torn"'
@@ -121,10 +142,12 @@ def test_stdout_appended_to_the_input_is_refused(cli_env, fault_url, tmp_path, c
     source = tmp_path / "in.jsonl"
     text = jsonl({"id": "a", "prompt": "p", "text": "t"})
     source.write_text(text)
-    line = " ".join([sys.executable, "-m", "streamkit", *_batch_args(command, fault_url),
-                     "-i", str(source)])
-    proc = subprocess.run(f"{line} >> {source}", shell=True, env=cli_env, capture_output=True,
-                          text=True, timeout=120)
+    line = " ".join(
+        [sys.executable, "-m", "streamkit", *_batch_args(command, fault_url), "-i", str(source)]
+    )
+    proc = subprocess.run(
+        f"{line} >> {source}", shell=True, env=cli_env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2
     assert "stdout is the input" in one_error_line(proc.stderr)
     assert source.read_text() == text
@@ -134,8 +157,17 @@ def test_an_output_that_is_the_log_is_refused(run_cli, fault_url, tmp_path):
     db = tmp_path / "log.db"
     assert run_cli("complete", "x", "--base-url", fault_url("ok"), "--db", str(db)).code == 0
     before = db.read_bytes()
-    result = run_cli("complete", "--jsonl", "--base-url", fault_url("ok"), "--db", str(db),
-                     "-o", str(db), input=jsonl({"prompt": "p"}))
+    result = run_cli(
+        "complete",
+        "--jsonl",
+        "--base-url",
+        fault_url("ok"),
+        "--db",
+        str(db),
+        "-o",
+        str(db),
+        input=jsonl({"prompt": "p"}),
+    )
     assert result.code == 2
     assert "is the log" in one_error_line(result.stderr)
     assert db.read_bytes() == before
@@ -148,14 +180,16 @@ def test_ids_are_unique_in_a_batch_and_resume_from_the_log_replays_each_lines_ow
     run_cli, fault_url, tmp_path
 ):
     source = tmp_path / "in.jsonl"
-    source.write_text(jsonl(
-        {"id": "a", "prompt": "one"},
-        {"id": "a", "prompt": "two"},  # given twice
-        {"prompt": "three"},  # named 3 by its line
-        {"id": 3, "prompt": "four"},  # 3 is line 3's already
-        {"id": 6, "prompt": "five"},
-        {"prompt": "six"},  # its number, 6, is line 5's id
-    ))
+    source.write_text(
+        jsonl(
+            {"id": "a", "prompt": "one"},
+            {"id": "a", "prompt": "two"},  # given twice
+            {"prompt": "three"},  # named 3 by its line
+            {"id": 3, "prompt": "four"},  # 3 is line 3's already
+            {"id": 6, "prompt": "five"},
+            {"prompt": "six"},  # its number, 6, is line 5's id
+        )
+    )
     db = tmp_path / "log.db"
     args = ["complete", "--jsonl", "-i", str(source), "--db", str(db)]
     first = run_cli(*args, "--base-url", fault_url("ok"))
@@ -175,8 +209,15 @@ def test_ids_are_unique_in_a_batch_and_resume_from_the_log_replays_each_lines_ow
 
 
 def test_score_ids_are_unique_too(run_cli):
-    result = run_cli("score", "--jsonl", input=jsonl(
-        {"id": 2, "text": "Hello there"}, {"text": "Hello again"}, {"id": "c", "text": "Hi there"}))
+    result = run_cli(
+        "score",
+        "--jsonl",
+        input=jsonl(
+            {"id": 2, "text": "Hello there"},
+            {"text": "Hello again"},
+            {"id": "c", "text": "Hi there"},
+        ),
+    )
     assert result.code == 7
     out = records(result.stdout)
     assert [r["id"] for r in out] == [2, 2, "c"]
@@ -197,13 +238,24 @@ def _capped(limit: int):
 
 def _to_dev_full(args: list[str], env: dict, stdin: str = "") -> subprocess.CompletedProcess:
     with open("/dev/full", "wb") as full:
-        return subprocess.run([sys.executable, "-m", "streamkit", *args], input=stdin.encode(),
-                              stdout=full, stderr=subprocess.PIPE, env=env, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "streamkit", *args],
+            input=stdin.encode(),
+            stdout=full,
+            stderr=subprocess.PIPE,
+            env=env,
+            timeout=120,
+        )
 
 
-@pytest.mark.parametrize("args", [
-    ["chat", "hi"], ["complete", "x", "--events"],
-], ids=" ".join)
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["chat", "hi"],
+        ["complete", "x", "--events"],
+    ],
+    ids=" ".join,
+)
 def test_a_full_disk_on_stdout_is_one_line_and_the_log_keeps_the_reply(
     args, cli_env, fault_url, tmp_path
 ):
@@ -221,10 +273,23 @@ def test_what_reached_stdout_before_it_filled_is_kept(cli_env, fault_url, tmp_pa
     target = tmp_path / "reply.txt"
     with target.open("wb") as out:
         proc = subprocess.run(
-            [sys.executable, "-m", "streamkit", "chat", "hi", "--no-log",
-             "--base-url", fault_url("ok")],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE, env=cli_env,
-            timeout=120, preexec_fn=_capped(5))
+            [
+                sys.executable,
+                "-m",
+                "streamkit",
+                "chat",
+                "hi",
+                "--no-log",
+                "--base-url",
+                fault_url("ok"),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.PIPE,
+            env=cli_env,
+            timeout=120,
+            preexec_fn=_capped(5),
+        )
     assert proc.returncode == EXIT_OUTPUT
     assert "File too large" in one_error_line(proc.stderr.decode())
     assert target.read_bytes() == b"Hello"
@@ -244,29 +309,58 @@ def test_a_batch_output_that_filled_keeps_its_records_and_resumes(cli_env, fault
     source = tmp_path / "in.jsonl"
     source.write_text(jsonl(*({"id": i, "prompt": f"p{i}"} for i in range(20))))
     output = tmp_path / "out.jsonl"
-    args = [sys.executable, "-m", "streamkit", "complete", "--jsonl", "-i", str(source),
-            "-o", str(output), "--no-log", "--base-url", fault_url("ok")]
-    proc = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, env=cli_env,
-                          timeout=120, preexec_fn=_capped(1000))
+    args = [
+        sys.executable,
+        "-m",
+        "streamkit",
+        "complete",
+        "--jsonl",
+        "-i",
+        str(source),
+        "-o",
+        str(output),
+        "--no-log",
+        "--base-url",
+        fault_url("ok"),
+    ]
+    proc = subprocess.run(
+        args,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        env=cli_env,
+        timeout=120,
+        preexec_fn=_capped(1000),
+    )
     assert proc.returncode == EXIT_OUTPUT
     assert "File too large" in one_error_line(proc.stderr.decode())
     kept = output.read_bytes()
     assert len(kept) == 1000
     whole = records(kept[: kept.rfind(b"\n") + 1].decode())
     assert [r["id"] for r in whole] == list(range(len(whole))) and len(whole) >= 3
-    resumed = subprocess.run([*args, "--resume"], stdin=subprocess.DEVNULL,
-                             capture_output=True, env=cli_env, timeout=120)
+    resumed = subprocess.run(
+        [*args, "--resume"], stdin=subprocess.DEVNULL, capture_output=True, env=cli_env, timeout=120
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert sorted(r["id"] for r in records(output.read_text())) == list(range(20))
 
 
-@pytest.mark.parametrize("args", [
-    ["score", " Paris.", "-C", CONTEXT], ["score", " Paris.", "-C", CONTEXT, "--json"],
-    ["score", "--jsonl", "-o", "/dev/full"], ["logs", "list"],
-], ids=" ".join)
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["score", " Paris.", "-C", CONTEXT],
+        ["score", " Paris.", "-C", CONTEXT, "--json"],
+        ["score", "--jsonl", "-o", "/dev/full"],
+        ["logs", "list"],
+    ],
+    ids=" ".join,
+)
 def test_a_full_disk_under_score_and_logs_is_one_line(args, cli_env, fault_url):
-    subprocess.run([sys.executable, "-m", "streamkit", "complete", "x", "--base-url",
-                    fault_url("ok")], env=cli_env, capture_output=True, timeout=60)
+    subprocess.run(
+        [sys.executable, "-m", "streamkit", "complete", "x", "--base-url", fault_url("ok")],
+        env=cli_env,
+        capture_output=True,
+        timeout=60,
+    )
     proc = _to_dev_full(args, cli_env, jsonl({"id": "a", "text": "Hello there"}))
     assert proc.returncode == EXIT_OUTPUT
     assert "No space left on device" in one_error_line(proc.stderr.decode())
@@ -275,8 +369,9 @@ def test_a_full_disk_under_score_and_logs_is_one_line(args, cli_env, fault_url):
 # -- --output outside a batch ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", [["chat", "hi"], ["complete", "x"], ["score", "x y"]],
-                         ids=" ".join)
+@pytest.mark.parametrize(
+    "command", [["chat", "hi"], ["complete", "x"], ["score", "x y"]], ids=" ".join
+)
 def test_output_outside_a_batch_is_refused(run_cli, fault_url, tmp_path, command):
     target = tmp_path / "out.txt"
     result = run_cli(*command, "-o", str(target), "--base-url", fault_url("ok"))
@@ -299,8 +394,9 @@ def test_a_text_longer_than_the_context_is_a_model_error_as_in_complete(run_cli,
     remote = run_cli("score", long, "--base-url", llama_server)
     assert remote.code == EXIT_MODEL
     assert "context length" in one_error_line(remote.stderr)
-    batch = run_cli("score", "--jsonl", "--base-url", llama_server,
-                    input=jsonl({"id": "long", "text": long}))
+    batch = run_cli(
+        "score", "--jsonl", "--base-url", llama_server, input=jsonl({"id": "long", "text": long})
+    )
     assert batch.code == 7
     (too_long,) = records(batch.stdout)
     assert too_long["error"]["type"] == "model"

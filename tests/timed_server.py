@@ -103,8 +103,11 @@ class Counters:
     slots: trio.Semaphore | None = None
 
     def stats(self) -> dict:
-        return {"requests": self.requests, "in_flight": self.in_flight,
-                "max_in_flight": self.max_in_flight}
+        return {
+            "requests": self.requests,
+            "in_flight": self.in_flight,
+            "max_in_flight": self.max_in_flight,
+        }
 
 
 counters: dict[str, Counters] = {}
@@ -114,8 +117,9 @@ def _counters(key: str) -> Counters:
     return counters.setdefault(key, Counters())
 
 
-def _payload(chat: bool, text: str | None, finish: str | None, t: float,
-             thought: bool = False) -> bytes:
+def _payload(
+    chat: bool, text: str | None, finish: str | None, t: float, thought: bool = False
+) -> bytes:
     if chat:
         delta = {} if text is None else {"reasoning_content" if thought else "content": text}
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
@@ -181,8 +185,11 @@ class Exchange:
             tail = _payload(self.chat, None, "length", trio.current_time() - started)
             wants_usage = (self.body.get("stream_options") or {}).get("include_usage")
             if plan.usage and wants_usage:
-                usage = {"prompt_tokens": plan.prompt_tokens, "completion_tokens": tokens,
-                         "total_tokens": plan.prompt_tokens + tokens}
+                usage = {
+                    "prompt_tokens": plan.prompt_tokens,
+                    "completion_tokens": tokens,
+                    "total_tokens": plan.prompt_tokens + tokens,
+                }
                 if plan.think:
                     usage["completion_tokens_details"] = {"reasoning_tokens": plan.think}
                 tail += b"data: " + json.dumps({"choices": [], "usage": usage}).encode() + b"\n\n"
@@ -200,8 +207,11 @@ def _log_truth(body: dict, sent: list[float]) -> None:
         return
     messages = body.get("messages")
     prompt = messages[-1]["content"] if messages else body.get("prompt", "")
-    record = {"prompt": prompt, "ttft": sent[0],
-              "gaps": [b - a for a, b in itertools.pairwise(sent)]}
+    record = {
+        "prompt": prompt,
+        "ttft": sent[0],
+        "gaps": [b - a for a, b in itertools.pairwise(sent)],
+    }
     with open(path, "a", encoding="utf-8") as out:
         out.write(json.dumps(record) + "\n")
 
@@ -219,19 +229,22 @@ def exposition(key: str, plan: Plan) -> str:
     counters = _counters(key)
     running = counters.in_flight - counters.waiting
     label = '{model_name="timed"}'
-    lines = ["# HELP vllm:num_requests_running Requests being served.",
-             "# TYPE vllm:num_requests_running gauge",
-             f"vllm:num_requests_running{label} {running}",
-             "# TYPE vllm:num_requests_waiting gauge",
-             f"vllm:num_requests_waiting{label} {counters.waiting}",
-             "# TYPE vllm:kv_cache_usage_perc gauge",
-             f"vllm:kv_cache_usage_perc{label} {running / plan.slots if plan.slots else 0.0}",
-             "# TYPE vllm:time_to_first_token_seconds histogram"]
+    lines = [
+        "# HELP vllm:num_requests_running Requests being served.",
+        "# TYPE vllm:num_requests_running gauge",
+        f"vllm:num_requests_running{label} {running}",
+        "# TYPE vllm:num_requests_waiting gauge",
+        f"vllm:num_requests_waiting{label} {counters.waiting}",
+        "# TYPE vllm:kv_cache_usage_perc gauge",
+        f"vllm:kv_cache_usage_perc{label} {running / plan.slots if plan.slots else 0.0}",
+        "# TYPE vllm:time_to_first_token_seconds histogram",
+    ]
     for bound in TTFT_BUCKETS:
         le = "+Inf" if bound == float("inf") else repr(bound)
         count = sum(1 for t in counters.ttfts if t <= bound)
-        lines.append(f'vllm:time_to_first_token_seconds_bucket{{le="{le}",model_name="timed"}}'
-                     f" {count}")
+        lines.append(
+            f'vllm:time_to_first_token_seconds_bucket{{le="{le}",model_name="timed"}} {count}'
+        )
     lines.append(f"vllm:time_to_first_token_seconds_count{label} {len(counters.ttfts)}")
     lines.append(f"vllm:time_to_first_token_seconds_sum{label} {sum(counters.ttfts)}")
     return "\n".join(lines) + "\n"
@@ -259,8 +272,9 @@ def transport() -> httpx.MockTransport:
         if exchange.status != 200:
             return httpx.Response(exchange.status, content=exchange.error_body())
         started = trio.current_time()
-        return httpx.Response(200, headers={"content-type": "text/event-stream"},
-                              content=exchange.chunks(started))
+        return httpx.Response(
+            200, headers={"content-type": "text/event-stream"}, content=exchange.chunks(started)
+        )
 
     return httpx.MockTransport(handle)
 
@@ -288,13 +302,16 @@ async def _handle(stream: trio.SocketStream) -> None:
                     continue
                 if rest == "metrics":
                     text = exposition(key, plan).encode()
-                    await send_head(stream, "200 X", {"Content-Type": "text/plain; version=0.0.4",
-                                                      "Content-Length": len(text)}, text)
+                    await send_head(
+                        stream,
+                        "200 X",
+                        {"Content-Type": "text/plain; version=0.0.4", "Content-Length": len(text)},
+                        text,
+                    )
                     continue
                 exchange = Exchange(plan, key, json.loads(request.body or b"{}"), rest, started)
                 if exchange.status != 200:
-                    await send_json(stream, f"{exchange.status} X", exchange.error(),
-                                    close=False)
+                    await send_json(stream, f"{exchange.status} X", exchange.error(), close=False)
                     continue
                 await start_sse(stream, "200 X", close=False)
                 async for piece in exchange.chunks(started):

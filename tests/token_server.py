@@ -56,7 +56,7 @@ def _pieces(body: dict) -> list[tuple[str, list[int]]]:
     if reply is None:
         return PIECES
     text = reply if isinstance(reply, str) else json.dumps(reply)
-    return [(text[i:i + 4], [i]) for i in range(0, len(text), 4)]
+    return [(text[i : i + 4], [i]) for i in range(0, len(text), 4)]
 
 
 def _chunks(body: dict, chat: bool) -> list[bytes]:
@@ -95,19 +95,29 @@ async def handle(stream: trio.SocketStream) -> None:
         number = len(bodies[key])
         headers = _headers(key, number)
         if name == "fail-once" and number == 1:
-            await send_json(stream, "500 Internal Server Error",
-                            {"error": {"message": "the scripted server failed"}}, headers)
+            await send_json(
+                stream,
+                "500 Internal Server Error",
+                {"error": {"message": "the scripted server failed"}},
+                headers,
+            )
             return
         body = json.loads(request.body)
         if name == "no-json-schema" and body.get("response_format", {}).get("type") == (
             "json_schema"
         ):
-            await send_json(stream, "400 Bad Request", {"error": {
-                "message": "response_format: json_schema is not supported"}})
+            await send_json(
+                stream,
+                "400 Bad Request",
+                {"error": {"message": "response_format: json_schema is not supported"}},
+            )
             return
         if "scripted_status" in body:
-            await send_json(stream, f"{body['scripted_status']} Scripted", {"error": {
-                "message": "the scripted status"}})
+            await send_json(
+                stream,
+                f"{body['scripted_status']} Scripted",
+                {"error": {"message": "the scripted status"}},
+            )
             return
         chat = parts[-1] == "completions" and parts[-2] == "chat"
         if "scripted_reply" not in body:

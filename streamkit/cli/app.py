@@ -63,8 +63,12 @@ def _version(value: bool) -> None:
 def main(
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version, is_eager=True,
-                     help="Show versions (streamkit, Python, llama-cpp-python) and exit"),
+        typer.Option(
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Show versions (streamkit, Python, llama-cpp-python) and exit",
+        ),
     ] = False,
     no_color: Annotated[
         bool, typer.Option("--no-color", help="No colour, even on a terminal [env: NO_COLOR]")

@@ -27,50 +27,94 @@ BATCH = "Batch (JSONL)"
 
 JSONL = Annotated[
     bool,
-    typer.Option("--jsonl", help="Batch mode: one JSON record a line in, one result a line out",
-                 rich_help_panel=BATCH),
+    typer.Option(
+        "--jsonl",
+        help="Batch mode: one JSON record a line in, one result a line out",
+        rich_help_panel=BATCH,
+    ),
 ]
 InputFile = Annotated[
     Path | None,
-    typer.Option("--input", "-i", help="Read JSONL from FILE instead of stdin",
-                 rich_help_panel=BATCH, show_default=False, dir_okay=False),
+    typer.Option(
+        "--input",
+        "-i",
+        help="Read JSONL from FILE instead of stdin",
+        rich_help_panel=BATCH,
+        show_default=False,
+        dir_okay=False,
+    ),
 ]
 OutputFile = Annotated[
     Path | None,
-    typer.Option("--output", "-o", help="Write results to FILE instead of stdout",
-                 rich_help_panel=BATCH, show_default=False, dir_okay=False),
+    typer.Option(
+        "--output",
+        "-o",
+        help="Write results to FILE instead of stdout",
+        rich_help_panel=BATCH,
+        show_default=False,
+        dir_okay=False,
+    ),
 ]
 Concurrency = Annotated[
     int,
-    typer.Option("--concurrency", "-j", min=1, max=1024, help="Requests in flight at once",
-                 rich_help_panel=BATCH),
+    typer.Option(
+        "--concurrency",
+        "-j",
+        min=1,
+        max=1024,
+        help="Requests in flight at once",
+        rich_help_panel=BATCH,
+    ),
 ]
 Unordered = Annotated[
     bool,
-    typer.Option("--unordered", help="Write results as they finish, not in input order",
-                 rich_help_panel=BATCH),
+    typer.Option(
+        "--unordered",
+        help="Write results as they finish, not in input order",
+        rich_help_panel=BATCH,
+    ),
 ]
 Resume = Annotated[
     bool,
-    typer.Option("--resume", help="Skip ids already answered: in --output FILE (the rest is "
-                 "appended), or else in the log's record of this --batch (their stored "
-                 "results are written again)", rich_help_panel=BATCH),
+    typer.Option(
+        "--resume",
+        help="Skip ids already answered: in --output FILE (the rest is "
+        "appended), or else in the log's record of this --batch (their stored "
+        "results are written again)",
+        rich_help_panel=BATCH,
+    ),
 ]
 RayAddress = Annotated[
     str | None,
-    typer.Option("--ray", metavar="ADDRESS", help="Run on a Ray cluster: its address, "
-                 "`auto` (the one this machine is in) or `local` (one started here); "
-                 "needs streamkit[ray]", rich_help_panel=BATCH, show_default=False),
+    typer.Option(
+        "--ray",
+        metavar="ADDRESS",
+        help="Run on a Ray cluster: its address, "
+        "`auto` (the one this machine is in) or `local` (one started here); "
+        "needs streamkit[ray]",
+        rich_help_panel=BATCH,
+        show_default=False,
+    ),
 ]
 RayWorkers = Annotated[
     int | None,
-    typer.Option("--ray-workers", min=1, max=1024, help="Ray actors to spread the work "
-                 "over [default: one a node]", rich_help_panel=BATCH, show_default=False),
+    typer.Option(
+        "--ray-workers",
+        min=1,
+        max=1024,
+        help="Ray actors to spread the work over [default: one a node]",
+        rich_help_panel=BATCH,
+        show_default=False,
+    ),
 ]
 BatchName = Annotated[
     str | None,
-    typer.Option("--batch", help="Name of this batch in the log [default: the --input "
-                 "file's absolute path]", rich_help_panel=BATCH, show_default=False),
+    typer.Option(
+        "--batch",
+        help="Name of this batch in the log [default: the --input file's absolute path]",
+        rich_help_panel=BATCH,
+        show_default=False,
+    ),
 ]
 
 
@@ -78,8 +122,10 @@ def refuse_output_outside_batch(output_path: Path | None) -> None:
     """``--output`` is where a batch's results go; one reply goes to stdout, and a
     flag that would be silently ignored is refused instead."""
     if output_path is not None:
-        raise UsageError(f"--output is for --jsonl batches; one reply goes to stdout "
-                         f"(to write it to a file: > {output_path})")
+        raise UsageError(
+            f"--output is for --jsonl batches; one reply goes to stdout "
+            f"(to write it to a file: > {output_path})"
+        )
 
 
 def refuse_ray_outside_batch(ray: str | None) -> None:
@@ -119,8 +165,10 @@ async def run_jsonl(
         batch_name = str(await trio.Path(input_path).resolve())
     from_log = resume and output_path is None
     if from_log and (db is None or batch_name is None):
-        raise UsageError("--resume needs --output FILE, or the log and a batch name "
-                         "(--input FILE or --batch NAME) to resume from")
+        raise UsageError(
+            "--resume needs --output FILE, or the log and a batch name "
+            "(--input FILE or --batch NAME) to resume from"
+        )
     if ray is not None:
         refuse_on_cluster(events=events, from_log=from_log, tools=tools is not None)
     elif ray_workers is not None:
@@ -136,9 +184,18 @@ async def run_jsonl(
         async with open_batch_files(input_path, output_path, resume=resume) as files:
             with interrupts.guard() as scope, scope:
                 summary = await run_on_cluster(
-                    ray, ray_workers, settings, files, output_path, kind=kind,
-                    defaults=options, concurrency=concurrency, ordered=ordered, resume=resume,
-                    batch_name=batch_name or f"stdin {datetime.datetime.now().isoformat()}")
+                    ray,
+                    ray_workers,
+                    settings,
+                    files,
+                    output_path,
+                    kind=kind,
+                    defaults=options,
+                    concurrency=concurrency,
+                    ordered=ordered,
+                    resume=resume,
+                    batch_name=batch_name or f"stdin {datetime.datetime.now().isoformat()}",
+                )
         return _exit_code(interrupts, summary)
     summary = None
     async with open_batch_files(input_path, output_path, resume=resume, log=db) as files:
@@ -156,11 +213,21 @@ async def run_jsonl(
         try:
             async with open_backend(settings) as backend:
                 runner = BatchRunner(
-                    backend, files.output, kind=kind, model=settings.model, defaults=options,
-                    concurrency=concurrency, ordered=ordered, events=events,
-                    skip_ids=files.skip_ids, request_timeout=settings.timeout,
+                    backend,
+                    files.output,
+                    kind=kind,
+                    model=settings.model,
+                    defaults=options,
+                    concurrency=concurrency,
+                    ordered=ordered,
+                    events=events,
+                    skip_ids=files.skip_ids,
+                    request_timeout=settings.timeout,
                     progress=progress,
-                    store=store, batch_name=batch_name, replay=replay, tools=tools,
+                    store=store,
+                    batch_name=batch_name,
+                    replay=replay,
+                    tools=tools,
                 )
                 with interrupts.guard() as scope, scope, progress or contextlib.nullcontext():
                     summary = await runner.run(files.source)
@@ -176,14 +243,14 @@ def refuse_on_cluster(*, events: bool, from_log: bool, tools: bool = False) -> N
     nodes cannot reach this machine's log, events would interleave from every node,
     and tools (built-in, command or MCP) run on this machine only."""
     if tools:
-        raise UsageError("--tool and --mcp are for one machine; a --ray batch does not "
-                         "run tools")
+        raise UsageError("--tool and --mcp are for one machine; a --ray batch does not run tools")
     if events:
-        raise UsageError("--events is for one machine; a --ray batch writes one result "
-                         "a line")
+        raise UsageError("--events is for one machine; a --ray batch writes one result a line")
     if from_log:
-        raise UsageError("--resume with --ray needs --output FILE (a --ray batch is not "
-                         "written to the conversation log)")
+        raise UsageError(
+            "--resume with --ray needs --output FILE (a --ray batch is not "
+            "written to the conversation log)"
+        )
 
 
 def _exit_code(interrupts: Interrupts, summary: BatchSummary | None) -> int:
@@ -197,4 +264,3 @@ def _exit_code(interrupts: Interrupts, summary: BatchSummary | None) -> int:
         report(error)
         return error.exit_code
     return 0
-

@@ -9,15 +9,51 @@ from typing import Annotated
 import typer
 
 from streamkit.cli import options as opt
+from streamkit.cli.bench_options import (
+    Burstiness,
+    CapacityPrecision,
+    Concurrency,
+    CsvPath,
+    Dataset,
+    Duration,
+    Endpoint,
+    FindCapacity,
+    Goodput,
+    HtmlPath,
+    JsonPath,
+    OutputTokens,
+    OutputTokensStdev,
+    PlotsDir,
+    PrefixGroups,
+    PrefixTokens,
+    PromptTokens,
+    PromptTokensStdev,
+    RampUp,
+    Rate,
+    Ray,
+    RayWorkers,
+    Repeat,
+    Requests,
+    Seed,
+    ServerMetrics,
+    ServerMetricsInterval,
+    ServerMetricsUrl,
+    Sessions,
+    Slo,
+    SloPercentile,
+    Sweep,
+    SweepSteps,
+    ThinkTime,
+    Tokenizer,
+    Trace,
+    TraceSpeed,
+    Warmup,
+    Workers,
+)
 from streamkit.config import resolve_settings
 from streamkit.errors import UsageError
 from streamkit.pipeline.command import run_blocking_command, run_command
 from streamkit.pipeline.interrupts import Interrupts
-
-LOAD = "Load"
-WORKLOAD = "Workload"
-REPORTS = "Reports"
-CAPACITY = "Capacity search"
 
 bench_app = typer.Typer(
     name="bench",
@@ -29,132 +65,46 @@ bench_app = typer.Typer(
 @bench_app.callback()
 def bench(
     ctx: typer.Context,
-    concurrency: Annotated[list[int] | None, typer.Option(
-        "--concurrency", "-c", min=1, max=4096, show_default=False, rich_help_panel=LOAD,
-        help="Closed loop: keep N requests in flight (repeatable: one run each) [default: 1]",
-    )] = None,
-    rate: Annotated[list[float] | None, typer.Option(
-        "--rate", "-r", min=0.001, show_default=False, rich_help_panel=LOAD,
-        help="Open loop: send R requests per second, Poisson arrivals (repeatable)",
-    )] = None,
-    burstiness: Annotated[float, typer.Option(
-        min=0.001, rich_help_panel=LOAD,
-        help="Gamma shape of the gaps between arrivals: 1 Poisson, <1 burstier, "
-        ">1 more regular",
-    )] = 1.0,
-    sweep: Annotated[bool, typer.Option(
-        "--sweep", rich_help_panel=LOAD,
-        help="A synchronous run, a max-throughput run (--concurrency, default 64), then "
-        "--sweep-steps rates between their throughputs",
-    )] = False,
-    sweep_steps: Annotated[int, typer.Option(min=0, max=100, rich_help_panel=LOAD,
-                                             help="Rates between the two ends of a sweep")] = 5,
-    requests: Annotated[int | None, typer.Option(
-        "--requests", min=1, show_default=False, rich_help_panel=LOAD,
-        help="Requests per run [default: 50 unless --duration]")] = None,
-    duration: Annotated[float | None, typer.Option(
-        "--duration", min=0.001, show_default=False, rich_help_panel=LOAD,
-        help="Seconds per run (requests still in flight then are waited for)")] = None,
-    warmup: Annotated[int, typer.Option(min=0, rich_help_panel=LOAD,
-                                        help="Requests sent before each run, not counted")] = 0,
-    seed: Annotated[int, typer.Option(rich_help_panel=LOAD,
-                                      help="Seed of the prompts and the arrival times")] = 0,
-    workers: Annotated[int, typer.Option(
-        min=1, max=256, rich_help_panel=LOAD,
-        help="Processes to spread the load over (samples are merged exactly)")] = 1,
-    ray: Annotated[str | None, typer.Option(
-        "--ray", metavar="ADDRESS", rich_help_panel=LOAD, show_default=False,
-        help="Spread the load over a Ray cluster: its address, `auto` or `local`; "
-        "needs streamkit[ray]")] = None,
-    ray_workers: Annotated[int | None, typer.Option(
-        "--ray-workers", min=1, max=1024, rich_help_panel=LOAD, show_default=False,
-        help="Ray actors to spread the load over [default: one a node]")] = None,
-    repeat: Annotated[int, typer.Option(
-        min=1, max=1000, rich_help_panel=LOAD,
-        help="Run each run N times: figures as the mean and 95% interval, runs kept")] = 1,
-    ramp_up: Annotated[float, typer.Option(
-        "--ramp-up", min=0.0, rich_help_panel=LOAD,
-        help="Seconds over which the rate rises to --rate (or the -c loops start)")] = 0.0,
-    sessions: Annotated[int | None, typer.Option(
-        "--sessions", min=1, max=4096, show_default=False, rich_help_panel=LOAD,
-        help="N users playing the --dataset conversations turn by turn, each turn carrying "
-        "the history and the server's replies (--requests: conversations)")] = None,
-    think_time: Annotated[str | None, typer.Option(
-        "--think-time", show_default=False, rich_help_panel=LOAD,
-        help="Pause between a reply and the next turn: 2s, 500ms, exp:2s, uniform:1s:3s, "
-        "normal:2s:0.5s")] = None,
-    trace: Annotated[Path | None, typer.Option(
-        "--trace", dir_okay=False, show_default=False, rich_help_panel=LOAD,
-        help="Replay a trace's arrivals and lengths: JSONL (timestamp s, input_tokens, "
-        "output_tokens, session_id), Mooncake JSONL or the Azure LLM inference CSV")] = None,
-    trace_speed: Annotated[float, typer.Option(
-        "--trace-speed", min=0.001, rich_help_panel=LOAD,
-        help="Replay the trace this many times faster")] = 1.0,
-    endpoint: Annotated[str, typer.Option(
-        help="chat (/chat/completions) or completions (/completions)",
-        rich_help_panel=WORKLOAD)] = "chat",
-    dataset: Annotated[str, typer.Option(
-        help="random, or a FILE: JSONL batch records or ShareGPT-style JSON",
-        rich_help_panel=WORKLOAD)] = "random",
-    prompt_tokens: Annotated[int, typer.Option(min=1, rich_help_panel=WORKLOAD,
-                                               help="Prompt length (random dataset)")] = 256,
-    prompt_tokens_stdev: Annotated[float, typer.Option(
-        min=0.0, rich_help_panel=WORKLOAD, help="Spread of the prompt lengths")] = 0.0,
-    output_tokens: Annotated[int | None, typer.Option(
-        min=1, show_default=False, rich_help_panel=WORKLOAD,
-        help="Tokens to generate per request, forced where the server allows "
-        "[default: 128; a ShareGPT file: its replies' lengths]")] = None,
-    output_tokens_stdev: Annotated[float, typer.Option(
-        min=0.0, rich_help_panel=WORKLOAD, help="Spread of the output lengths")] = 0.0,
-    prefix_tokens: Annotated[int, typer.Option(
-        "--prefix-tokens", min=0, rich_help_panel=WORKLOAD,
-        help="Begin each prompt with a shared prefix of N tokens (prefix caching)")] = 0,
-    prefix_groups: Annotated[int, typer.Option(
-        "--prefix-groups", min=1, max=100000, rich_help_panel=WORKLOAD,
-        help="Distinct shared prefixes; request i uses prefix i mod K")] = 1,
-    tokenizer: Annotated[Path | None, typer.Option(
-        "--tokenizer", dir_okay=False, show_default=False, rich_help_panel=WORKLOAD,
-        help="GGUF file whose tokenizer counts tokens [default: the local model's; none "
-        "for a server, so lengths are approximate]")] = None,
+    concurrency: Concurrency = None,
+    rate: Rate = None,
+    burstiness: Burstiness = 1.0,
+    sweep: Sweep = False,
+    sweep_steps: SweepSteps = 5,
+    requests: Requests = None,
+    duration: Duration = None,
+    warmup: Warmup = 0,
+    seed: Seed = 0,
+    workers: Workers = 1,
+    ray: Ray = None,
+    ray_workers: RayWorkers = None,
+    repeat: Repeat = 1,
+    ramp_up: RampUp = 0.0,
+    sessions: Sessions = None,
+    think_time: ThinkTime = None,
+    trace: Trace = None,
+    trace_speed: TraceSpeed = 1.0,
+    endpoint: Endpoint = "chat",
+    dataset: Dataset = "random",
+    prompt_tokens: PromptTokens = 256,
+    prompt_tokens_stdev: PromptTokensStdev = 0.0,
+    output_tokens: OutputTokens = None,
+    output_tokens_stdev: OutputTokensStdev = 0.0,
+    prefix_tokens: PrefixTokens = 0,
+    prefix_groups: PrefixGroups = 1,
+    tokenizer: Tokenizer = None,
     temperature: opt.Temperature = None,
-    slo: Annotated[str | None, typer.Option(
-        "--slo", show_default=False, rich_help_panel=REPORTS,
-        help="Goodput bounds, e.g. ttft=500ms,tpot=50ms,e2e=10s (also itl)")] = None,
-    find_capacity: Annotated[bool, typer.Option(
-        "--find-capacity", rich_help_panel=CAPACITY,
-        help="Search the highest request rate whose run meets --slo (start: --rate, else "
-        "one user's throughput)")] = False,
-    slo_percentile: Annotated[float, typer.Option(
-        "--slo-percentile", min=1.0, max=100.0, rich_help_panel=CAPACITY,
-        help="The percentile of each figure that must be within its --slo bound")] = 99.0,
-    goodput: Annotated[float | None, typer.Option(
-        "--goodput", min=0.0, max=1.0, show_default=False, rich_help_panel=CAPACITY,
-        help="Also require this share of requests within every --slo bound")] = None,
-    capacity_precision: Annotated[float, typer.Option(
-        "--capacity-precision", min=0.001, max=1.0, rich_help_panel=CAPACITY,
-        help="Stop when the failing rate is within this share above the passing one")] = 0.1,
-    server_metrics: Annotated[bool, typer.Option(
-        "--server-metrics", rich_help_panel=REPORTS,
-        help="Scrape the server's Prometheus /metrics (at the base URL's root) before, "
-        "during and after each run")] = False,
-    server_metrics_url: Annotated[str | None, typer.Option(
-        "--server-metrics-url", show_default=False, rich_help_panel=REPORTS,
-        help="Scrape this Prometheus URL instead (implies --server-metrics)")] = None,
-    server_metrics_interval: Annotated[float, typer.Option(
-        "--server-metrics-interval", min=0.05, rich_help_panel=REPORTS,
-        help="Seconds between scrapes during a run")] = 1.0,
-    html_path: Annotated[Path | None, typer.Option(
-        "--html", dir_okay=False, show_default=False, rich_help_panel=REPORTS,
-        help="Write one self-contained HTML page: tables, plots, metadata, command line")] = None,
-    json_path: Annotated[Path | None, typer.Option(
-        "--json", dir_okay=False, show_default=False, rich_help_panel=REPORTS,
-        help="Write the full report as JSON to FILE")] = None,
-    csv_path: Annotated[Path | None, typer.Option(
-        "--csv", dir_okay=False, show_default=False, rich_help_panel=REPORTS,
-        help="Write one row per request to FILE")] = None,
-    plots_dir: Annotated[Path | None, typer.Option(
-        "--plots", file_okay=False, show_default=False, rich_help_panel=REPORTS,
-        help="Write PNG plots to DIR (histograms, latency against throughput, tokens/s)")] = None,
+    slo: Slo = None,
+    find_capacity: FindCapacity = False,
+    slo_percentile: SloPercentile = 99.0,
+    goodput: Goodput = None,
+    capacity_precision: CapacityPrecision = 0.1,
+    server_metrics: ServerMetrics = False,
+    server_metrics_url: ServerMetricsUrl = None,
+    server_metrics_interval: ServerMetricsInterval = 1.0,
+    html_path: HtmlPath = None,
+    json_path: JsonPath = None,
+    csv_path: CsvPath = None,
+    plots_dir: PlotsDir = None,
     model: opt.Model = None,
     base_url: opt.BaseURL = None,
     api_key: opt.APIKey = None,
@@ -197,24 +147,51 @@ def bench(
 
     async def body(interrupts: Interrupts) -> int:
         settings = resolve_settings(
-            profile=profile, base_url=base_url, api_key=api_key, model=model,
-            connect_timeout=connect_timeout, idle_timeout=idle_timeout, timeout=timeout,
+            profile=profile,
+            base_url=base_url,
+            api_key=api_key,
+            model=model,
+            connect_timeout=connect_timeout,
+            idle_timeout=idle_timeout,
+            timeout=timeout,
             max_retries=0,
         )
         config = BenchConfig(
-            endpoint=endpoint, dataset=dataset, prompt_tokens=prompt_tokens,
-            output_tokens=output_tokens or 128, output_tokens_given=output_tokens is not None,
-            prompt_tokens_stdev=prompt_tokens_stdev, output_tokens_stdev=output_tokens_stdev,
-            tokenizer=tokenizer, temperature=temperature,
-            concurrency=tuple(concurrency or ()), rate=tuple(rate or ()),
-            burstiness=burstiness, sweep=sweep, sweep_steps=sweep_steps, requests=requests,
-            duration=duration, warmup=warmup, seed=seed,
-            slo=parse_slo(slo) if slo else None, workers=workers,
-            json_path=json_path, csv_path=csv_path, plots_dir=plots_dir, html_path=html_path,
-            repeat=repeat, sessions=sessions, think_time=think_time,
-            prefix_tokens=prefix_tokens, prefix_groups=prefix_groups, trace=trace,
-            trace_speed=trace_speed, ramp_up=ramp_up, find_capacity=find_capacity,
-            slo_percentile=slo_percentile, goodput_target=goodput,
+            endpoint=endpoint,
+            dataset=dataset,
+            prompt_tokens=prompt_tokens,
+            output_tokens=output_tokens or 128,
+            output_tokens_given=output_tokens is not None,
+            prompt_tokens_stdev=prompt_tokens_stdev,
+            output_tokens_stdev=output_tokens_stdev,
+            tokenizer=tokenizer,
+            temperature=temperature,
+            concurrency=tuple(concurrency or ()),
+            rate=tuple(rate or ()),
+            burstiness=burstiness,
+            sweep=sweep,
+            sweep_steps=sweep_steps,
+            requests=requests,
+            duration=duration,
+            warmup=warmup,
+            seed=seed,
+            slo=parse_slo(slo) if slo else None,
+            workers=workers,
+            json_path=json_path,
+            csv_path=csv_path,
+            plots_dir=plots_dir,
+            html_path=html_path,
+            repeat=repeat,
+            sessions=sessions,
+            think_time=think_time,
+            prefix_tokens=prefix_tokens,
+            prefix_groups=prefix_groups,
+            trace=trace,
+            trace_speed=trace_speed,
+            ramp_up=ramp_up,
+            find_capacity=find_capacity,
+            slo_percentile=slo_percentile,
+            goodput_target=goodput,
             capacity_precision=capacity_precision,
             server_metrics=server_metrics_url or ("auto" if server_metrics else None),
             server_metrics_interval=server_metrics_interval,
@@ -225,8 +202,10 @@ def bench(
                 raise UsageError("--ray-workers is for --ray runs")
             return await run_bench(config, settings, interrupts)
         if workers > 1:
-            raise UsageError("--workers is for one machine; with --ray, --ray-workers says "
-                             "how many actors share the load")
+            raise UsageError(
+                "--workers is for one machine; with --ray, --ray-workers says "
+                "how many actors share the load"
+            )
         from streamkit.cluster.bench import run_bench_on_cluster  # Ray: only on this path
 
         return await run_bench_on_cluster(ray, ray_workers, config, settings, interrupts)
@@ -254,13 +233,20 @@ def masked_command_line(args: list[str]) -> tuple[str, ...]:
 
 @bench_app.command()
 def compare(
-    reports: Annotated[list[Path], typer.Argument(
-        help="Two or more JSON reports of `streamkit bench --json`", dir_okay=False)],
-    fail_on: Annotated[str | None, typer.Option(
-        "--fail-on", show_default=False,
-        help="Exit 1 when a figure of NEW moved past a bound against BASE, e.g. "
-        "'ttft.p99>+10%,throughput<-5%' (a change inside --repeat confidence intervals "
-        "passes)")] = None,
+    reports: Annotated[
+        list[Path],
+        typer.Argument(help="Two or more JSON reports of `streamkit bench --json`", dir_okay=False),
+    ],
+    fail_on: Annotated[
+        str | None,
+        typer.Option(
+            "--fail-on",
+            show_default=False,
+            help="Exit 1 when a figure of NEW moved past a bound against BASE, e.g. "
+            "'ttft.p99>+10%,throughput<-5%' (a change inside --repeat confidence intervals "
+            "passes)",
+        ),
+    ] = None,
 ) -> None:
     """Print the runs of JSON reports side by side, with changes relative to the first.
 

@@ -45,8 +45,13 @@ def chat(
     ] = None,
     system: Annotated[
         str | None,
-        typer.Option("--system", "-s", help="System prompt", rich_help_panel=opt.GENERATION,
-                     show_default=False),
+        typer.Option(
+            "--system",
+            "-s",
+            help="System prompt",
+            rich_help_panel=opt.GENERATION,
+            show_default=False,
+        ),
     ] = None,
     model: opt.Model = None,
     max_tokens: opt.MaxTokens = None,
@@ -80,13 +85,18 @@ def chat(
     max_retries: opt.MaxRetries = None,
     continue_last: Annotated[
         bool,
-        typer.Option("--continue", "-c", help="Continue the last conversation",
-                     rich_help_panel=opt.LOG),
+        typer.Option(
+            "--continue", "-c", help="Continue the last conversation", rich_help_panel=opt.LOG
+        ),
     ] = False,
     conversation_id: Annotated[
         str | None,
-        typer.Option("--cid", help="Continue the conversation with this id (see `logs list`)",
-                     rich_help_panel=opt.LOG, show_default=False),
+        typer.Option(
+            "--cid",
+            help="Continue the conversation with this id (see `logs list`)",
+            rich_help_panel=opt.LOG,
+            show_default=False,
+        ),
     ] = None,
     db: opt.Database = None,
     no_log: opt.NoLog = False,
@@ -104,49 +114,81 @@ def chat(
     schema_multi: so.SchemaMulti = False,
     tool_names: Annotated[
         list[str] | None,
-        typer.Option("--tool", help="Offer this tool to the model (repeatable): a built-in "
-                     "(now, calculate, read_file) or one from the config file",
-                     rich_help_panel=TOOLS, show_default=False),
+        typer.Option(
+            "--tool",
+            help="Offer this tool to the model (repeatable): a built-in "
+            "(now, calculate, read_file) or one from the config file",
+            rich_help_panel=TOOLS,
+            show_default=False,
+        ),
     ] = None,
     tools_files: Annotated[
         list[Path] | None,
-        typer.Option("--tools", help="Offer every tool of this TOML file (repeatable)",
-                     rich_help_panel=TOOLS, show_default=False, dir_okay=False),
+        typer.Option(
+            "--tools",
+            help="Offer every tool of this TOML file (repeatable)",
+            rich_help_panel=TOOLS,
+            show_default=False,
+            dir_okay=False,
+        ),
     ] = None,
     mcp_names: McpNames = None,
     mcp_configs: McpConfigs = None,
     tool_choice: Annotated[
         str | None,
-        typer.Option("--tool-choice", help="Force the first reply to call this tool (or "
-                     "auto / none / required); later replies are free",
-                     rich_help_panel=TOOLS, show_default=False),
+        typer.Option(
+            "--tool-choice",
+            help="Force the first reply to call this tool (or "
+            "auto / none / required); later replies are free",
+            rich_help_panel=TOOLS,
+            show_default=False,
+        ),
     ] = None,
     tool_timeout: Annotated[
         float,
-        typer.Option("--tool-timeout", min=0.001, help="Seconds a tool may run (a tool's "
-                     "own `timeout` in the config wins)", rich_help_panel=TOOLS),
+        typer.Option(
+            "--tool-timeout",
+            min=0.001,
+            help="Seconds a tool may run (a tool's own `timeout` in the config wins)",
+            rich_help_panel=TOOLS,
+        ),
     ] = DEFAULT_TIMEOUT,
     max_hops: Annotated[
         int,
-        typer.Option("--max-hops", min=1, help="Replies with tool calls before giving up "
-                     "(exit 9)", rich_help_panel=TOOLS),
+        typer.Option(
+            "--max-hops",
+            min=1,
+            help="Replies with tool calls before giving up (exit 9)",
+            rich_help_panel=TOOLS,
+        ),
     ] = 8,
     yes: Annotated[
         bool,
-        typer.Option("--yes", "-y", help="Run tools marked `confirm` without asking (in a "
-                     "--jsonl batch, where no one is asked, only with --yes)",
-                     rich_help_panel=TOOLS),
+        typer.Option(
+            "--yes",
+            "-y",
+            help="Run tools marked `confirm` without asking (in a "
+            "--jsonl batch, where no one is asked, only with --yes)",
+            rich_help_panel=TOOLS,
+        ),
     ] = False,
     vi: Annotated[
         bool,
-        typer.Option("--vi", help="Vi keys in the interactive prompt [config: editing_mode = "
-                     '"vi"]', rich_help_panel=opt.OUTPUT),
+        typer.Option(
+            "--vi",
+            help='Vi keys in the interactive prompt [config: editing_mode = "vi"]',
+            rich_help_panel=opt.OUTPUT,
+        ),
     ] = False,
     tool_root: Annotated[
         Path | None,
-        typer.Option("--tool-root", help="Directory the read_file tool may read "
-                     "[default: the current directory]", rich_help_panel=TOOLS,
-                     show_default=False, file_okay=False),
+        typer.Option(
+            "--tool-root",
+            help="Directory the read_file tool may read [default: the current directory]",
+            rich_help_panel=TOOLS,
+            show_default=False,
+            file_okay=False,
+        ),
     ] = None,
 ) -> None:
     """Chat with a model: stream the reply to MESSAGE, or converse interactively.
@@ -178,30 +220,53 @@ def chat(
 
     async def body(interrupts: Interrupts) -> int:
         settings = resolve_settings(
-            profile=profile, base_url=base_url, api_key=api_key, model=model,
-            connect_timeout=connect_timeout, idle_timeout=idle_timeout, timeout=timeout,
-            max_retries=max_retries, debug=debug,
+            profile=profile,
+            base_url=base_url,
+            api_key=api_key,
+            model=model,
+            connect_timeout=connect_timeout,
+            idle_timeout=idle_timeout,
+            timeout=timeout,
+            max_retries=max_retries,
+            debug=debug,
         )
         options = opt.generation_options(max_tokens, temperature, top_p, seed, stop, logprobs)
         options = with_extra_parameters(
-            options, top_k=top_k, min_p=min_p, repetition_penalty=repetition_penalty,
-            stop_token_ids=stop_token_ids, priority=priority, extra=extra,
-            option_pairs=option_pairs or (), return_token_ids=return_token_ids,
-            schema=schema, schema_multi=schema_multi,
+            options,
+            top_k=top_k,
+            min_p=min_p,
+            repetition_penalty=repetition_penalty,
+            stop_token_ids=stop_token_ids,
+            priority=priority,
+            extra=extra,
+            option_pairs=option_pairs or (),
+            return_token_ids=return_token_ids,
+            schema=schema,
+            schema_multi=schema_multi,
         )
         interactive = message is None and sys.stdin.isatty() and not (jsonl or input_path)
         extracting = extract or extract_all
         if extracting and interactive:
-            raise UsageError("--extract is for one message (give MESSAGE or pipe it), not "
-                             "the interactive chat: there, /copy N takes a code block")
-        display = opt.reply_display(settings, plain=plain, extract=extracting, events=events,
-                                    batch=bool(jsonl or input_path))
-        tools = select_tools(tool_names or [], tools_files or [], settings.tools,
-                             builtin_tools(tool_root or Path.cwd()))
+            raise UsageError(
+                "--extract is for one message (give MESSAGE or pipe it), not "
+                "the interactive chat: there, /copy N takes a code block"
+            )
+        display = opt.reply_display(
+            settings,
+            plain=plain,
+            extract=extracting,
+            events=events,
+            batch=bool(jsonl or input_path),
+        )
+        tools = select_tools(
+            tool_names or [],
+            tools_files or [],
+            settings.tools,
+            builtin_tools(tool_root or Path.cwd()),
+        )
         servers = select_servers(mcp_names or [], mcp_configs or [], settings.mcp)
         # An MCP tool's name is known once its server runs: only then can it be checked.
-        if tool_choice and not servers and tool_choice not in (
-                *tools, "auto", "none", "required"):
+        if tool_choice and not servers and tool_choice not in (*tools, "auto", "none", "required"):
             raise UsageError(f"--tool-choice {tool_choice!r} is not one of the tools offered")
         async with open_tool_sources(servers, warn=warn, debug=settings.debug) as sources:
 
@@ -212,40 +277,65 @@ def chat(
 
             if jsonl or input_path:
                 if hide_reasoning or show_reasoning:
-                    raise UsageError("--jsonl results carry `reasoning` as a field: drop "
-                                     "--hide-reasoning / --reasoning")
+                    raise UsageError(
+                        "--jsonl results carry `reasoning` as a field: drop "
+                        "--hide-reasoning / --reasoning"
+                    )
                 # No one to ask in a batch: a tool marked `confirm` runs only with --yes.
                 found = dispatcher(partial(approved_in_advance, yes))
                 return await batch.run_jsonl(
                     argument=message,
-                    kind="chat", settings=settings, options=options, interrupts=interrupts,
-                    input_path=input_path, output_path=output_path, concurrency=concurrency,
-                    ordered=not unordered, events=events, resume=resume,
+                    kind="chat",
+                    settings=settings,
+                    options=options,
+                    interrupts=interrupts,
+                    input_path=input_path,
+                    output_path=output_path,
+                    concurrency=concurrency,
+                    ordered=not unordered,
+                    events=events,
+                    resume=resume,
                     db=opt.log_database(db, settings, no_log),
-                    batch_name=batch_name, ray=ray, ray_workers=ray_workers,
+                    batch_name=batch_name,
+                    ray=ray,
+                    ray_workers=ray_workers,
                     tools=ToolHops(found, max_hops) if found is not None else None,
                 )
-            reasoning = opt.reasoning_display(settings, hide=hide_reasoning,
-                                              to_stderr=show_reasoning, events=events)
+            reasoning = opt.reasoning_display(
+                settings, hide=hide_reasoning, to_stderr=show_reasoning, events=events
+            )
             batch.refuse_output_outside_batch(output_path)
             batch.refuse_ray_outside_batch(ray)
             conversation = open_conversation(
                 opt.log_database(db, settings, no_log),
-                continue_last=continue_last, conversation_id=conversation_id, system=system,
+                continue_last=continue_last,
+                conversation_id=conversation_id,
+                system=system,
             )
             async with open_backend(settings) as backend, conversation as (log, history):
                 session = ChatSession(
-                    backend, settings, options, history, interrupts=interrupts, log=log,
-                    events=events, stats=stats,
+                    backend,
+                    settings,
+                    options,
+                    history,
+                    interrupts=interrupts,
+                    log=log,
+                    events=events,
+                    stats=stats,
                     dispatcher=dispatcher(partial(confirm_on_terminal, yes)),
-                    max_hops=max_hops, tool_choice=tool_choice, reasoning=reasoning,
+                    max_hops=max_hops,
+                    tool_choice=tool_choice,
+                    reasoning=reasoning,
                     display=display,
                 )
                 if interactive:
                     await backend.check_model(settings.model)
-                    return await converse(session, interrupts,
-                                          vi=vi or settings.editing_mode == "vi",
-                                          keep_history=log is not None)
+                    return await converse(
+                        session,
+                        interrupts,
+                        vi=vi or settings.editing_mode == "vi",
+                        keep_history=log is not None,
+                    )
                 text = await read_prompt_argument(message)
                 stored = await replay_or_record(log, request_id)
                 if stored is not None:
@@ -261,4 +351,3 @@ def chat(
         return code
 
     raise typer.Exit(run_command(body))
-

@@ -25,8 +25,9 @@ from streamkit.sinks.recorder import logged_prompt, open_conversation, replay_or
 def complete(
     prompt: Annotated[
         str | None,
-        typer.Argument(help="Text to continue; '-' or nothing with piped stdin reads stdin",
-                       show_default=False),
+        typer.Argument(
+            help="Text to continue; '-' or nothing with piped stdin reads stdin", show_default=False
+        ),
     ] = None,
     model: opt.Model = None,
     max_tokens: opt.MaxTokens = None,
@@ -90,43 +91,72 @@ def complete(
 
     async def body(interrupts: Interrupts) -> int:
         settings = resolve_settings(
-            profile=profile, base_url=base_url, api_key=api_key, model=model,
-            connect_timeout=connect_timeout, idle_timeout=idle_timeout, timeout=timeout,
-            max_retries=max_retries, debug=debug,
+            profile=profile,
+            base_url=base_url,
+            api_key=api_key,
+            model=model,
+            connect_timeout=connect_timeout,
+            idle_timeout=idle_timeout,
+            timeout=timeout,
+            max_retries=max_retries,
+            debug=debug,
         )
         options = opt.generation_options(max_tokens, temperature, top_p, seed, stop, logprobs)
         options = with_extra_parameters(
-            options, top_k=top_k, min_p=min_p, repetition_penalty=repetition_penalty,
-            stop_token_ids=stop_token_ids, priority=priority, extra=extra,
-            option_pairs=option_pairs or (), return_token_ids=return_token_ids,
-            schema=schema, schema_multi=schema_multi,
+            options,
+            top_k=top_k,
+            min_p=min_p,
+            repetition_penalty=repetition_penalty,
+            stop_token_ids=stop_token_ids,
+            priority=priority,
+            extra=extra,
+            option_pairs=option_pairs or (),
+            return_token_ids=return_token_ids,
+            schema=schema,
+            schema_multi=schema_multi,
         )
         ids = parse_id_list(prompt_ids, "--prompt-ids")
         if ids and (prompt is not None or jsonl or input_path):
-            raise UsageError("--prompt-ids is the prompt: give no PROMPT argument, and in "
-                             "--jsonl records use the `prompt_ids` field")
+            raise UsageError(
+                "--prompt-ids is the prompt: give no PROMPT argument, and in "
+                "--jsonl records use the `prompt_ids` field"
+            )
         extracting = extract or extract_all
-        display = opt.reply_display(None, plain=False, extract=extracting, events=events,
-                                    batch=bool(jsonl or input_path))
+        display = opt.reply_display(
+            None, plain=False, extract=extracting, events=events, batch=bool(jsonl or input_path)
+        )
         if jsonl or input_path:
             if hide_reasoning or show_reasoning:
-                raise UsageError("--jsonl results carry `reasoning` as a field: drop "
-                                 "--hide-reasoning / --reasoning")
+                raise UsageError(
+                    "--jsonl results carry `reasoning` as a field: drop "
+                    "--hide-reasoning / --reasoning"
+                )
             return await batch.run_jsonl(
                 argument=prompt,
-                kind="completion", settings=settings, options=options, interrupts=interrupts,
-                input_path=input_path, output_path=output_path, concurrency=concurrency,
-                ordered=not unordered, events=events, resume=resume,
+                kind="completion",
+                settings=settings,
+                options=options,
+                interrupts=interrupts,
+                input_path=input_path,
+                output_path=output_path,
+                concurrency=concurrency,
+                ordered=not unordered,
+                events=events,
+                resume=resume,
                 db=opt.log_database(db, settings, no_log),
-                batch_name=batch_name, ray=ray, ray_workers=ray_workers,
+                batch_name=batch_name,
+                ray=ray,
+                ray_workers=ray_workers,
             )
-        reasoning = opt.reasoning_display(settings, hide=hide_reasoning,
-                                          to_stderr=show_reasoning, events=events)
+        reasoning = opt.reasoning_display(
+            settings, hide=hide_reasoning, to_stderr=show_reasoning, events=events
+        )
         batch.refuse_output_outside_batch(output_path)
         batch.refuse_ray_outside_batch(ray)
         text = "" if ids else await read_prompt_argument(prompt)
-        request = GenerationRequest("completion", settings.model, options, prompt=text,
-                                    prompt_ids=ids)
+        request = GenerationRequest(
+            "completion", settings.model, options, prompt=text, prompt_ids=ids
+        )
         conversation = open_conversation(opt.log_database(db, settings, no_log))
         async with open_backend(settings) as backend, conversation as (log, _):
             stored = await replay_or_record(log, request_id)
@@ -138,8 +168,14 @@ def complete(
                 return 0
             with interrupts.guard(settings.timeout) as reply_scope:
                 reply = await stream_turn(
-                    backend, request, stop=reply_scope, events=events, stats=stats,
-                    log=log, prompt_text=logged_prompt(request), reasoning=reasoning,
+                    backend,
+                    request,
+                    stop=reply_scope,
+                    events=events,
+                    stats=stats,
+                    log=log,
+                    prompt_text=logged_prompt(request),
+                    reasoning=reasoning,
                     display=display,
                 )
         code = reply_exit_code(reply, interrupts)

@@ -21,8 +21,10 @@ FILES = {"bash": "streamkit.bash", "zsh": "_streamkit", "fish": "streamkit.fish"
 def completion_scripts() -> dict[str, str]:
     """File name -> script text, for bash, zsh and fish."""
     return {
-        name: get_completion_script(prog_name=PROG, complete_var=COMPLETE_VAR, shell=shell)
-        .rstrip("\n") + "\n"
+        name: get_completion_script(prog_name=PROG, complete_var=COMPLETE_VAR, shell=shell).rstrip(
+            "\n"
+        )
+        + "\n"
         for shell, name in FILES.items()
     }
 

@@ -16,7 +16,7 @@ config_app = typer.Typer(
     name="config", help="The config file: profiles, local models, tools.", no_args_is_help=True
 )
 
-EXAMPLE = '''\
+EXAMPLE = """\
 # streamkit configuration. Flags beat environment variables, which beat this file.
 
 # The profile used when --profile and $STREAMKIT_PROFILE are not given.
@@ -46,7 +46,7 @@ description = "Repeat a text in capitals"
 parameters = { type = "object", properties = { text = { type = "string" } }, required = ["text"] }
 command = ["python3", "-c", "import json, sys; print(json.load(sys.stdin)['text'].upper())"]
 confirm = false
-'''
+"""
 
 
 @config_app.command("path")

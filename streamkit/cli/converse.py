@@ -44,10 +44,26 @@ HELP = """\
 /exit          end (or Ctrl-D)
 Alt-Enter: a newline in the message; a line of \"\"\" starts and ends a block;
 Ctrl-C stops a reply, clears a line; Up and Ctrl-R search the history."""
-COMMANDS = ("/model", "/system", "/retry", "/edit", "/undo", "/clear", "/set", "/save",
-            "/copy", "/tokens", "/help", "/exit", "/quit")
-SETTABLE = tuple(name for name in GenerationOptions.__struct_fields__
-                 if name not in ("extra", "schema", "stop_token_ids", "return_token_ids"))
+COMMANDS = (
+    "/model",
+    "/system",
+    "/retry",
+    "/edit",
+    "/undo",
+    "/clear",
+    "/set",
+    "/save",
+    "/copy",
+    "/tokens",
+    "/help",
+    "/exit",
+    "/quit",
+)
+SETTABLE = tuple(
+    name
+    for name in GenerationOptions.__struct_fields__
+    if name not in ("extra", "schema", "stop_token_ids", "return_token_ids")
+)
 
 
 def history_path() -> Path:
@@ -55,21 +71,25 @@ def history_path() -> Path:
     return Path(platformdirs.user_data_dir("streamkit")) / "chat_history"
 
 
-async def converse(session: ChatSession, interrupts: Interrupts, *, vi: bool,
-                   keep_history: bool) -> int:
+async def converse(
+    session: ChatSession, interrupts: Interrupts, *, vi: bool, keep_history: bool
+) -> int:
     """The interactive loop: every turn logged, the history in memory."""
     from streamkit.cli.line_editor import LineEditor  # prompt_toolkit: terminals only
 
-    editor = LineEditor(history_file=history_path() if keep_history else None, vi=vi,
-                        commands=COMMANDS)
+    editor = LineEditor(
+        history_file=history_path() if keep_history else None, vi=vi, commands=COMMANDS
+    )
 
     async def read() -> str | object | None:
         with interrupts.guard() as scope, scope:
             return await editor.read()
         return None
 
-    print("Chatting. /help for commands, /exit or Ctrl-D to end; Ctrl-C stops a reply.",
-          file=sys.stderr)
+    print(
+        "Chatting. /help for commands, /exit or Ctrl-D to end; Ctrl-C stops a reply.",
+        file=sys.stderr,
+    )
     while True:
         line = await read()
         if interrupts.exit_code is not None:
@@ -96,8 +116,9 @@ async def converse(session: ChatSession, interrupts: Interrupts, *, vi: bool,
             return code
 
 
-async def _turn(session: ChatSession, interrupts: Interrupts,
-                ask: Callable[[], Awaitable[Reply]]) -> int | None:
+async def _turn(
+    session: ChatSession, interrupts: Interrupts, ask: Callable[[], Awaitable[Reply]]
+) -> int | None:
     """One exchange; the exit code when it must end the conversation (SIGTERM)."""
     try:
         reply = await ask()
@@ -145,8 +166,7 @@ async def _command(session: ChatSession, text: str, interrupts: Interrupts) -> s
         elif name == "/undo":
             if await _drop_last_exchange(session) is None:
                 raise UsageError("nothing to undo")
-            _say("the last exchange is out of the conversation (the log keeps it, marked "
-                 "undone)")
+            _say("the last exchange is out of the conversation (the log keeps it, marked undone)")
         elif name == "/clear":
             await _clear(session)
             _say("a new conversation")
@@ -197,8 +217,7 @@ def _copy(session: ChatSession, argument: str) -> str:
         if not 1 <= number <= len(blocks):
             raise UsageError(f"the last reply has {len(blocks)} code block(s)")
         what, text = f"code block {number} of the last reply", blocks[number - 1]
-    return copy_through_terminal(text, what, sys.stdout.buffer,
-                                 is_terminal=sys.stdout.isatty())
+    return copy_through_terminal(text, what, sys.stdout.buffer, is_terminal=sys.stdout.isatty())
 
 
 def _set_system(session: ChatSession, text: str) -> None:

@@ -47,8 +47,9 @@ async def edit_text(initial: str, interrupts: Interrupts) -> str:
             with interrupts.guard(), trio.CancelScope(shield=True):
                 done = await trio.run_process([*command, str(path)], check=False, stdin=None)
         except OSError as exc:
-            raise UsageError(f"cannot run the editor {command[0]!r}: "
-                             f"{exc.strerror or exc}") from None
+            raise UsageError(
+                f"cannot run the editor {command[0]!r}: {exc.strerror or exc}"
+            ) from None
         finally:
             _restore(modes)
             interrupts.forget()

@@ -26,11 +26,15 @@ def print_failed(requests: list[FailedRequest], *, as_json: bool) -> None:
         when = datetime.datetime.fromtimestamp(item.failed_at).strftime("%Y-%m-%d %H:%M")
         status = f"HTTP {item.http_status}" if item.http_status else "no answer"
         took = f"{item.duration_s:.1f} s" if item.duration_s is not None else "-"
-        where = (join_url(item.provider, item.endpoint)
-                 if item.provider.startswith(("http://", "https://"))
-                 else f"{item.provider}/{item.endpoint}")
-        print(f"{item.id:>5}  {when}  {status:<9}  {took:>7}  {item.model or '-':<12}  "
-              f"{where}  {one_line(item.error or '', 60)}")
+        where = (
+            join_url(item.provider, item.endpoint)
+            if item.provider.startswith(("http://", "https://"))
+            else f"{item.provider}/{item.endpoint}"
+        )
+        print(
+            f"{item.id:>5}  {when}  {status:<9}  {took:>7}  {item.model or '-':<12}  "
+            f"{where}  {one_line(item.error or '', 60)}"
+        )
 
 
 def response_line(request_id: int, response: tuple[int, dict[str, str]]) -> str:

@@ -29,8 +29,7 @@ BLOCK = '"""'
 class LineEditor:
     """Reads one message at a time from the terminal, with history and completion."""
 
-    def __init__(self, *, history_file: Path | None, vi: bool,
-                 commands: Sequence[str]) -> None:
+    def __init__(self, *, history_file: Path | None, vi: bool, commands: Sequence[str]) -> None:
         from prompt_toolkit import PromptSession
         from prompt_toolkit.completion import WordCompleter
         from prompt_toolkit.history import FileHistory, InMemoryHistory
@@ -55,7 +54,10 @@ class LineEditor:
                 event.app.exit(result=HINT)
 
         self._session: Any = PromptSession(
-            history=history, key_bindings=keys, vi_mode=vi, enable_history_search=False,
+            history=history,
+            key_bindings=keys,
+            vi_mode=vi,
+            enable_history_search=False,
             completer=WordCompleter(list(commands), sentence=True, match_middle=False),
             complete_while_typing=False,
         )

@@ -50,8 +50,15 @@ Limit = Annotated[int, typer.Option("--limit", "-n", min=1, help="Show at most t
 def _open(db: opt.Database) -> Store:
     config = load_config()
     settings = resolve_settings(
-        profile=None, base_url=None, api_key=None, model=None, connect_timeout=None,
-        idle_timeout=None, timeout=None, max_retries=None, config=config,
+        profile=None,
+        base_url=None,
+        api_key=None,
+        model=None,
+        connect_timeout=None,
+        idle_timeout=None,
+        timeout=None,
+        max_retries=None,
+        config=config,
     )
     return Store(opt.database_path(db, settings))
 
@@ -83,8 +90,13 @@ def list_conversations(
     db: opt.Database = None,
     limit: Limit = 20,
     as_json: JSONOutput = False,
-    failed: Annotated[bool, typer.Option("--failed", help="List failed requests instead "
-                                         "(their ids are what `streamkit replay` takes)")] = False,
+    failed: Annotated[
+        bool,
+        typer.Option(
+            "--failed",
+            help="List failed requests instead (their ids are what `streamkit replay` takes)",
+        ),
+    ] = False,
 ) -> None:
     """The latest conversations: id, when, messages, model, first prompt.
 
@@ -105,8 +117,10 @@ def list_conversations(
             if as_json:
                 _print_json(item)
             else:
-                print(f"{item.id}  {_when(item.updated_at)}  {item.messages:3d} msgs  "
-                      f"{item.model or '-':<12}  {one_line(item.first_prompt, 50)}")
+                print(
+                    f"{item.id}  {_when(item.updated_at)}  {item.messages:3d} msgs  "
+                    f"{item.model or '-':<12}  {one_line(item.first_prompt, 50)}"
+                )
 
     _run(body, db)
 
@@ -166,15 +180,22 @@ def _reply_facts(message: StoredMessage) -> str:
 
 @logs_app.command("search")
 def search(
-    query: Annotated[str, typer.Argument(help="Words a message must all contain (with --fts: "
-                                         "an SQLite FTS5 query)")],
+    query: Annotated[
+        str,
+        typer.Argument(help="Words a message must all contain (with --fts: an SQLite FTS5 query)"),
+    ],
     db: opt.Database = None,
     limit: Limit = 20,
     as_json: JSONOutput = False,
-    fts: Annotated[bool, typer.Option("--fts", help="QUERY is FTS5 syntax: AND, OR, NOT, "
-                                      "\"phrases\", prefix*")] = False,
-    reasoning: Annotated[bool, typer.Option("--reasoning", help="Search the thinking of "
-                                            "reasoning models instead of the messages")] = False,
+    fts: Annotated[
+        bool, typer.Option("--fts", help='QUERY is FTS5 syntax: AND, OR, NOT, "phrases", prefix*')
+    ] = False,
+    reasoning: Annotated[
+        bool,
+        typer.Option(
+            "--reasoning", help="Search the thinking of reasoning models instead of the messages"
+        ),
+    ] = False,
 ) -> None:
     """Messages with every word of QUERY, best match first.
 

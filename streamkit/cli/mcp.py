@@ -20,17 +20,25 @@ from streamkit.tools.mcp_sources import manual
 TOOLS = "Tools"
 McpNames = Annotated[
     list[str] | None,
-    typer.Option("--mcp", help="Offer the tools of this MCP server (repeatable): an [mcp.NAME] "
-                 "table of the config, or a server of --mcp-config", rich_help_panel=TOOLS,
-                 show_default=False),
+    typer.Option(
+        "--mcp",
+        help="Offer the tools of this MCP server (repeatable): an [mcp.NAME] "
+        "table of the config, or a server of --mcp-config",
+        rich_help_panel=TOOLS,
+        show_default=False,
+    ),
 ]
 McpConfigs = Annotated[
     list[Path] | None,
-    typer.Option("--mcp-config", help="An mcpServers JSON file (as other MCP clients use); "
-                 "without --mcp, all its servers are offered (repeatable)",
-                 rich_help_panel=TOOLS, show_default=False, dir_okay=False),
+    typer.Option(
+        "--mcp-config",
+        help="An mcpServers JSON file (as other MCP clients use); "
+        "without --mcp, all its servers are offered (repeatable)",
+        rich_help_panel=TOOLS,
+        show_default=False,
+        dir_okay=False,
+    ),
 ]
-
 
 
 def warn(line: str) -> None:
@@ -38,8 +46,11 @@ def warn(line: str) -> None:
     print(f"streamkit: {line}", file=sys.stderr, flush=True)
 
 
-mcp_app = typer.Typer(name="mcp", no_args_is_help=True,
-                      help="MCP servers: their state and tools, and a tool called by hand.")
+mcp_app = typer.Typer(
+    name="mcp",
+    no_args_is_help=True,
+    help="MCP servers: their state and tools, and a tool called by hand.",
+)
 
 
 @mcp_app.command("list")
@@ -75,8 +86,10 @@ def list_command(
                 hidden = "" if tool["offered"] else " [not offered: allow/deny]"
                 print(f"  {tool['name']}\t{tool['description']}{hidden}")
         if not rows:
-            print("streamkit: no MCP servers configured ([mcp.NAME] tables, --mcp-config)",
-                  file=sys.stderr)
+            print(
+                "streamkit: no MCP servers configured ([mcp.NAME] tables, --mcp-config)",
+                file=sys.stderr,
+            )
         failed = [row["name"] for row in rows if row["state"] == "failed"]
         if failed:
             raise ToolServerError(f"could not start: {', '.join(failed)}")
@@ -88,13 +101,20 @@ def list_command(
 @mcp_app.command("call")
 def call_command(
     server: Annotated[str, typer.Argument(help="The server, by its name", show_default=False)],
-    tool: Annotated[str, typer.Argument(help="The tool, by the server's name for it",
-                                        show_default=False)],
+    tool: Annotated[
+        str, typer.Argument(help="The tool, by the server's name for it", show_default=False)
+    ],
     arguments: Annotated[str, typer.Argument(help="The arguments, a JSON object")] = "{}",
     configs: McpConfigs = None,
-    timeout: Annotated[float | None, typer.Option(
-        "--timeout", min=0.001, help="Seconds the call may take [default: the server's "
-        "`timeout`, else 30]", show_default=False)] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            min=0.001,
+            help="Seconds the call may take [default: the server's `timeout`, else 30]",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Call one tool of a server by hand; the result, as MCP's JSON, on stdout.
 
@@ -137,4 +157,3 @@ def _all_servers(configs: list[Path]) -> dict[str, McpServerSpec]:
     for path in configs:
         servers.update(load_mcp_json(path))
     return servers
-

@@ -37,8 +37,13 @@ def models(
 
     async def body(interrupts: Interrupts) -> int:
         settings = resolve_settings(
-            profile=profile, base_url=base_url, api_key=api_key, model=model,
-            connect_timeout=connect_timeout, idle_timeout=idle_timeout, timeout=None,
+            profile=profile,
+            base_url=base_url,
+            api_key=api_key,
+            model=model,
+            connect_timeout=connect_timeout,
+            idle_timeout=idle_timeout,
+            timeout=None,
             max_retries=0,
         )
         if model:

@@ -24,12 +24,23 @@ from streamkit.store.replay import replay_body, replay_target
 
 
 def replay(
-    request_id: Annotated[int, typer.Argument(help="A failed request's id (see `streamkit "
-                                              "logs list --failed`)", show_default=False)],
+    request_id: Annotated[
+        int,
+        typer.Argument(
+            help="A failed request's id (see `streamkit logs list --failed`)", show_default=False
+        ),
+    ],
     base_url: opt.BaseURL = None,
-    model: Annotated[str | None, typer.Option(
-        "--model", "-m", help="Ask this model instead (the one field changed in the body)",
-        rich_help_panel=opt.CONNECTION, show_default=False)] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Ask this model instead (the one field changed in the body)",
+            rich_help_panel=opt.CONNECTION,
+            show_default=False,
+        ),
+    ] = None,
     api_key: opt.APIKey = None,
     profile: opt.Profile = None,
     connect_timeout: opt.ConnectTimeout = None,
@@ -57,9 +68,15 @@ def replay(
 
     async def body(interrupts: Interrupts) -> int:
         settings = resolve_settings(
-            profile=profile, base_url=None, api_key=api_key, model=None,
-            connect_timeout=connect_timeout, idle_timeout=idle_timeout, timeout=timeout,
-            max_retries=max_retries, debug=debug,
+            profile=profile,
+            base_url=None,
+            api_key=api_key,
+            model=None,
+            connect_timeout=connect_timeout,
+            idle_timeout=idle_timeout,
+            timeout=timeout,
+            max_retries=max_retries,
+            debug=debug,
         )
         path = opt.database_path(db, settings)
         stored = await trio.to_thread.run_sync(_load_failed, path, request_id)
@@ -69,7 +86,9 @@ def replay(
             with interrupts.guard(settings.timeout) as scope:
                 reply = await print_stream(
                     partial(backend.stream_body, stored.endpoint, replay_body(stored, model)),
-                    stop=scope, events=events, stats=stats,
+                    stop=scope,
+                    events=events,
+                    stats=stats,
                 )
         return reply_exit_code(reply, interrupts)
 
@@ -83,6 +102,7 @@ def _load_failed(path: Path, request_id: int) -> FailedRequest:
     finally:
         store.close()
     if stored is None:
-        raise UsageError(f"no failed request {request_id} in the log "
-                         "(see `streamkit logs list --failed`)")
+        raise UsageError(
+            f"no failed request {request_id} in the log (see `streamkit logs list --failed`)"
+        )
     return stored

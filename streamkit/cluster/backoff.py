@@ -45,6 +45,9 @@ class ClusterGate:
         import ray
 
         # A loop, not one sleep: another node's 429 may extend the pause meanwhile.
-        while (left := await trio.to_thread.run_sync(  # noqa: ASYNC110
-                ray.get, self.backoff.remaining.remote(), abandon_on_cancel=True)) > 0:
+        while (  # noqa: ASYNC110
+            left := await trio.to_thread.run_sync(
+                ray.get, self.backoff.remaining.remote(), abandon_on_cancel=True
+            )
+        ) > 0:
             await trio.sleep(left)

@@ -76,22 +76,34 @@ class _Slices:
         self.start_at = 0.0
         self.results: queue.SimpleQueue[Sample | _End] = queue.SimpleQueue()
 
-    async def run(self, config: BenchConfig, spec: RunSpec, part: tuple[int, int],
-                  task_status: trio.TaskStatus[str | None]) -> None:
+    async def run(
+        self,
+        config: BenchConfig,
+        spec: RunSpec,
+        part: tuple[int, int],
+        task_status: trio.TaskStatus[str | None],
+    ) -> None:
         """Set up (reporting None, or why not), wait for ``go``, run the slice."""
         self.go = trio.Event()
         try:
             tokenizer = await trio.to_thread.run_sync(tokenizer_for, config, self.settings)
             total = (spec.requests or 0) + spec.warmup
             workload = await trio.to_thread.run_sync(
-                build_workload, config, self.settings, total or 256, tokenizer)
+                build_workload, config, self.settings, total or 256, tokenizer
+            )
         except StreamkitError as exc:
             task_status.started(f"on node {self.node}: {exc.message}")
             return
         result = RunResult(spec)
         async with open_target(self.settings) as target:
-            runner = Runner(target, workload, tokenizer=tokenizer, timeout=self.settings.timeout,
-                            observer=_Reporter(self.results), part=part)
+            runner = Runner(
+                target,
+                workload,
+                tokenizer=tokenizer,
+                timeout=self.settings.timeout,
+                observer=_Reporter(self.results),
+                part=part,
+            )
             task_status.started(None)
             await self.go.wait()
             origin = trio.current_time() + (self.start_at - time.time())
@@ -122,8 +134,14 @@ class _Reporter:
 class ClusterBench:
     """The driver: each run of a bench over one ``BenchWorker`` a placement."""
 
-    def __init__(self, ray: ModuleType, config: BenchConfig, settings: Settings,
-                 observer: Observer | None, nodes: list[Node]) -> None:
+    def __init__(
+        self,
+        ray: ModuleType,
+        config: BenchConfig,
+        settings: Settings,
+        observer: Observer | None,
+        nodes: list[Node],
+    ) -> None:
         self.ray = ray
         self.config = config
         self.observer = observer
@@ -152,8 +170,9 @@ class ClusterBench:
         finally:
             result.samples.sort(key=lambda s: s.index)
 
-    async def _prepare(self, actor: Any, spec: RunSpec, part: tuple[int, int],
-                       problems: list[str | None]) -> None:
+    async def _prepare(
+        self, actor: Any, spec: RunSpec, part: tuple[int, int], problems: list[str | None]
+    ) -> None:
         problems[part[0]] = await call(self.ray, actor.prepare.remote(self.config, spec, part))
 
     async def _collect(self, name: str, stream: Any, result: RunResult) -> None:
@@ -169,12 +188,20 @@ class ClusterBench:
                 self.observer.request_done(item)
 
 
-async def run_bench_on_cluster(address: str, workers: int | None, config: BenchConfig,
-                               settings: Settings, interrupts: Interrupts) -> int:
+async def run_bench_on_cluster(
+    address: str,
+    workers: int | None,
+    config: BenchConfig,
+    settings: Settings,
+    interrupts: Interrupts,
+) -> int:
     """``bench --ray``: every run over the cluster at ``address``; the exit code."""
     with joined(address) as ray:
         nodes = placements(live_nodes(ray), workers)
         config = msgspec.structs.replace(config, workers=len(nodes))
         return await run_bench(
-            config, settings, interrupts,
-            spread=lambda observer: ClusterBench(ray, config, settings, observer, nodes).run)
+            config,
+            settings,
+            interrupts,
+            spread=lambda observer: ClusterBench(ray, config, settings, observer, nodes).run,
+        )

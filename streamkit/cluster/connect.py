@@ -42,8 +42,12 @@ def joined(address: str) -> Iterator[ModuleType]:
     """Ray, connected to the cluster at ``address`` for the ``with`` block."""
     ray = import_ray()
     # "local" is Ray's own word for a new cluster in this process (never one found running).
-    options: dict[str, Any] = {"address": address, "namespace": NAMESPACE,
-                               "logging_level": logging.WARNING, "include_dashboard": False}
+    options: dict[str, Any] = {
+        "address": address,
+        "namespace": NAMESPACE,
+        "logging_level": logging.WARNING,
+        "include_dashboard": False,
+    }
     try:
         ray.init(**options)
     except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError...

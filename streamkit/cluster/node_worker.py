@@ -49,8 +49,9 @@ class TrioLoop:
         self.problem: str | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._nursery: trio.Nursery | None = None
-        threading.Thread(target=trio.run, args=(self._main,), daemon=True,
-                         name="streamkit-trio").start()
+        threading.Thread(
+            target=trio.run, args=(self._main,), daemon=True, name="streamkit-trio"
+        ).start()
         self._started.wait()
 
     async def _main(self) -> None:
@@ -130,11 +131,13 @@ class _Rows:
         self.limiter = trio.CapacityLimiter(self.share)
         gate = ClusterGate(self.backoff) if self.backoff is not None else None
         backend = await nursery.start(self._hold_backend, gate)
-        self.work = LineWork(backend, model=self.settings.model,
-                             request_timeout=self.settings.timeout)
+        self.work = LineWork(
+            backend, model=self.settings.model, request_timeout=self.settings.timeout
+        )
 
-    async def _hold_backend(self, gate: ClusterGate | None,
-                            task_status: trio.TaskStatus[Backend]) -> None:
+    async def _hold_backend(
+        self, gate: ClusterGate | None, task_status: trio.TaskStatus[Backend]
+    ) -> None:
         """Keep the producer open for the actor's life (the loop never ends before it)."""
         async with open_backend(self.settings, gate=gate) as backend:
             task_status.started(backend)
@@ -147,6 +150,8 @@ class _Rows:
             try:
                 record = await self.work.run(job)
             except StreamkitError as exc:  # e.g. the local model failed for this line
-                record = {"id": job.id, "error": {"type": exc.kind, "message": one_line(exc),
-                                                  "status": exc.status}}
+                record = {
+                    "id": job.id,
+                    "error": {"type": exc.kind, "message": one_line(exc), "status": exc.status},
+                }
         finished.put((seq, _encode(record) + b"\n", "error" in record))

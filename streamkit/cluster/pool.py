@@ -25,7 +25,10 @@ def start_actor(ray: ModuleType, cls: type, node: Node, *args: Any, **kwargs: An
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     remote = ray.remote(cls).options(
-        num_cpus=0, max_restarts=0, max_task_retries=0, max_concurrency=CALLS_AT_ONCE,
+        num_cpus=0,
+        max_restarts=0,
+        max_task_retries=0,
+        max_concurrency=CALLS_AT_ONCE,
         scheduling_strategy=NodeAffinitySchedulingStrategy(node.id, soft=False),
     )
     return remote.remote(*args, **kwargs)
@@ -34,8 +37,15 @@ def start_actor(ray: ModuleType, cls: type, node: Node, *args: Any, **kwargs: An
 def lost_errors(ray: ModuleType) -> tuple[type[BaseException], ...]:
     """What Ray raises when a worker, its node or an object it held is gone."""
     exc = ray.exceptions
-    return (exc.RayActorError, exc.ObjectLostError, exc.NodeDiedError, exc.WorkerCrashedError,
-            exc.OwnerDiedError, exc.TaskCancelledError, exc.ActorUnschedulableError)
+    return (
+        exc.RayActorError,
+        exc.ObjectLostError,
+        exc.NodeDiedError,
+        exc.WorkerCrashedError,
+        exc.OwnerDiedError,
+        exc.TaskCancelledError,
+        exc.ActorUnschedulableError,
+    )
 
 
 def node_alive(ray: ModuleType, node: Node) -> bool:

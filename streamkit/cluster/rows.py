@@ -83,8 +83,11 @@ class ClusterBatch:
         self.skip_ids = skip_ids
         self.batch_name = batch_name
         nodes = placements(live_nodes(ray), workers)
-        self.slots = [(node, share) for node, share
-                      in zip(nodes, shares(concurrency, len(nodes)), strict=True) if share]
+        self.slots = [
+            (node, share)
+            for node, share in zip(nodes, shares(concurrency, len(nodes)), strict=True)
+            if share
+        ]
         self.window = max(4 * concurrency, 2 * LANES * SHARD_ROWS * len(self.slots))
         self.summary = BatchSummary()
         self.live = len(self.slots)
@@ -92,24 +95,37 @@ class ClusterBatch:
         self._lost = lost_errors(ray)
 
     async def run(self, source: trio.abc.ReceiveStream) -> BatchSummary:
-        backoff = self.ray.remote(Backoff).options(
-            num_cpus=0, scheduling_strategy=_here(self.ray)).remote()
+        backoff = (
+            self.ray.remote(Backoff)
+            .options(num_cpus=0, scheduling_strategy=_here(self.ray))
+            .remote()
+        )
         free = trio.Semaphore(self.window)
         rows_send, rows_receive = trio.open_memory_channel[Row](self.window)
-        results_send, results_receive = trio.open_memory_channel[RowResult | _End](
-            self.window)
+        results_send, results_receive = trio.open_memory_channel[RowResult | _End](self.window)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._read, source, rows_send.clone(), results_send.clone(), free)
             for node, share in self.slots:
-                nursery.start_soon(self._serve, node, share, backoff, rows_send.clone(),
-                                   rows_receive.clone(), results_send.clone())
+                nursery.start_soon(
+                    self._serve,
+                    node,
+                    share,
+                    backoff,
+                    rows_send.clone(),
+                    rows_receive.clone(),
+                    results_send.clone(),
+                )
             await self._write(results_receive, free)
             nursery.cancel_scope.cancel()  # every row is written: the lanes wait for none
         return self.summary
 
-    async def _read(self, source: trio.abc.ReceiveStream, rows: trio.MemorySendChannel[Row],
-                    results: trio.MemorySendChannel[RowResult | _End],
-                    free: trio.Semaphore) -> None:
+    async def _read(
+        self,
+        source: trio.abc.ReceiveStream,
+        rows: trio.MemorySendChannel[Row],
+        results: trio.MemorySendChannel[RowResult | _End],
+        free: trio.Semaphore,
+    ) -> None:
         reader = LineReader(source)
         ids = BatchIds()
         answered = self.journal.answered if self.journal is not None else {}
@@ -117,8 +133,9 @@ class ClusterBatch:
         async with rows, results:
             while (numbered := await reader.next_line()) is not None:
                 number, line = numbered
-                job = parse_record(number, line, kind=self.kind, model=self.settings.model,
-                                   defaults=self.defaults)
+                job = parse_record(
+                    number, line, kind=self.kind, model=self.settings.model, defaults=self.defaults
+                )
                 taken = ids.duplicate(number, job.id)
                 if taken is not None and isinstance(job, BatchRecord):
                     job = InputProblem(number, job.id, taken)
@@ -146,16 +163,23 @@ class ClusterBatch:
         request = msgspec.structs.replace(job.request, idempotency_key=digest.hexdigest()[:32])
         return msgspec.structs.replace(job, request=request)
 
-    async def _serve(self, node: Node, share: int, backoff: Any,
-                     requeue: trio.MemorySendChannel[Row], rows: trio.MemoryReceiveChannel[Row],
-                     results: trio.MemorySendChannel[RowResult | _End]) -> None:
+    async def _serve(
+        self,
+        node: Node,
+        share: int,
+        backoff: Any,
+        requeue: trio.MemorySendChannel[Row],
+        rows: trio.MemoryReceiveChannel[Row],
+        results: trio.MemorySendChannel[RowResult | _End],
+    ) -> None:
         """Keep an actor working on ``node`` while the node lives (a few new ones at most)."""
         async with requeue, rows, results:
             for _ in range(1 + REPLACEMENTS):
                 if not node_alive(self.ray, node):
                     break
-                actor = start_actor(self.ray, NodeWorker, node, self.settings, share=share,
-                                    backoff=backoff)
+                actor = start_actor(
+                    self.ray, NodeWorker, node, self.settings, share=share, backoff=backoff
+                )
                 try:
                     _, problem = await call(self.ray, actor.ready.remote())
                 except self._lost:
@@ -167,12 +191,17 @@ class ClusterBatch:
                         lanes.start_soon(self._lane, actor, requeue, rows, results)
             self.live -= 1
             if self.live == 0:
-                raise ClusterError("every Ray worker was lost; the rows not written are "
-                                   "still to do (--resume)")
+                raise ClusterError(
+                    "every Ray worker was lost; the rows not written are still to do (--resume)"
+                )
 
-    async def _lane(self, actor: Any, requeue: trio.MemorySendChannel[Row],
-                    rows: trio.MemoryReceiveChannel[Row],
-                    results: trio.MemorySendChannel[RowResult | _End]) -> None:
+    async def _lane(
+        self,
+        actor: Any,
+        requeue: trio.MemorySendChannel[Row],
+        rows: trio.MemoryReceiveChannel[Row],
+        results: trio.MemorySendChannel[RowResult | _End],
+    ) -> None:
         """Shards to ``actor`` until it is lost; then its unreceived rows go back."""
         while True:
             shard = [await rows.receive()]
@@ -194,8 +223,9 @@ class ClusterBatch:
                 self.ray.kill(actor)  # the other lane's call ends too, and re-queues
                 return
 
-    async def _write(self, results: trio.MemoryReceiveChannel[RowResult | _End],
-                     free: trio.Semaphore) -> None:
+    async def _write(
+        self, results: trio.MemoryReceiveChannel[RowResult | _End], free: trio.Semaphore
+    ) -> None:
         parked: dict[int, tuple[bytes, bool]] = {}
         next_seq = 0
         rows: int | None = None
@@ -234,9 +264,18 @@ class ClusterBatch:
 
 
 async def run_on_cluster(
-    address: str, workers: int | None, settings: Settings, files: BatchFiles,
-    output_path: Path | None, *, kind: str, defaults: GenerationOptions, concurrency: int,
-    ordered: bool, resume: bool, batch_name: str,
+    address: str,
+    workers: int | None,
+    settings: Settings,
+    files: BatchFiles,
+    output_path: Path | None,
+    *,
+    kind: str,
+    defaults: GenerationOptions,
+    concurrency: int,
+    ordered: bool,
+    resume: bool,
+    batch_name: str,
 ) -> BatchSummary:
     """Join the cluster at ``address`` and run the batch there. The journal of a run
     that did not write every row (Ctrl-C, a crash) stays for ``--resume``."""
@@ -244,10 +283,19 @@ async def run_on_cluster(
     complete = False
     try:
         with joined(address) as ray:
-            batch = ClusterBatch(ray, settings, files.output, journal, kind=kind,
-                                 defaults=defaults, concurrency=concurrency, ordered=ordered,
-                                 skip_ids=files.skip_ids, batch_name=batch_name,
-                                 workers=workers)
+            batch = ClusterBatch(
+                ray,
+                settings,
+                files.output,
+                journal,
+                kind=kind,
+                defaults=defaults,
+                concurrency=concurrency,
+                ordered=ordered,
+                skip_ids=files.skip_ids,
+                batch_name=batch_name,
+                workers=workers,
+            )
             summary = await batch.run(files.source)
             complete = True
     finally:

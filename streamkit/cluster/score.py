@@ -44,8 +44,14 @@ class ScoreWorker:
         problem = self.loop.problem
         return None if problem is None else f"on node {self.address}: {problem}"
 
-    def score(self, record_id: Any, context: str, continuation: str, top: int,
-              ranges: Sequence[tuple[int, int]]) -> tuple[ScoreResult, str | None]:
+    def score(
+        self,
+        record_id: Any,
+        context: str,
+        continuation: str,
+        top: int,
+        ranges: Sequence[tuple[int, int]],
+    ) -> tuple[ScoreResult, str | None]:
         """One text's scores, and why the node's server is not trusted, if it is not."""
         return self.loop.run(self.scoring.score, record_id, context, continuation, top, ranges)
 
@@ -65,12 +71,19 @@ class _Scoring:
             task_status.started(scorer)
             await trio.sleep_forever()
 
-    async def score(self, record_id: Any, context: str, continuation: str, top: int,
-                    ranges: Sequence[tuple[int, int]]) -> tuple[ScoreResult, str | None]:
+    async def score(
+        self,
+        record_id: Any,
+        context: str,
+        continuation: str,
+        top: int,
+        ranges: Sequence[tuple[int, int]],
+    ) -> tuple[ScoreResult, str | None]:
         assert self.scorer is not None
         async with self.limiter:
-            result = await self.scorer.score(record_id, context, continuation, top=top,
-                                             ranges=ranges)
+            result = await self.scorer.score(
+                record_id, context, continuation, top=top, ranges=ranges
+            )
         return result, self.scorer.problem
 
 
@@ -83,27 +96,42 @@ class ClusterScorer:
         self.problem: str | None = None
         self._lost = lost_errors(ray)
 
-    async def score(self, record_id: Any, context: str, continuation: str, *, top: int = 0,
-                    ranges: Sequence[tuple[int, int]] = ()) -> ScoreResult:
+    async def score(
+        self,
+        record_id: Any,
+        context: str,
+        continuation: str,
+        *,
+        top: int = 0,
+        ranges: Sequence[tuple[int, int]] = (),
+    ) -> ScoreResult:
         digest = hashlib.sha256(context.encode()).digest()
         while self.actors:
             actor = self.actors[int.from_bytes(digest[:4], "big") % len(self.actors)]
             try:
-                result, problem = await call(self.ray, actor.score.remote(
-                    record_id, context, continuation, top, list(ranges)))
+                result, problem = await call(
+                    self.ray,
+                    actor.score.remote(record_id, context, continuation, top, list(ranges)),
+                )
             except self._lost:
                 if actor in self.actors:
                     self.actors.remove(actor)  # its texts go to the others from now on
                 continue
             self.problem = self.problem or problem
             return result
-        raise ClusterError("every Ray worker was lost; the texts not written are still to "
-                           "do (--resume)")
+        raise ClusterError(
+            "every Ray worker was lost; the texts not written are still to do (--resume)"
+        )
 
 
 async def score_on_cluster(
-    address: str, workers: int | None, settings: Settings, top: int, files: BatchFiles,
-    concurrency: int, interrupts: Interrupts,
+    address: str,
+    workers: int | None,
+    settings: Settings,
+    top: int,
+    files: BatchFiles,
+    concurrency: int,
+    interrupts: Interrupts,
 ) -> tuple[int, str | None]:
     """Score the batch on the cluster at ``address``: the exit code, and why the
     server's numbers are not trusted, if so."""

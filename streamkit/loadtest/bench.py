@@ -63,14 +63,18 @@ def metrics_url(config: BenchConfig, settings: Settings) -> str | None:
     if config.server_metrics != "auto":
         return config.server_metrics
     if not settings.base_url:
-        raise UsageError("--server-metrics needs a server: give --base-url, or the "
-                         "metrics URL itself")
+        raise UsageError(
+            "--server-metrics needs a server: give --base-url, or the metrics URL itself"
+        )
     root = settings.base_url.rstrip("/").removesuffix("/v1")
     return f"{root}/metrics"
 
 
 async def run_bench(
-    config: BenchConfig, settings: Settings, interrupts: Interrupts, *,
+    config: BenchConfig,
+    settings: Settings,
+    interrupts: Interrupts,
+    *,
     spread: Callable[[Observer | None], Callable[[RunResult], Awaitable[None]]] | None = None,
 ) -> int:
     """Run every planned run, write the reports; the exit code.
@@ -85,23 +89,34 @@ async def run_bench(
     total = per_run + config.warmup
     tokenizer = await trio.to_thread.run_sync(tokenizer_for, config, settings)
     workload = await trio.to_thread.run_sync(
-        build_workload, config, settings, total if total > config.warmup else DURATION_POOL,
-        tokenizer)
+        build_workload,
+        config,
+        settings,
+        total if total > config.warmup else DURATION_POOL,
+        tokenizer,
+    )
     info = ReportInfo(
-        base_url=settings.base_url or "local", model=model_name(settings),
+        base_url=settings.base_url or "local",
+        model=model_name(settings),
         endpoint=config.endpoint,
-        started_at=now_iso(), workload=workload.description,
+        started_at=now_iso(),
+        workload=workload.description,
         prompt_tokens_approximate=workload.approximate,
         slo_ms={k: v * 1000 for k, v in config.slo.items()} if config.slo else None,
-        workers=config.workers, command_line=list(config.command_line),
-        repeat=config.repeat, server_metrics_url=scrape_url,
+        workers=config.workers,
+        command_line=list(config.command_line),
+        repeat=config.repeat,
+        server_metrics_url=scrape_url,
     )
     observer = _observer(sys.stderr.isatty())
     groups: list[list[RunResult]] = []
     search: CapacitySearch | None = None
     async with open_target(settings) as target:
-        execute = (spread(observer) if spread is not None
-                   else _executor(config, settings, target, workload, tokenizer, observer))
+        execute = (
+            spread(observer)
+            if spread is not None
+            else _executor(config, settings, target, workload, tokenizer, observer)
+        )
         if scrape_url is not None:
             execute = _scraped(execute, scrape_url, config.server_metrics_interval)
         with observer or contextlib.nullcontext():
@@ -111,8 +126,12 @@ async def run_bench(
                 await _run_all(config, runs, execute, groups, interrupts)
     report = build_report(info, groups)
     if search is not None:
-        report["capacity"] = {"slo_ms": info.slo_ms, "percentile": config.slo_percentile,
-                              "goodput": config.goodput_target, **search.summary()}
+        report["capacity"] = {
+            "slo_ms": info.slo_ms,
+            "percentile": config.slo_percentile,
+            "goodput": config.goodput_target,
+            **search.summary(),
+        }
     _write_outputs(config, report, groups)
     print_summary(report)
     if interrupts.exit_code is not None:
@@ -126,8 +145,9 @@ async def run_bench(
     return 0
 
 
-async def _run_one(spec: RunSpec, config: BenchConfig, execute: Execute,
-                   interrupts: Interrupts) -> tuple[list[RunResult], bool]:
+async def _run_one(
+    spec: RunSpec, config: BenchConfig, execute: Execute, interrupts: Interrupts
+) -> tuple[list[RunResult], bool]:
     """``spec`` run ``--repeat`` times; the runs, and whether to go on."""
     group = []
     for repeat in range(1, config.repeat + 1):
@@ -143,8 +163,13 @@ async def _run_one(spec: RunSpec, config: BenchConfig, execute: Execute,
     return group, True
 
 
-async def _run_all(config: BenchConfig, runs: list[RunSpec], execute: Execute,
-                   groups: list[list[RunResult]], interrupts: Interrupts) -> None:
+async def _run_all(
+    config: BenchConfig,
+    runs: list[RunSpec],
+    execute: Execute,
+    groups: list[list[RunResult]],
+    interrupts: Interrupts,
+) -> None:
     queue = list(runs)
     while queue:
         current = queue.pop(0)
@@ -156,16 +181,17 @@ async def _run_all(config: BenchConfig, runs: list[RunSpec], execute: Execute,
             queue = sweep_rates(config, groups[0][0], group[0])
 
 
-async def _find_capacity(config: BenchConfig, execute: Execute,
-                         groups: list[list[RunResult]],
-                         interrupts: Interrupts) -> CapacitySearch | None:
+async def _find_capacity(
+    config: BenchConfig, execute: Execute, groups: list[list[RunResult]], interrupts: Interrupts
+) -> CapacitySearch | None:
     """The search: a first rate (``--rate``, else one user's throughput), then capacity.py's."""
     assert config.slo is not None
     if config.rate:
         start = config.rate[0]
     else:
-        group, go_on = await _run_one(spec(config, "capacity-sync", concurrency=1), config,
-                                      execute, interrupts)
+        group, go_on = await _run_one(
+            spec(config, "capacity-sync", concurrency=1), config, execute, interrupts
+        )
         groups.append(group)
         start = throughput(group[0])
         if not go_on or start <= 0:
@@ -177,8 +203,15 @@ async def _find_capacity(config: BenchConfig, execute: Execute,
         groups.append(group)
         if group[0].partial:
             break
-        search.record(probe(rate, group[0].samples, config.slo, at=config.slo_percentile,
-                            goodput=config.goodput_target))
+        search.record(
+            probe(
+                rate,
+                group[0].samples,
+                config.slo,
+                at=config.slo_percentile,
+                goodput=config.goodput_target,
+            )
+        )
     return search
 
 
@@ -195,8 +228,9 @@ def _scraped(execute: Execute, url: str, interval: float) -> Execute:
     return run
 
 
-def _write_outputs(config: BenchConfig, report: dict[str, Any],
-                   groups: list[list[RunResult]]) -> None:
+def _write_outputs(
+    config: BenchConfig, report: dict[str, Any], groups: list[list[RunResult]]
+) -> None:
     if config.json_path:
         write_json(config.json_path, report)
     if config.csv_path:
@@ -211,13 +245,20 @@ def _write_outputs(config: BenchConfig, report: dict[str, Any],
         write_html(config.html_path, report, groups)
 
 
-def _executor(config: BenchConfig, settings: Settings, target: Target, workload: Workload,
-              tokenizer: Tokenizer | None, observer: Observer | None) -> Execute:
+def _executor(
+    config: BenchConfig,
+    settings: Settings,
+    target: Target,
+    workload: Workload,
+    tokenizer: Tokenizer | None,
+    observer: Observer | None,
+) -> Execute:
     """How one run is carried out: in this process, or spread over worker processes."""
     if config.workers > 1:
         from streamkit.loadtest.workers import WorkerPool
 
         return WorkerPool(config, settings, observer).run
-    runner = Runner(target, workload, tokenizer=tokenizer, timeout=settings.timeout,
-                    observer=observer)
+    runner = Runner(
+        target, workload, tokenizer=tokenizer, timeout=settings.timeout, observer=observer
+    )
     return runner.run

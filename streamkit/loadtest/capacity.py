@@ -51,8 +51,14 @@ def _values(samples: Sequence[Sample], metric: str) -> list[float]:
     return [s.e2e for s in done]
 
 
-def probe(rate: float, samples: Sequence[Sample], slo: dict[str, float], *,
-          at: float = 99.0, goodput: float | None = None) -> Probe:
+def probe(
+    rate: float,
+    samples: Sequence[Sample],
+    slo: dict[str, float],
+    *,
+    at: float = 99.0,
+    goodput: float | None = None,
+) -> Probe:
     """Judge one run at ``rate``: its score against ``slo`` (seconds) at percentile ``at``.
 
     A failed request counts against the SLO: it is left out of the latency
@@ -64,8 +70,13 @@ def probe(rate: float, samples: Sequence[Sample], slo: dict[str, float], *,
         values = sorted(_values(samples, metric))
         value = percentile(values, at) if values else None
         figures[metric] = None if value is None else round(value * 1000, 4)
-        ratios.append(math.inf if value is None else value / bound if bound > 0 else
-                      (0.0 if value <= 0 else math.inf))
+        ratios.append(
+            math.inf
+            if value is None
+            else value / bound
+            if bound > 0
+            else (0.0 if value <= 0 else math.inf)
+        )
     share = None
     if samples:
         share = sum(1 for s in samples if meets(s, slo)) / len(samples)
@@ -96,8 +107,11 @@ class CapacitySearch:
     def failing(self) -> Probe | None:
         """The lowest rate that missed it above every passing one."""
         low = self.passing.rate if self.passing else 0.0
-        return min((p for p in self.probes if not p.passed and p.rate > low),
-                   key=lambda p: p.rate, default=None)
+        return min(
+            (p for p in self.probes if not p.passed and p.rate > low),
+            key=lambda p: p.rate,
+            default=None,
+        )
 
     def record(self, result: Probe) -> None:
         self.probes.append(result)
@@ -131,11 +145,15 @@ class CapacitySearch:
             "rate": round(low.rate, 4) if low else None,
             "failing_rate": round(high.rate, 4) if high else None,
             "precision": self.precision,
-            "converged": bool(low and high
-                              and high.rate - low.rate <= self.precision * low.rate),
-            "runs": [{"rate": round(p.rate, 4), "passed": p.passed,
-                      "score": round(p.score, 4) if math.isfinite(p.score) else None,
-                      "at_percentile_ms": p.at_percentile_ms,
-                      "good_share": None if p.good_share is None else round(p.good_share, 4)}
-                     for p in self.probes],
+            "converged": bool(low and high and high.rate - low.rate <= self.precision * low.rate),
+            "runs": [
+                {
+                    "rate": round(p.rate, 4),
+                    "passed": p.passed,
+                    "score": round(p.score, 4) if math.isfinite(p.score) else None,
+                    "at_percentile_ms": p.at_percentile_ms,
+                    "good_share": None if p.good_share is None else round(p.good_share, 4),
+                }
+                for p in self.probes
+            ],
         }

@@ -59,8 +59,21 @@ def error_type(kind: str, status: int | None) -> str:
 class Measurement:
     """What one request received, and when (``trio.current_time()`` seconds)."""
 
-    __slots__ = ("chunks", "end", "error", "first", "first_answer", "itl", "last", "message",
-                 "reasoning", "reasoning_chunks", "sent", "text", "usage")
+    __slots__ = (
+        "chunks",
+        "end",
+        "error",
+        "first",
+        "first_answer",
+        "itl",
+        "last",
+        "message",
+        "reasoning",
+        "reasoning_chunks",
+        "sent",
+        "text",
+        "usage",
+    )
 
     def __init__(self, sent: float) -> None:
         self.sent = sent
@@ -110,8 +123,14 @@ class Measurement:
             self.error, self.message = kind, message
 
     def sample(
-        self, index: int, origin: float, *, item: Item, tokenizer: Tokenizer | None,
-        scheduled_at: float | None = None, end: float | None = None,
+        self,
+        index: int,
+        origin: float,
+        *,
+        item: Item,
+        tokenizer: Tokenizer | None,
+        scheduled_at: float | None = None,
+        end: float | None = None,
     ) -> Sample:
         """The finished measurement as a ``Sample``, times relative to ``origin``."""
         end = end if end is not None else self.end if self.end is not None else self.last
@@ -127,8 +146,11 @@ class Measurement:
         if usage is not None and usage.reasoning_tokens is not None:
             thinking = usage.reasoning_tokens
         elif self.reasoning_chunks:
-            thinking = (tokenizer.count("".join(self.reasoning)) if tokenizer is not None
-                        else self.reasoning_chunks)
+            thinking = (
+                tokenizer.count("".join(self.reasoning))
+                if tokenizer is not None
+                else self.reasoning_chunks
+            )
         return Sample(
             index=index,
             sent_at=self.sent - origin,
@@ -195,8 +217,7 @@ class HTTPTarget:
 
         path, body = openai_body(item.request)
         body.update(item.extra_body())
-        raw = json.dumps(body, ensure_ascii=False, separators=(",", ":"),
-                         allow_nan=False).encode()
+        raw = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
         clock = trio.current_time
         decoder = OpenAIStreamDecoder()
         try:

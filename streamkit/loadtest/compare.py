@@ -68,8 +68,9 @@ def _label(run: dict[str, Any]) -> str:
     return f"{run.get('mode')} {load}"
 
 
-def compare_reports(paths: list[Path], out: TextIO | None = None,
-                    fail_on: list[Bound] | None = None) -> int:
+def compare_reports(
+    paths: list[Path], out: TextIO | None = None, fail_on: list[Bound] | None = None
+) -> int:
     """Print the comparison table (and the bounds' verdict); 0, or ``RegressionFound``."""
     if len(paths) < 2:
         raise UsageError("compare needs at least two reports")
@@ -96,8 +97,7 @@ def compare_reports(paths: list[Path], out: TextIO | None = None,
                 half = _half(runs[index], name, stat) if runs[index] else None
                 if value is not None and half:
                     shown += f"±{half:.2g}"
-                delta = change(figure(base, name, stat) if base else None, value) \
-                    if index else ""
+                delta = change(figure(base, name, stat) if base else None, value) if index else ""
                 cells.append(f"{shown:>{width}}{delta:>9}")
             lines.append(f"{title:<16}" + "".join(cells))
         lines.append("")

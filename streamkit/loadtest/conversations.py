@@ -68,11 +68,13 @@ def parse_conversations(raw: bytes, name: str) -> list[Conversation]:
         try:
             record = msgspec.json.decode(line, type=_Line)
         except msgspec.DecodeError as exc:
-            raise UsageError(f"dataset {name} line {number}: expected "
-                             f'{{"turns": [...]}}: {exc}') from None
-        turns = tuple(Turn(t) if isinstance(t, str) else Turn(t.content,
-                                                                output_tokens=t.output_tokens)
-                      for t in record.turns)
+            raise UsageError(
+                f'dataset {name} line {number}: expected {{"turns": [...]}}: {exc}'
+            ) from None
+        turns = tuple(
+            Turn(t) if isinstance(t, str) else Turn(t.content, output_tokens=t.output_tokens)
+            for t in record.turns
+        )
         turns = tuple(t for t in turns if t.user.strip())
         if turns:
             ident = str(record.id) if record.id is not None else str(number)

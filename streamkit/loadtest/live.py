@@ -22,8 +22,9 @@ class LiveView:
     """Requests done / in flight / failed, tokens/s, current p50 TTFT, ETA."""
 
     def __init__(self, console: Console | None = None) -> None:
-        self._live = Live(self, console=console or Console(stderr=True),
-                          refresh_per_second=4, transient=True)
+        self._live = Live(
+            self, console=console or Console(stderr=True), refresh_per_second=4, transient=True
+        )
         self.spec: RunSpec | None = None
         self.run_number = 0
         self._reset()

@@ -119,8 +119,10 @@ def parse_slo(text: str) -> dict[str, float]:
     for item in text.split(","):
         match = _SLO_ITEM.match(item)
         if not match:
-            raise UsageError(f"--slo: cannot read {item.strip()!r}; expected e.g. "
-                             "ttft=500ms,tpot=50ms,e2e=10s (metrics: ttft, tpot, itl, e2e)")
+            raise UsageError(
+                f"--slo: cannot read {item.strip()!r}; expected e.g. "
+                "ttft=500ms,tpot=50ms,e2e=10s (metrics: ttft, tpot, itl, e2e)"
+            )
         name, number, unit = match.groups()
         try:
             value = float(number)
@@ -140,8 +142,10 @@ def meets(sample: Sample, slo: dict[str, float]) -> bool:
         "itl": max(sample.itl, default=0.0),
         "e2e": sample.e2e,
     }
-    return all(values[name] is not None and values[name] <= bound  # type: ignore[operator]
-               for name, bound in slo.items())
+    return all(
+        values[name] is not None and values[name] <= bound  # type: ignore[operator]
+        for name, bound in slo.items()
+    )
 
 
 def tokens_source(samples: Iterable[Sample]) -> str | None:
@@ -190,10 +194,13 @@ def run_figures(
         figures["prefix_groups"] = prefix_groups(done)
     if lags:  # open loop: latency as the user would see it, from the scheduled time
         figures["ttft_from_schedule_ms"] = summarize(
-            s.first_at - s.scheduled_at for s in done
-            if s.first_at is not None and s.scheduled_at is not None)
+            s.first_at - s.scheduled_at
+            for s in done
+            if s.first_at is not None and s.scheduled_at is not None
+        )
         figures["e2e_from_schedule_ms"] = summarize(
-            s.end_at - s.scheduled_at for s in done if s.scheduled_at is not None)
+            s.end_at - s.scheduled_at for s in done if s.scheduled_at is not None
+        )
     return figures
 
 
@@ -204,14 +211,17 @@ def by_turn(done: Sequence[Sample]) -> list[dict[str, object]]:
     for turn in turns:
         mine = [s for s in done if s.turn == turn]
         prompts = [s.prompt_tokens for s in mine if s.prompt_tokens]
-        rows.append({
-            "turn": turn,
-            "requests": len(mine),
-            "prompt_tokens_mean": round(math.fsum(prompts) / len(prompts), 1) if prompts
-            else None,
-            "ttft_ms": summarize(s.ttft for s in mine if s.ttft is not None),
-            "e2e_ms": summarize(s.e2e for s in mine),
-        })
+        rows.append(
+            {
+                "turn": turn,
+                "requests": len(mine),
+                "prompt_tokens_mean": round(math.fsum(prompts) / len(prompts), 1)
+                if prompts
+                else None,
+                "ttft_ms": summarize(s.ttft for s in mine if s.ttft is not None),
+                "e2e_ms": summarize(s.e2e for s in mine),
+            }
+        )
     return rows
 
 

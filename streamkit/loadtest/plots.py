@@ -51,12 +51,16 @@ def merged(group: Sequence[RunResult]) -> RunResult:
     """A run and its repeats as one, their samples together (times stay per repeat)."""
     if len(group) == 1:
         return group[0]
-    return RunResult(group[0].spec, samples=[s for r in group for s in r.samples],
-                     duration=max(r.duration for r in group))
+    return RunResult(
+        group[0].spec,
+        samples=[s for r in group for s in r.samples],
+        duration=max(r.duration for r in group),
+    )
 
 
-def write_plots(folder: Path, report: dict[str, Any],
-                groups: Sequence[Sequence[RunResult]]) -> list[Path]:
+def write_plots(
+    folder: Path, report: dict[str, Any], groups: Sequence[Sequence[RunResult]]
+) -> list[Path]:
     """Draw every figure into ``folder`` (created if needed); the files written."""
     results = [merged(group) for group in groups]
     try:
@@ -70,8 +74,12 @@ def write_plots(folder: Path, report: dict[str, Any],
 
     labels = [_label(run) for run in report["runs"]]
     written = []
-    drawings = [("ttft_hist.png", _ttft), ("itl_hist.png", _itl),
-                ("latency_vs_throughput.png", _latency), ("tokens_per_second.png", _tokens)]
+    drawings = [
+        ("ttft_hist.png", _ttft),
+        ("itl_hist.png", _itl),
+        ("latency_vs_throughput.png", _latency),
+        ("tokens_per_second.png", _tokens),
+    ]
     if any(run.get("server_metrics") for run in report["runs"]):
         drawings.append((SERVER_FILE, _server))
     for name, draw in drawings:
@@ -103,19 +111,35 @@ def _hist(axes: Any, series: list[tuple[str, list[float]]], title: str) -> None:
 
 
 def _ttft(axes: Any, report: dict, results: Sequence[RunResult], labels: list[str]) -> None:
-    series = [(label, [s.ttft * 1000 for s in r.samples if s.ok and s.ttft is not None])
-              for label, r in zip(labels, results, strict=True)]
-    answers = [(f"{label} TTFA", [s.ttfa * 1000 for s in r.samples
-                                  if s.ok and s.ttfa is not None and s.reasoning_tokens])
-               for label, r in zip(labels, results, strict=True)]
+    series = [
+        (label, [s.ttft * 1000 for s in r.samples if s.ok and s.ttft is not None])
+        for label, r in zip(labels, results, strict=True)
+    ]
+    answers = [
+        (
+            f"{label} TTFA",
+            [
+                s.ttfa * 1000
+                for s in r.samples
+                if s.ok and s.ttfa is not None and s.reasoning_tokens
+            ],
+        )
+        for label, r in zip(labels, results, strict=True)
+    ]
     answers = [(label, data) for label, data in answers if data]
     title = "Time to first token" + (" and to first answer token (TTFA)" if answers else "")
     _hist(axes, series + answers, title)
 
 
 def _itl(axes: Any, report: dict, results: Sequence[RunResult], labels: list[str]) -> None:
-    _hist(axes, [(label, [g * 1000 for s in r.samples if s.ok for g in s.itl])
-                 for label, r in zip(labels, results, strict=True)], "Inter-token latency")
+    _hist(
+        axes,
+        [
+            (label, [g * 1000 for s in r.samples if s.ok for g in s.itl])
+            for label, r in zip(labels, results, strict=True)
+        ],
+        "Inter-token latency",
+    )
 
 
 def _latency(axes: Any, report: dict, results: Sequence[RunResult], labels: list[str]) -> None:
@@ -140,8 +164,10 @@ def _tokens(axes: Any, report: dict, results: Sequence[RunResult], labels: list[
         for sample in result.samples:
             if sample.ok and sample.first_at is not None:
                 per_chunk = (sample.output_tokens or 0) / (len(sample.itl) + 1)
-                arrivals.extend((at, per_chunk) for at in
-                                itertools.accumulate(sample.itl, initial=sample.first_at))
+                arrivals.extend(
+                    (at, per_chunk)
+                    for at in itertools.accumulate(sample.itl, initial=sample.first_at)
+                )
         if not arrivals:
             continue
         seconds = math.ceil(max(at for at, _ in arrivals)) or 1
@@ -160,8 +186,9 @@ def _server(axes: Any, report: dict, results: Sequence[RunResult], labels: list[
         for name, style in (("queue", "-"), ("running", "--"), ("kv_cache", ":")):
             points = series.get(name) or []
             if points:
-                axes.plot([t for t, _ in points], [v for _, v in points], style,
-                          label=f"{label} {name}")
+                axes.plot(
+                    [t for t, _ in points], [v for _, v in points], style, label=f"{label} {name}"
+                )
     axes.set_title("The server's own metrics (Prometheus), over each run")
     axes.set_xlabel("seconds from the run's start")
     axes.set_ylabel("requests (queue, running) / share (KV cache)")

@@ -31,8 +31,12 @@ async def _scrape(client: httpx.AsyncClient, url: str) -> Scrape | None:
     return None
 
 
-async def watch(url: str, interval: float, body: Callable[[], Awaitable[None]],
-                keep: Callable[[dict[str, Any]], None]) -> None:
+async def watch(
+    url: str,
+    interval: float,
+    body: Callable[[], Awaitable[None]],
+    keep: Callable[[dict[str, Any]], None],
+) -> None:
     """Run ``body`` (the run) while scraping ``url`` every ``interval`` seconds.
 
     ``keep`` receives the summary even when the run is cancelled (Ctrl-C), as

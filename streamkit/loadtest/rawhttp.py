@@ -101,8 +101,12 @@ class RawHTTPTarget:
     """
 
     def __init__(
-        self, base_url: str, api_key: str | None, *,
-        connect_timeout: float | None, idle_timeout: float | None,
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        connect_timeout: float | None,
+        idle_timeout: float | None,
     ) -> None:
         parts = urlsplit(base_url)
         try:
@@ -110,8 +114,9 @@ class RawHTTPTarget:
         except ValueError as exc:
             raise UsageError(f"invalid base URL {public_url(base_url)!r}: {exc}") from None
         if parts.scheme != "http" or not parts.hostname:
-            raise UsageError(f"invalid base URL {public_url(base_url)!r}: "
-                             "not http://host[:port]/path")
+            raise UsageError(
+                f"invalid base URL {public_url(base_url)!r}: not http://host[:port]/path"
+            )
         self.url = public_url(base_url.rstrip("/"))
         self._host, self._port = parts.hostname, port
         self._prefix = parts.path.rstrip("/") + "/"
@@ -139,25 +144,31 @@ class RawHTTPTarget:
         body.update(item.extra_body())
         target = self._prefix + path + self._query
         # what httpx's json= sends
-        raw = json.dumps(body, ensure_ascii=False, separators=(",", ":"),
-                         allow_nan=False).encode()
+        raw = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
         try:
             try:
                 await self._attempt(target, raw, measurement, fresh=False)
             except _NoAnswer as dropped:
                 if not dropped.reused:
-                    raise ConnectFailed(dropped.said(
-                        f"the server at {self.url} closed the connection before answering"
-                    ), retryable=True) from None
+                    raise ConnectFailed(
+                        dropped.said(
+                            f"the server at {self.url} closed the connection before answering"
+                        ),
+                        retryable=True,
+                    ) from None
                 # a kept-alive connection closed under it: once more, on a new one
                 measurement.resend(trio.current_time())
                 try:
                     await self._attempt(target, raw, measurement, fresh=True)
                 except _NoAnswer as again:
-                    raise ConnectFailed(again.said(
-                        f"the server at {self.url} closed a kept-alive connection before "
-                        "answering; sent again on a new connection, it closed that one "
-                        "before answering too"), retryable=True) from None
+                    raise ConnectFailed(
+                        again.said(
+                            f"the server at {self.url} closed a kept-alive connection before "
+                            "answering; sent again on a new connection, it closed that one "
+                            "before answering too"
+                        ),
+                        retryable=True,
+                    ) from None
         except (OSError, trio.BrokenResourceError, h11.ProtocolError) as exc:
             measurement.end = trio.current_time()
             error = self._translate(exc, measurement.first is not None)
@@ -208,8 +219,11 @@ class RawHTTPTarget:
     ) -> bool:
         """One request and its whole response; True if the connection can serve another."""
         http, stream, clock = connection.http, connection.stream, trio.current_time
-        request = h11.Request(method="POST", target=target,
-                              headers=[*self._headers, ("Content-Length", str(len(raw)))])
+        request = h11.Request(
+            method="POST",
+            target=target,
+            headers=[*self._headers, ("Content-Length", str(len(raw)))],
+        )
         out = http.send(request) + http.send(h11.Data(data=raw)) + http.send(h11.EndOfMessage())
         try:
             with trio.move_on_after(self._idle_timeout) as waited:
@@ -276,11 +290,11 @@ class RawHTTPTarget:
         self, measurement: Measurement, response: h11.Response, target: str, raw: bytes
     ) -> None:
         """An HTTP error status, its message as ``OpenAIHTTPProducer`` words it."""
-        message, _ = status_message(response.status_code, response.reason.decode("latin-1"),
-                                    f"POST {target}", raw)
+        message, _ = status_message(
+            response.status_code, response.reason.decode("latin-1"), f"POST {target}", raw
+        )
         measurement.end = trio.current_time()
-        measurement.fail(error_type("http", response.status_code),
-                         redact(message, self._secrets))
+        measurement.fail(error_type("http", response.status_code), redact(message, self._secrets))
 
     def _idle(self) -> RequestTimeout:
         return RequestTimeout(f"no data from {self.url} within the idle timeout (--idle-timeout)")

@@ -16,15 +16,57 @@ from collections.abc import Sequence
 from typing import Any
 
 # two-sided 95 % quantiles of Student's t, by degrees of freedom
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
-         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
-         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+_T975 = (
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+)
 _Z975 = 1.959964
 
 # figures that are settings or identities of the run, the same in every repeat
-_SETTINGS = frozenset({"mode", "concurrency", "rate", "burstiness", "requests",
-                       "duration_limit_s", "warmup", "seed", "workers", "trace_speed",
-                       "ramp_up_s", "sessions"})
+_SETTINGS = frozenset(
+    {
+        "mode",
+        "concurrency",
+        "rate",
+        "burstiness",
+        "requests",
+        "duration_limit_s",
+        "warmup",
+        "seed",
+        "workers",
+        "trace_speed",
+        "ramp_up_s",
+        "sessions",
+    }
+)
 
 
 def t_quantile(df: int) -> float:
@@ -34,7 +76,7 @@ def t_quantile(df: int) -> float:
     if df <= len(_T975):
         return _T975[df - 1]
     z = _Z975  # Cornish-Fisher: within 0.001 of the exact value past 30
-    return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
 
 
 def mean_interval(values: Sequence[float]) -> tuple[float, float, float]:
@@ -71,8 +113,7 @@ def combine(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
             combined[key] = any(r.get(key) for r in records)
         elif isinstance(sample, int | float):
             combined[key] = _numbers(records, key, None, ci95)
-        elif isinstance(sample, dict) and all(isinstance(v, int | float)
-                                              for v in sample.values()):
+        elif isinstance(sample, dict) and all(isinstance(v, int | float) for v in sample.values()):
             stats = {stat: _numbers(records, key, stat, ci95) for stat in sample}
             combined[key] = None if any(v is None for v in stats.values()) else stats
         else:
@@ -89,8 +130,9 @@ def _summed(counts: Any) -> dict[str, int]:
     return dict(sorted(total.items()))
 
 
-def _numbers(records: Sequence[dict[str, Any]], key: str, stat: str | None,
-             ci95: dict[str, list[float]]) -> float | None:
+def _numbers(
+    records: Sequence[dict[str, Any]], key: str, stat: str | None, ci95: dict[str, list[float]]
+) -> float | None:
     values = []
     for record in records:
         found = record.get(key)

@@ -117,11 +117,35 @@ def write_json(path: Path, report: dict[str, Any]) -> None:
 
 
 CSV_FIELDS = (
-    "run", "mode", "concurrency", "rate", "index", "worker", "scheduled_s", "sent_s",
-    "first_token_s", "end_s", "schedule_lag_ms", "ttft_ms", "e2e_ms", "tpot_ms",
-    "itl_mean_ms", "itl_max_ms", "content_chunks", "prompt_tokens", "output_tokens",
-    "output_tokens_source", "error", "message", "first_answer_s", "ttfa_ms",
-    "reasoning_tokens", "repeat", "session", "turn", "prefix_group",
+    "run",
+    "mode",
+    "concurrency",
+    "rate",
+    "index",
+    "worker",
+    "scheduled_s",
+    "sent_s",
+    "first_token_s",
+    "end_s",
+    "schedule_lag_ms",
+    "ttft_ms",
+    "e2e_ms",
+    "tpot_ms",
+    "itl_mean_ms",
+    "itl_max_ms",
+    "content_chunks",
+    "prompt_tokens",
+    "output_tokens",
+    "output_tokens_source",
+    "error",
+    "message",
+    "first_answer_s",
+    "ttfa_ms",
+    "reasoning_tokens",
+    "repeat",
+    "session",
+    "turn",
+    "prefix_group",
 )
 
 
@@ -152,18 +176,39 @@ def write_csv(path: Path, results: Sequence[RunResult]) -> None:
 def _csv_rows(writer: Any, number: int, repeat: int, result: RunResult) -> None:
     spec = result.spec
     for s in result.samples:
-        writer.writerow([
-            number, spec.mode, spec.concurrency or "", spec.rate or "", s.index,
-            s.worker, _s(s.scheduled_at), _s(s.sent_at), _s(s.first_at), _s(s.end_at),
-            _ms(s.lag), _ms(s.ttft), _ms(s.e2e), _ms(s.tpot),
-            _ms(sum(s.itl) / len(s.itl)) if s.itl else "", _ms(max(s.itl, default=None)),
-            len(s.itl) + (s.first_at is not None), s.prompt_tokens or "",
-            s.output_tokens if s.output_tokens is not None else "",
-            s.tokens_source or "", s.error or "", s.message or "",
-            _s(s.first_answer_at), _ms(s.ttfa),
-            s.reasoning_tokens if s.reasoning_tokens is not None else "",
-            repeat, _blank(s.session), _blank(s.turn), _blank(s.group),
-        ])
+        writer.writerow(
+            [
+                number,
+                spec.mode,
+                spec.concurrency or "",
+                spec.rate or "",
+                s.index,
+                s.worker,
+                _s(s.scheduled_at),
+                _s(s.sent_at),
+                _s(s.first_at),
+                _s(s.end_at),
+                _ms(s.lag),
+                _ms(s.ttft),
+                _ms(s.e2e),
+                _ms(s.tpot),
+                _ms(sum(s.itl) / len(s.itl)) if s.itl else "",
+                _ms(max(s.itl, default=None)),
+                len(s.itl) + (s.first_at is not None),
+                s.prompt_tokens or "",
+                s.output_tokens if s.output_tokens is not None else "",
+                s.tokens_source or "",
+                s.error or "",
+                s.message or "",
+                _s(s.first_answer_at),
+                _ms(s.ttfa),
+                s.reasoning_tokens if s.reasoning_tokens is not None else "",
+                repeat,
+                _blank(s.session),
+                _blank(s.turn),
+                _blank(s.group),
+            ]
+        )
 
 
 def _blank(value: int | None) -> object:

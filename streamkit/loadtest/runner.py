@@ -121,8 +121,9 @@ class Runner:
             k, n = closed
             warm = range(k, spec.warmup, n)
             concurrency = max(1, min(share(spec.concurrency or 1, closed), len(warm)))
-            await self._closed(concurrency, iter(warm), None, 0.0, lambda s: None,
-                               trio.CancelScope())
+            await self._closed(
+                concurrency, iter(warm), None, 0.0, lambda s: None, trio.CancelScope()
+            )
         samples = result.samples
         self.observer.run_started(spec)
         origin = trio.current_time() if origin is None else origin
@@ -132,10 +133,15 @@ class Runner:
             def record(sample: Sample) -> None:
                 samples.append(sample)
                 self.observer.request_done(sample)
-                if (not sample.ok and len(samples) >= EARLY_STOP_FAILURES
-                        and all(not s.ok for s in samples)):
-                    result.stopped = (f"the first {len(samples)} requests all failed "
-                                      f"({sample.error}: {sample.message})")
+                if (
+                    not sample.ok
+                    and len(samples) >= EARLY_STOP_FAILURES
+                    and all(not s.ok for s in samples)
+                ):
+                    result.stopped = (
+                        f"the first {len(samples)} requests all failed "
+                        f"({sample.error}: {sample.message})"
+                    )
                     stop.cancel()
 
             try:
@@ -146,12 +152,21 @@ class Runner:
                     await play(self, spec, origin, record, stop)
                 elif closed is not None:
                     k, n = closed
-                    indices = (range(k, spec.requests, n) if spec.requests is not None
-                               else itertools.count(k, n))
+                    indices = (
+                        range(k, spec.requests, n)
+                        if spec.requests is not None
+                        else itertools.count(k, n)
+                    )
                     deadline = origin + spec.duration if spec.duration else None
-                    await self._closed(share(spec.concurrency or 1, closed),
-                                       (spec.warmup + i for i in indices), deadline, origin,
-                                       record, stop, ramp_up=spec.ramp_up)
+                    await self._closed(
+                        share(spec.concurrency or 1, closed),
+                        (spec.warmup + i for i in indices),
+                        deadline,
+                        origin,
+                        record,
+                        stop,
+                        ramp_up=spec.ramp_up,
+                    )
             finally:
                 result.duration = trio.current_time() - origin
 
@@ -196,7 +211,11 @@ class Runner:
                 nursery.start_soon(loop, number)
 
     async def _open(
-        self, spec: RunSpec, origin: float, offset: int, record: Callable[[Sample], None],
+        self,
+        spec: RunSpec,
+        origin: float,
+        offset: int,
+        record: Callable[[Sample], None],
         stop: trio.CancelScope,
     ) -> None:
         """Send each request at its scheduled time, whatever is still in flight.
@@ -206,14 +225,21 @@ class Runner:
         """
         if spec.trace_speed is not None:
             times = [(item.at or 0.0) / spec.trace_speed for item in self.workload.items]
-            times = times[:spec.requests] if spec.requests is not None else times
+            times = times[: spec.requests] if spec.requests is not None else times
             if spec.duration is not None:
                 times = [at for at in times if at < spec.duration]
         else:
             assert spec.rate is not None
-            times = ramped(arrival_times(spec.rate, burstiness=spec.burstiness,
-                                         seed=spec.seed, count=spec.requests,
-                                         until=spec.duration), spec.ramp_up)
+            times = ramped(
+                arrival_times(
+                    spec.rate,
+                    burstiness=spec.burstiness,
+                    seed=spec.seed,
+                    count=spec.requests,
+                    until=spec.duration,
+                ),
+                spec.ramp_up,
+            )
         mine = split(times, self.part[1])[self.part[0]]
         async with trio.open_nursery() as nursery:
             for index, at in mine:
@@ -223,13 +249,20 @@ class Runner:
                 nursery.start_soon(self._one, offset + index, at, origin, record)
 
     async def _one(
-        self, index: int, scheduled: float | None, origin: float,
+        self,
+        index: int,
+        scheduled: float | None,
+        origin: float,
         record: Callable[[Sample], None],
     ) -> None:
         await self.send(index, self.workload[index], scheduled, origin, record)
 
     async def send(
-        self, index: int, item: Item, scheduled: float | None, origin: float,
+        self,
+        index: int,
+        item: Item,
+        scheduled: float | None,
+        origin: float,
         record: Callable[[Sample], None],
     ) -> Measurement:
         """Send ``item``, record its sample; the measurement (what the server replied)."""
@@ -239,10 +272,12 @@ class Runner:
             await self.target.send(item, measurement)
         if scope.cancelled_caught:
             measurement.end = trio.current_time()
-            measurement.fail("timeout", f"no complete response within {self.timeout:g} s "
-                             "(--timeout)")
-        sample = measurement.sample(index, origin, item=item, tokenizer=self.tokenizer,
-                                    scheduled_at=scheduled)
+            measurement.fail(
+                "timeout", f"no complete response within {self.timeout:g} s (--timeout)"
+            )
+        sample = measurement.sample(
+            index, origin, item=item, tokenizer=self.tokenizer, scheduled_at=scheduled
+        )
         sample.worker = self.part[0]
         sample.group, sample.session, sample.turn = item.group, item.session, item.turn
         record(sample)

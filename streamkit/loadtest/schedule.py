@@ -134,8 +134,9 @@ def parse_think_time(text: str) -> ThinkTime:
         return ThinkTime("fixed", parse_seconds(kind))
     parts = rest.split(":")
     if kind not in _THINK_PARTS or len(parts) != _THINK_PARTS[kind]:
-        raise ValueError(f"cannot read {text!r}; expected 2s, exp:2s, uniform:1s:3s or "
-                         "normal:2s:0.5s")
+        raise ValueError(
+            f"cannot read {text!r}; expected 2s, exp:2s, uniform:1s:3s or normal:2s:0.5s"
+        )
     values = [parse_seconds(part) for part in parts]
     if kind == "uniform" and values[1] < values[0]:
         raise ValueError(f"{text!r}: the upper end is below the lower")

@@ -35,18 +35,38 @@ import msgspec
 from prometheus_client.parser import text_string_to_metric_families
 
 GAUGES = {
-    "queue": ("vllm:num_requests_waiting", "llamacpp:requests_deferred",
-              "sglang:num_queue_reqs", "tgi_queue_size"),
-    "running": ("vllm:num_requests_running", "llamacpp:requests_processing",
-                "sglang:num_running_reqs", "tgi_batch_current_size"),
-    "kv_cache": ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc",
-                 "llamacpp:kv_cache_usage_ratio", "sglang:token_usage"),
+    "queue": (
+        "vllm:num_requests_waiting",
+        "llamacpp:requests_deferred",
+        "sglang:num_queue_reqs",
+        "tgi_queue_size",
+    ),
+    "running": (
+        "vllm:num_requests_running",
+        "llamacpp:requests_processing",
+        "sglang:num_running_reqs",
+        "tgi_batch_current_size",
+    ),
+    "kv_cache": (
+        "vllm:kv_cache_usage_perc",
+        "vllm:gpu_cache_usage_perc",
+        "llamacpp:kv_cache_usage_ratio",
+        "sglang:token_usage",
+    ),
 }
 COUNTERS = {
-    "prompt_tokens": ("vllm:prompt_tokens_total", "llamacpp:prompt_tokens_total",
-                      "sglang:prompt_tokens_total", "tgi_request_input_length_sum"),
-    "output_tokens": ("vllm:generation_tokens_total", "llamacpp:tokens_predicted_total",
-                      "sglang:generation_tokens_total", "tgi_request_generated_tokens_sum"),
+    "prompt_tokens": (
+        "vllm:prompt_tokens_total",
+        "llamacpp:prompt_tokens_total",
+        "sglang:prompt_tokens_total",
+        "tgi_request_input_length_sum",
+    ),
+    "output_tokens": (
+        "vllm:generation_tokens_total",
+        "llamacpp:tokens_predicted_total",
+        "sglang:generation_tokens_total",
+        "tgi_request_generated_tokens_sum",
+    ),
 }
 TTFT_HISTOGRAMS = ("vllm:time_to_first_token_seconds", "sglang:time_to_first_token_seconds")
 
@@ -67,8 +87,11 @@ def parse_scrape(text: str) -> Scrape:
         for sample in family.samples:
             if sample.name in wanted:
                 values[sample.name] = values.get(sample.name, 0.0) + float(sample.value)
-            elif (family.name in TTFT_HISTOGRAMS and sample.name.endswith("_bucket")
-                  and "le" in sample.labels):
+            elif (
+                family.name in TTFT_HISTOGRAMS
+                and sample.name.endswith("_bucket")
+                and "le" in sample.labels
+            ):
                 bound = float(sample.labels["le"])  # "+Inf" reads as inf
                 buckets[bound] = buckets.get(bound, 0.0) + float(sample.value)
     gauges = {}
@@ -94,20 +117,29 @@ def histogram_quantile(q: float, buckets: dict[float, float]) -> float | None:
             if count == previous_count:
                 return bound
             return previous_bound + (bound - previous_bound) * (
-                (rank - previous_count) / (count - previous_count))
+                (rank - previous_count) / (count - previous_count)
+            )
         previous_bound, previous_count = bound, count
     return previous_bound
 
 
-def run_summary(url: str, interval: float, before: Scrape | None,
-                during: Sequence[tuple[float, Scrape]], after: Scrape | None,
-                failed: int) -> dict[str, Any]:
+def run_summary(
+    url: str,
+    interval: float,
+    before: Scrape | None,
+    during: Sequence[tuple[float, Scrape]],
+    after: Scrape | None,
+    failed: int,
+) -> dict[str, Any]:
     """The ``server_metrics`` object of a run record."""
     points = [(t, scrape) for t, scrape in during]
-    summary: dict[str, Any] = {"url": url, "interval_s": interval,
-                               "scrapes": len(points) + (before is not None)
-                               + (after is not None),
-                               "failed_scrapes": failed, "series": {}}
+    summary: dict[str, Any] = {
+        "url": url,
+        "interval_s": interval,
+        "scrapes": len(points) + (before is not None) + (after is not None),
+        "failed_scrapes": failed,
+        "series": {},
+    }
     for kind in GAUGES:
         series = [[round(t, 3), s.gauges[kind]] for t, s in points if kind in s.gauges]
         values = [v for _, v in series]
@@ -119,9 +151,13 @@ def run_summary(url: str, interval: float, before: Scrape | None,
             "after": after.gauges.get(kind) if after else None,
         }
     summary["tokens_during_run"] = {
-        kind: (after.gauges[kind] - before.gauges[kind]
-               if before and after and kind in before.gauges and kind in after.gauges else None)
-        for kind in COUNTERS}
+        kind: (
+            after.gauges[kind] - before.gauges[kind]
+            if before and after and kind in before.gauges and kind in after.gauges
+            else None
+        )
+        for kind in COUNTERS
+    }
     summary["server_ttft_ms"] = _ttft(before, after)
     return summary
 

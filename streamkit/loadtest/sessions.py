@@ -38,8 +38,14 @@ class Runner(Protocol):
     tokenizer: Tokenizer | None
     part: tuple[int, int]
 
-    async def send(self, index: int, item: Item, scheduled: float | None, origin: float,
-                   record: Callable[[Sample], None]) -> Measurement: ...
+    async def send(
+        self,
+        index: int,
+        item: Item,
+        scheduled: float | None,
+        origin: float,
+        record: Callable[[Sample], None],
+    ) -> Measurement: ...
 
 
 class Spec(Protocol):
@@ -51,8 +57,13 @@ class Spec(Protocol):
     think_time: str | None
 
 
-async def play(runner: Runner, spec: Spec, origin: float,
-               record: Callable[[Sample], None], stop: trio.CancelScope) -> None:
+async def play(
+    runner: Runner,
+    spec: Spec,
+    origin: float,
+    record: Callable[[Sample], None],
+    stop: trio.CancelScope,
+) -> None:
     """The run: ``spec.concurrency`` users sharing this worker's conversations."""
     conversations = runner.workload.conversations
     k, n = runner.part
@@ -71,18 +82,36 @@ async def play(runner: Runner, spec: Spec, origin: float,
                 return
             conversation = conversations[conversation_number % len(conversations)]
             rng = random.Random(f"{spec.seed}/{conversation_number}")
-            await _conversation(runner, conversation, conversation_number, rng, think, limit,
-                                origin, record, stop, indices)
+            await _conversation(
+                runner,
+                conversation,
+                conversation_number,
+                rng,
+                think,
+                limit,
+                origin,
+                record,
+                stop,
+                indices,
+            )
 
     async with trio.open_nursery() as nursery:
         for number in range(users):
             nursery.start_soon(user, number)
 
 
-async def _conversation(runner: Runner, conversation: Conversation, number: int,
-                        rng: random.Random, think: ThinkTime, limit: float, origin: float,
-                        record: Callable[[Sample], None], stop: trio.CancelScope,
-                        indices: itertools.count[int]) -> None:
+async def _conversation(
+    runner: Runner,
+    conversation: Conversation,
+    number: int,
+    rng: random.Random,
+    think: ThinkTime,
+    limit: float,
+    origin: float,
+    record: Callable[[Sample], None],
+    stop: trio.CancelScope,
+    indices: itertools.count[int],
+) -> None:
     workload = runner.workload
     history: list[Message] = []
     if conversation.system:
@@ -93,11 +122,15 @@ async def _conversation(runner: Runner, conversation: Conversation, number: int,
             if trio.current_time() >= limit or stop.cancel_called:
                 return
         history.append(Message("user", turn.user))
-        options = GenerationOptions(max_tokens=turn.output_tokens,
-                                    temperature=workload.temperature)
+        options = GenerationOptions(max_tokens=turn.output_tokens, temperature=workload.temperature)
         request = GenerationRequest("chat", workload.model, options, messages=tuple(history))
-        item = Item(request, _prompt_tokens(runner, history), turn.output_tokens,
-                    session=number, turn=turn_number)
+        item = Item(
+            request,
+            _prompt_tokens(runner, history),
+            turn.output_tokens,
+            session=number,
+            turn=turn_number,
+        )
         measurement = await runner.send(next(indices), item, None, origin, record)
         if measurement.error is not None:
             return

@@ -81,7 +81,6 @@ def tokenizer_for(config: BenchConfig, settings: Settings) -> Tokenizer | None:
     return None
 
 
-
 def model_name(settings: Settings) -> str | None:
     """The model asked for; for the local backend, the one that will answer."""
     if settings.base_url:
@@ -89,9 +88,9 @@ def model_name(settings: Settings) -> str | None:
     return resolve_local_model(settings.model, settings.local_models)[0]
 
 
-
-def build_workload(config: BenchConfig, settings: Settings, count: int,
-                   tokenizer: Tokenizer | None) -> Workload:
+def build_workload(
+    config: BenchConfig, settings: Settings, count: int, tokenizer: Tokenizer | None
+) -> Workload:
     kind = "completion" if config.endpoint == "completions" else "chat"
     given = config.output_tokens if config.output_tokens_given else None
     if config.trace is not None:
@@ -99,27 +98,47 @@ def build_workload(config: BenchConfig, settings: Settings, count: int,
             raw = config.trace.read_bytes()
         except OSError as exc:
             raise UsageError(f"cannot read trace {config.trace}: {exc.strerror}") from None
-        return trace_workload(parse_trace(raw, config.trace.name), kind=kind,
-                              model=settings.model, tokenizer=tokenizer, seed=config.seed,
-                              temperature=config.temperature, name=config.trace.name)
+        return trace_workload(
+            parse_trace(raw, config.trace.name),
+            kind=kind,
+            model=settings.model,
+            tokenizer=tokenizer,
+            seed=config.seed,
+            temperature=config.temperature,
+            name=config.trace.name,
+        )
     if config.sessions is not None:
-        return session_workload(Path(config.dataset), model=settings.model,
-                                output_tokens=given, default_output=config.output_tokens,
-                                tokenizer=tokenizer, temperature=config.temperature)
+        return session_workload(
+            Path(config.dataset),
+            model=settings.model,
+            output_tokens=given,
+            default_output=config.output_tokens,
+            tokenizer=tokenizer,
+            temperature=config.temperature,
+        )
     if config.dataset == "random":
         return random_workload(
-            count, kind=kind, model=settings.model, prompt_tokens=config.prompt_tokens,
-            output_tokens=config.output_tokens, prompt_stdev=config.prompt_tokens_stdev,
-            output_stdev=config.output_tokens_stdev, seed=config.seed, tokenizer=tokenizer,
-            temperature=config.temperature, prefix_tokens=config.prefix_tokens,
+            count,
+            kind=kind,
+            model=settings.model,
+            prompt_tokens=config.prompt_tokens,
+            output_tokens=config.output_tokens,
+            prompt_stdev=config.prompt_tokens_stdev,
+            output_stdev=config.output_tokens_stdev,
+            seed=config.seed,
+            tokenizer=tokenizer,
+            temperature=config.temperature,
+            prefix_tokens=config.prefix_tokens,
             prefix_groups=config.prefix_groups,
         )
     return load_dataset(
-        Path(config.dataset), kind=kind, model=settings.model,
+        Path(config.dataset),
+        kind=kind,
+        model=settings.model,
         output_tokens=given,
-        tokenizer=tokenizer, temperature=config.temperature,
+        tokenizer=tokenizer,
+        temperature=config.temperature,
     )
-
 
 
 @asynccontextmanager
@@ -143,9 +162,12 @@ async def open_target(settings: Settings) -> AsyncIterator[Target]:
     if settings.base_url.lower().startswith("http://") and not proxied(settings.base_url):
         from streamkit.loadtest.rawhttp import RawHTTPTarget  # the lean path: timed reads
 
-        raw = RawHTTPTarget(settings.base_url, settings.api_key,
-                            connect_timeout=settings.connect_timeout,
-                            idle_timeout=settings.idle_timeout)
+        raw = RawHTTPTarget(
+            settings.base_url,
+            settings.api_key,
+            connect_timeout=settings.connect_timeout,
+            idle_timeout=settings.idle_timeout,
+        )
         try:
             yield raw
         finally:
@@ -156,9 +178,13 @@ async def open_target(settings: Settings) -> AsyncIterator[Target]:
     from streamkit.providers.transport import Transport
 
     def new_transport() -> Transport:  # TLS, or a proxy from the environment: httpx
-        return build_transport(settings.base_url or "", settings.api_key,
-                               connect_timeout=settings.connect_timeout,
-                               idle_timeout=settings.idle_timeout, lean=False)
+        return build_transport(
+            settings.base_url or "",
+            settings.api_key,
+            connect_timeout=settings.connect_timeout,
+            idle_timeout=settings.idle_timeout,
+            lean=False,
+        )
 
     target = HTTPTarget(
         OpenAIHTTPProducer(new_transport(), api_key=settings.api_key, max_retries=0),

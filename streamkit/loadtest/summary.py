@@ -30,23 +30,30 @@ def _load(run: dict[str, Any]) -> str:
 def print_summary(report: dict[str, Any], out: TextIO | None = None) -> None:
     """The table on stdout: one line per run, then errors and warnings."""
     out = out or sys.stdout
-    header = (f"{'mode':<17}{'load':>9}{'ok':>7}{'fail':>6}{'req/s':>9}{'out tok/s':>11}"
-              f"{'TTFT p50':>10}{'p99':>8}{'ITL p50':>9}{'p99':>8}{'TPOT p50':>10}"
-              f"{'E2E p50':>10}{'lag p99':>9}")
+    header = (
+        f"{'mode':<17}{'load':>9}{'ok':>7}{'fail':>6}{'req/s':>9}{'out tok/s':>11}"
+        f"{'TTFT p50':>10}{'p99':>8}{'ITL p50':>9}{'p99':>8}{'TPOT p50':>10}"
+        f"{'E2E p50':>10}{'lag p99':>9}"
+    )
     if report["slo_ms"]:
         header += f"{'goodput':>9}"
-    lines = [f"{report['base_url'] or 'local model'} · {report['model'] or 'default model'} · "
-             f"{report['endpoint']} · {report['workload']} · {report['workers']} worker(s)",
-             header, "-" * len(header)]
+    lines = [
+        f"{report['base_url'] or 'local model'} · {report['model'] or 'default model'} · "
+        f"{report['endpoint']} · {report['workload']} · {report['workers']} worker(s)",
+        header,
+        "-" * len(header),
+    ]
     notes = []
     for number, run in enumerate(report["runs"], 1):
-        line = (f"{run['mode'] + (' *' if run['partial'] else ''):<17}{_load(run):>9}"
-                f"{run['requests_completed']:>7}{run['requests_failed']:>6}"
-                f"{run['request_throughput']:>9.2f}{run['output_token_throughput']:>11.1f}"
-                f"{_stat(run['ttft_ms'], 'p50'):>10}{_stat(run['ttft_ms'], 'p99'):>8}"
-                f"{_stat(run['itl_ms'], 'p50'):>9}{_stat(run['itl_ms'], 'p99'):>8}"
-                f"{_stat(run['tpot_ms'], 'p50'):>10}{_stat(run['e2e_ms'], 'p50'):>10}"
-                f"{_stat(run['schedule_lag_ms'], 'p99'):>9}")
+        line = (
+            f"{run['mode'] + (' *' if run['partial'] else ''):<17}{_load(run):>9}"
+            f"{run['requests_completed']:>7}{run['requests_failed']:>6}"
+            f"{run['request_throughput']:>9.2f}{run['output_token_throughput']:>11.1f}"
+            f"{_stat(run['ttft_ms'], 'p50'):>10}{_stat(run['ttft_ms'], 'p99'):>8}"
+            f"{_stat(run['itl_ms'], 'p50'):>9}{_stat(run['itl_ms'], 'p99'):>8}"
+            f"{_stat(run['tpot_ms'], 'p50'):>10}{_stat(run['e2e_ms'], 'p50'):>10}"
+            f"{_stat(run['schedule_lag_ms'], 'p99'):>9}"
+        )
         if report["slo_ms"]:
             line += f"{run['goodput']:>9.2f}"
         lines.append(line)
@@ -59,17 +66,24 @@ def print_summary(report: dict[str, Any], out: TextIO | None = None) -> None:
             shares = ", ".join(f"{node} {count}" for node, count in run["nodes"].items())
             notes.append(f"run {number}: requests by node: {shares}")
         if run.get("reasoning_tokens"):
-            notes.append(f"run {number}: the model thinks first ({run['reasoning_tokens']} "
-                         f"reasoning tokens): time to first answer token p50 "
-                         f"{_stat(run['ttfa_ms'], 'p50')} p99 {_stat(run['ttfa_ms'], 'p99')}")
+            notes.append(
+                f"run {number}: the model thinks first ({run['reasoning_tokens']} "
+                f"reasoning tokens): time to first answer token p50 "
+                f"{_stat(run['ttfa_ms'], 'p50')} p99 {_stat(run['ttfa_ms'], 'p99')}"
+            )
         notes.extend(f"run {number}: {note}" for note in _workload_notes(run))
         if run["client_fell_behind"]:
-            notes.append(f"run {number}: the client fell behind its schedule (p99 lag "
-                         f"{run['schedule_lag_ms']['p99']:.1f} ms): latencies from the "
-                         "scheduled time are in the JSON report; try --workers")
+            notes.append(
+                f"run {number}: the client fell behind its schedule (p99 lag "
+                f"{run['schedule_lag_ms']['p99']:.1f} ms): latencies from the "
+                "scheduled time are in the JSON report; try --workers"
+            )
     notes.extend(_capacity_notes(report.get("capacity")))
-    lines.append("times in ms; " + ("* partial run (interrupted); " if report["partial"] else "")
-                 + _token_note(report))
+    lines.append(
+        "times in ms; "
+        + ("* partial run (interrupted); " if report["partial"] else "")
+        + _token_note(report)
+    )
     out.write("\n".join(lines + notes) + "\n")
     out.flush()
 
@@ -84,26 +98,34 @@ def _token_note(report: dict[str, Any]) -> str:
     return "; ".join(parts) or "token counts from the server's usage"
 
 
-
-
 def _workload_notes(run: dict[str, Any]) -> list[str]:
     notes = []
     for row in run.get("by_turn") or []:
-        notes.append(f"turn {row['turn']}: {row['requests']} requests, prompt "
-                     f"{row['prompt_tokens_mean'] or '-'} tokens, TTFT p50 "
-                     f"{_stat(row['ttft_ms'], 'p50')} p99 {_stat(row['ttft_ms'], 'p99')}")
+        notes.append(
+            f"turn {row['turn']}: {row['requests']} requests, prompt "
+            f"{row['prompt_tokens_mean'] or '-'} tokens, TTFT p50 "
+            f"{_stat(row['ttft_ms'], 'p50')} p99 {_stat(row['ttft_ms'], 'p99')}"
+        )
     groups = run.get("prefix_groups")
     if groups:
-        notes.append(f"shared prefixes ({groups['groups']} groups): TTFT p50 of each group's "
-                     f"first request {_stat(groups['first_ttft_ms'], 'p50')}, of the rest "
-                     f"{_stat(groups['rest_ttft_ms'], 'p50')}")
+        notes.append(
+            f"shared prefixes ({groups['groups']} groups): TTFT p50 of each group's "
+            f"first request {_stat(groups['first_ttft_ms'], 'p50')}, of the rest "
+            f"{_stat(groups['rest_ttft_ms'], 'p50')}"
+        )
     repeat = run.get("repeat")
     if repeat:
         ci = repeat["ci95"]
-        parts = [f"{name} [{ci[key][0]:.4g}, {ci[key][1]:.4g}]"
-                 for name, key in (("req/s", "request_throughput"), ("TTFT p50", "ttft_ms.p50"),
-                                   ("TTFT p99", "ttft_ms.p99"), ("ITL p50", "itl_ms.p50"))
-                 if key in ci]
+        parts = [
+            f"{name} [{ci[key][0]:.4g}, {ci[key][1]:.4g}]"
+            for name, key in (
+                ("req/s", "request_throughput"),
+                ("TTFT p50", "ttft_ms.p50"),
+                ("TTFT p99", "ttft_ms.p99"),
+                ("ITL p50", "itl_ms.p50"),
+            )
+            if key in ci
+        ]
         notes.append(f"mean of {repeat['count']} runs; 95% intervals: " + ", ".join(parts))
     server = run.get("server_metrics")
     if server:
@@ -135,17 +157,27 @@ def _capacity_notes(capacity: dict[str, Any] | None) -> list[str]:
     if capacity["rate"] is None:
         verdict = "no rate tried met the SLO"
     else:
-        upper = (f", {capacity['failing_rate']:.4g}/s did not"
-                 if capacity["failing_rate"] is not None else ", no rate tried failed")
-        precision = ("" if capacity["converged"] else " (not converged: "
-                     "the search stopped at its run limit)")
-        verdict = (f"{capacity['rate']:.4g} requests/s meets it{upper}; precision "
-                   f"{capacity['precision']:.0%}{precision}")
+        upper = (
+            f", {capacity['failing_rate']:.4g}/s did not"
+            if capacity["failing_rate"] is not None
+            else ", no rate tried failed"
+        )
+        precision = (
+            "" if capacity["converged"] else " (not converged: the search stopped at its run limit)"
+        )
+        verdict = (
+            f"{capacity['rate']:.4g} requests/s meets it{upper}; precision "
+            f"{capacity['precision']:.0%}{precision}"
+        )
     notes = [f"capacity ({goal}): {verdict}", "runs tried:"]
     for number, run in enumerate(capacity["runs"], 1):
-        figures = ", ".join(f"{k} {v:.1f}" if v is not None else f"{k} -"
-                            for k, v in run["at_percentile_ms"].items())
+        figures = ", ".join(
+            f"{k} {v:.1f}" if v is not None else f"{k} -"
+            for k, v in run["at_percentile_ms"].items()
+        )
         score = "-" if run["score"] is None else f"{run['score']:.2f}"
-        notes.append(f"  {number}. {run['rate']:.4g}/s {'pass' if run['passed'] else 'FAIL'} "
-                     f"score {score} ({figures} ms)")
+        notes.append(
+            f"  {number}. {run['rate']:.4g}/s {'pass' if run['passed'] else 'FAIL'} "
+            f"score {score} ({figures} ms)"
+        )
     return notes

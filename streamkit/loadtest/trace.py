@@ -73,9 +73,11 @@ def _jsonl(raw: bytes, name: str) -> list[TraceRecord]:
         else:
             at, prompt, output = item.timestamp, item.input_tokens, item.output_tokens
         if prompt is None or output is None or prompt < 1 or output < 1:
-            raise UsageError(f"trace {name} line {number}: needs input_tokens and "
-                             "output_tokens (or Mooncake's input_length and output_length), "
-                             "each at least 1")
+            raise UsageError(
+                f"trace {name} line {number}: needs input_tokens and "
+                "output_tokens (or Mooncake's input_length and output_length), "
+                "each at least 1"
+            )
         session = None if item.session_id is None else str(item.session_id)
         records.append(TraceRecord(at, prompt, output, session, tuple(item.hash_ids)))
     return records
@@ -92,8 +94,10 @@ def _azure(raw: bytes, name: str) -> list[TraceRecord]:
             at = azure_time(row["TIMESTAMP"])
             prompt, output = int(row["ContextTokens"]), int(row["GeneratedTokens"])
         except (KeyError, TypeError, ValueError):
-            raise UsageError(f"trace {name} line {number}: expected the Azure columns "
-                             "TIMESTAMP,ContextTokens,GeneratedTokens") from None
+            raise UsageError(
+                f"trace {name} line {number}: expected the Azure columns "
+                "TIMESTAMP,ContextTokens,GeneratedTokens"
+            ) from None
         records.append(TraceRecord(at, max(1, prompt), max(1, output)))
     return records
 

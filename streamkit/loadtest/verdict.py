@@ -26,14 +26,22 @@ import msgspec
 from streamkit.errors import StreamkitError, UsageError
 
 LATENCIES = {
-    "ttft": "ttft_ms", "ttfa": "ttfa_ms", "itl": "itl_ms", "tpot": "tpot_ms", "e2e": "e2e_ms",
-    "lag": "schedule_lag_ms", "ttft_from_schedule": "ttft_from_schedule_ms",
+    "ttft": "ttft_ms",
+    "ttfa": "ttfa_ms",
+    "itl": "itl_ms",
+    "tpot": "tpot_ms",
+    "e2e": "e2e_ms",
+    "lag": "schedule_lag_ms",
+    "ttft_from_schedule": "ttft_from_schedule_ms",
     "e2e_from_schedule": "e2e_from_schedule_ms",
 }
 COUNTS = {
-    "throughput": "request_throughput", "output_throughput": "output_token_throughput",
-    "total_throughput": "total_token_throughput", "goodput": "goodput",
-    "completed": "requests_completed", "failed": "requests_failed",
+    "throughput": "request_throughput",
+    "output_throughput": "output_token_throughput",
+    "total_throughput": "total_token_throughput",
+    "goodput": "goodput",
+    "completed": "requests_completed",
+    "failed": "requests_failed",
 }
 STATS = ("mean", "stdev", "p50", "p90", "p95", "p99", "max")
 
@@ -69,8 +77,10 @@ def parse_fail_on(text: str) -> list[Bound]:
     for item in text.split(","):
         match = _BOUND.match(item)
         if not match:
-            raise UsageError(f"--fail-on: cannot read {item.strip()!r}; expected e.g. "
-                             "'ttft.p99>+10%,throughput<-5%'")
+            raise UsageError(
+                f"--fail-on: cannot read {item.strip()!r}; expected e.g. "
+                "'ttft.p99>+10%,throughput<-5%'"
+            )
         name, stat, op, number, percent = match.groups()
         field, stat = _field(name, stat, item.strip())
         try:
@@ -85,8 +95,10 @@ def _field(name: str, stat: str | None, item: str) -> tuple[str, str | None]:
     latency = LATENCIES.get(name) or (name if name in LATENCIES.values() else None)
     if latency is not None:
         if stat not in STATS:
-            raise UsageError(f"--fail-on: {item!r} needs a statistic of {name}: "
-                             f"{', '.join(STATS)} (e.g. {name}.p99)")
+            raise UsageError(
+                f"--fail-on: {item!r} needs a statistic of {name}: "
+                f"{', '.join(STATS)} (e.g. {name}.p99)"
+            )
         return latency, stat
     count = COUNTS.get(name) or (name if name in COUNTS.values() else None)
     if count is None:
@@ -109,8 +121,7 @@ def interval(run: dict[str, Any], bound: Bound) -> tuple[float, float] | None:
     """The 95 % confidence interval of the figure, when the run was repeated."""
     ci = (run.get("repeat") or {}).get("ci95") or {}
     pair = ci.get(bound.key)
-    return (float(pair[0]), float(pair[1])) if isinstance(pair, list) and len(pair) == 2 \
-        else None
+    return (float(pair[0]), float(pair[1])) if isinstance(pair, list) and len(pair) == 2 else None
 
 
 class Finding(msgspec.Struct, frozen=True):
@@ -127,15 +138,22 @@ class Finding(msgspec.Struct, frozen=True):
 
     def describe(self) -> str:
         unit = "%" if self.relative else ""
-        verdict = ("BROKEN" if self.broken else
-                   "within the confidence interval: not a regression" if self.within_noise
-                   else "ok")
-        return (f"run {self.run}: {self.bound}: {self.base:.4g} -> {self.new:.4g} "
-                f"({self.change:+.1f}{unit}) {verdict}")
+        verdict = (
+            "BROKEN"
+            if self.broken
+            else "within the confidence interval: not a regression"
+            if self.within_noise
+            else "ok"
+        )
+        return (
+            f"run {self.run}: {self.bound}: {self.base:.4g} -> {self.new:.4g} "
+            f"({self.change:+.1f}{unit}) {verdict}"
+        )
 
 
-def judge(bounds: Sequence[Bound], base_runs: Sequence[dict[str, Any]],
-          new_runs: Sequence[dict[str, Any]]) -> list[Finding]:
+def judge(
+    bounds: Sequence[Bound], base_runs: Sequence[dict[str, Any]], new_runs: Sequence[dict[str, Any]]
+) -> list[Finding]:
     """Every bound on every pair of runs (matched by position) that has the figure.
 
     A bound that no pair of runs can be judged on is a usage error: a gate
@@ -151,13 +169,13 @@ def judge(bounds: Sequence[Bound], base_runs: Sequence[dict[str, Any]],
                 findings.append(finding)
                 judged = True
         if not judged:
-            raise UsageError(f"--fail-on: {bound.text!r}: no run of both reports has "
-                             f"{bound.key}")
+            raise UsageError(f"--fail-on: {bound.text!r}: no run of both reports has {bound.key}")
     return findings
 
 
-def _judge_one(bound: Bound, number: int, base: dict[str, Any],
-               new: dict[str, Any]) -> Finding | None:
+def _judge_one(
+    bound: Bound, number: int, base: dict[str, Any], new: dict[str, Any]
+) -> Finding | None:
     before, after = value(base, bound), value(new, bound)
     if before is None or after is None or (bound.relative and before == 0):
         return None
@@ -170,8 +188,9 @@ def _judge_one(bound: Bound, number: int, base: dict[str, Any],
         low_new, high_new = interval(new, bound) or (after, after)
         repeated = interval(base, bound) is not None or interval(new, bound) is not None
         noise = repeated and low_new <= high_base and low_base <= high_new
-    return Finding(bound.text, number, before, after, change, bound.relative,
-                   beyond and not noise, noise)
+    return Finding(
+        bound.text, number, before, after, change, bound.relative, beyond and not noise, noise
+    )
 
 
 def broken_message(findings: Sequence[Finding]) -> str | None:
@@ -179,6 +198,7 @@ def broken_message(findings: Sequence[Finding]) -> str | None:
     broken = [f for f in findings if f.broken]
     if not broken:
         return None
-    named = "; ".join(f"{f.bound} in run {f.run} ({f.change:+.1f}"
-                      f"{'%' if f.relative else ''})" for f in broken)
+    named = "; ".join(
+        f"{f.bound} in run {f.run} ({f.change:+.1f}{'%' if f.relative else ''})" for f in broken
+    )
     return f"bench compare: {len(broken)} bound(s) broken: {named}"

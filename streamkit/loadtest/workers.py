@@ -87,7 +87,8 @@ class WorkerPool:
         processes = [
             await trio.lowlevel.open_process(
                 [sys.executable, "-m", "streamkit.loadtest.workers"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
             )
             for _ in range(count)
         ]
@@ -97,8 +98,12 @@ class WorkerPool:
         try:
             async with trio.open_nursery() as nursery:
                 for k, reader in enumerate(readers):
-                    job = Job(msgspec.to_builtins(self.config, enc_hook=_enc), self.settings,
-                              result.spec, (k, count))
+                    job = Job(
+                        msgspec.to_builtins(self.config, enc_hook=_enc),
+                        self.settings,
+                        result.spec,
+                        (k, count),
+                    )
                     nursery.start_soon(self._talk, reader, job, result, ready, go)
                 for _ in processes:
                     await ready.acquire()
@@ -107,8 +112,9 @@ class WorkerPool:
             with trio.CancelScope(shield=True):
                 await self._finish(readers, result)
 
-    async def _talk(self, reader: _Reader, job: Job, result: RunResult,
-                    ready: trio.Semaphore, go: trio.Event) -> None:
+    async def _talk(
+        self, reader: _Reader, job: Job, result: RunResult, ready: trio.Semaphore, go: trio.Event
+    ) -> None:
         stdin = reader.process.stdin
         assert stdin is not None
         await stdin.send_all(_encode(job) + b"\n")
@@ -215,16 +221,21 @@ def main() -> int:
 
         result = RunResult(job.spec)
         async with open_target(job.settings) as target:
-            runner = Runner(target, workload, tokenizer=tokenizer, timeout=job.settings.timeout,
-                            observer=Reporter(), part=job.part)
+            runner = Runner(
+                target,
+                workload,
+                tokenizer=tokenizer,
+                timeout=job.settings.timeout,
+                observer=Reporter(),
+                part=job.part,
+            )
             out.write(b'{"kind":"ready"}\n')
             out.flush()
             start = msgspec.json.decode(await _read_line(), type=float)
             origin = trio.current_time() + (start - time.time())
             with interrupts.guard() as scope, scope:
                 await runner.run(result, origin=origin)
-        out.write(_encode(_Line("end", duration=result.duration, stopped=result.stopped))
-                  + b"\n")
+        out.write(_encode(_Line("end", duration=result.duration, stopped=result.stopped)) + b"\n")
         out.flush()
         return 0
 

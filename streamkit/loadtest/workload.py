@@ -26,19 +26,18 @@ from streamkit.protocol.ndjson import BatchRecord, LineSplitter, parse_record
 from streamkit.providers.llama.tokenizer import Tokenizer
 from streamkit.request import GenerationOptions, GenerationRequest, Message
 
-WORDS = (
-    "time", "year", "people", "way", "day", "man", "thing", "woman", "life", "child", "world",
-    "school", "state", "family", "student", "group", "country", "problem", "hand", "part",
-    "place", "case", "week", "company", "system", "program", "question", "work", "government",
-    "number", "night", "point", "home", "water", "room", "mother", "area", "money", "story",
-    "fact", "month", "lot", "right", "study", "book", "eye", "job", "word", "business",
-    "issue", "side", "kind", "head", "house", "service", "friend", "father", "power", "hour",
-    "game", "line", "end", "member", "law", "car", "city", "name", "president", "team",
-    "minute", "idea", "kid", "body", "information", "back", "parent", "face", "others",
-    "level", "office", "door", "health", "person", "art", "war", "history", "party", "result",
-    "change", "morning", "reason", "research", "girl", "guy", "moment", "air", "teacher",
-    "force", "education", "river", "garden", "light", "music",
-)
+# Common English words: random prompts that tokenize like prose.
+_PROSE = """
+    time year people way day man thing woman life child world school state family
+    student group country problem hand part place case week company system program
+    question work government number night point home water room mother area money story
+    fact month lot right study book eye job word business issue side kind head house
+    service friend father power hour game line end member law car city name president
+    team minute idea kid body information back parent face others level office door
+    health person art war history party result change morning reason research girl guy
+    moment air teacher force education river garden light music
+"""
+WORDS = tuple(_PROSE.split())
 DURATION_POOL = 256  # distinct prompts cycled through by a --duration run
 
 
@@ -77,9 +76,16 @@ def random_prompt(rng: random.Random, tokens: int, tokenizer: Tokenizer | None) 
 class Workload:
     """The items of a run, by index: the same index always gives the same item."""
 
-    def __init__(self, items: list[Item], *, approximate: bool, description: str,
-                 conversations: list[Conversation] | None = None, model: str | None = None,
-                 temperature: float | None = None) -> None:
+    def __init__(
+        self,
+        items: list[Item],
+        *,
+        approximate: bool,
+        description: str,
+        conversations: list[Conversation] | None = None,
+        model: str | None = None,
+        temperature: float | None = None,
+    ) -> None:
         if not items and not conversations:
             raise UsageError("the dataset has no usable records")
         self.items = items
@@ -120,8 +126,14 @@ def random_workload(
     group, and the report compares the first request of a group with the rest.
     """
     rng = random.Random(seed)
-    prefixes = [random_prompt(random.Random(f"{seed}/prefix/{g}"), prefix_tokens, tokenizer)
-                for g in range(prefix_groups)] if prefix_tokens else []
+    prefixes = (
+        [
+            random_prompt(random.Random(f"{seed}/prefix/{g}"), prefix_tokens, tokenizer)
+            for g in range(prefix_groups)
+        ]
+        if prefix_tokens
+        else []
+    )
     items = []
     for index in range(count):
         wanted = _length(rng, prompt_tokens, prompt_stdev)
@@ -138,8 +150,9 @@ def random_workload(
     return Workload(items, approximate=tokenizer is None, description=description)
 
 
-def _request(kind: str, model: str | None, options: GenerationOptions,
-             text: str, prefix: str | None = None) -> GenerationRequest:
+def _request(
+    kind: str, model: str | None, options: GenerationOptions, text: str, prefix: str | None = None
+) -> GenerationRequest:
     if kind == "completion":
         prompt = f"{prefix}\n{text}" if prefix else text
         return GenerationRequest("completion", model, options, prompt=prompt)
@@ -149,9 +162,16 @@ def _request(kind: str, model: str | None, options: GenerationOptions,
     return GenerationRequest("chat", model, options, messages=messages)
 
 
-def trace_workload(records: list[TraceRecord], *, kind: str, model: str | None,
-                   tokenizer: Tokenizer | None, seed: int = 0,
-                   temperature: float | None = None, name: str = "trace") -> Workload:
+def trace_workload(
+    records: list[TraceRecord],
+    *,
+    kind: str,
+    model: str | None,
+    tokenizer: Tokenizer | None,
+    seed: int = 0,
+    temperature: float | None = None,
+    name: str = "trace",
+) -> Workload:
     """One item per trace record, at its time, with its lengths.
 
     A Mooncake record's prompt is made of its ``hash_ids`` blocks, each the
@@ -167,10 +187,12 @@ def trace_workload(records: list[TraceRecord], *, kind: str, model: str | None,
         if record.blocks:
             for block in record.blocks:
                 if block not in blocks:
-                    blocks[block] = random_prompt(random.Random(f"{seed}/block/{block}"),
-                                                  MOONCAKE_BLOCK_TOKENS, None)[0]
-            text, counted = _truncated(" ".join(blocks[b] for b in record.blocks),
-                                       record.input_tokens, tokenizer)
+                    blocks[block] = random_prompt(
+                        random.Random(f"{seed}/block/{block}"), MOONCAKE_BLOCK_TOKENS, None
+                    )[0]
+            text, counted = _truncated(
+                " ".join(blocks[b] for b in record.blocks), record.input_tokens, tokenizer
+            )
         else:
             text, counted = random_prompt(rng, record.input_tokens, tokenizer)
         session = turn = None
@@ -178,11 +200,21 @@ def trace_workload(records: list[TraceRecord], *, kind: str, model: str | None,
             session = sessions.setdefault(record.session, len(sessions))
             turn = turns[record.session] = turns.get(record.session, 0) + 1
         options = GenerationOptions(max_tokens=record.output_tokens, temperature=temperature)
-        items.append(Item(_request(kind, model, options, text), counted, record.output_tokens,
-                          at=record.at, session=session, turn=turn))
-    return Workload(items, approximate=tokenizer is None,
-                    description=f"trace {name}, {len(items)} requests over "
-                    f"{records[-1].at:.1f} s")
+        items.append(
+            Item(
+                _request(kind, model, options, text),
+                counted,
+                record.output_tokens,
+                at=record.at,
+                session=session,
+                turn=turn,
+            )
+        )
+    return Workload(
+        items,
+        approximate=tokenizer is None,
+        description=f"trace {name}, {len(items)} requests over {records[-1].at:.1f} s",
+    )
 
 
 def _truncated(text: str, tokens: int, tokenizer: Tokenizer | None) -> tuple[str, int]:
@@ -214,8 +246,14 @@ def load_dataset(
     return Workload(items, approximate=tokenizer is None, description=f"dataset {path.name}")
 
 
-def _jsonl(raw: bytes, kind: str, model: str | None, output_tokens: int | None,
-           tokenizer: Tokenizer | None, temperature: float | None) -> list[Item]:
+def _jsonl(
+    raw: bytes,
+    kind: str,
+    model: str | None,
+    output_tokens: int | None,
+    tokenizer: Tokenizer | None,
+    temperature: float | None,
+) -> list[Item]:
     defaults = GenerationOptions(max_tokens=output_tokens, temperature=temperature)
     splitter = LineSplitter()
     items = []
@@ -241,8 +279,15 @@ class _Conversation(msgspec.Struct):
     conversations: list[_Turn] = []
 
 
-def _sharegpt(raw: bytes, path: Path, kind: str, model: str | None, output_tokens: int | None,
-              tokenizer: Tokenizer | None, temperature: float | None) -> list[Item]:
+def _sharegpt(
+    raw: bytes,
+    path: Path,
+    kind: str,
+    model: str | None,
+    output_tokens: int | None,
+    tokenizer: Tokenizer | None,
+    temperature: float | None,
+) -> list[Item]:
     """First human turn as the prompt; the reply's length as the output length."""
     try:
         conversations = msgspec.json.decode(raw, type=list[_Conversation])
@@ -264,9 +309,15 @@ def _sharegpt(raw: bytes, path: Path, kind: str, model: str | None, output_token
     return items
 
 
-def session_workload(path: Path, *, model: str | None, output_tokens: int | None,
-                     default_output: int, tokenizer: Tokenizer | None,
-                     temperature: float | None = None) -> Workload:
+def session_workload(
+    path: Path,
+    *,
+    model: str | None,
+    output_tokens: int | None,
+    default_output: int,
+    tokenizer: Tokenizer | None,
+    temperature: float | None = None,
+) -> Workload:
     """``--sessions``: the dataset's conversations, each turn's output length settled.
 
     The length is ``--output-tokens`` when given, else the length of the
@@ -278,15 +329,27 @@ def session_workload(path: Path, *, model: str | None, output_tokens: int | None
         raise UsageError(f"cannot read dataset {path}: {exc.strerror}") from None
     conversations = []
     for conversation in parse_conversations(raw, path.name):
-        turns = tuple(Turn(t.user, None, output_tokens or t.output_tokens
-                           or _reply_length(t.reference_reply, tokenizer) or default_output)
-                      for t in conversation.turns)
+        turns = tuple(
+            Turn(
+                t.user,
+                None,
+                output_tokens
+                or t.output_tokens
+                or _reply_length(t.reference_reply, tokenizer)
+                or default_output,
+            )
+            for t in conversation.turns
+        )
         conversations.append(msgspec.structs.replace(conversation, turns=turns))
     turns = sum(len(c.turns) for c in conversations)
-    return Workload([], approximate=tokenizer is None, conversations=conversations,
-                    model=model, temperature=temperature,
-                    description=f"sessions from {path.name}: {len(conversations)} "
-                    f"conversations, {turns} turns")
+    return Workload(
+        [],
+        approximate=tokenizer is None,
+        conversations=conversations,
+        model=model,
+        temperature=temperature,
+        description=f"sessions from {path.name}: {len(conversations)} conversations, {turns} turns",
+    )
 
 
 def _reply_length(reply: str | None, tokenizer: Tokenizer | None) -> int | None:

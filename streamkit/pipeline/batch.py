@@ -103,17 +103,20 @@ class BatchRunner:
         self.window = max(4 * concurrency, 16)
         self.summary = BatchSummary()
         self.work = LineWork(
-            backend, model=model, request_timeout=request_timeout,
-            events=output if events else None, store=store, batch_name=batch_name,
-            replay=self.replay, tools=tools,
+            backend,
+            model=model,
+            request_timeout=request_timeout,
+            events=output if events else None,
+            store=store,
+            batch_name=batch_name,
+            replay=self.replay,
+            tools=tools,
         )
 
     async def run(self, source: trio.abc.ReceiveStream) -> BatchSummary:
         slots = trio.Semaphore(self.window)
         jobs_send, jobs_receive = trio.open_memory_channel[tuple[int, Any]](self.concurrency)
-        results_send, results_receive = trio.open_memory_channel[tuple[int, Any]](
-            self.concurrency
-        )
+        results_send, results_receive = trio.open_memory_channel[tuple[int, Any]](self.concurrency)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._write, results_receive, slots)
             async with results_send, jobs_receive:
@@ -189,8 +192,7 @@ class BatchRunner:
         self.summary.total += 1
         if "error" in record:
             self.summary.failed += 1
-        self.output.write(_encode({"type": "result", **record} if self.events else record)
-                          + b"\n")
+        self.output.write(_encode({"type": "result", **record} if self.events else record) + b"\n")
 
 
 class LineWork:
@@ -238,7 +240,8 @@ class LineWork:
         log = None
         if self.store is not None:
             log = await new_conversation_log(
-                self.store, batch=self.batch_name, record_id=id_key(job.id).decode())
+                self.store, batch=self.batch_name, record_id=id_key(job.id).decode()
+            )
             stored = await replay_or_record(log, job.idempotency_key)
             if stored is not None:
                 return _replayed_record(job, stored)
@@ -247,10 +250,18 @@ class LineWork:
         async def stream_one(request: GenerationRequest, hop: int) -> Reply:
             sinks = list(consumers)
             if log is not None:  # the line's messages once, then each reply
-                sinks.append(await (log.record_request(request, self.backend) if hop == 1
-                                    else log.reply_recorder(request, self.backend)))
-            return await run_stream(partial(self.backend.stream, request), sinks,
-                                    stop=trio.CancelScope(deadline=deadline))
+                sinks.append(
+                    await (
+                        log.record_request(request, self.backend)
+                        if hop == 1
+                        else log.reply_recorder(request, self.backend)
+                    )
+                )
+            return await run_stream(
+                partial(self.backend.stream, request),
+                sinks,
+                stop=trio.CancelScope(deadline=deadline),
+            )
 
         ran: list[ToolResult] = []
         if self.tools is not None and job.request.kind == "chat":
@@ -261,8 +272,7 @@ class LineWork:
         else:
             reply = await stream_one(job.request, 1)
         if reply.error is not None:
-            record = error_record(job.id, reply.error.kind, reply.error.message,
-                                   reply.error.status)
+            record = error_record(job.id, reply.error.kind, reply.error.message, reply.error.status)
             if reply.text:
                 record["text"] = reply.text  # what was received before the failure
             record.update(_reasoning_fields(reply))
@@ -272,27 +282,32 @@ class LineWork:
         if "error" in record:
             return record
         record.update(_reasoning_fields(reply))
-        record.update({
-            "finish_reason": reply.finish_reason,
-            "usage": _usage_fields(reply.usage) if reply.usage else None,
-            "model": job.request.model or self.backend.model_name,
-            "latency": {
-                "ttft_s": (
-                    round(recorder.first_token_at - recorder.started, 6)
-                    if recorder.first_token_at is not None
-                    else None
-                ),
-                "total_s": round(ended - recorder.started, 6),
-            },
-        })
+        record.update(
+            {
+                "finish_reason": reply.finish_reason,
+                "usage": _usage_fields(reply.usage) if reply.usage else None,
+                "model": job.request.model or self.backend.model_name,
+                "latency": {
+                    "ttft_s": (
+                        round(recorder.first_token_at - recorder.started, 6)
+                        if recorder.first_token_at is not None
+                        else None
+                    ),
+                    "total_s": round(ended - recorder.started, 6),
+                },
+            }
+        )
         if job.request.options.return_token_ids:
             record["token_ids"] = reply.token_ids
         if ran:
             record["tool_results"] = tool_result_fields(ran)
         if reply.tool_calls:
             record["tool_calls"] = [
-                {"id": c.id, "type": "function",
-                 "function": {"name": c.name, "arguments": c.arguments}}
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments},
+                }
                 for c in reply.tool_calls
             ]
         return record
@@ -318,8 +333,11 @@ async def _forward_events(
 
 def _usage_fields(usage: Usage) -> dict[str, Any]:
     """The OpenAI usage object: reasoning tokens are a field of the record itself."""
-    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.total_tokens}
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
 
 
 def _reasoning_fields(reply: Reply) -> dict[str, Any]:
@@ -334,19 +352,27 @@ def _replayed_record(job: BatchRecord, stored: StoredMessage) -> dict[str, Any]:
     """The result of an idempotent line that already completed in an earlier run."""
     usage = None
     if stored.completion_tokens is not None:
-        usage = {"prompt_tokens": stored.prompt_tokens,
-                 "completion_tokens": stored.completion_tokens,
-                 "total_tokens": (stored.prompt_tokens or 0) + stored.completion_tokens}
-    record = _content(job.id, stored.content, stored.finish_reason,
-                      job.request.options.schema)
+        usage = {
+            "prompt_tokens": stored.prompt_tokens,
+            "completion_tokens": stored.completion_tokens,
+            "total_tokens": (stored.prompt_tokens or 0) + stored.completion_tokens,
+        }
+    record = _content(job.id, stored.content, stored.finish_reason, job.request.options.schema)
     if "error" in record:
         return record
     if stored.reasoning or stored.reasoning_tokens is not None:
-        record.update({"reasoning": stored.reasoning or "",
-                       "reasoning_tokens": stored.reasoning_tokens})
-    record.update({"finish_reason": stored.finish_reason, "usage": usage, "model": stored.model,
-                   "latency": {"ttft_s": stored.ttft_s, "total_s": stored.duration_s},
-                   "replayed": True})
+        record.update(
+            {"reasoning": stored.reasoning or "", "reasoning_tokens": stored.reasoning_tokens}
+        )
+    record.update(
+        {
+            "finish_reason": stored.finish_reason,
+            "usage": usage,
+            "model": stored.model,
+            "latency": {"ttft_s": stored.ttft_s, "total_s": stored.duration_s},
+            "replayed": True,
+        }
+    )
     return record
 
 

@@ -72,7 +72,10 @@ class BatchFiles(msgspec.Struct, frozen=True):
 
 @asynccontextmanager
 async def open_batch_files(
-    input_path: Path | None, output_path: Path | None, *, resume: bool,
+    input_path: Path | None,
+    output_path: Path | None,
+    *,
+    resume: bool,
     log: Path | None = None,
 ) -> AsyncIterator[BatchFiles]:
     """The input (``input_path`` or stdin), the checked output (``output_path`` or
@@ -86,8 +89,13 @@ async def open_batch_files(
     except OSError as exc:
         raise UsageError(f"cannot read {input_path or 'stdin'}: {exc.strerror}") from None
     try:
-        output = _open_output(output_path, resume=resume, read=read,
-                              input_name=str(input_path) if input_path else "stdin", log=log)
+        output = _open_output(
+            output_path,
+            resume=resume,
+            read=read,
+            input_name=str(input_path) if input_path else "stdin",
+            log=log,
+        )
     except BaseException:
         os.close(fd)
         raise
@@ -100,7 +108,11 @@ async def open_batch_files(
 
 
 def _open_output(
-    path: Path | None, *, resume: bool, read: os.stat_result, input_name: str,
+    path: Path | None,
+    *,
+    resume: bool,
+    read: os.stat_result,
+    input_name: str,
     log: Path | None,
 ) -> LineOutput:
     if path is None:
@@ -131,21 +143,28 @@ def _open_output(
 
 
 def _refuse_if_read(
-    what: str, written: os.stat_result, read: os.stat_result, input_name: str,
+    what: str,
+    written: os.stat_result,
+    read: os.stat_result,
+    input_name: str,
     log: Path | None,
 ) -> None:
     """A usage error when the output is a file this run reads."""
     if _same_file(written, read):
-        raise UsageError(f"{what} is the input ({input_name}): writing results there would "
-                         "destroy it; choose another output")
+        raise UsageError(
+            f"{what} is the input ({input_name}): writing results there would "
+            "destroy it; choose another output"
+        )
     if log is not None:
         try:
             logged = os.stat(log)
         except OSError:
             return
         if _same_file(written, logged):
-            raise UsageError(f"{what} is the log database ({log}): writing results there "
-                             "would destroy it; choose another output")
+            raise UsageError(
+                f"{what} is the log database ({log}): writing results there "
+                "would destroy it; choose another output"
+            )
 
 
 def _same_file(a: os.stat_result, b: os.stat_result) -> bool:

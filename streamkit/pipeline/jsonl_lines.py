@@ -43,9 +43,7 @@ class LineReader:
             else:
                 lines = self._splitter.close()
                 self._ended = True
-            self._ready.extend(
-                (number, line) for number, line in lines if _is_record(line)
-            )
+            self._ready.extend((number, line) for number, line in lines if _is_record(line))
         return self._ready.popleft()
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import secrets
 import sys
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -48,26 +47,25 @@ from streamkit.events import (
     StreamError,
     TextDelta,
     ToolCallDelta,
-    ToolResult,
     Usage,
 )
 from streamkit.pipeline.command import report_log_failure
 from streamkit.pipeline.relay_outbox import Outbox
+from streamkit.pipeline.relay_tools import relayed_with_tools
 from streamkit.pipeline.stream import run_stream
-from streamkit.pipeline.tool_hops import ToolHops, reply_with_tools
+from streamkit.pipeline.tool_hops import ToolHops
 from streamkit.protocol.relay_frames import (
     BadFrame,
     CancelFrame,
     GenerateFrame,
     error_frame,
+    finish_frame,
     origin_allowed,
     parse_frame,
 )
 from streamkit.protocol.reply import Reply
-from streamkit.protocol.structured import check_reply
 from streamkit.providers.backend import Backend
-from streamkit.request import GenerationRequest
-from streamkit.sinks.recorder import ConversationLog, new_conversation_log
+from streamkit.sinks.recorder import new_conversation_log
 from streamkit.store.async_store import AsyncStore
 
 _encode = msgspec.json.Encoder().encode
@@ -111,14 +109,21 @@ class Relay:
             with self._listening:
                 async with trio.open_nursery() as listener:
                     try:
-                        server = await listener.start(partial(
-                            serve_websocket, self._handle, host, port, None,
-                            handler_nursery=handlers,
-                            max_message_size=self.limits.max_message_bytes,
-                        ))
+                        server = await listener.start(
+                            partial(
+                                serve_websocket,
+                                self._handle,
+                                host,
+                                port,
+                                None,
+                                handler_nursery=handlers,
+                                max_message_size=self.limits.max_message_bytes,
+                            )
+                        )
                     except OSError as exc:
                         raise UsageError(
-                            f"cannot listen on {host}:{port}: {exc.strerror}") from None
+                            f"cannot listen on {host}:{port}: {exc.strerror}"
+                        ) from None
                     task_status.started(server.port)
             with trio.move_on_after(1.0):
                 async with trio.open_nursery() as closing:
@@ -203,24 +208,31 @@ class _Connection:
             return
 
     def _dispatch(self, data: str | bytes) -> None:
-        frame = parse_frame(data, default_model=self.relay.default_model,
-                            max_tokens=self.limits.max_tokens)
+        frame = parse_frame(
+            data, default_model=self.relay.default_model, max_tokens=self.limits.max_tokens
+        )
         if isinstance(frame, BadFrame):
             self.outbox.put(error_frame(frame.id, "bad_frame", frame.message))
         elif isinstance(frame, CancelFrame):
             scope = self.requests.get(frame.id)
             if scope is None:
-                self.outbox.put(error_frame(frame.id, "unknown_id",
-                                            "no running request has this id"))
+                self.outbox.put(
+                    error_frame(frame.id, "unknown_id", "no running request has this id")
+                )
             else:
                 scope.cancel()
         elif frame.id in self.requests:
-            self.outbox.put(error_frame(frame.id, "duplicate_id",
-                                        "a request with this id is still running"))
+            self.outbox.put(
+                error_frame(frame.id, "duplicate_id", "a request with this id is still running")
+            )
         elif len(self.requests) >= self.limits.max_requests_per_connection:
-            self.outbox.put(error_frame(
-                frame.id, "too_many_requests",
-                f"at most {self.limits.max_requests_per_connection} requests at once"))
+            self.outbox.put(
+                error_frame(
+                    frame.id,
+                    "too_many_requests",
+                    f"at most {self.limits.max_requests_per_connection} requests at once",
+                )
+            )
         else:
             scope = trio.CancelScope()
             self.requests[frame.id] = scope
@@ -249,32 +261,54 @@ class _Connection:
                                 outbox.put({"type": "delta", "id": frame_id, "text": event.text})
                         elif isinstance(event, ReasoningDelta):
                             if event.choice == 0 and event.text:
-                                outbox.put({"type": "reasoning", "id": frame_id,
-                                            "text": event.text})
+                                outbox.put(
+                                    {"type": "reasoning", "id": frame_id, "text": event.text}
+                                )
                         elif isinstance(event, ToolCallDelta):  # named as in --events
-                            outbox.put({"type": "tool_call_delta", "id": frame_id,
-                                        "call": msgspec.to_builtins(event)})
+                            outbox.put(
+                                {
+                                    "type": "tool_call_delta",
+                                    "id": frame_id,
+                                    "call": msgspec.to_builtins(event),
+                                }
+                            )
                         elif isinstance(event, AssembledToolCall):
-                            outbox.put({"type": "tool_call", "id": frame_id,
-                                        "call": msgspec.to_builtins(event)})
+                            outbox.put(
+                                {
+                                    "type": "tool_call",
+                                    "id": frame_id,
+                                    "call": msgspec.to_builtins(event),
+                                }
+                            )
                         elif isinstance(event, Usage):
-                            outbox.put({"type": "usage", "id": frame_id,
-                                        "usage": msgspec.to_builtins(event)})
+                            outbox.put(
+                                {
+                                    "type": "usage",
+                                    "id": frame_id,
+                                    "usage": msgspec.to_builtins(event),
+                                }
+                            )
 
         relay = self.relay
         if ahead:
             outbox.put({"type": "queued", "id": frame_id, "position": ahead})
-        log = (await new_conversation_log(relay.store, batch="relay")
-               if relay.store is not None else None)
+        log = (
+            await new_conversation_log(relay.store, batch="relay")
+            if relay.store is not None
+            else None
+        )
         try:
             if relay.tools is not None and frame.request.kind == "chat":
-                reply = await self._with_tools(frame, forward, log, scope)
+                reply = await relayed_with_tools(
+                    relay.backend, relay.tools, frame, forward, log, scope, outbox
+                )
             else:
                 consumers: list = [forward]
                 if log is not None:
                     consumers.append(await log.record_request(frame.request, relay.backend))
-                reply = await run_stream(partial(relay.backend.stream, frame.request),
-                                         consumers, stop=scope)
+                reply = await run_stream(
+                    partial(relay.backend.stream, frame.request), consumers, stop=scope
+                )
         except ToolHopLimit as exc:
             reply = Reply()
             reply.error = StreamError(exc.kind, exc.message)
@@ -290,36 +324,7 @@ class _Connection:
         elif reply.error is not None:
             outbox.put(error_frame(frame_id, reply.error.kind, reply.error.message))
         else:
-            outbox.put(_finish_frame(frame_id, reply, frame.request.options.schema))
-
-    async def _with_tools(self, frame: GenerateFrame, forward: Callable,
-                          log: ConversationLog | None, scope: trio.CancelScope) -> Reply:
-        """Replies and tool calls until the model answers, each result a frame.
-
-        A ``cancel`` frame (or the client going away) cancels ``scope``, which
-        holds every hop and every tool call of the request: what runs stops,
-        an MCP call with MCP's cancellation, and the request ends cancelled.
-        """
-        relay, frame_id = self.relay, frame.id
-        assert relay.tools is not None
-
-        async def stream_one(request: GenerationRequest, hop: int) -> Reply:
-            consumers: list = [forward]
-            if log is not None:  # the request's messages once, then each reply
-                consumers.append(await (log.record_request(request, relay.backend) if hop == 1
-                                        else log.reply_recorder(request, relay.backend)))
-            return await run_stream(partial(relay.backend.stream, request), consumers)
-
-        def tell(result: ToolResult) -> None:
-            self.outbox.put({"type": "tool_result", "id": frame_id,
-                             "result": msgspec.to_builtins(result)})
-
-        with scope:
-            reply, _ = await reply_with_tools(stream_one, frame.request, relay.tools, log, tell)
-            return reply
-        cancelled = Reply()
-        cancelled.finish_reason = "cancelled"
-        return cancelled
+            outbox.put(finish_frame(frame_id, reply, frame.request.options.schema))
 
     async def _send_loop(self) -> None:
         while True:
@@ -366,16 +371,3 @@ class _Connection:
     def _peer(self) -> str:
         remote = self.ws.remote
         return f"{getattr(remote, 'address', remote)}:{getattr(remote, 'port', '')}"
-
-
-
-def _finish_frame(frame_id: Any, reply: Reply, schema: dict[str, Any] | None) -> dict[str, Any]:
-    """A request's last frame; with a ``schema``, the reply is checked first: valid, the
-    frame carries its ``json`` value; not, it is a ``schema`` error frame."""
-    finish = {"type": "finish", "id": frame_id, "finish_reason": reply.finish_reason or "stop"}
-    if schema is None or reply.finish_reason == "cancelled":
-        return finish
-    value, mismatch = check_reply(reply.text, schema)
-    if mismatch is not None:
-        return error_frame(frame_id, "schema", mismatch)
-    return {**finish, "json": value}

@@ -42,9 +42,13 @@ class Outbox:
 
     def put(self, frame: dict[str, Any]) -> None:
         last = self.frames[-1] if self.frames else None
-        if (last is not None and frame["type"] in ("delta", "reasoning")
-                and last["type"] == frame["type"]
-                and last["id"] == frame["id"] and len(last["text"]) < MERGE_LIMIT):
+        if (
+            last is not None
+            and frame["type"] in ("delta", "reasoning")
+            and last["type"] == frame["type"]
+            and last["id"] == frame["id"]
+            and len(last["text"]) < MERGE_LIMIT
+        ):
             last["text"] += frame["text"]  # merged: the client is behind
         else:
             self.frames.append(frame)

@@ -32,7 +32,6 @@ from streamkit.providers.llama.score import LocalScorer
 GROUP = 256  # records sorted together for prefix reuse, then written in input order
 
 
-
 class _ScoreRecord(msgspec.Struct):
     id: str | int | None = None
     context: str = ""
@@ -40,13 +39,18 @@ class _ScoreRecord(msgspec.Struct):
     text: str | None = None
 
 
-
 class Scorer(Protocol):
     problem: str | None  # why the numbers are not trusted (a server that failed the check)
 
-    async def score(self, record_id: Any, context: str, continuation: str, *, top: int = 0,
-                    ranges: Sequence[tuple[int, int]] = ()) -> ScoreResult: ...
-
+    async def score(
+        self,
+        record_id: Any,
+        context: str,
+        continuation: str,
+        *,
+        top: int = 0,
+        ranges: Sequence[tuple[int, int]] = (),
+    ) -> ScoreResult: ...
 
 
 class _ThreadedScorer:
@@ -56,12 +60,18 @@ class _ThreadedScorer:
         self.scorer = scorer
         self.problem: str | None = None  # local numbers need no server check
 
-    async def score(self, record_id: Any, context: str, continuation: str, *, top: int = 0,
-                    ranges: Sequence[tuple[int, int]] = ()) -> ScoreResult:
+    async def score(
+        self,
+        record_id: Any,
+        context: str,
+        continuation: str,
+        *,
+        top: int = 0,
+        ranges: Sequence[tuple[int, int]] = (),
+    ) -> ScoreResult:
         return await trio.to_thread.run_sync(
-            lambda: self.scorer.score(record_id, context, continuation, top=top,
-                                      ranges=ranges))
-
+            lambda: self.scorer.score(record_id, context, continuation, top=top, ranges=ranges)
+        )
 
 
 @asynccontextmanager
@@ -78,9 +88,12 @@ async def open_scorer(settings: Settings) -> AsyncIterator[Scorer]:
         yield RemoteScorer(producer, settings.model)
 
 
-
 async def score_jsonl(
-    scorer: Scorer, top: int, files: BatchFiles, input_path: Path | None, concurrency: int,
+    scorer: Scorer,
+    top: int,
+    files: BatchFiles,
+    input_path: Path | None,
+    concurrency: int,
     interrupts: Interrupts,
 ) -> int:
     """Records in groups: sorted by context for prefix reuse, written in input order.
@@ -130,7 +143,6 @@ async def _next_group(
     return group
 
 
-
 def _parse_record(numbered: tuple[int, bytes | TooLong]) -> tuple[int, Any, str | None, str]:
     """(line number, id, context, continuation), or context None and an error message."""
     number, line = numbered
@@ -143,15 +155,22 @@ def _parse_record(numbered: tuple[int, bytes | TooLong]) -> tuple[int, Any, str 
     record_id = record.id if record.id is not None else number
     continuation = record.continuation if record.continuation is not None else record.text
     if continuation is None:
-        return number, record_id, None, (f"line {number}: a record needs `continuation` "
-                                         "(with `context`) or `text`")
+        return (
+            number,
+            record_id,
+            None,
+            (f"line {number}: a record needs `continuation` (with `context`) or `text`"),
+        )
     return number, record_id, record.context, continuation
 
 
-
 async def _score_group(
-    scorer: Scorer, group: list[tuple[int, Any, str | None, str]], top: int, concurrency: int,
-    results: dict[int, dict], progress: Any,
+    scorer: Scorer,
+    group: list[tuple[int, Any, str | None, str]],
+    top: int,
+    concurrency: int,
+    results: dict[int, dict],
+    progress: Any,
 ) -> None:
     """Score one group into ``results``, by line number, in context order.
 
@@ -170,8 +189,10 @@ async def _score_group(
             except CannotScore:
                 raise
             except StreamkitError as exc:
-                results[number] = {"id": record_id, "error": {"type": exc.kind,
-                                                              "message": exc.message}}
+                results[number] = {
+                    "id": record_id,
+                    "error": {"type": exc.kind, "message": exc.message},
+                }
             if progress is not None:
                 progress.finished(results[number])
 
@@ -180,7 +201,9 @@ async def _score_group(
             group, key=lambda job: (job[2] is None, job[2] or "", job[3])
         ):
             if context is None:
-                results[number] = {"id": record_id, "error": {"type": "input",
-                                                              "message": continuation}}
+                results[number] = {
+                    "id": record_id,
+                    "error": {"type": "input", "message": continuation},
+                }
             else:
                 nursery.start_soon(one, number, record_id, context, continuation)

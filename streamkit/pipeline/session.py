@@ -58,21 +58,37 @@ class ChatSession:
     async def ask(self, text: str) -> Reply:
         """One user message and the model's answer (after any tool calls)."""
         self.history.append(Message("user", text))
-        request = await fitted_request(self.backend, self.settings.model, self.options,
-                                       self.history)
+        request = await fitted_request(
+            self.backend, self.settings.model, self.options, self.history
+        )
         if self.dispatcher is not None:
             request = msgspec.structs.replace(request, tool_choice=self.tool_choice)
             reply = await run_with_tools(
-                self.backend, request, self.history, dispatcher=self.dispatcher,
-                max_hops=self.max_hops, guard=self._guard, events=self.events,
-                stats=self.stats, log=self.log, prompt_text=text, fit=self._fit,
-                reasoning=self.reasoning, display=self.display,
+                self.backend,
+                request,
+                self.history,
+                dispatcher=self.dispatcher,
+                max_hops=self.max_hops,
+                guard=self._guard,
+                events=self.events,
+                stats=self.stats,
+                log=self.log,
+                prompt_text=text,
+                fit=self._fit,
+                reasoning=self.reasoning,
+                display=self.display,
             )
         else:
             with self._guard() as scope:
                 reply = await stream_turn(
-                    self.backend, request, stop=scope, events=self.events, stats=self.stats,
-                    log=self.log, prompt_text=text, reasoning=self.reasoning,
+                    self.backend,
+                    request,
+                    stop=scope,
+                    events=self.events,
+                    stats=self.stats,
+                    log=self.log,
+                    prompt_text=text,
+                    reasoning=self.reasoning,
                     display=self.display,
                 )
         self.last_reply = reply
@@ -90,35 +106,41 @@ class ChatSession:
         the history has not changed since; else the backend's count of the
         history (approximate for a remote server), said to be one.
         """
-        request = GenerationRequest("chat", self.settings.model, self.options,
-                                    messages=tuple(self.history))
+        request = GenerationRequest(
+            "chat", self.settings.model, self.options, messages=tuple(self.history)
+        )
         budget = await self.backend.context_budget(request)
         usage = self.last_reply.usage if self.last_reply is not None else None
         answered = bool(self.history) and tuple(self.history) == self._counted
         messages = f"{len(self.history)} message(s)"
         if usage is not None and usage.prompt_tokens is not None and answered:
             used = usage.prompt_tokens + (usage.completion_tokens or 0)
-            line = (f"{used} tokens in {messages}, as the server counted the last "
-                    f"exchange ({usage.prompt_tokens} prompt + {usage.completion_tokens or 0}"
-                    " reply)")
+            line = (
+                f"{used} tokens in {messages}, as the server counted the last "
+                f"exchange ({usage.prompt_tokens} prompt + {usage.completion_tokens or 0}"
+                " reply)"
+            )
         elif budget is not None:
             line = f"about {budget[1](self.history)} tokens in {messages} (streamkit's count)"
         else:
             size = sum(len(m.content) for m in self.history)
-            return (f"{size} characters in {messages}; the server reported no token usage "
-                    "and the context window is unknown (context_tokens in the profile)")
+            return (
+                f"{size} characters in {messages}; the server reported no token usage "
+                "and the context window is unknown (context_tokens in the profile)"
+            )
         if budget is None:
             return line + "; the context window is unknown (context_tokens in the profile)"
-        return (line + f", of the {budget[0]} the prompt may use (the context window less "
-                "room for the reply)")
+        return (
+            line + f", of the {budget[0]} the prompt may use (the context window less "
+            "room for the reply)"
+        )
 
     def _guard(self):
         return self.interrupts.guard(self.settings.timeout)
 
     async def _fit(self, history: list[Message]) -> tuple[Message, ...]:
         """What is sent of ``history``: see ``fitted_request``."""
-        request = await fitted_request(self.backend, self.settings.model, self.options,
-                                       history)
+        request = await fitted_request(self.backend, self.settings.model, self.options, history)
         return request.messages
 
 
@@ -137,6 +159,9 @@ async def fitted_request(
     limit, count = budget
     messages, dropped = fit_history(history, limit, count)
     if dropped:
-        print(f"streamkit: the conversation is longer than the context window; "
-              f"sending it without its {dropped} oldest message(s)", file=sys.stderr)
+        print(
+            f"streamkit: the conversation is longer than the context window; "
+            f"sending it without its {dropped} oldest message(s)",
+            file=sys.stderr,
+        )
     return msgspec.structs.replace(request, messages=tuple(messages))

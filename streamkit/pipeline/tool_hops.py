@@ -36,7 +36,9 @@ class ToolHops(msgspec.Struct, frozen=True):
 
 
 async def reply_with_tools(
-    stream_one: StreamOne, request: GenerationRequest, tools: ToolHops,
+    stream_one: StreamOne,
+    request: GenerationRequest,
+    tools: ToolHops,
     log: ConversationLog | None,
     on_result: Callable[[ToolResult], None] | None = None,
 ) -> tuple[Reply, list[ToolResult]]:
@@ -55,10 +57,13 @@ async def reply_with_tools(
         if not calls or reply.error is not None or reply.finish_reason == "cancelled":
             return reply, ran
         if hop > tools.max_hops:
-            raise ToolHopLimit(f"the model still asked for tools after {tools.max_hops} "
-                               "hop(s) (--max-hops); its last calls were not run")
-        refs = tuple(ToolCallRef(c.id or f"call_{hop}_{c.index}", c.name or "", c.arguments)
-                     for c in calls)
+            raise ToolHopLimit(
+                f"the model still asked for tools after {tools.max_hops} "
+                "hop(s) (--max-hops); its last calls were not run"
+            )
+        refs = tuple(
+            ToolCallRef(c.id or f"call_{hop}_{c.index}", c.name or "", c.arguments) for c in calls
+        )
         results = await tools.dispatcher.run_all(calls, hop)
         history.append(Message("assistant", reply.text, tool_calls=refs))
         for call, ref, result in zip(calls, refs, results, strict=True):
@@ -75,5 +80,14 @@ async def reply_with_tools(
 
 def tool_result_fields(results: list[ToolResult]) -> list[dict[str, Any]]:
     """The record's ``tool_results``: each call's id, name, source, status and content."""
-    return [{"id": r.call_id, "name": r.name, "source": r.source, "status": r.status,
-             "content": r.content, "hop": r.hop} for r in results]
+    return [
+        {
+            "id": r.call_id,
+            "name": r.name,
+            "source": r.source,
+            "status": r.status,
+            "content": r.content,
+            "hop": r.hop,
+        }
+        for r in results
+    ]

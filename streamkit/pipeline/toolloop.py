@@ -60,21 +60,32 @@ async def run_with_tools(
     request = msgspec.structs.replace(request, tools=dispatcher.definitions())
     for hop in range(1, max_hops + 2):
         with guard() as scope:
-            reply = await stream_turn(backend, request, stop=scope, events=events,
-                                      stats=stats, log=log, prompt_text=prompt_text,
-                                      reasoning=reasoning, display=display)
+            reply = await stream_turn(
+                backend,
+                request,
+                stop=scope,
+                events=events,
+                stats=stats,
+                log=log,
+                prompt_text=prompt_text,
+                reasoning=reasoning,
+                display=display,
+            )
         prompt_text = None  # the user's message is logged once
         calls = reply.tool_calls
         if not calls or reply.error is not None or reply.finish_reason == "cancelled":
             return reply
         if hop > max_hops:
-            notice = (f"the model still asked for tools after {max_hops} hop(s) "
-                      "(--max-hops); its last calls were not run")
+            notice = (
+                f"the model still asked for tools after {max_hops} hop(s) "
+                "(--max-hops); its last calls were not run"
+            )
             if log is not None:
                 await log.add_message("system", f"[streamkit] {notice}")
             raise ToolHopLimit(notice)
-        refs = tuple(ToolCallRef(c.id or f"call_{hop}_{c.index}", c.name or "", c.arguments)
-                     for c in calls)
+        refs = tuple(
+            ToolCallRef(c.id or f"call_{hop}_{c.index}", c.name or "", c.arguments) for c in calls
+        )
         with guard() as scope, scope:
             results = await dispatcher.run_all(calls, hop)
         if scope.cancelled_caught:
@@ -88,8 +99,9 @@ async def run_with_tools(
             history.append(Message("tool", result.content, tool_call_id=ref.id))
         # A forced tool_choice asks for the first call only; after that the
         # model decides, or it could never give its answer.
-        request = msgspec.structs.replace(request, messages=tuple(await fit(history)),
-                                          tool_choice="auto")
+        request = msgspec.structs.replace(
+            request, messages=tuple(await fit(history)), tool_choice="auto"
+        )
     raise AssertionError("unreachable")
 
 
@@ -100,5 +112,9 @@ def _show(result: ToolResult, arguments: str, events: bool) -> None:
         sys.stdout.buffer.flush()
         return
     mark = "" if result.status == "ok" else f" [{result.status}]"
-    print(f"streamkit: tool {result.name}({one_line(arguments, 200)}) -> "
-          f"{one_line(result.content, 120)}{mark}", file=sys.stderr, flush=True)
+    print(
+        f"streamkit: tool {result.name}({one_line(arguments, 200)}) -> "
+        f"{one_line(result.content, 120)}{mark}",
+        file=sys.stderr,
+        flush=True,
+    )

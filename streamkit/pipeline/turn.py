@@ -52,9 +52,16 @@ async def stream_turn(
         consumers.append(await log.reply_recorder(request, backend))
     schema = request.options.schema
     partials = PartialTracker() if schema is not None and events else None
-    reply = await print_stream(partial(backend.stream, request), stop=stop, events=events,
-                               stats=stats, consumers=consumers, partials=partials,
-                               reasoning=reasoning, display=display)
+    reply = await print_stream(
+        partial(backend.stream, request),
+        stop=stop,
+        events=events,
+        stats=stats,
+        consumers=consumers,
+        partials=partials,
+        reasoning=reasoning,
+        display=display,
+    )
     if log is not None:
         report_log_failure()
     if schema is not None and reply.error is None and reply.finish_reason != "cancelled":
@@ -68,8 +75,12 @@ def _check_structured(reply: Reply, schema: dict[str, Any]) -> None:
     if mismatch is not None:
         reply.error = StreamError("schema", mismatch)
     elif reply.finish_reason == "length":
-        print("streamkit: the reply reached its token limit and was closed early to stay "
-              "valid (truncated)", file=sys.stderr, flush=True)
+        print(
+            "streamkit: the reply reached its token limit and was closed early to stay "
+            "valid (truncated)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 async def print_stream(
@@ -93,8 +104,11 @@ async def print_stream(
     elif display != "none":
         printer = Printer(out, events=events, partials=partials, reasoning=reasoning)
     recorder = StatsRecorder() if stats else None
-    everyone = [*([printer] if printer is not None else []),
-                *([recorder] if recorder is not None else []), *consumers]
+    everyone = [
+        *([printer] if printer is not None else []),
+        *([recorder] if recorder is not None else []),
+        *consumers,
+    ]
     reply = await run_stream(produce, everyone, stop=stop)
     if printer is not None:
         printer.end()

@@ -25,9 +25,11 @@ from streamkit.errors import ProtocolError
 
 # Why a server that answered without the prompt's entries cannot score, and what
 # can (llama.cpp's own llama-server is such a server: it ignores ``echo``).
-NO_ECHO = ("this server cannot score prompts: it does not echo their log-probabilities; "
-           "the local model can (no base URL), or a server that echoes them, such as "
-           "`python -m llama_cpp.server`")
+NO_ECHO = (
+    "this server cannot score prompts: it does not echo their log-probabilities; "
+    "the local model can (no base URL), or a server that echoes them, such as "
+    "`python -m llama_cpp.server`"
+)
 
 # Two evaluations of one position on one server differ by batch-size rounding
 # (float32 logits); an off-by-one position differs by whole nats.
@@ -54,8 +56,10 @@ def completion_logprobs(payload: Any) -> dict[str, Any]:
     except (KeyError, IndexError, TypeError):
         raise ProtocolError("unexpected /completions answer: no choices[0].logprobs") from None
     if not isinstance(found, dict):
-        raise CannotScore("the server returned no log-probabilities: it cannot score text "
-                          "(needs /completions with logprobs)")
+        raise CannotScore(
+            "the server returned no log-probabilities: it cannot score text "
+            "(needs /completions with logprobs)"
+        )
     return found
 
 
@@ -74,8 +78,9 @@ def parse_echo(payload: Any, prompt: str) -> EchoedPrompt:
         logprobs = [None if v is None else float(v) for v in found["token_logprobs"]]
         top = list(found.get("top_logprobs") or [None] * len(tokens))
     except (KeyError, TypeError, ValueError):
-        raise ProtocolError("unexpected /completions answer: logprobs lacks tokens, "
-                            "text_offset or token_logprobs") from None
+        raise ProtocolError(
+            "unexpected /completions answer: logprobs lacks tokens, text_offset or token_logprobs"
+        ) from None
     if not len(tokens) == len(offsets) == len(logprobs) == len(top):
         raise ProtocolError("unexpected /completions answer: logprobs lists of unequal length")
     keep = sum(1 for offset in offsets if offset < len(prompt))
@@ -100,8 +105,10 @@ def generated_top(payload: Any) -> dict[str, float]:
     except (KeyError, IndexError, TypeError):
         top = None
     if not isinstance(top, dict) or not top:
-        raise CannotScore("the server returned no top_logprobs for a generated token: it "
-                          "cannot score text (needs /completions with logprobs)")
+        raise CannotScore(
+            "the server returned no top_logprobs for a generated token: it "
+            "cannot score text (needs /completions with logprobs)"
+        )
     return {str(k): float(v) for k, v in top.items()}
 
 
@@ -120,10 +127,11 @@ def check_position(echo: EchoedPrompt, index: int, reference: dict[str, float]) 
     if token in reference:
         pairs.append((token, echo.logprobs[index], reference[token]))
     for name, echoed, expected in pairs:
-        if echoed is None or not math.isclose(echoed, expected,
-                                              abs_tol=CONSISTENCY_TOLERANCE):
+        if echoed is None or not math.isclose(echoed, expected, abs_tol=CONSISTENCY_TOLERANCE):
             shown = "missing" if echoed is None else f"{echoed:.4f}"
-            return (f"echoed log-probability of {name!r} at token {index} is {shown}, "
-                    f"but the server gives {expected:.4f} for that position when asked "
-                    "for the next token")
+            return (
+                f"echoed log-probability of {name!r} at token {index} is {shown}, "
+                f"but the server gives {expected:.4f} for that position when asked "
+                "for the next token"
+            )
     return None

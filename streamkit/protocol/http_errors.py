@@ -19,14 +19,12 @@ from streamkit.protocol.validation import validation_summary
 ERROR_BODY_LIMIT = 64 * 1024  # of an error answer's body, read for its message
 
 
-
 def connection_error(url: str, cause: str, sent_any: bool) -> StreamkitError:
     """A connection that failed: before any output, a connect failure (safe to send
     again); after, a stream that broke (what arrived is kept)."""
     if sent_any:
         return ProtocolError(f"the connection to {url} broke mid-stream: {cause}")
     return ConnectFailed(f"cannot connect to {url}: {cause}", retryable=True)
-
 
 
 def status_message(status: int, reason: str, where: str, raw: bytes) -> tuple[str, bool]:
@@ -39,7 +37,6 @@ def status_message(status: int, reason: str, where: str, raw: bytes) -> tuple[st
     if rejected or detail:
         message += f": {rejected or detail}"
     return message, rejected is not None
-
 
 
 def _error_detail(raw: bytes) -> str:

@@ -63,8 +63,11 @@ def _fence_of(line: str) -> str | None:
 
 def _closes(line: str, fence: str) -> bool:
     stripped = line.strip()
-    return (len(line) - len(line.lstrip(" ")) <= 3 and stripped.startswith(fence)
-            and stripped == fence[0] * len(stripped))
+    return (
+        len(line) - len(line.lstrip(" ")) <= 3
+        and stripped.startswith(fence)
+        and stripped == fence[0] * len(stripped)
+    )
 
 
 class BlockSplitter:
@@ -97,8 +100,14 @@ class BlockSplitter:
         """The block still open, as far as it has arrived (its last line may be partial)."""
         lines = self._lines + ([self._partial] if self._partial else [])
         if self._fence is not None:
-            return Block("code", "\n".join(lines), self._language, self._gap,
-                         first=self._first_segment, last=False)
+            return Block(
+                "code",
+                "\n".join(lines),
+                self._language,
+                self._gap,
+                first=self._first_segment,
+                last=False,
+            )
         if not lines:
             return None
         return Block("markdown", "\n".join(lines), gap_before=self._gap)
@@ -145,7 +154,7 @@ class BlockSplitter:
         self._blank = False
         if fence is not None:
             self._fence = fence
-            self._language = line.strip()[len(fence):].strip().split(" ")[0]
+            self._language = line.strip()[len(fence) :].strip().split(" ")[0]
             self._first_segment = True
             return
         self._lines.append(line)
@@ -160,8 +169,14 @@ class BlockSplitter:
 
     def _code(self, *, last: bool) -> Block:
         self._started = True
-        block = Block("code", "\n".join(self._lines), self._language, self._gap,
-                      first=self._first_segment, last=last)
+        block = Block(
+            "code",
+            "\n".join(self._lines),
+            self._language,
+            self._gap,
+            first=self._first_segment,
+            last=last,
+        )
         self._lines = []
         self._gap = False
         self._first_segment = last

@@ -40,8 +40,9 @@ class LineSplitter:
     one ``TooLong`` and nothing more, however long it is read).
     """
 
-    def __init__(self, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, *,
-                 skip_overlong: bool = False) -> None:
+    def __init__(
+        self, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, *, skip_overlong: bool = False
+    ) -> None:
         self.max_line_bytes = max_line_bytes
         self.skip_overlong = skip_overlong
         self._held: list[bytes] = []  # the start of the current line
@@ -162,14 +163,18 @@ class BatchIds:
         first = self._lines.setdefault(key, line)
         if first == line:
             return None
-        return (f"line {line}: the id {key.decode()} is already line {first}'s (ids must be "
-                "unique in a batch; a line without one is named by its number)")
+        return (
+            f"line {line}: the id {key.decode()} is already line {first}'s (ids must be "
+            "unique in a batch; a line without one is named by its number)"
+        )
 
 
 def too_long_message(line_number: int, line: TooLong) -> str:
     """Why an overlong line was not read."""
-    return (f"line {line_number}: longer than {line.limit} bytes, the most a line may be "
-            "(skipped unread)")
+    return (
+        f"line {line_number}: longer than {line.limit} bytes, the most a line may be "
+        "(skipped unread)"
+    )
 
 
 def parse_record(
@@ -189,7 +194,8 @@ def parse_record(
         return InputProblem(line_number, line_number, f"line {line_number}: not valid JSON: {exc}")
     if not isinstance(raw, dict):
         return InputProblem(
-            line_number, line_number,
+            line_number,
+            line_number,
             f"line {line_number}: expected a JSON object, got {type(raw).__name__}",
         )
     record_id = raw.get("id")

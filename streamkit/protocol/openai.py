@@ -142,8 +142,14 @@ class ChunkParser:
             if chunk.usage is not None:
                 u = chunk.usage
                 details = u.completion_tokens_details
-                out.append(Usage(u.prompt_tokens, u.completion_tokens, u.total_tokens,
-                                 details.reasoning_tokens if details else None))
+                out.append(
+                    Usage(
+                        u.prompt_tokens,
+                        u.completion_tokens,
+                        u.total_tokens,
+                        details.reasoning_tokens if details else None,
+                    )
+                )
         return out
 
     def close(self) -> list[Event]:
@@ -157,8 +163,7 @@ class ChunkParser:
             out.append(
                 StreamError(
                     "protocol",
-                    f"skipped {self.malformed} malformed stream chunk(s): "
-                    f"{self._first_malformed}",
+                    f"skipped {self.malformed} malformed stream chunk(s): {self._first_malformed}",
                 )
             )
         elif not self.done and (self._open_choices or not self._finished_any):
@@ -186,12 +191,19 @@ class ChunkParser:
                     )
             elif delta.function_call is not None:
                 fn = delta.function_call
-                out.append(ToolCallDelta(0, self._call_id(index, 0, None), fn.name,
-                                         fn.arguments or "", index))
-            if (delta.reasoning_content is not None or delta.reasoning is not None
-                    or delta.reasoning_details):
-                thought, opaque = reasoning_of(delta.reasoning_content, delta.reasoning,
-                                               delta.reasoning_details)
+                out.append(
+                    ToolCallDelta(
+                        0, self._call_id(index, 0, None), fn.name, fn.arguments or "", index
+                    )
+                )
+            if (
+                delta.reasoning_content is not None
+                or delta.reasoning is not None
+                or delta.reasoning_details
+            ):
+                thought, opaque = reasoning_of(
+                    delta.reasoning_content, delta.reasoning, delta.reasoning_details
+                )
                 if thought or opaque:
                     out.append(ReasoningDelta(thought, index, opaque))
         if text and index not in self._answering:

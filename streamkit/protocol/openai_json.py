@@ -44,8 +44,10 @@ def media_type(content_type: str | None) -> str:
 
 def not_a_stream_message(content_type: str | None, url: str) -> str:
     """The one line for an answer that is neither an event stream nor JSON."""
-    return (f"the server at {url} answered with {media_type(content_type)}, not an event "
-            "stream (is that the base URL of an OpenAI-compatible API?)")
+    return (
+        f"the server at {url} answered with {media_type(content_type)}, not an event "
+        "stream (is that the base URL of an OpenAI-compatible API?)"
+    )
 
 
 def completion_events(raw: bytes) -> list[Event]:
@@ -65,30 +67,35 @@ def completion_events(raw: bytes) -> list[Event]:
     choices = payload.get("choices")
     if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
         raise ProtocolError("the server's JSON answer is not a completion: it has no choices")
-    chunk = {"choices": [_as_chunk_choice(choice) for choice in choices],
-             "usage": payload.get("usage")}
+    chunk = {
+        "choices": [_as_chunk_choice(choice) for choice in choices],
+        "usage": payload.get("usage"),
+    }
     parser = ChunkParser()
     events = parser.feed([ServerSentEvent(data=msgspec.json.encode(chunk).decode())])
     if parser.malformed:
-        raise ProtocolError("the server's JSON answer is not a completion of the expected "
-                            "shape")
+        raise ProtocolError("the server's JSON answer is not a completion of the expected shape")
     return events
 
 
 def _as_chunk_choice(choice: dict[str, Any]) -> dict[str, Any]:
     """A whole choice as the one stream chunk that would carry all of it."""
-    out: dict[str, Any] = {key: choice[key] for key in
-                           ("index", "finish_reason", "logprobs", "text", "token_ids")
-                           if key in choice}
+    out: dict[str, Any] = {
+        key: choice[key]
+        for key in ("index", "finish_reason", "logprobs", "text", "token_ids")
+        if key in choice
+    }
     message = choice.get("message")
     if isinstance(message, dict):
         delta: dict[str, Any] = {"content": message.get("content")}
         calls = message.get("tool_calls")
         if isinstance(calls, list):
             # A stream numbers its calls; a whole message just lists them.
-            delta["tool_calls"] = [{**call, "index": call.get("index", position)}
-                                   for position, call in enumerate(calls)
-                                   if isinstance(call, dict)]
+            delta["tool_calls"] = [
+                {**call, "index": call.get("index", position)}
+                for position, call in enumerate(calls)
+                if isinstance(call, dict)
+            ]
         if isinstance(message.get("function_call"), dict):
             delta["function_call"] = message["function_call"]
         out["delta"] = delta

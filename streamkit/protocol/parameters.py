@@ -35,7 +35,6 @@ def parse_option_pairs(pairs: Iterable[str]) -> dict[str, Any]:
     return fields
 
 
-
 def parse_extra(text: str | None) -> dict[str, Any]:
     """``--extra``: a JSON object of body fields."""
     if text is None:
@@ -47,7 +46,6 @@ def parse_extra(text: str | None) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise UsageError(f"--extra must be a JSON object, got {type(value).__name__}")
     return value
-
 
 
 def with_extra_parameters(
@@ -79,7 +77,6 @@ def with_extra_parameters(
     )
 
 
-
 def parse_schema_option(text: str | None, as_list: bool) -> dict[str, Any] | None:
     """``--schema`` (and ``--schema-multi``) as a JSON Schema; ``UsageError`` if bad."""
     if text is None:
@@ -91,7 +88,6 @@ def parse_schema_option(text: str | None, as_list: bool) -> dict[str, Any] | Non
     except ValueError as exc:
         raise UsageError(f"--schema: {exc}") from None
     return multi(schema) if as_list else schema
-
 
 
 def parse_id_list(text: str | None, what: str) -> tuple[int, ...]:

@@ -40,8 +40,10 @@ class Range(NamedTuple):
             return None
         if self.high is None:
             return f"`{name}` is {_number(value)}: it must be at least {_number(self.low)}"
-        return (f"`{name}` is {_number(value)}: it must be between {_number(self.low)} "
-                f"and {_number(self.high)}")
+        return (
+            f"`{name}` is {_number(value)}: it must be between {_number(self.low)} "
+            f"and {_number(self.high)}"
+        )
 
 
 RANGES: dict[str, Range] = {
@@ -122,8 +124,13 @@ def build_request(
     )
     chosen_model = fields.model or model
     if kind == "completion":
-        return GenerationRequest("completion", chosen_model, options, prompt=fields.prompt or "",
-                                 prompt_ids=tuple(fields.prompt_ids or ()))
+        return GenerationRequest(
+            "completion",
+            chosen_model,
+            options,
+            prompt=fields.prompt or "",
+            prompt_ids=tuple(fields.prompt_ids or ()),
+        )
     messages = [Message(m.role, m.content) for m in fields.messages or ()]
     if fields.prompt is not None:
         messages.append(Message("user", fields.prompt))

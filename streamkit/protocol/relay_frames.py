@@ -23,6 +23,8 @@ from typing import Any, Literal
 import msgspec
 
 from streamkit.protocol.records import GenerationFields, RecordProblem, build_request
+from streamkit.protocol.reply import Reply
+from streamkit.protocol.structured import check_reply
 from streamkit.request import GenerationOptions, GenerationRequest
 
 
@@ -74,8 +76,9 @@ def parse_frame(
     if max_tokens is not None and frame.max_tokens is not None and frame.max_tokens > max_tokens:
         return BadFrame(frame_id, f"max_tokens is limited to {max_tokens} here")
     kind = "chat" if frame.type == "chat" else "completion"
-    request = build_request(kind, frame, model=default_model,
-                            defaults=GenerationOptions(max_tokens=max_tokens))
+    request = build_request(
+        kind, frame, model=default_model, defaults=GenerationOptions(max_tokens=max_tokens)
+    )
     if isinstance(request, RecordProblem):
         return BadFrame(frame_id, request.reason)
     return GenerateFrame(frame_id, request)
@@ -104,3 +107,15 @@ def origin_allowed(origin: str, own: tuple[str, int], allowed: tuple[str, ...]) 
     if address in ("127.0.0.1", "::1"):
         names |= {"localhost", "127.0.0.1", "[::1]"}
     return scheme in ("http", "https") and port == str(own_port) and host.lower() in names
+
+
+def finish_frame(frame_id: Any, reply: Reply, schema: dict[str, Any] | None) -> dict[str, Any]:
+    """A request's last frame; with a ``schema``, the reply is checked first: valid, the
+    frame carries its ``json`` value; not, it is a ``schema`` error frame."""
+    finish = {"type": "finish", "id": frame_id, "finish_reason": reply.finish_reason or "stop"}
+    if schema is None or reply.finish_reason == "cancelled":
+        return finish
+    value, mismatch = check_reply(reply.text, schema)
+    if mismatch is not None:
+        return error_frame(frame_id, "schema", mismatch)
+    return {**finish, "json": value}

@@ -46,8 +46,9 @@ class ReplyLimit:
             cut = _cut(piece, self.max_bytes - self.size)
             if cut:
                 if type(event) is TextDelta:
-                    kept.append(msgspec.structs.replace(event, text=cut, logprobs=None,
-                                                        token_ids=None))
+                    kept.append(
+                        msgspec.structs.replace(event, text=cut, logprobs=None, token_ids=None)
+                    )
                 else:
                     kept.append(msgspec.structs.replace(event, arguments=cut))
             self.size = self.max_bytes
@@ -56,8 +57,10 @@ class ReplyLimit:
         return batch
 
     def message(self) -> str:
-        return (f"the reply grew past {describe_size(self.max_bytes)} (max_reply_bytes in "
-                "the config file) and was cut there")
+        return (
+            f"the reply grew past {describe_size(self.max_bytes)} (max_reply_bytes in "
+            "the config file) and was cut there"
+        )
 
 
 def describe_size(count: int) -> str:

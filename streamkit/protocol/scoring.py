@@ -30,7 +30,6 @@ class ScoreResult(msgspec.Struct, omit_defaults=True):
     trusted: bool | None = None  # remote only: did the server pass the consistency check
 
 
-
 def parse_range(value: str) -> tuple[int, int]:
     """``START:END`` character offsets (END exclusive)."""
     start, colon, end = value.partition(":")
@@ -41,7 +40,6 @@ def parse_range(value: str) -> tuple[int, int]:
     if not colon or first < 0 or last <= first:
         raise UsageError(f"--range {value!r}: expected 0 <= START < END")
     return first, last
-
 
 
 def build_result(
@@ -71,7 +69,6 @@ def build_result(
     )
 
 
-
 def _sum_ranges(
     pieces: list[bytes],
     logprobs: list[float],
@@ -94,11 +91,14 @@ def _sum_ranges(
     out = []
     for first, last in ranges:
         if last > len(continuation):
-            raise UsageError(f"--range {first}:{last} is past the end of the text "
-                             f"({len(continuation)} characters)")
+            raise UsageError(
+                f"--range {first}:{last} is past the end of the text "
+                f"({len(continuation)} characters)"
+            )
         lo = len(continuation[:first].encode())
         hi = len(continuation[:last].encode())
         chosen = [lp for (a, b), lp in zip(spans, logprobs, strict=True) if a < hi and b > lo]
-        out.append({"start": first, "end": last, "logprob": math.fsum(chosen),
-                    "n_tokens": len(chosen)})
+        out.append(
+            {"start": first, "end": last, "logprob": math.fsum(chosen), "n_tokens": len(chosen)}
+        )
     return out

@@ -88,9 +88,7 @@ class SSEDecoder:
         lines = data.split(b"\n")
         self._tail = tail = lines.pop()
         limit = self.max_line_bytes
-        if len(data) > limit and (
-            len(tail) > limit or (lines and max(map(len, lines)) > limit)
-        ):
+        if len(data) > limit and (len(tail) > limit or (lines and max(map(len, lines)) > limit)):
             self._tail = b""
             raise SSEError(f"an event-stream line is longer than {limit} bytes")
         if not lines:

@@ -40,8 +40,10 @@ DEFAULT_MAX_ITEMS = 100
 def response_format(form: str, schema: dict[str, Any]) -> dict[str, Any]:
     """The ``response_format`` body field for one of ``SCHEMA_FORMS``."""
     if form == "json_schema":
-        return {"type": "json_schema",
-                "json_schema": {"name": "output", "schema": schema, "strict": True}}
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": "output", "schema": schema, "strict": True},
+        }
     if form == "json_object+schema":
         return {"type": "json_object", "schema": schema}
     return {"type": "json_object"}
@@ -49,8 +51,10 @@ def response_format(form: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 def schema_instruction(schema: dict[str, Any]) -> str:
     """The system message of the last-resort form: the schema in words the model reads."""
-    return ("Answer with one JSON value, and nothing else, that validates against this "
-            "JSON Schema:\n" + msgspec.json.encode(schema).decode())
+    return (
+        "Answer with one JSON value, and nothing else, that validates against this "
+        "JSON Schema:\n" + msgspec.json.encode(schema).decode()
+    )
 
 
 def names_response_format(message: str) -> bool:
@@ -70,7 +74,10 @@ _TOKENS_PER_ITEM = 16
 
 
 def bounded_schema(
-    schema: Any, *, max_items: int = DEFAULT_MAX_ITEMS, max_string: int | None = None,
+    schema: Any,
+    *,
+    max_items: int = DEFAULT_MAX_ITEMS,
+    max_string: int | None = None,
     plain_strings: bool = False,
 ) -> Any:
     """``schema`` with ``maxItems`` on every array that has none, so a grammar built
@@ -80,14 +87,22 @@ def bounded_schema(
     grammar llama-cpp-python's server builds from a ``maxLength`` alone admits a raw
     newline, which no JSON parser accepts, and it builds one from a pattern instead."""
     if isinstance(schema, list):
-        return [bounded_schema(item, max_items=max_items, max_string=max_string,
-                               plain_strings=plain_strings) for item in schema]
+        return [
+            bounded_schema(
+                item, max_items=max_items, max_string=max_string, plain_strings=plain_strings
+            )
+            for item in schema
+        ]
     if not isinstance(schema, dict):
         return schema
-    out = {key: value if key in _DATA_KEYWORDS else
-           bounded_schema(value, max_items=max_items, max_string=max_string,
-                          plain_strings=plain_strings)
-           for key, value in schema.items()}
+    out = {
+        key: value
+        if key in _DATA_KEYWORDS
+        else bounded_schema(
+            value, max_items=max_items, max_string=max_string, plain_strings=plain_strings
+        )
+        for key, value in schema.items()
+    }
     if _has_type(schema, "array") and "maxItems" not in schema:
         out["maxItems"] = max(max_items, _int(schema.get("minItems")))
     if max_string is not None and _is_open_string(schema):
@@ -119,8 +134,12 @@ def server_schema(
     if form == "json_schema":
         return schema, None
     max_string, max_items = budget_bounds(schema, max_tokens)
-    sent = bounded_schema(schema, max_items=max_items, max_string=max_string,
-                          plain_strings=form == "json_object+schema")
+    sent = bounded_schema(
+        schema,
+        max_items=max_items,
+        max_string=max_string,
+        plain_strings=form == "json_object+schema",
+    )
     if sent == schema:
         return schema, None
     added = []
@@ -129,8 +148,10 @@ def server_schema(
     if _open_arrays(schema):
         added.append(f"open arrays to {max_items} items")
     why = f"to fit max_tokens {max_tokens}" if max_tokens is not None else "so it cannot run away"
-    return sent, (f"the schema sent to the server bounds {' and '.join(added)} ({why}); "
-                  "the reply is checked against the schema as given")
+    return sent, (
+        f"the schema sent to the server bounds {' and '.join(added)} ({why}); "
+        "the reply is checked against the schema as given"
+    )
 
 
 def _open_strings(schema: Any, items: int) -> int:
@@ -158,8 +179,7 @@ def _open_arrays(schema: Any) -> bool:
         return False
     if _has_type(schema, "array") and "maxItems" not in schema:
         return True
-    return any(_open_arrays(value) for key, value in schema.items()
-               if key not in _DATA_KEYWORDS)
+    return any(_open_arrays(value) for key, value in schema.items() if key not in _DATA_KEYWORDS)
 
 
 def _has_type(schema: dict[str, Any], name: str) -> bool:

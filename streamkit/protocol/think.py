@@ -60,7 +60,7 @@ class ThinkSplitter:
                     break
                 if stripped.startswith(OPEN):
                     self._state = _REASONING
-                    text = stripped[len(OPEN):]
+                    text = stripped[len(OPEN) :]
                     continue
                 if OPEN.startswith(stripped):
                     self._held = text  # "<thi" so far
@@ -74,12 +74,12 @@ class ThinkSplitter:
                     if end:
                         parts.append(("reasoning", text[:end]))
                     self._state = _AFTER_CLOSE
-                    text = text[end + len(CLOSE):]
+                    text = text[end + len(CLOSE) :]
                     continue
                 keep = _partial_suffix(text, CLOSE)
                 if len(text) > keep:
                     parts.append(("reasoning", text[: len(text) - keep]))
-                self._held = text[len(text) - keep:] if keep else ""
+                self._held = text[len(text) - keep :] if keep else ""
                 break
             # _AFTER_CLOSE: the white space that separates the thoughts from the answer
             stripped = text.lstrip()
@@ -122,8 +122,9 @@ def split_into(splitter: ThinkSplitter, text: str, choice: int, out: list[Event]
 def emit(parts: list[Part], choice: int, out: list[Event]) -> None:
     """Parts as events: ``reasoning`` and ``delta``."""
     for kind, piece in parts:
-        out.append(ReasoningDelta(piece, choice) if kind == "reasoning"
-                   else TextDelta(piece, choice))
+        out.append(
+            ReasoningDelta(piece, choice) if kind == "reasoning" else TextDelta(piece, choice)
+        )
 
 
 def opens_thinking(prompt_tail: str) -> bool:

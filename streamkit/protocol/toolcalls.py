@@ -114,6 +114,15 @@ class ToolCallAssembler:
                 continue
             for call in accumulator.calls():
                 problem = call.problem()
-                out.append(AssembledToolCall(call.index, call.id, call.name, call.arguments,
-                                             problem is None, problem, number))
+                out.append(
+                    AssembledToolCall(
+                        call.index,
+                        call.id,
+                        call.name,
+                        call.arguments,
+                        problem is None,
+                        problem,
+                        number,
+                    )
+                )
         return out

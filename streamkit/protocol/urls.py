@@ -42,8 +42,9 @@ def public_url(url: str) -> str:
         netloc = parts.netloc.rpartition("@")[2]
     except ValueError:  # not a URL urllib can split: at least drop the userinfo
         return _USERINFO.sub(r"\1", url)
-    return urlunsplit(SplitResult(parts.scheme, netloc, parts.path,
-                                  _public_query(parts.query), parts.fragment))
+    return urlunsplit(
+        SplitResult(parts.scheme, netloc, parts.path, _public_query(parts.query), parts.fragment)
+    )
 
 
 def url_secrets(url: str) -> list[str]:

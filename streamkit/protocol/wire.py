@@ -82,7 +82,8 @@ def openai_body(
                 body["tool_choice"] = request.tool_choice or "auto"
             else:
                 body["tool_choice"] = {
-                    "type": "function", "function": {"name": request.tool_choice}
+                    "type": "function",
+                    "function": {"name": request.tool_choice},
                 }
         if opts.logprobs is not None:
             body["logprobs"] = True
@@ -92,7 +93,6 @@ def openai_body(
     if opts.logprobs is not None:
         body["logprobs"] = opts.logprobs
     return "completions", {**body, **opts.extra}
-
 
 
 def server_sampling_fields(opts: GenerationOptions) -> dict[str, Any]:

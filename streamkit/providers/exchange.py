@@ -51,15 +51,17 @@ class Exchange:
 
     def line(self) -> str:
         """``POST URL -> 200 OK; headers 3 ms, first byte 40 ms, end 900 ms; x-request-id=..``"""
+
         def ms(at: float | None) -> str:
             return "-" if at is None else f"{(at - self.started) * 1000:.0f} ms"
 
         outcome = f"{self.status} {self.reason}".strip() if self.status else "no response"
-        line = (f"{self.method} {self.url} -> {outcome}; headers {ms(self.headers_at)}, "
-                f"first byte {ms(self.first_byte_at)}, end {ms(self.ended_at)}")
+        line = (
+            f"{self.method} {self.url} -> {outcome}; headers {ms(self.headers_at)}, "
+            f"first byte {ms(self.first_byte_at)}, end {ms(self.ended_at)}"
+        )
         if self.headers:
             line += "; " + describe_headers(self.headers)
         if self.failure:
             line += f"; {self.failure}"
         return line
-

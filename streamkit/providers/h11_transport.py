@@ -79,16 +79,19 @@ class _Unanswered(Exception):
 
     def __init__(self, error: Exception | None = None) -> None:
         super().__init__()
-        self.error = error or RemoteProtocolError(
-            "Server disconnected without sending a response.")
+        self.error = error or RemoteProtocolError("Server disconnected without sending a response.")
 
 
 class H11Transport:
     """A plain ``http://`` base URL over h11, with a keep-alive free list."""
 
     def __init__(
-        self, base_url: str, api_key: str | None, *,
-        connect_timeout: float | None, idle_timeout: float | None,
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        connect_timeout: float | None,
+        idle_timeout: float | None,
     ) -> None:
         parts = urlsplit(base_url)
         try:
@@ -96,13 +99,16 @@ class H11Transport:
         except ValueError as exc:
             raise UsageError(f"invalid base URL {public_url(base_url)!r}: {exc}") from None
         if parts.scheme != "http" or not parts.hostname:
-            raise UsageError(f"invalid base URL {public_url(base_url)!r}: "
-                             "not http://host[:port]/path")
+            raise UsageError(
+                f"invalid base URL {public_url(base_url)!r}: not http://host[:port]/path"
+            )
         self.url = base_url
         self._host, self._port = parts.hostname, port
         host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-        self._headers = [("Host", host if port == 80 else f"{host}:{port}"),
-                         *request_headers(base_url, api_key)]
+        self._headers = [
+            ("Host", host if port == 80 else f"{host}:{port}"),
+            *request_headers(base_url, api_key),
+        ]
         self._validated: dict[tuple[tuple[str, str], ...], list] = {}
         self._prefix = parts.path.rstrip("/") + "/"
         self._query = f"?{parts.query}" if parts.query else ""  # after the API path
@@ -125,8 +131,11 @@ class H11Transport:
     async def stream(
         self, method: str, path: str, body: bytes | None = None, headers: Headers = ()
     ) -> AsyncIterator[Response]:
-        request = h11.Request(method=method, target=self._prefix + path.lstrip("/")
-                              + self._query, headers=self._head(headers, body))
+        request = h11.Request(
+            method=method,
+            target=self._prefix + path.lstrip("/") + self._query,
+            headers=self._head(headers, body),
+        )
         connection = await self._connection()
         try:
             head = await self._exchange(connection, request, body)
@@ -148,9 +157,12 @@ class H11Transport:
             raise
         reader = _Body(self, connection)
         try:
-            yield Response(head.status_code, head.reason.decode("latin-1"),
-                           [(k.decode("latin-1"), v.decode("latin-1")) for k, v in head.headers],
-                           reader)
+            yield Response(
+                head.status_code,
+                head.reason.decode("latin-1"),
+                [(k.decode("latin-1"), v.decode("latin-1")) for k, v in head.headers],
+                reader,
+            )
             if not connection.reusable:
                 await reader.drain()
         finally:
@@ -172,13 +184,15 @@ class H11Transport:
         key = tuple(extra)
         items = self._validated.get(key)
         if items is None:
-            checked = h11.Request(method="GET", target="/",
-                                  headers=merged(self._headers, extra)).headers
+            checked = h11.Request(
+                method="GET", target="/", headers=merged(self._headers, extra)
+            ).headers
             items = self._validated[key] = list(checked._full_items)
         if body is None:
             return _H11Headers(items)
-        return _H11Headers([*items, (b"Content-Length", b"content-length",
-                                     str(len(body)).encode())])
+        return _H11Headers(
+            [*items, (b"Content-Length", b"content-length", str(len(body)).encode())]
+        )
 
     async def _connection(self, *, fresh: bool = False) -> _Connection:
         """A free keep-alive connection (unless ``fresh``), else a new one."""

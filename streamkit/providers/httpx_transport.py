@@ -18,8 +18,17 @@ from streamkit.providers import transport
 from streamkit.providers.transport import Headers, Response, request_headers
 
 # httpx's names for what transport.py has; any other httpx error keeps its message.
-_SAME_NAME = ("ConnectError", "ConnectTimeout", "ReadTimeout", "WriteTimeout", "ReadError",
-              "WriteError", "RemoteProtocolError", "DecodingError", "InvalidURL")
+_SAME_NAME = (
+    "ConnectError",
+    "ConnectTimeout",
+    "ReadTimeout",
+    "WriteTimeout",
+    "ReadError",
+    "WriteError",
+    "RemoteProtocolError",
+    "DecodingError",
+    "InvalidURL",
+)
 _RENAMED = {"PoolTimeout": "ConnectTimeout", "UnsupportedProtocol": "InvalidURL"}
 
 
@@ -27,8 +36,12 @@ class HttpxTransport:
     """A base URL over an ``httpx.AsyncClient`` (environment proxies honoured)."""
 
     def __init__(
-        self, base_url: str, api_key: str | None, *,
-        connect_timeout: float | None, idle_timeout: float | None,
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        connect_timeout: float | None,
+        idle_timeout: float | None,
         mounted: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         """``mounted``: the httpx transport underneath (tests mount an in-memory server)."""
@@ -54,8 +67,9 @@ class HttpxTransport:
                 transport=mounted,
             )
         except (httpx.InvalidURL, ValueError) as exc:
-            message = redact(f"invalid base URL {public_url(base_url)!r}: {one_line(exc)}",
-                             url_secrets(base_url))
+            message = redact(
+                f"invalid base URL {public_url(base_url)!r}: {one_line(exc)}", url_secrets(base_url)
+            )
             raise UsageError(message) from None
 
     async def __aenter__(self) -> HttpxTransport:
@@ -72,10 +86,15 @@ class HttpxTransport:
         self, method: str, path: str, body: bytes | None = None, headers: Headers = ()
     ) -> AsyncIterator[Response]:
         try:
-            async with self.client.stream(method, path.lstrip("/"), content=body,
-                                          headers=list(headers)) as response:
-                yield Response(response.status_code, response.reason_phrase or "",
-                               response.headers.multi_items(), _pieces(response))
+            async with self.client.stream(
+                method, path.lstrip("/"), content=body, headers=list(headers)
+            ) as response:
+                yield Response(
+                    response.status_code,
+                    response.reason_phrase or "",
+                    response.headers.multi_items(),
+                    _pieces(response),
+                )
         except httpx.HTTPError as exc:
             raise _mapped(exc) from exc
 

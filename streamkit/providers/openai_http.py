@@ -107,9 +107,7 @@ class OpenAIHTTPProducer:
         """The server's base URL as it is shown and logged: without credentials."""
         return self._base_url
 
-    async def stream(
-        self, request: GenerationRequest, send: trio.MemorySendChannel[Batch]
-    ) -> None:
+    async def stream(self, request: GenerationRequest, send: trio.MemorySendChannel[Batch]) -> None:
         """Stream ``request`` into ``send`` as batches of events, then return.
 
         Retries (connection errors, 408/409/429/5xx) happen only while nothing
@@ -137,8 +135,9 @@ class OpenAIHTTPProducer:
                     await self._probe_schema_forms(request, send)
                     return
         self._say_bounds(request, self.schema_form)
-        await self.stream_body(*request_bytes(request, self.schema_form), send,
-                               key=request.idempotency_key)
+        await self.stream_body(
+            *request_bytes(request, self.schema_form), send, key=request.idempotency_key
+        )
 
     async def _probe_schema_forms(
         self, request: GenerationRequest, send: trio.MemorySendChannel[Batch]
@@ -150,8 +149,9 @@ class OpenAIHTTPProducer:
             self._say_bounds(request, form)
             try:
                 await self._with_retries(
-                    lambda form=form: self._stream_once(*request_bytes(request, form), send,
-                                                        key=request.idempotency_key)
+                    lambda form=form: self._stream_once(
+                        *request_bytes(request, form), send, key=request.idempotency_key
+                    )
                 )
             except HTTPStatusError as error:
                 if _refuses_schema(error) and form != SCHEMA_FORMS[-1]:
@@ -167,8 +167,11 @@ class OpenAIHTTPProducer:
                 return
             self.schema_form = form
             if refusals and self.on_notice is not None:
-                self.on_notice(f"the server takes a schema as {form} (refused: "
-                               + "; ".join(refusals) + "); used for the rest of the run")
+                self.on_notice(
+                    f"the server takes a schema as {form} (refused: "
+                    + "; ".join(refusals)
+                    + "); used for the rest of the run"
+                )
             return
 
     def _say_bounds(self, request: GenerationRequest, form: str) -> None:
@@ -180,7 +183,11 @@ class OpenAIHTTPProducer:
             self.on_notice(notice)
 
     async def stream_body(
-        self, path: str, raw: bytes, send: trio.MemorySendChannel[Batch], *,
+        self,
+        path: str,
+        raw: bytes,
+        send: trio.MemorySendChannel[Batch],
+        *,
         key: str | None = None,
     ) -> None:
         """Stream the answer to a request body given as bytes (``replay`` sends stored
@@ -213,7 +220,11 @@ class OpenAIHTTPProducer:
                     await trio.sleep(delay)
 
     async def _stream_once(
-        self, path: str, raw: bytes, send: trio.MemorySendChannel[Batch], *,
+        self,
+        path: str,
+        raw: bytes,
+        send: trio.MemorySendChannel[Batch],
+        *,
         key: str | None = None,
     ) -> None:
         """One attempt. Raises ``StreamkitError`` only while nothing was sent."""
@@ -234,8 +245,9 @@ class OpenAIHTTPProducer:
                     await send.send(events)
                     return
                 if kind != "event-stream":
-                    raise ProtocolError(not_a_stream_message(
-                        response.header("content-type"), self.base_url))
+                    raise ProtocolError(
+                        not_a_stream_message(response.header("content-type"), self.base_url)
+                    )
                 decoder = OpenAIStreamDecoder()
                 async for data in response.body:
                     exchange.received()
@@ -262,9 +274,7 @@ class OpenAIHTTPProducer:
             if self.debug is not None:
                 self.debug(redact(exchange.line(), self._secrets))
 
-    async def _whole_body(
-        self, response: Response, exchange: Exchange, limit: ReplyLimit
-    ) -> bytes:
+    async def _whole_body(self, response: Response, exchange: Exchange, limit: ReplyLimit) -> bytes:
         """A non-streamed answer's body, read up to a bound: the reply's cap, with room
         for what JSON wraps around the text (escapes, logprobs, framing)."""
         bound = 4 * limit.max_bytes + ERROR_BODY_LIMIT
@@ -276,7 +286,8 @@ class OpenAIHTTPProducer:
                 raise ProtocolError(
                     f"the JSON answer is larger than {describe_size(bound)}, more than a reply "
                     f"of {describe_size(limit.max_bytes)} needs (max_reply_bytes in the "
-                    "config file): not read")
+                    "config file): not read"
+                )
         return bytes(raw)
 
     async def _status_error(
@@ -336,11 +347,17 @@ class OpenAIHTTPProducer:
         return await self._with_retries(lambda: self._request_json_once(method, path, body))
 
     async def _request_json_once(self, method: str, path: str, body: Any) -> Any:
-        raw = None if body is None else json.dumps(  # the bytes httpx's json= sends
-            body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        raw = (
+            None
+            if body is None
+            else json.dumps(  # the bytes httpx's json= sends
+                body, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+            ).encode()
+        )
         try:
-            async with self.transport.stream(method, path, raw,
-                                             _JSON if raw is not None else ()) as response:
+            async with self.transport.stream(
+                method, path, raw, _JSON if raw is not None else ()
+            ) as response:
                 if response.status >= 400:
                     raise await self._status_error(response, path, method)
                 content = b"".join([data async for data in response.body])
@@ -349,8 +366,7 @@ class OpenAIHTTPProducer:
         try:
             return msgspec.json.decode(content)
         except msgspec.DecodeError as exc:
-            raise ProtocolError(f"unexpected /{path} answer from {self.base_url}: "
-                                f"{exc}") from None
+            raise ProtocolError(f"unexpected /{path} answer from {self.base_url}: {exc}") from None
 
     async def list_models(self) -> list[str]:
         """The model ids the server offers (GET /models)."""

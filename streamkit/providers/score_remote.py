@@ -59,7 +59,8 @@ class RemoteScorer:
         prompt = context + continuation
         try:
             payload = await self.producer.request_json(
-                "POST", "completions", self._body(prompt, max(top, 1), echo=True))
+                "POST", "completions", self._body(prompt, max(top, 1), echo=True)
+            )
         except HTTPStatusError as exc:
             if exceeds_context(exc.message):  # as a local model says it: one exit code
                 raise ModelError(exc.message, status=exc.status) from None
@@ -75,10 +76,15 @@ class RemoteScorer:
             record_id,
             [echo.tokens[i].encode() for i in scored],
             [echo.logprobs[i] for i in scored],
-            is_greedy=all(top_of and max(top_of, key=top_of.__getitem__) == echo.tokens[i]
-                          for i, top_of in zip(scored, alternatives, strict=True)),
-            top_logprobs=[dict(sorted(a.items(), key=lambda kv: -kv[1])[:top])
-                          for a in alternatives] if top else None,
+            is_greedy=all(
+                top_of and max(top_of, key=top_of.__getitem__) == echo.tokens[i]
+                for i, top_of in zip(scored, alternatives, strict=True)
+            ),
+            top_logprobs=[
+                dict(sorted(a.items(), key=lambda kv: -kv[1])[:top]) for a in alternatives
+            ]
+            if top
+            else None,
             continuation=continuation,
             ranges=ranges,
             trusted=self.problem is None,
@@ -94,21 +100,31 @@ class RemoteScorer:
         async with self._check_lock:
             if self._checked:
                 return
-            candidates = [i for i, offset in enumerate(echo.offsets)
-                          if offset > 0 and echo.logprobs[i] is not None]
+            candidates = [
+                i
+                for i, offset in enumerate(echo.offsets)
+                if offset > 0 and echo.logprobs[i] is not None
+            ]
             if not candidates:
                 return  # one token: nothing to compare yet; a longer text will be checked
             words = [i for i in candidates if echo.tokens[i][:1].isspace()]
             index = (words or candidates)[-1]
             answer = await self.producer.request_json(
-                "POST", "completions",
-                self._body(prompt[: echo.offsets[index]], CHECK_ALTERNATIVES, echo=False))
+                "POST",
+                "completions",
+                self._body(prompt[: echo.offsets[index]], CHECK_ALTERNATIVES, echo=False),
+            )
             self.problem = check_position(echo, index, generated_top(answer))
             self._checked = True
 
     def _body(self, prompt: str, alternatives: int, *, echo: bool) -> dict[str, Any]:
-        body: dict[str, Any] = {"prompt": prompt, "max_tokens": 1, "temperature": 0,
-                                "logprobs": alternatives, "echo": echo}
+        body: dict[str, Any] = {
+            "prompt": prompt,
+            "max_tokens": 1,
+            "temperature": 0,
+            "logprobs": alternatives,
+            "echo": echo,
+        }
         if self.model:
             body["model"] = self.model
         return body

@@ -68,8 +68,9 @@ class Response:
 
     __slots__ = ("body", "headers", "reason", "status")
 
-    def __init__(self, status: int, reason: str, headers: list[tuple[str, str]],
-                 body: AsyncIterator[bytes]) -> None:
+    def __init__(
+        self, status: int, reason: str, headers: list[tuple[str, str]], body: AsyncIterator[bytes]
+    ) -> None:
         self.status = status
         self.reason = reason
         self.headers = headers  # names lower-cased, in the order received
@@ -114,8 +115,12 @@ def request_headers(base_url: str, api_key: str | None) -> list[tuple[str, str]]
     URL are sent as Basic auth, as httpx sends them (replacing a key's
     Bearer header).
     """
-    headers = [("Accept", "*/*"), ("Accept-Encoding", "identity"),
-               ("Connection", "keep-alive"), ("User-Agent", f"streamkit/{__version__}")]
+    headers = [
+        ("Accept", "*/*"),
+        ("Accept-Encoding", "identity"),
+        ("Connection", "keep-alive"),
+        ("User-Agent", f"streamkit/{__version__}"),
+    ]
     parts = urlsplit(base_url)
     if parts.username is not None or parts.password is not None:
         pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"

@@ -24,8 +24,10 @@ def proxied(base_url: str) -> bool:
     from httpx._utils import URLPattern, get_environment_proxies
 
     url = httpx.URL(base_url)
-    patterns = sorted(((URLPattern(key), proxy) for key, proxy in
-                       get_environment_proxies().items()), key=lambda pair: pair[0])
+    patterns = sorted(
+        ((URLPattern(key), proxy) for key, proxy in get_environment_proxies().items()),
+        key=lambda pair: pair[0],
+    )
     for pattern, proxy in patterns:
         if pattern.matches(url):
             return proxy is not None
@@ -33,8 +35,12 @@ def proxied(base_url: str) -> bool:
 
 
 def build_transport(
-    base_url: str, api_key: str | None, *, connect_timeout: float | None,
-    idle_timeout: float | None, lean: bool | None = None,
+    base_url: str,
+    api_key: str | None,
+    *,
+    connect_timeout: float | None,
+    idle_timeout: float | None,
+    lean: bool | None = None,
 ) -> Transport:
     """The transport for ``base_url``: the lean one for plain ``http://`` reached
     directly, httpx otherwise (``lean`` forces the choice, for tests and benchmarks).
@@ -47,9 +53,11 @@ def build_transport(
     if lean:
         from streamkit.providers.h11_transport import H11Transport
 
-        return H11Transport(base_url, api_key, connect_timeout=connect_timeout,
-                            idle_timeout=idle_timeout)
+        return H11Transport(
+            base_url, api_key, connect_timeout=connect_timeout, idle_timeout=idle_timeout
+        )
     from streamkit.providers.httpx_transport import HttpxTransport
 
-    return HttpxTransport(base_url, api_key, connect_timeout=connect_timeout,
-                          idle_timeout=idle_timeout)
+    return HttpxTransport(
+        base_url, api_key, connect_timeout=connect_timeout, idle_timeout=idle_timeout
+    )

@@ -34,5 +34,7 @@ def copy_through_terminal(text: str, what: str, out: BinaryIO, *, is_terminal: b
         return f"not copied: {what} is {size} bytes, more than terminals take ({MAX_BYTES})"
     out.write(osc52(text, tmux=bool(os.environ.get("TMUX"))))
     out.flush()
-    return (f"{what} ({len(text)} characters) sent to the terminal's clipboard (OSC 52; "
-            "a terminal may refuse it)")
+    return (
+        f"{what} ({len(text)} characters) sent to the terminal's clipboard (OSC 52; "
+        "a terminal may refuse it)"
+    )

@@ -44,8 +44,14 @@ class BlockRenderer:
         from rich.console import Console  # rich costs start-up time: terminals only
 
         self._buffer = io.StringIO()
-        self.console = Console(file=self._buffer, width=width, force_terminal=True,
-                               color_system=color_system, highlight=False, emoji=False)  # type: ignore[arg-type]
+        self.console = Console(
+            file=self._buffer,
+            width=width,
+            force_terminal=True,
+            color_system=color_system,
+            highlight=False,
+            emoji=False,
+        )  # type: ignore[arg-type]
 
     def render(self, block: Block) -> list[str]:
         """The lines (each without its newline) that ``block`` takes on the screen."""
@@ -55,8 +61,13 @@ class BlockRenderer:
         if block.kind == "code":
             if not block.text:
                 return []
-            renderable = Syntax(block.text, block.language or "text", theme=CODE_THEME,
-                                word_wrap=True, padding=(0, 1))
+            renderable = Syntax(
+                block.text,
+                block.language or "text",
+                theme=CODE_THEME,
+                word_wrap=True,
+                padding=(0, 1),
+            )
         else:
             renderable = Markdown(block.text, code_theme=CODE_THEME, hyperlinks=False)
         self.console.print(renderable)
@@ -144,9 +155,9 @@ class LiveBlocks:
         out = []
         if len(lines) - self._kept > self.max_live:  # too tall: the top lines stay for good
             keep = len(lines) - self.max_live
-            out.append(head + "".join(line + "\n" for line in lines[self._kept:keep]))
+            out.append(head + "".join(line + "\n" for line in lines[self._kept : keep]))
             self._kept, head = keep, ""
-        shown = lines[self._kept:]
+        shown = lines[self._kept :]
         self._live_lines = len(shown) + (1 if head else 0)
         out.append(head + "".join(line + "\n" for line in shown))
         return "".join(out)
@@ -160,17 +171,24 @@ class MarkdownPrinter(Printer):
     chunk, so the coalescing of writes is the plain printer's.
     """
 
-    def __init__(self, out: BinaryIO, *, reasoning: ReasoningView | None = None,
-                 width: int | None = None, height: int | None = None,
-                 color_system: str | None = None) -> None:
+    def __init__(
+        self,
+        out: BinaryIO,
+        *,
+        reasoning: ReasoningView | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        color_system: str | None = None,
+    ) -> None:
         super().__init__(out, reasoning=reasoning)
         size = shutil.get_terminal_size()
         if color_system is None:
             from rich.console import Console
 
             color_system = Console(force_terminal=True).color_system
-        self.live = LiveBlocks(BlockRenderer(width or size.columns, color_system),
-                               height or size.lines)
+        self.live = LiveBlocks(
+            BlockRenderer(width or size.columns, color_system), height or size.lines
+        )
         self._text: list[str] = []
         self._last_draw = -math.inf
 

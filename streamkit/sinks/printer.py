@@ -79,7 +79,11 @@ class Printer:
     """Consumes batches of events and writes them to ``out``."""
 
     def __init__(
-        self, out: BinaryIO, *, events: bool = False, partials: PartialTracker | None = None,
+        self,
+        out: BinaryIO,
+        *,
+        events: bool = False,
+        partials: PartialTracker | None = None,
         reasoning: ReasoningView | None = None,
     ) -> None:
         self.out = out
@@ -123,8 +127,12 @@ class Printer:
                 if self._thinking:
                     self._end_thinking(b"\n\n")
                 self._answer(event.text)
-            elif (type(event) is ReasoningDelta and event.choice == 0 and event.text
-                  and self.reasoning is not None):
+            elif (
+                type(event) is ReasoningDelta
+                and event.choice == 0
+                and event.text
+                and self.reasoning is not None
+            ):
                 self._think(event.text.encode())
 
     def _answer(self, text: str) -> None:
@@ -190,7 +198,6 @@ class Printer:
         except BrokenPipeError:
             raise
         except OSError as exc:
-            self.failure = OutputError(f"cannot write the reply to stdout: "
-                                       f"{exc.strerror or exc}")
+            self.failure = OutputError(f"cannot write the reply to stdout: {exc.strerror or exc}")
             return False
         return True

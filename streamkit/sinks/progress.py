@@ -31,8 +31,10 @@ class BatchProgress:
             TextColumn("[bold]batch"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[failed]} failed, {task.fields[flight]} in flight,"
-                       " {task.fields[rate]} tok/s"),
+            TextColumn(
+                "{task.fields[failed]} failed, {task.fields[flight]} in flight,"
+                " {task.fields[rate]} tok/s"
+            ),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=self.console,
@@ -66,5 +68,6 @@ class BatchProgress:
     def _update(self, advance: int) -> None:
         elapsed = time.monotonic() - self._started
         rate = f"{self.tokens / elapsed:.0f}" if self.tokens and elapsed > 0 else "-"
-        self.progress.update(self.task, advance=advance, failed=self.failed,
-                             flight=self.in_flight, rate=rate)
+        self.progress.update(
+            self.task, advance=advance, failed=self.failed, flight=self.in_flight, rate=rate
+        )

@@ -71,8 +71,10 @@ async def open_conversation(
             if not await store.has_conversation(chosen):
                 raise UsageError(f"no conversation {chosen!r} in the log")
             history = [
-                _as_message(m) for m in await store.messages(chosen)
-                if (m.content or m.tool_calls) and m.undone_at is None
+                _as_message(m)
+                for m in await store.messages(chosen)
+                if (m.content or m.tool_calls)
+                and m.undone_at is None
                 and m.role in ("system", "user", "assistant", "tool")
             ]
             log = ConversationLog(store, chosen)
@@ -143,8 +145,9 @@ class ConversationLog:
     async def add_message(
         self, role: str, content: str, *, tool_call_id: str | None = None
     ) -> None:
-        await self.write(self.store.add_message, self.conversation_id, role, content,
-                         tool_call_id=tool_call_id)
+        await self.write(
+            self.store.add_message, self.conversation_id, role, content, tool_call_id=tool_call_id
+        )
 
     async def mark_undone(self, text: str) -> None:
         """The exchange user message ``text`` opened is out of the conversation (/undo,
@@ -157,9 +160,16 @@ class ConversationLog:
         """One tool run: in ``tool_calls`` (for the record) and as a ``tool`` message."""
         # An MCP tool is logged by its server and tool (the name the model used is
         # in the assistant message's calls); binary content with its data.
-        await self.write(self.store.add_tool_call, self.conversation_id, message_id,
-            hop=result.hop, call_id=result.call_id, name=result.source or result.name,
-            arguments=arguments, result=result.record or result.content, status=result.status,
+        await self.write(
+            self.store.add_tool_call,
+            self.conversation_id,
+            message_id,
+            hop=result.hop,
+            call_id=result.call_id,
+            name=result.source or result.name,
+            arguments=arguments,
+            result=result.record or result.content,
+            status=result.status,
             duration_s=result.duration_s,
         )
         await self.add_message("tool", result.content, tool_call_id=result.call_id)
@@ -169,13 +179,17 @@ class ConversationLog:
         options = msgspec.structs.asdict(request.options)
         model = request.model or backend.model_name
         request_id = await self.write(
-            self.store.add_request, self.conversation_id, kind=request.kind,
-            provider=backend.provider, model=model,
+            self.store.add_request,
+            self.conversation_id,
+            kind=request.kind,
+            provider=backend.provider,
+            model=model,
             options={k: v for k, v in options.items() if _given(v)},
             idempotency_key=self.idempotency_key,
         )
-        return ReplyRecorder(self, request_id=request_id, provider=backend.provider, model=model,
-                             request=request)
+        return ReplyRecorder(
+            self, request_id=request_id, provider=backend.provider, model=model, request=request
+        )
 
     async def record_request(self, request: GenerationRequest, backend: Backend) -> ReplyRecorder:
         """A whole request at once (batch lines, relayed requests): its messages, then
@@ -196,8 +210,13 @@ class ReplyRecorder:
     reads_whole_reply = True
 
     def __init__(
-        self, log: ConversationLog, *, request_id: int | None, provider: str,
-        model: str | None, request: GenerationRequest | None = None,
+        self,
+        log: ConversationLog,
+        *,
+        request_id: int | None,
+        provider: str,
+        model: str | None,
+        request: GenerationRequest | None = None,
     ) -> None:
         self.log = log
         self.request = request  # its body is kept if it fails
@@ -229,8 +248,11 @@ class ReplyRecorder:
 
     def _take(self, batch: Batch) -> None:
         for event in batch:
-            if type(event) is ReasoningDelta and event.choice == 0 and (
-                    self._first_token_at is None):
+            if (
+                type(event) is ReasoningDelta
+                and event.choice == 0
+                and (self._first_token_at is None)
+            ):
                 self._first_token_at = trio.current_time()  # thinking is output too
                 self._wake.set()
             elif type(event) is TextDelta and event.choice == 0 and event.text:
@@ -282,7 +304,9 @@ class ReplyRecorder:
             status = "interrupted" if reply.error.kind == "timeout" else "error"
         elif reply.finish_reason == "cancelled":
             status = "interrupted"
-        await store.finish_message(self.message_id, status=status,
+        await store.finish_message(
+            self.message_id,
+            status=status,
             finish_reason=reply.finish_reason,
             prompt_tokens=usage.prompt_tokens if usage else None,
             completion_tokens=usage.completion_tokens if usage else None,
@@ -291,15 +315,21 @@ class ReplyRecorder:
             error=reply.error.message if reply.error else None,
             tool_calls=(
                 msgspec.json.encode(
-                    [{"id": c.id, "name": c.name, "arguments": c.arguments}
-                     for c in reply.tool_calls]
+                    [
+                        {"id": c.id, "name": c.name, "arguments": c.arguments}
+                        for c in reply.tool_calls
+                    ]
                 ).decode()
-                if reply.tool_calls else None
+                if reply.tool_calls
+                else None
             ),
             reasoning=reply.reasoning or None,
             reasoning_tokens=usage.reasoning_tokens if usage else None,
-            reasoning_opaque=(msgspec.json.encode(reply.opaque_reasoning).decode()
-                              if reply.opaque_reasoning else None),
+            reasoning_opaque=(
+                msgspec.json.encode(reply.opaque_reasoning).decode()
+                if reply.opaque_reasoning
+                else None
+            ),
         )
         await self._record_exchange(reply)
 
@@ -309,8 +339,9 @@ class ReplyRecorder:
         if self.request_id is None:
             return  # the request itself could not be logged
         if self.response is not None:
-            await store.record_response(self.request_id,
-                             http_status=self.response.status, headers=self.response.headers)
+            await store.record_response(
+                self.request_id, http_status=self.response.status, headers=self.response.headers
+            )
         if reply.error is not None and self.request is not None:
             sent = self.response.sent if self.response is not None else None
             endpoint, body = sent or request_bytes(self.request)
@@ -319,8 +350,11 @@ class ReplyRecorder:
     async def _ensure_row(self) -> None:
         if self.message_id is None:
             self.message_id = await self.log.store.add_message(
-                self.log.conversation_id, "assistant",
-                request_id=self.request_id, model=self.model, provider=self.provider,
+                self.log.conversation_id,
+                "assistant",
+                request_id=self.request_id,
+                model=self.model,
+                provider=self.provider,
                 status="streaming",
             )
             self.log.last_reply_id = self.message_id
@@ -340,9 +374,11 @@ class ReplyRecorder:
 def _as_message(stored: StoredMessage) -> Message:
     calls = msgspec.json.decode(stored.tool_calls) if stored.tool_calls else []
     return Message(
-        stored.role, stored.content,
-        tool_calls=tuple(ToolCallRef(c["id"] or "", c["name"] or "", c["arguments"])
-                         for c in calls),
+        stored.role,
+        stored.content,
+        tool_calls=tuple(
+            ToolCallRef(c["id"] or "", c["name"] or "", c["arguments"]) for c in calls
+        ),
         tool_call_id=stored.tool_call_id,
     )
 

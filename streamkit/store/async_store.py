@@ -46,11 +46,14 @@ class AsyncStore:
         if self.failure is not None:
             raise self.failure
         try:
-            return await trio.to_thread.run_sync(partial(method, *args, **kwargs),
-                                                 limiter=self._limiter)
+            return await trio.to_thread.run_sync(
+                partial(method, *args, **kwargs), limiter=self._limiter
+            )
         except (sqlite3.Error, LogError) as exc:
-            self.failure = LogError(f"the log failed: {_describe(exc)} ({self.store.path}); "
-                                    "the reply was not fully saved")
+            self.failure = LogError(
+                f"the log failed: {_describe(exc)} ({self.store.path}); "
+                "the reply was not fully saved"
+            )
             self._health.record(self.failure)
             raise self.failure from None
 
@@ -58,8 +61,7 @@ class AsyncStore:
         """Close the connection, failed or not (an open transaction is rolled back)."""
         await trio.to_thread.run_sync(self.store.close, limiter=self._limiter)
 
-    async def new_conversation(self, batch: str | None = None,
-                               record_id: str | None = None) -> str:
+    async def new_conversation(self, batch: str | None = None, record_id: str | None = None) -> str:
         return await self._run(self.store.new_conversation, batch, record_id)
 
     async def last_conversation(self) -> str | None:
@@ -84,56 +86,119 @@ class AsyncStore:
         return await self._run(self.store.completed_batch_replies, batch)
 
     async def add_request(
-        self, conversation_id: str, *, kind: str, provider: str, model: str | None,
-        options: dict[str, Any], idempotency_key: str | None = None,
+        self,
+        conversation_id: str,
+        *,
+        kind: str,
+        provider: str,
+        model: str | None,
+        options: dict[str, Any],
+        idempotency_key: str | None = None,
     ) -> int:
         return await self._run(
-            self.store.add_request, conversation_id, kind=kind, provider=provider,
-            model=model, options=options, idempotency_key=idempotency_key)
+            self.store.add_request,
+            conversation_id,
+            kind=kind,
+            provider=provider,
+            model=model,
+            options=options,
+            idempotency_key=idempotency_key,
+        )
 
-    async def record_response(self, request_id: int, *, http_status: int,
-                              headers: dict[str, str]) -> None:
-        await self._run(self.store.record_response, request_id, http_status=http_status,
-                        headers=headers)
+    async def record_response(
+        self, request_id: int, *, http_status: int, headers: dict[str, str]
+    ) -> None:
+        await self._run(
+            self.store.record_response, request_id, http_status=http_status, headers=headers
+        )
 
     async def record_failure(self, request_id: int, *, endpoint: str, body: bytes) -> None:
         await self._run(self.store.record_failure, request_id, endpoint=endpoint, body=body)
 
     async def add_message(
-        self, conversation_id: str, role: str, content: str = "", *,
-        request_id: int | None = None, model: str | None = None, provider: str | None = None,
-        status: str = "complete", tool_call_id: str | None = None,
+        self,
+        conversation_id: str,
+        role: str,
+        content: str = "",
+        *,
+        request_id: int | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+        status: str = "complete",
+        tool_call_id: str | None = None,
     ) -> int:
         return await self._run(
-            self.store.add_message, conversation_id, role, content, request_id=request_id,
-            model=model, provider=provider, status=status, tool_call_id=tool_call_id)
+            self.store.add_message,
+            conversation_id,
+            role,
+            content,
+            request_id=request_id,
+            model=model,
+            provider=provider,
+            status=status,
+            tool_call_id=tool_call_id,
+        )
 
     async def append_chunk(self, message_id: int, seq: int, text: str) -> None:
         await self._run(self.store.append_chunk, message_id, seq, text)
 
     async def finish_message(
-        self, message_id: int, *, status: str, finish_reason: str | None = None,
-        prompt_tokens: int | None = None, completion_tokens: int | None = None,
-        ttft_s: float | None = None, duration_s: float | None = None,
-        error: str | None = None, tool_calls: str | None = None,
-        reasoning: str | None = None, reasoning_tokens: int | None = None,
+        self,
+        message_id: int,
+        *,
+        status: str,
+        finish_reason: str | None = None,
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
+        ttft_s: float | None = None,
+        duration_s: float | None = None,
+        error: str | None = None,
+        tool_calls: str | None = None,
+        reasoning: str | None = None,
+        reasoning_tokens: int | None = None,
         reasoning_opaque: str | None = None,
     ) -> None:
         await self._run(
-            self.store.finish_message, message_id, status=status,
-            finish_reason=finish_reason, prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens, ttft_s=ttft_s, duration_s=duration_s,
-            error=error, tool_calls=tool_calls, reasoning=reasoning,
-            reasoning_tokens=reasoning_tokens, reasoning_opaque=reasoning_opaque)
+            self.store.finish_message,
+            message_id,
+            status=status,
+            finish_reason=finish_reason,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            ttft_s=ttft_s,
+            duration_s=duration_s,
+            error=error,
+            tool_calls=tool_calls,
+            reasoning=reasoning,
+            reasoning_tokens=reasoning_tokens,
+            reasoning_opaque=reasoning_opaque,
+        )
 
     async def add_tool_call(
-        self, conversation_id: str, message_id: int | None, *, hop: int, call_id: str | None,
-        name: str | None, arguments: str, result: str, status: str, duration_s: float,
+        self,
+        conversation_id: str,
+        message_id: int | None,
+        *,
+        hop: int,
+        call_id: str | None,
+        name: str | None,
+        arguments: str,
+        result: str,
+        status: str,
+        duration_s: float,
     ) -> None:
         await self._run(
-            self.store.add_tool_call, conversation_id, message_id, hop=hop, call_id=call_id,
-            name=name, arguments=arguments, result=result, status=status,
-            duration_s=duration_s)
+            self.store.add_tool_call,
+            conversation_id,
+            message_id,
+            hop=hop,
+            call_id=call_id,
+            name=name,
+            arguments=arguments,
+            result=result,
+            status=status,
+            duration_s=duration_s,
+        )
 
 
 def _describe(exc: sqlite3.Error | LogError) -> str:

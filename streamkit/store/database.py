@@ -54,7 +54,9 @@ class Store(LogReads):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(
-                path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                path,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
                 check_same_thread=False,
             )
             self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -110,9 +112,12 @@ class Store(LogReads):
             if pid is not None and writer_alive(pid, started):
                 continue
             try:
-                recovered += self._finish(message_id, only_streaming=True,
-                                          status="interrupted",
-                                          error="the process ended before the reply did")
+                recovered += self._finish(
+                    message_id,
+                    only_streaming=True,
+                    status="interrupted",
+                    error="the process ended before the reply did",
+                )
             except sqlite3.OperationalError as exc:
                 if not (exc.sqlite_errorname or "").startswith("SQLITE_BUSY"):
                     raise
@@ -132,14 +137,27 @@ class Store(LogReads):
         return conversation_id
 
     def add_request(
-        self, conversation_id: str, *, kind: str, provider: str, model: str | None,
-        options: dict[str, Any], idempotency_key: str | None = None,
+        self,
+        conversation_id: str,
+        *,
+        kind: str,
+        provider: str,
+        model: str | None,
+        options: dict[str, Any],
+        idempotency_key: str | None = None,
     ) -> int:
         cursor = self.db.execute(
             "INSERT INTO requests (conversation_id, created_at, kind, provider, model, options,"
             " idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (conversation_id, time.time(), kind, provider, model,
-             msgspec.json.encode(options).decode(), idempotency_key),
+            (
+                conversation_id,
+                time.time(),
+                kind,
+                provider,
+                model,
+                msgspec.json.encode(options).decode(),
+                idempotency_key,
+            ),
         )
         return int(cursor.lastrowid)
 
@@ -147,22 +165,33 @@ class Store(LogReads):
         self, request_id: int, *, http_status: int, headers: dict[str, str]
     ) -> None:
         """What the server answered: status, request id and rate-limit headers."""
-        _updated(self.db.execute(
-            "UPDATE requests SET http_status = ?, response_headers = ? WHERE id = ?",
-            (http_status, msgspec.json.encode(headers).decode(), request_id),
-        ))
+        _updated(
+            self.db.execute(
+                "UPDATE requests SET http_status = ?, response_headers = ? WHERE id = ?",
+                (http_status, msgspec.json.encode(headers).decode(), request_id),
+            )
+        )
 
     def record_failure(self, request_id: int, *, endpoint: str, body: bytes) -> None:
         """Keep a failed request's endpoint and body (as sent) for ``replay``."""
-        _updated(self.db.execute(
-            "UPDATE requests SET endpoint = ?, body = ?, failed_at = ? WHERE id = ?",
-            (endpoint, body, time.time(), request_id),
-        ))
+        _updated(
+            self.db.execute(
+                "UPDATE requests SET endpoint = ?, body = ?, failed_at = ? WHERE id = ?",
+                (endpoint, body, time.time(), request_id),
+            )
+        )
 
     def add_message(
-        self, conversation_id: str, role: str, content: str = "", *,
-        request_id: int | None = None, model: str | None = None, provider: str | None = None,
-        status: str = "complete", tool_call_id: str | None = None,
+        self,
+        conversation_id: str,
+        role: str,
+        content: str = "",
+        *,
+        request_id: int | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+        status: str = "complete",
+        tool_call_id: str | None = None,
     ) -> int:
         now = time.time()
         pid, started = self._writer if status == "streaming" else (None, None)
@@ -171,8 +200,19 @@ class Store(LogReads):
                 "INSERT INTO messages (conversation_id, request_id, role, content, model,"
                 " provider, created_at, status, tool_call_id, writer_pid, writer_started)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (conversation_id, request_id, role, content, model, provider, now, status,
-                 tool_call_id, pid, started),
+                (
+                    conversation_id,
+                    request_id,
+                    role,
+                    content,
+                    model,
+                    provider,
+                    now,
+                    status,
+                    tool_call_id,
+                    pid,
+                    started,
+                ),
             )
             self.db.execute(
                 "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
@@ -188,29 +228,54 @@ class Store(LogReads):
             )
 
     def finish_message(
-        self, message_id: int, *, status: str, finish_reason: str | None = None,
-        prompt_tokens: int | None = None, completion_tokens: int | None = None,
-        ttft_s: float | None = None, duration_s: float | None = None,
-        error: str | None = None, tool_calls: str | None = None,
-        reasoning: str | None = None, reasoning_tokens: int | None = None,
+        self,
+        message_id: int,
+        *,
+        status: str,
+        finish_reason: str | None = None,
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
+        ttft_s: float | None = None,
+        duration_s: float | None = None,
+        error: str | None = None,
+        tool_calls: str | None = None,
+        reasoning: str | None = None,
+        reasoning_tokens: int | None = None,
         reasoning_opaque: str | None = None,
     ) -> None:
         """Compact the streamed chunks into the content and record how it ended."""
         if not self._finish(
-            message_id, status=status, finish_reason=finish_reason,
-            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, ttft_s=ttft_s,
-            duration_s=duration_s, error=error, tool_calls=tool_calls, reasoning=reasoning,
-            reasoning_tokens=reasoning_tokens, reasoning_opaque=reasoning_opaque,
+            message_id,
+            status=status,
+            finish_reason=finish_reason,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            ttft_s=ttft_s,
+            duration_s=duration_s,
+            error=error,
+            tool_calls=tool_calls,
+            reasoning=reasoning,
+            reasoning_tokens=reasoning_tokens,
+            reasoning_opaque=reasoning_opaque,
         ):
             raise LogError(ROW_GONE)
 
     def _finish(
-        self, message_id: int, *, only_streaming: bool = False, status: str,
-        finish_reason: str | None = None, prompt_tokens: int | None = None,
-        completion_tokens: int | None = None, ttft_s: float | None = None,
-        duration_s: float | None = None, error: str | None = None,
-        tool_calls: str | None = None, reasoning: str | None = None,
-        reasoning_tokens: int | None = None, reasoning_opaque: str | None = None,
+        self,
+        message_id: int,
+        *,
+        only_streaming: bool = False,
+        status: str,
+        finish_reason: str | None = None,
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
+        ttft_s: float | None = None,
+        duration_s: float | None = None,
+        error: str | None = None,
+        tool_calls: str | None = None,
+        reasoning: str | None = None,
+        reasoning_tokens: int | None = None,
+        reasoning_opaque: str | None = None,
     ) -> bool:
         """``finish_message``; False if there was no such row (``only_streaming``:
         no such row still streaming)."""
@@ -226,9 +291,22 @@ class Store(LogReads):
                 " error = ?, finished_at = ?, tool_calls = ?, reasoning = ?,"
                 " reasoning_tokens = ?, reasoning_opaque = ? WHERE id = ?"
                 + (" AND status = 'streaming'" if only_streaming else ""),
-                (streamed or "", status, finish_reason, prompt_tokens, completion_tokens,
-                 ttft_s, duration_s, error, time.time(), tool_calls, reasoning,
-                 reasoning_tokens, reasoning_opaque, message_id),
+                (
+                    streamed or "",
+                    status,
+                    finish_reason,
+                    prompt_tokens,
+                    completion_tokens,
+                    ttft_s,
+                    duration_s,
+                    error,
+                    time.time(),
+                    tool_calls,
+                    reasoning,
+                    reasoning_tokens,
+                    reasoning_opaque,
+                    message_id,
+                ),
             )
             if cursor.rowcount == 0:
                 return False
@@ -236,16 +314,35 @@ class Store(LogReads):
         return True
 
     def add_tool_call(
-        self, conversation_id: str, message_id: int | None, *, hop: int, call_id: str | None,
-        name: str | None, arguments: str, result: str, status: str, duration_s: float,
+        self,
+        conversation_id: str,
+        message_id: int | None,
+        *,
+        hop: int,
+        call_id: str | None,
+        name: str | None,
+        arguments: str,
+        result: str,
+        status: str,
+        duration_s: float,
     ) -> None:
         with self._transaction():
             self.db.execute(
                 "INSERT INTO tool_calls (conversation_id, message_id, hop, call_id, name,"
                 " arguments, result, status, duration_s, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (conversation_id, message_id, hop, call_id, name, arguments, result, status,
-                 duration_s, time.time()),
+                (
+                    conversation_id,
+                    message_id,
+                    hop,
+                    call_id,
+                    name,
+                    arguments,
+                    result,
+                    status,
+                    duration_s,
+                    time.time(),
+                ),
             )
 
     def mark_undone(self, conversation_id: str, text: str) -> int:
@@ -260,9 +357,8 @@ class Store(LogReads):
             cursor = self.db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
         return cursor.rowcount > 0
 
+
 def _updated(cursor: sqlite3.Cursor) -> None:
     """An UPDATE of a row the command made must find it: else it was removed meanwhile."""
     if cursor.rowcount == 0:
         raise LogError(ROW_GONE)
-
-

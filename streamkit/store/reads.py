@@ -45,7 +45,8 @@ class LogReads:
         """The latest failed requests, newest first."""
         rows = self.db.execute(
             f"{FAILED_QUERY} WHERE r.failed_at IS NOT NULL ORDER BY r.failed_at DESC, r.id DESC"
-            " LIMIT ?", (limit,),
+            " LIMIT ?",
+            (limit,),
         ).fetchall()
         return [FailedRequest(*row) for row in rows]
 
@@ -59,7 +60,8 @@ class LogReads:
         """request id -> (HTTP status, kept headers), for a conversation's requests."""
         rows = self.db.execute(
             "SELECT id, http_status, response_headers FROM requests"
-            " WHERE conversation_id = ? AND http_status IS NOT NULL", (conversation_id,),
+            " WHERE conversation_id = ? AND http_status IS NOT NULL",
+            (conversation_id,),
         ).fetchall()
         return {row[0]: (row[1], msgspec.json.decode(row[2] or "{}")) for row in rows}
 
@@ -77,7 +79,8 @@ class LogReads:
     def tool_calls(self, conversation_id: str) -> list[StoredToolCall]:
         rows = self.db.execute(
             "SELECT hop, call_id, name, arguments, result, status, duration_s FROM tool_calls"
-            " WHERE conversation_id = ? ORDER BY id", (conversation_id,),
+            " WHERE conversation_id = ? ORDER BY id",
+            (conversation_id,),
         ).fetchall()
         return [StoredToolCall(*row) for row in rows]
 
@@ -89,9 +92,12 @@ class LogReads:
         return row[0] if row else None
 
     def has_conversation(self, conversation_id: str) -> bool:
-        return self.db.execute(
-            "SELECT 1 FROM conversations WHERE id = ?", (conversation_id,)
-        ).fetchone() is not None
+        return (
+            self.db.execute(
+                "SELECT 1 FROM conversations WHERE id = ?", (conversation_id,)
+            ).fetchone()
+            is not None
+        )
 
     def messages(self, conversation_id: str) -> list[StoredMessage]:
         """A conversation's messages; a reply still streaming shows its chunks so far."""
@@ -105,10 +111,12 @@ class LogReads:
             if message.status == "streaming":
                 (streamed,) = self.db.execute(
                     "SELECT group_concat(text, '') FROM (SELECT text FROM message_chunks"
-                    " WHERE message_id = ? ORDER BY seq)", (message.id,),
+                    " WHERE message_id = ? ORDER BY seq)",
+                    (message.id,),
                 ).fetchone()
-                message = msgspec.structs.replace(message,
-                                                  content=message.content + (streamed or ""))
+                message = msgspec.structs.replace(
+                    message, content=message.content + (streamed or "")
+                )
             out.append(message)
         return out
 

@@ -29,7 +29,6 @@ class StoredMessage(msgspec.Struct, frozen=True):
     undone_at: float | None = None  # taken out of the conversation (/undo, /retry), kept here
 
 
-
 class StoredToolCall(msgspec.Struct, frozen=True):
     hop: int
     call_id: str | None
@@ -38,7 +37,6 @@ class StoredToolCall(msgspec.Struct, frozen=True):
     result: str
     status: str
     duration_s: float | None
-
 
 
 class FailedRequest(msgspec.Struct, frozen=True):
@@ -56,7 +54,6 @@ class FailedRequest(msgspec.Struct, frozen=True):
     error: str | None
     ttft_s: float | None
     duration_s: float | None
-
 
 
 class ConversationSummary(msgspec.Struct, frozen=True):

@@ -19,8 +19,10 @@ def replay_target(stored: FailedRequest, flag: str | None, configured: str | Non
     original = stored.provider if stored.provider.startswith(("http://", "https://")) else None
     target = flag or original or configured
     if not target:
-        raise UsageError(f"request {stored.id} went to the {stored.provider} model; give "
-                         "--base-url to replay it to a server")
+        raise UsageError(
+            f"request {stored.id} went to the {stored.provider} model; give "
+            "--base-url to replay it to a server"
+        )
     return target
 
 

@@ -25,7 +25,6 @@ def plain_words(text: str) -> str:
     return " ".join('"' + term.replace('"', '""') + '"' for term in terms)
 
 
-
 @contextmanager
 def unusable_database(path: Path) -> Iterator[None]:
     """A query that fails on a damaged file is a usage error: the database is unusable.
@@ -37,7 +36,6 @@ def unusable_database(path: Path) -> Iterator[None]:
         yield
     except sqlite3.DatabaseError as exc:
         raise UsageError(f"cannot use the log database {path}: {exc}") from None
-
 
 
 class Transaction:
@@ -61,7 +59,6 @@ class Transaction:
             # back; a failing ROLLBACK must not hide the error that matters.
             with suppress(sqlite3.Error):
                 self.db.execute("ROLLBACK")
-
 
 
 def statements(script: str) -> list[str]:

@@ -36,9 +36,15 @@ _TOO_LARGE = 10**DIGIT_LIMIT  # the smallest integer with more digits
 _BIT_LIMIT = math.ceil(DIGIT_LIMIT * math.log2(10))  # more bits than this: too large
 
 _OPERATORS: dict[type, Any] = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-    ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
-    ast.Pow: operator.pow, ast.USub: operator.neg, ast.UAdd: operator.pos,
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+    ast.USub: operator.neg,
+    ast.UAdd: operator.pos,
 }
 
 
@@ -133,24 +139,41 @@ def builtin_tools(root: Path) -> dict[str, Tool]:
     def spec(description: str, properties: dict[str, Any], required: list[str]) -> ToolSpec:
         return ToolSpec(
             description=description,
-            parameters={"type": "object", "properties": properties, "required": required,
-                        "additionalProperties": False},
+            parameters={
+                "type": "object",
+                "properties": properties,
+                "required": required,
+                "additionalProperties": False,
+            },
             python="streamkit.tools.builtins",
         )
 
     return {
-        "now": Tool("now", spec(
-            "The current date and time, ISO 8601.",
-            {"timezone": {"type": "string", "description": "IANA zone, e.g. Europe/Paris"}},
-            [],
-        ), now),
-        "calculate": Tool("calculate", spec(
-            "Evaluate an arithmetic expression (+ - * / // % ** and parentheses).",
-            {"expression": {"type": "string"}}, ["expression"],
-        ), calculate),
-        "read_file": Tool("read_file", spec(
-            f"Read a UTF-8 text file (at most {READ_LIMIT // 1024} KiB) under {root}.",
-            {"path": {"type": "string", "description": "relative to the tool root"}},
-            ["path"],
-        ), make_read_file(root)),
+        "now": Tool(
+            "now",
+            spec(
+                "The current date and time, ISO 8601.",
+                {"timezone": {"type": "string", "description": "IANA zone, e.g. Europe/Paris"}},
+                [],
+            ),
+            now,
+        ),
+        "calculate": Tool(
+            "calculate",
+            spec(
+                "Evaluate an arithmetic expression (+ - * / // % ** and parentheses).",
+                {"expression": {"type": "string"}},
+                ["expression"],
+            ),
+            calculate,
+        ),
+        "read_file": Tool(
+            "read_file",
+            spec(
+                f"Read a UTF-8 text file (at most {READ_LIMIT // 1024} KiB) under {root}.",
+                {"path": {"type": "string", "description": "relative to the tool root"}},
+                ["path"],
+            ),
+            make_read_file(root),
+        ),
     }

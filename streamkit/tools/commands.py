@@ -54,7 +54,10 @@ async def run_command(argv: list[str], stdin: bytes, out: CappedOutput) -> str:
     """Run ``argv`` with ``stdin``; its stdout (also left in ``out``), or ``ToolFailed``."""
     try:
         process = await trio.lowlevel.open_process(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             start_new_session=True,
         )
     except OSError as exc:

@@ -96,8 +96,16 @@ class Dispatcher:
         source = tool.remote.source if tool is not None and tool.remote is not None else None
 
         def result(status: str, content: str, record: str | None = None) -> ToolResult:
-            return ToolResult(call.id, call.name, status, content,
-                              round(trio.current_time() - started, 6), hop, source, record)
+            return ToolResult(
+                call.id,
+                call.name,
+                status,
+                content,
+                round(trio.current_time() - started, 6),
+                hop,
+                source,
+                record,
+            )
 
         problem = call.problem()
         if problem is not None:
@@ -130,14 +138,14 @@ class Dispatcher:
             note = written.rstrip("\n") + f"\n[{note}]"
         return result("timeout", note)
 
-    async def _execute(self, tool: Tool, arguments: dict[str, Any], out: CappedOutput
-                       ) -> ToolAnswer:
+    async def _execute(
+        self, tool: Tool, arguments: dict[str, Any], out: CappedOutput
+    ) -> ToolAnswer:
         if tool.remote is not None:
             answer = await tool.remote.call(arguments)
             return ToolAnswer(_cap(answer.content, self.output_cap), answer.record)
         if tool.function is not None:
-            return ToolAnswer(_cap(await _call_python(tool.function, arguments),
-                                   self.output_cap))
+            return ToolAnswer(_cap(await _call_python(tool.function, arguments), self.output_cap))
         assert tool.spec.command is not None
         payload = json.dumps(arguments)
         argv = [*tool.spec.command]
@@ -157,8 +165,9 @@ async def _call_python(function: Callable[..., Any], arguments: dict[str, Any]) 
             # A thread cannot be stopped, so one that outlives its timeout or
             # Ctrl-C is abandoned: the call ends at once, the thread finishes
             # (or dies with the process, as a daemon) unobserved.
-            value = await trio.to_thread.run_sync(partial(function, **arguments),
-                                                  abandon_on_cancel=True)
+            value = await trio.to_thread.run_sync(
+                partial(function, **arguments), abandon_on_cancel=True
+            )
     except Exception as exc:
         raise ToolFailed(f"{type(exc).__name__}: {exc}") from None
     if isinstance(value, str):
@@ -173,5 +182,6 @@ def _cap(text: str, cap: int) -> str:
     data = text.encode()
     if len(data) <= cap:
         return text
-    return (data[:cap].decode("utf-8", "ignore")
-            + f"\n[output truncated: {len(data) - cap} more bytes]")
+    return (
+        data[:cap].decode("utf-8", "ignore") + f"\n[output truncated: {len(data) - cap} more bytes]"
+    )

@@ -40,7 +40,7 @@ def load_mcp_json(path: Path) -> dict[str, McpServerSpec]:
         raise UsageError(f"MCP config {path}: not JSON ({exc})") from None
     servers = raw.get("mcpServers") if isinstance(raw, dict) else None
     if not isinstance(servers, dict):
-        raise UsageError(f"MCP config {path}: no \"mcpServers\" object")
+        raise UsageError(f'MCP config {path}: no "mcpServers" object')
     return {name: _from_json(path, name, entry) for name, entry in servers.items()}
 
 
@@ -49,8 +49,10 @@ def _from_json(path: Path, name: str, entry: Any) -> McpServerSpec:
         raise UsageError(f"MCP config {path}: server {name!r} is not an object")
     kind = entry.get("type")
     if kind == "sse":
-        raise UsageError(f"MCP config {path}: server {name!r} uses the old SSE transport; "
-                         "give its Streamable HTTP URL instead")
+        raise UsageError(
+            f"MCP config {path}: server {name!r} uses the old SSE transport; "
+            "give its Streamable HTTP URL instead"
+        )
     if kind not in (None, "stdio", *_HTTP_TYPES):
         raise UsageError(f"MCP config {path}: server {name!r} has unknown type {kind!r}")
     fields = {key: entry[key] for key in _JSON_KEYS if entry.get(key) is not None}
@@ -99,8 +101,7 @@ def select_servers(
     return chosen
 
 
-def expand(name: str, values: dict[str, str], env: dict[str, str] | None = None
-           ) -> dict[str, str]:
+def expand(name: str, values: dict[str, str], env: dict[str, str] | None = None) -> dict[str, str]:
     """``values`` with each ``${VAR}`` read from the environment.
 
     A variable that is not set is a usage error naming the variable, never
@@ -125,4 +126,3 @@ def needs_confirmation(spec: McpServerSpec, tool: str) -> bool:
 def offered(spec: McpServerSpec, tool: str) -> bool:
     """Whether ``allow`` and ``deny`` let the model see ``tool``."""
     return (spec.allow is None or tool in spec.allow) and tool not in spec.deny
-

@@ -33,8 +33,9 @@ async def list_servers(specs: dict[str, McpServerSpec]) -> list[dict[str, Any]]:
     return [rows.get(name, {"name": name, **disabled}) for name in specs]
 
 
-async def call_tool(name: str, spec: McpServerSpec, tool: str, arguments: dict[str, Any]
-                    ) -> dict[str, Any]:
+async def call_tool(
+    name: str, spec: McpServerSpec, tool: str, arguments: dict[str, Any]
+) -> dict[str, Any]:
     """One call of ``tool`` on server ``name``, within the server's ``timeout``
     (``--tool-timeout``'s default otherwise); its result as MCP's JSON."""
     import jsonschema
@@ -46,13 +47,13 @@ async def call_tool(name: str, spec: McpServerSpec, tool: str, arguments: dict[s
             raise ToolServerError(f"MCP server {name!r} {server.error}")
         listed = {entry.name: entry for entry in server.tools}
         if tool not in listed:
-            raise UsageError(f"MCP server {name!r} has no tool {tool!r} "
-                             f"(tools: {', '.join(listed) or 'none'})")
+            raise UsageError(
+                f"MCP server {name!r} has no tool {tool!r} (tools: {', '.join(listed) or 'none'})"
+            )
         try:
             jsonschema.validate(arguments, listed[tool].input_schema)
         except jsonschema.ValidationError as exc:
-            raise UsageError(f"the arguments do not match {tool}'s schema: {exc.message}"
-                             ) from None
+            raise UsageError(f"the arguments do not match {tool}'s schema: {exc.message}") from None
         except jsonschema.SchemaError as exc:
             raise ToolServerError(f"{tool}'s own schema is broken: {exc.message}") from None
         limit = spec.timeout or DEFAULT_TIMEOUT

@@ -69,8 +69,14 @@ class Server:
 class McpServers:
     """The servers of one command, and their tools for the dispatcher."""
 
-    def __init__(self, specs: dict[str, McpServerSpec], nursery: trio.Nursery, *,
-                 warn: Warn, debug: bool = False) -> None:
+    def __init__(
+        self,
+        specs: dict[str, McpServerSpec],
+        nursery: trio.Nursery,
+        *,
+        warn: Warn,
+        debug: bool = False,
+    ) -> None:
         self.servers = {name: Server(name, spec) for name, spec in specs.items()}
         self._nursery = nursery
         self._warn = warn
@@ -91,28 +97,42 @@ class McpServers:
             await server.ready.wait()
             return
         server.scope.cancel()
-        server.fail(f"did not answer within {server.spec.start_timeout:g} s "
-                    "(start_timeout)" + _last_words(server))
+        server.fail(
+            f"did not answer within {server.spec.start_timeout:g} s "
+            "(start_timeout)" + _last_words(server)
+        )
         self._warn(_failed_line(server))
 
     async def tools(self, taken: Collection[str]) -> dict[str, Tool]:
         """The running servers' tools, by the names the model sees (``mcp_names``)."""
         await self.start()
         if self._names is None:  # named once: a name never changes within a command
-            pairs = [(server.name, tool.name) for server in self.servers.values()
-                     if server.state == "running" for tool in server.tools
-                     if offered(server.spec, tool.name)]
+            pairs = [
+                (server.name, tool.name)
+                for server in self.servers.values()
+                if server.state == "running"
+                for tool in server.tools
+                if offered(server.spec, tool.name)
+            ]
             self._names = exposed_names(pairs, taken)
-        listed = {(server.name, tool.name): tool for server in self.servers.values()
-                  for tool in server.tools}
-        return {name: self._tool(name, self.servers[server], listed[server, tool])
-                for name, (server, tool) in self._names.items()
-                if self.servers[server].state == "running"}
+        listed = {
+            (server.name, tool.name): tool
+            for server in self.servers.values()
+            for tool in server.tools
+        }
+        return {
+            name: self._tool(name, self.servers[server], listed[server, tool])
+            for name, (server, tool) in self._names.items()
+            if self.servers[server].state == "running"
+        }
 
     def _tool(self, name: str, server: Server, tool: mcp_types.Tool) -> Tool:
-        spec = ToolSpec(description=tool.description or tool.title or "",
-                        parameters=tool.input_schema, timeout=server.spec.timeout,
-                        confirm=needs_confirmation(server.spec, tool.name))
+        spec = ToolSpec(
+            description=tool.description or tool.title or "",
+            parameters=tool.input_schema,
+            timeout=server.spec.timeout,
+            confirm=needs_confirmation(server.spec, tool.name),
+        )
         return Tool(name, spec, remote=McpTool(self, server.name, tool.name))
 
     async def call(self, name: str, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -131,8 +151,12 @@ class McpServers:
             if exc.code == mcp_types.CONNECTION_CLOSED:
                 raise self._lost(server) from None
             raise ToolFailed(redact(one_line(exc.error.message), server.secrets)) from None
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream,
-                httpx2.HTTPError):
+        except (
+            anyio.BrokenResourceError,
+            anyio.ClosedResourceError,
+            anyio.EndOfStream,
+            httpx2.HTTPError,
+        ):
             raise self._lost(server) from None
         except (RuntimeError, ValueError) as exc:  # e.g. output not matching its schema
             raise ToolFailed(redact(one_line(exc), server.secrets)) from None
@@ -170,12 +194,14 @@ class McpServers:
         if spec.url is not None:
             headers = expand(server.name, spec.headers)
             server.secrets = list(headers.values())
+
             async def note_status(response: httpx2.Response) -> None:
                 if response.status_code >= 400:
                     server.http_status = response.status_code
 
-            http = httpx2.AsyncClient(headers=headers, timeout=_HTTP_TIMEOUT,
-                                      event_hooks={"response": [note_status]})
+            http = httpx2.AsyncClient(
+                headers=headers, timeout=_HTTP_TIMEOUT, event_hooks={"response": [note_status]}
+            )
             stack.push_async_callback(http.aclose)
             from mcp.client.streamable_http import streamable_http_client
 
@@ -183,8 +209,13 @@ class McpServers:
         assert spec.command is not None
         env = expand(server.name, spec.env)
         server.secrets = list(env.values())
-        transport = stdio_transport([spec.command, *spec.args], server_environment(env),
-                                    spec.cwd, server.stderr, echo=self._debug)
+        transport = stdio_transport(
+            [spec.command, *spec.args],
+            server_environment(env),
+            spec.cwd,
+            server.stderr,
+            echo=self._debug,
+        )
         return Client(transport, client_info=info)
 
 
@@ -201,16 +232,16 @@ class McpTool:
         return f"{self.server}/{self.tool}"
 
     async def call(self, arguments: dict[str, Any]) -> ToolAnswer:
-        answer: McpAnswer = tool_message(await self.servers.call(self.server, self.tool,
-                                                                 arguments))
+        answer: McpAnswer = tool_message(await self.servers.call(self.server, self.tool, arguments))
         if answer.is_error:
             raise ToolFailed(answer.content or "the tool reported an error")
         return ToolAnswer(answer.content, answer.record)
 
 
 @asynccontextmanager
-async def open_servers(specs: dict[str, McpServerSpec], *, warn: Warn,
-                       debug: bool = False) -> AsyncIterator[McpServers]:
+async def open_servers(
+    specs: dict[str, McpServerSpec], *, warn: Warn, debug: bool = False
+) -> AsyncIterator[McpServers]:
     """The servers of a command; leaving stops every one that was started.
 
     The SDK logs through ``logging``, which with no handler configured prints
@@ -245,8 +276,11 @@ async def _list_tools(client: Client) -> list[mcp_types.Tool]:
 def _show_progress(label: str) -> Callable[[float, float | None, str | None], Any]:
     async def show(progress: float, total: float | None, message: str | None) -> None:
         amount = f"{progress:g}/{total:g}" if total else f"{progress:g}"
-        print(f"streamkit: {label}: {amount}" + (f" {message}" if message else ""),
-              file=sys.stderr, flush=True)
+        print(
+            f"streamkit: {label}: {amount}" + (f" {message}" if message else ""),
+            file=sys.stderr,
+            flush=True,
+        )
 
     return show
 
@@ -267,8 +301,7 @@ def _describe(group: BaseExceptionGroup, server: Server) -> str:
         return f"{spec.url} answered HTTP {server.http_status}"
     if isinstance(leaf, MCPError):
         return f"{one_line(leaf.error.message)}{_last_words(server)}"
-    if isinstance(leaf, anyio.EndOfStream | anyio.BrokenResourceError
-                  | anyio.ClosedResourceError):
+    if isinstance(leaf, anyio.EndOfStream | anyio.BrokenResourceError | anyio.ClosedResourceError):
         return "closed the connection" + _last_words(server)
     return f"{type(leaf).__name__}: {one_line(leaf)}{_last_words(server)}"
 
@@ -286,8 +319,15 @@ def server_table(servers: McpServers) -> list[dict[str, Any]]:
     """Each server with its state and tools, for ``streamkit mcp list``."""
     rows = []
     for server in servers.servers.values():
-        tools = [{"name": tool.name, "description": one_line(tool.description or "", 100),
-                  "offered": offered(server.spec, tool.name)} for tool in server.tools]
-        rows.append({"name": server.name, "state": server.state, "error": server.error,
-                     "tools": tools})
+        tools = [
+            {
+                "name": tool.name,
+                "description": one_line(tool.description or "", 100),
+                "offered": offered(server.spec, tool.name),
+            }
+            for tool in server.tools
+        ]
+        rows.append(
+            {"name": server.name, "state": server.state, "error": server.error, "tools": tools}
+        )
     return rows

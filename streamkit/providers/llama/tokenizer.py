@@ -12,8 +12,12 @@ class Tokenizer:
     """A GGUF file's tokenizer: only its vocabulary is loaded, no weights, no context."""
 
     def __init__(self, path: Path) -> None:
-        with load_errors(path, "counting tokens with a GGUF file",
-                         failure="cannot read the tokenizer of", missing=UsageError):
+        with load_errors(
+            path,
+            "counting tokens with a GGUF file",
+            failure="cannot read the tokenizer of",
+            missing=UsageError,
+        ):
             import llama_cpp
             from llama_cpp._internals import LlamaModel
 
