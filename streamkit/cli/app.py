@@ -21,12 +21,12 @@ from streamkit.cli.relay import relay
 from streamkit.cli.replay import replay
 from streamkit.cli.score import score
 
-EXIT_CODES = """Exit codes: 0 ok, 1 other failure, 2 usage, 3 cannot connect, 4 HTTP error,
-5 timeout, 6 protocol error, 7 batch with failed lines, 8 model error,
-9 tool hop limit, 10 reply not valid against --schema, 11 the log failed (the reply was
-delivered), 12 output not writable, 13 an MCP server failed (mcp list, mcp call),
-14 no code block to --extract, 15 the Ray cluster failed, 130 Ctrl-C, 141 stdout
-closed, 143 SIGTERM."""
+EXIT_CODES = """Exit codes: 0 ok, 1 other failure, 2 usage, 3 cannot connect,
+4 HTTP error, 5 timeout, 6 protocol error, 7 batch with failed lines,
+8 model error, 9 tool hop limit, 10 reply not valid against --schema,
+11 the log failed (the reply was delivered), 12 output not writable,
+13 an MCP server failed (mcp list, mcp call), 14 no code block to --extract,
+15 the Ray cluster failed, 130 Ctrl-C, 141 stdout closed, 143 SIGTERM."""
 
 app = typer.Typer(
     name="streamkit",
