@@ -23,13 +23,19 @@ sending (``Measurement.resend``), the moment a request that found no free
 connection would have started, so its TTFT holds a TCP connect like theirs
 and nothing of the attempt that was dropped; for an open-loop run the lost
 time shows in the request's lag behind its schedule.
+
+Each read is stamped by the kernel when it can be (kernelstamps.py: the
+event loop's lag kept out of the figures), else by the Trio clock as it
+returns.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import select
+import socket
 from urllib.parse import urlsplit
 
 import h11
@@ -45,6 +51,12 @@ from streamkit.errors import (
     redact,
 )
 from streamkit.loadtest.client import Measurement, error_type
+from streamkit.loadtest.kernelstamps import (
+    ANCILLARY_SIZE,
+    SO_TIMESTAMPNS,
+    KernelClock,
+    kernel_clock,
+)
 from streamkit.loadtest.workload import Item
 from streamkit.protocol.http_errors import ERROR_BODY_LIMIT, connection_error, status_message
 from streamkit.protocol.openai import OpenAIStreamDecoder
@@ -134,6 +146,18 @@ class RawHTTPTarget:
         self._idle_timeout = idle_timeout if idle_timeout is not None else math.inf
         self._free: list[_Connection] = []
         self._open: set[_Connection] = set()
+        self._kernel: KernelClock | None = None
+        self._kernel_checked = False
+
+    @property
+    def timing_source(self) -> str:
+        """``kernel`` (receive stamps) or ``clock`` (the Trio clock after each read)."""
+        return "kernel" if self._stamps() is not None else "clock"
+
+    def _stamps(self) -> KernelClock | None:
+        if not self._kernel_checked:  # decided in the run, on its clock
+            self._kernel, self._kernel_checked = kernel_clock(), True
+        return self._kernel
 
     async def aclose(self) -> None:
         for connection in list(self._open):
@@ -206,6 +230,9 @@ class RawHTTPTarget:
             stream = await trio.open_tcp_stream(self._host, self._port)
         if waited.cancelled_caught:
             raise RequestTimeout(f"connecting to {self.url} timed out (--connect-timeout)")
+        if self._stamps() is not None:
+            with contextlib.suppress(OSError):  # else its reads bring no stamp: the clock
+                stream.socket.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         connection = _Connection(stream)
         self._open.add(connection)
         return connection
@@ -219,6 +246,8 @@ class RawHTTPTarget:
     ) -> bool:
         """One request and its whole response; True if the connection can serve another."""
         http, stream, clock = connection.http, connection.stream, trio.current_time
+        kernel = self._stamps()
+        sock = stream.socket
         request = h11.Request(
             method="POST",
             target=target,
@@ -239,8 +268,13 @@ class RawHTTPTarget:
         while True:
             try:
                 with trio.move_on_after(self._idle_timeout) as waited:
-                    data = await stream.receive_some(READ_SIZE)
-                    at = clock()
+                    if kernel is None:
+                        data = await stream.receive_some(READ_SIZE)
+                        at = clock()
+                    else:
+                        data, ancillary, _, _ = await sock.recvmsg(READ_SIZE, ANCILLARY_SIZE)
+                        stamp = kernel.at(ancillary)
+                        at = clock() if stamp is None else stamp
             except (OSError, trio.BrokenResourceError) as exc:
                 if answered:
                     raise
