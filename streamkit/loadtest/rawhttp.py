@@ -245,9 +245,7 @@ class RawHTTPTarget:
         self, connection: _Connection, target: str, raw: bytes, measurement: Measurement
     ) -> bool:
         """One request and its whole response; True if the connection can serve another."""
-        http, stream, clock = connection.http, connection.stream, trio.current_time
-        kernel = self._stamps()
-        sock = stream.socket
+        http, stream = connection.http, connection.stream
         request = h11.Request(
             method="POST",
             target=target,
@@ -261,26 +259,44 @@ class RawHTTPTarget:
             raise _NoAnswer(self._cause(exc)) from exc
         if waited.cancelled_caught:
             raise self._idle()
+        # one cancel scope for the whole answer, its deadline moved on at each read: a
+        # scope entered and left per read was a good part of the loop's cost
+        with trio.CancelScope() as waited:
+            return await self._read_answer(
+                connection, measurement, target, self._stamps(), waited, self._idle_timeout
+            )
+        raise self._idle()
+
+    async def _read_answer(
+        self,
+        connection: _Connection,
+        measurement: Measurement,
+        target: str,
+        kernel: KernelClock | None,
+        waited: trio.CancelScope,
+        idle: float,
+    ) -> bool:
+        """The response, read to its end under ``waited`` (the idle limit, per read)."""
+        http, stream, clock = connection.http, connection.stream, trio.current_time
+        sock = stream.socket
         decoder = OpenAIStreamDecoder()
         response: h11.Response | None = None
         error_body = b""
         answered = False  # a byte of the answer arrived
         while True:
+            waited.deadline = clock() + idle
             try:
-                with trio.move_on_after(self._idle_timeout) as waited:
-                    if kernel is None:
-                        data = await stream.receive_some(READ_SIZE)
-                        at = clock()
-                    else:
-                        data, ancillary, _, _ = await sock.recvmsg(READ_SIZE, ANCILLARY_SIZE)
-                        stamp = kernel.at(ancillary)
-                        at = clock() if stamp is None else stamp
+                if kernel is None:
+                    data = await stream.receive_some(READ_SIZE)
+                    at = clock()
+                else:
+                    data, ancillary, _, _ = await sock.recvmsg(READ_SIZE, ANCILLARY_SIZE)
+                    stamp = kernel.at(ancillary)
+                    at = clock() if stamp is None else stamp
             except (OSError, trio.BrokenResourceError) as exc:
                 if answered:
                     raise
                 raise _NoAnswer(self._cause(exc)) from exc
-            if waited.cancelled_caught:
-                raise self._idle()
             if not answered:
                 if not data:
                     raise _NoAnswer("")
