@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import select
 import socket
 from urllib.parse import urlsplit
@@ -69,10 +70,14 @@ READ_SIZE = 65536
 class _Connection:
     """One keep-alive TCP connection, its HTTP/1.1 state and the answers it carried."""
 
-    __slots__ = ("http", "served", "stream")
+    __slots__ = ("http", "raw", "served", "stream")
 
     def __init__(self, stream: trio.SocketStream) -> None:
         self.stream = stream
+        # the read loop's own handle on the socket (a duplicate of its descriptor, so
+        # closed on its own): a read is one recvmsg after trio says it is readable,
+        # not trio's try, fail, wait and try again, with a checkpoint after each
+        self.raw = socket.socket(fileno=os.dup(stream.socket.fileno()))
         self.http = h11.Connection(h11.CLIENT)
         self.served = 0  # answers read to their end: more than 0, a kept-alive connection
 
@@ -239,6 +244,7 @@ class RawHTTPTarget:
 
     async def _discard(self, connection: _Connection) -> None:
         self._open.discard(connection)
+        connection.raw.close()
         await trio.aclose_forcefully(connection.stream)
 
     async def _exchange(
@@ -277,8 +283,9 @@ class RawHTTPTarget:
         idle: float,
     ) -> bool:
         """The response, read to its end under ``waited`` (the idle limit, per read)."""
-        http, stream, clock = connection.http, connection.stream, trio.current_time
-        sock = stream.socket
+        http, raw, clock = connection.http, connection.raw, trio.current_time
+        ancillary_size = 0 if kernel is None else ANCILLARY_SIZE
+        wait_readable = trio.lowlevel.wait_readable
         decoder = OpenAIStreamDecoder()
         response: h11.Response | None = None
         error_body = b""
@@ -286,13 +293,13 @@ class RawHTTPTarget:
         while True:
             waited.deadline = clock() + idle
             try:
-                if kernel is None:
-                    data = await stream.receive_some(READ_SIZE)
-                    at = clock()
-                else:
-                    data, ancillary, _, _ = await sock.recvmsg(READ_SIZE, ANCILLARY_SIZE)
-                    stamp = kernel.at(ancillary)
-                    at = clock() if stamp is None else stamp
+                await wait_readable(raw)
+                try:
+                    data, ancillary, _, _ = raw.recvmsg(READ_SIZE, ancillary_size)
+                except BlockingIOError:  # readable, then not (rare): wait again
+                    continue
+                stamp = None if kernel is None else kernel.at(ancillary)
+                at = clock() if stamp is None else stamp
             except (OSError, trio.BrokenResourceError) as exc:
                 if answered:
                     raise
