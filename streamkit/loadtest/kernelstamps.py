@@ -26,11 +26,13 @@ not the system clock (a test's ``MockClock``: a wall-clock stamp means
 nothing on it), off Linux, and when the option is refused; a read that
 brings no stamp (end of stream) is timed by the clock.
 
-Measured (bench/bench_accuracy.py, one run, client and server on 2 cores):
-p99 TTFT error 23 -> 5.9 ms at c=64 and 129 -> 35 ms at c=256; ITL |p99|
-16 -> 0.6 ms at c=64. What is left at c=256 is reads that span tokens: a
-loop more than one token gap behind reads two tokens at once, and one
-stamp (the later) is all the kernel keeps for them.
+Measured (bench/bench_accuracy.py, client and server on 2 cores): with the
+lean read loop (rawhttp.py), ITL |p99| error 0.5-0.9 ms at c=64 with kernel
+stamps, 1.4-3.3 ms with the clock; at c=256, 0.05-34 ms (kernel) and 9-15 ms
+(clock) from run to run. Kernel stamps are kept. What they cannot mend: a
+loop more than one token gap behind reads two tokens at once, and the
+kernel keeps one stamp (the later) for them; and the TTFT tail (p99 4-60 ms
+at c=256 either way), which is not in the reads' stamps.
 """
 
 from __future__ import annotations
