@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import itertools
 import json
+import socket
 import uuid
 from contextlib import asynccontextmanager
 
 import pytest
 import timed_server
 import trio
+import trio.testing
 from closing_server import ClosingServer
 from llama_server_fixture import native_llama_server  # noqa: F401
 
 from streamkit.config import Settings
 from streamkit.errors import UsageError
 from streamkit.loadtest.client import HTTPTarget, Measurement
+from streamkit.loadtest.kernelstamps import ANCILLARY_SIZE, SO_TIMESTAMPNS, kernel_clock
 from streamkit.loadtest.rawhttp import RawHTTPTarget
 from streamkit.loadtest.runner import Runner, RunResult, RunSpec
 from streamkit.loadtest.setup import open_target
@@ -331,3 +334,57 @@ def test_llama_server_closing_kept_alive_connections_loses_no_request(
     assert [(run["requests_completed"], run["requests_failed"], run["errors"]) for run in runs] == [
         (24, 0, {})
     ] * 8
+
+
+async def test_kernel_stamps_time_the_reads_and_samples_are_plausible(server):
+    """On Linux with Trio's own clock, reads are stamped by the kernel (SO_TIMESTAMPNS)."""
+    if kernel_clock() is None:
+        pytest.skip("no kernel receive stamps here")
+    async with raw_target(server("ttft=0.05,itl=0.01,tokens=5")) as target:
+        assert target.timing_source == "kernel"
+        started = trio.current_time()
+        result = await run(target, RunSpec("concurrency", concurrency=2, requests=4))
+        finished = trio.current_time()
+    assert len(result.samples) == 4
+    for s in result.samples:
+        assert s.error is None
+        # every stamp inside the run (it began after ``started``) and in order; the
+        # first token no earlier than the plan's TTFT, each gap measured
+        assert 0 <= s.sent_at <= s.first_at <= s.end_at <= finished - started
+        assert s.ttft >= 0.05
+        assert len(s.itl) == 4 and min(s.itl) >= 0 and sum(s.itl) > 0
+
+
+async def test_kernel_stamp_of_a_read_spanning_segments():
+    """Two segments read together: the stamp is the later segment's (the last skb copied)."""
+    kernel = kernel_clock()
+    if kernel is None:
+        pytest.skip("no kernel receive stamps here")
+    listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+    port = listener.socket.getsockname()[1]
+    client = await trio.open_tcp_stream("127.0.0.1", port)
+    peer = await listener.accept()
+    client.socket.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    await peer.send_all(b"first")
+    await trio.sleep(0.02)
+    before_second = trio.current_time()
+    await peer.send_all(b"second")
+    await trio.sleep(0.02)
+    data, ancillary, _, _ = await client.socket.recvmsg(65536, ANCILLARY_SIZE)
+    read_at = trio.current_time()
+    stamp = kernel.at(ancillary)
+    assert data == b"firstsecond"
+    assert stamp is not None
+    assert before_second - kernel.error <= stamp <= read_at + kernel.error
+    print(f"mapping error bound {kernel.error * 1e6:.2f} µs")
+    for stream in (client, peer, listener):
+        await stream.aclose()
+
+
+def test_kernel_stamps_are_off_on_a_mock_clock():
+    async def main() -> str:
+        return RawHTTPTarget(
+            "http://127.0.0.1:1/v1", None, connect_timeout=1, idle_timeout=1
+        ).timing_source
+
+    assert trio.run(main, clock=trio.testing.MockClock()) == "clock"

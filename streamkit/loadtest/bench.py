@@ -124,6 +124,7 @@ async def run_bench(
                 search = await _find_capacity(config, execute, groups, interrupts)
             else:
                 await _run_all(config, runs, execute, groups, interrupts)
+        info.timing_source = target.timing_source
     report = build_report(info, groups)
     if search is not None:
         report["capacity"] = {

@@ -169,7 +169,14 @@ class Measurement:
 
 
 class Target(Protocol):
-    """Where requests go; ``send`` fills ``measurement`` and never raises for a failure."""
+    """Where requests go; ``send`` fills ``measurement`` and never raises for a failure.
+
+    ``timing_source`` says what stamps the reads, for the report: ``clock``
+    (the Trio clock as each read returns) or ``kernel`` (rawhttp.py).
+    """
+
+    @property
+    def timing_source(self) -> str: ...
 
     async def send(self, item: Item, measurement: Measurement) -> None: ...
 
@@ -188,6 +195,8 @@ class HTTPTarget:
     grows with the square of the connections: at 256 requests in flight that
     cost seconds of TTFT (bench/bench_accuracy.py).
     """
+
+    timing_source = "clock"
 
     def __init__(
         self, producer: OpenAIHTTPProducer, new_transport: Callable[[], Transport]
@@ -250,6 +259,8 @@ class HTTPTarget:
 
 class BackendTarget:
     """Any ``Backend`` (the local model): event batches timed as they arrive."""
+
+    timing_source = "clock"
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend

@@ -23,13 +23,20 @@ sending (``Measurement.resend``), the moment a request that found no free
 connection would have started, so its TTFT holds a TCP connect like theirs
 and nothing of the attempt that was dropped; for an open-loop run the lost
 time shows in the request's lag behind its schedule.
+
+Each read is stamped by the kernel when it can be (kernelstamps.py: the
+event loop's lag kept out of the figures), else by the Trio clock as it
+returns.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import select
+import socket
 from urllib.parse import urlsplit
 
 import h11
@@ -45,6 +52,12 @@ from streamkit.errors import (
     redact,
 )
 from streamkit.loadtest.client import Measurement, error_type
+from streamkit.loadtest.kernelstamps import (
+    ANCILLARY_SIZE,
+    SO_TIMESTAMPNS,
+    KernelClock,
+    kernel_clock,
+)
 from streamkit.loadtest.workload import Item
 from streamkit.protocol.http_errors import ERROR_BODY_LIMIT, connection_error, status_message
 from streamkit.protocol.openai import OpenAIStreamDecoder
@@ -57,10 +70,14 @@ READ_SIZE = 65536
 class _Connection:
     """One keep-alive TCP connection, its HTTP/1.1 state and the answers it carried."""
 
-    __slots__ = ("http", "served", "stream")
+    __slots__ = ("http", "raw", "served", "stream")
 
     def __init__(self, stream: trio.SocketStream) -> None:
         self.stream = stream
+        # the read loop's own handle on the socket (a duplicate of its descriptor, so
+        # closed on its own): a read is one recvmsg after trio says it is readable,
+        # not trio's try, fail, wait and try again, with a checkpoint after each
+        self.raw = socket.socket(fileno=os.dup(stream.socket.fileno()))
         self.http = h11.Connection(h11.CLIENT)
         self.served = 0  # answers read to their end: more than 0, a kept-alive connection
 
@@ -134,6 +151,18 @@ class RawHTTPTarget:
         self._idle_timeout = idle_timeout if idle_timeout is not None else math.inf
         self._free: list[_Connection] = []
         self._open: set[_Connection] = set()
+        self._kernel: KernelClock | None = None
+        self._kernel_checked = False
+
+    @property
+    def timing_source(self) -> str:
+        """``kernel`` (receive stamps) or ``clock`` (the Trio clock after each read)."""
+        return "kernel" if self._stamps() is not None else "clock"
+
+    def _stamps(self) -> KernelClock | None:
+        if not self._kernel_checked:  # decided in the run, on its clock
+            self._kernel, self._kernel_checked = kernel_clock(), True
+        return self._kernel
 
     async def aclose(self) -> None:
         for connection in list(self._open):
@@ -206,19 +235,23 @@ class RawHTTPTarget:
             stream = await trio.open_tcp_stream(self._host, self._port)
         if waited.cancelled_caught:
             raise RequestTimeout(f"connecting to {self.url} timed out (--connect-timeout)")
+        if self._stamps() is not None:
+            with contextlib.suppress(OSError):  # else its reads bring no stamp: the clock
+                stream.socket.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         connection = _Connection(stream)
         self._open.add(connection)
         return connection
 
     async def _discard(self, connection: _Connection) -> None:
         self._open.discard(connection)
+        connection.raw.close()
         await trio.aclose_forcefully(connection.stream)
 
     async def _exchange(
         self, connection: _Connection, target: str, raw: bytes, measurement: Measurement
     ) -> bool:
         """One request and its whole response; True if the connection can serve another."""
-        http, stream, clock = connection.http, connection.stream, trio.current_time
+        http, stream = connection.http, connection.stream
         request = h11.Request(
             method="POST",
             target=target,
@@ -232,21 +265,45 @@ class RawHTTPTarget:
             raise _NoAnswer(self._cause(exc)) from exc
         if waited.cancelled_caught:
             raise self._idle()
+        # one cancel scope for the whole answer, its deadline moved on at each read: a
+        # scope entered and left per read was a good part of the loop's cost
+        with trio.CancelScope() as waited:
+            return await self._read_answer(
+                connection, measurement, target, self._stamps(), waited, self._idle_timeout
+            )
+        raise self._idle()
+
+    async def _read_answer(
+        self,
+        connection: _Connection,
+        measurement: Measurement,
+        target: str,
+        kernel: KernelClock | None,
+        waited: trio.CancelScope,
+        idle: float,
+    ) -> bool:
+        """The response, read to its end under ``waited`` (the idle limit, per read)."""
+        http, raw, clock = connection.http, connection.raw, trio.current_time
+        ancillary_size = 0 if kernel is None else ANCILLARY_SIZE
+        wait_readable = trio.lowlevel.wait_readable
         decoder = OpenAIStreamDecoder()
         response: h11.Response | None = None
         error_body = b""
         answered = False  # a byte of the answer arrived
         while True:
+            waited.deadline = clock() + idle
             try:
-                with trio.move_on_after(self._idle_timeout) as waited:
-                    data = await stream.receive_some(READ_SIZE)
-                    at = clock()
+                await wait_readable(raw)
+                try:
+                    data, ancillary, _, _ = raw.recvmsg(READ_SIZE, ancillary_size)
+                except BlockingIOError:  # readable, then not (rare): wait again
+                    continue
+                stamp = None if kernel is None else kernel.at(ancillary)
+                at = clock() if stamp is None else stamp
             except (OSError, trio.BrokenResourceError) as exc:
                 if answered:
                     raise
                 raise _NoAnswer(self._cause(exc)) from exc
-            if waited.cancelled_caught:
-                raise self._idle()
             if not answered:
                 if not data:
                     raise _NoAnswer("")

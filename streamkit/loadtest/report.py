@@ -36,6 +36,7 @@ class ReportInfo(msgspec.Struct):
     command_line: list[str] = []  # the API key masked
     repeat: int = 1
     server_metrics_url: str | None = None
+    timing_source: str = "clock"  # "kernel": reads stamped by the kernel (rawhttp.py)
 
 
 def now_iso() -> str:
@@ -104,6 +105,7 @@ def build_report(info: ReportInfo, groups: Sequence[Sequence[RunResult]]) -> dic
         "repeat": info.repeat,
         "command_line": info.command_line,
         "server_metrics_url": public_url(info.server_metrics_url),
+        "timing_source": info.timing_source,
         "partial": any(r.partial for group in groups for r in group),
         "runs": [group_record(group, slo) for group in groups],
     }
