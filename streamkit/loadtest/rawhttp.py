@@ -47,7 +47,6 @@ from streamkit.errors import (
     ConnectFailed,
     RequestTimeout,
     StreamkitError,
-    UsageError,
     one_line,
     redact,
 )
@@ -61,7 +60,7 @@ from streamkit.loadtest.kernelstamps import (
 from streamkit.loadtest.workload import Item
 from streamkit.protocol.http_errors import ERROR_BODY_LIMIT, connection_error, status_message
 from streamkit.protocol.openai import OpenAIStreamDecoder
-from streamkit.protocol.urls import public_url, url_secrets
+from streamkit.protocol.urls import plain_http_address, public_url, url_secrets
 from streamkit.protocol.wire import openai_body
 
 READ_SIZE = 65536
@@ -125,17 +124,10 @@ class RawHTTPTarget:
         connect_timeout: float | None,
         idle_timeout: float | None,
     ) -> None:
+        host, port = plain_http_address(base_url)
         parts = urlsplit(base_url)
-        try:
-            port = parts.port or 80
-        except ValueError as exc:
-            raise UsageError(f"invalid base URL {public_url(base_url)!r}: {exc}") from None
-        if parts.scheme != "http" or not parts.hostname:
-            raise UsageError(
-                f"invalid base URL {public_url(base_url)!r}: not http://host[:port]/path"
-            )
         self.url = public_url(base_url.rstrip("/"))
-        self._host, self._port = parts.hostname, port
+        self._host, self._port = host, port
         self._prefix = parts.path.rstrip("/") + "/"
         self._query = f"?{parts.query}" if parts.query else ""  # after the API path
         self._headers = [

@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
+from streamkit.errors import UsageError
+
 # Query parameters whose value is shown as ``***``: names that hold credentials.
 _SECRET_NAMES = ("key", "token", "secret", "password", "passwd", "sig", "auth", "credential")
 _USERINFO = re.compile(r"(//)[^/?#@]*@")
@@ -32,6 +34,19 @@ def join_url(base: str, path: str) -> str:
     parts = urlsplit(base)
     joined = parts.path.rstrip("/") + "/" + path.lstrip("/")
     return urlunsplit(parts._replace(path=joined, fragment=""))
+
+
+def plain_http_address(base_url: str) -> tuple[str, int]:
+    """The host and port of a plain ``http://host[:port]/path`` base URL, for the
+    clients that open their own sockets; anything else is a usage error."""
+    parts = urlsplit(base_url)
+    try:
+        port = parts.port or 80
+    except ValueError as exc:
+        raise UsageError(f"invalid base URL {public_url(base_url)!r}: {exc}") from None
+    if parts.scheme != "http" or not parts.hostname:
+        raise UsageError(f"invalid base URL {public_url(base_url)!r}: not http://host[:port]/path")
+    return parts.hostname, port
 
 
 def public_url(url: str) -> str:

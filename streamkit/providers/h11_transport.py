@@ -36,8 +36,7 @@ import h11
 import trio
 from h11._headers import Headers as _H11Headers
 
-from streamkit.errors import UsageError
-from streamkit.protocol.urls import public_url
+from streamkit.protocol.urls import plain_http_address
 from streamkit.providers.transport import (
     ConnectError,
     ConnectTimeout,
@@ -93,17 +92,10 @@ class H11Transport:
         connect_timeout: float | None,
         idle_timeout: float | None,
     ) -> None:
+        host, port = plain_http_address(base_url)
         parts = urlsplit(base_url)
-        try:
-            port = parts.port or 80
-        except ValueError as exc:
-            raise UsageError(f"invalid base URL {public_url(base_url)!r}: {exc}") from None
-        if parts.scheme != "http" or not parts.hostname:
-            raise UsageError(
-                f"invalid base URL {public_url(base_url)!r}: not http://host[:port]/path"
-            )
         self.url = base_url
-        self._host, self._port = parts.hostname, port
+        self._host, self._port = host, port
         host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
         self._headers = [
             ("Host", host if port == 80 else f"{host}:{port}"),
