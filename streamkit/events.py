@@ -13,7 +13,7 @@ cost of the pipeline near zero.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -169,3 +169,10 @@ def encode_event_line(event: Event) -> bytes:
 def is_reply_event(event: Event) -> bool:
     """Whether ``--events`` shows the event (all but the exchange's ``ResponseInfo``)."""
     return type(event) is not ResponseInfo
+
+
+class BatchSend(Protocol):
+    """Where a producer sends its batches: a Trio memory channel, or ``run_stream``'s
+    inline sender, which hands each batch to its consumers without a channel hop."""
+
+    async def send(self, value: Batch) -> None: ...

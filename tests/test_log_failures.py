@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 import trio
-from test_store import assistant_rows
+from test_store import assistant_rows, streamed_batches
 
 from streamkit.errors import LogError
 from streamkit.events import Finish, TextDelta
@@ -198,7 +198,7 @@ def wait_for_chunks(db: Path, count: int) -> None:
         if db.exists():
             with sqlite3.connect(db) as conn:
                 try:
-                    (have,) = conn.execute("SELECT count(*) FROM message_chunks").fetchone()
+                    have = streamed_batches(conn)
                 except sqlite3.OperationalError:  # the schema is not there yet
                     have = 0
             if have >= count:

@@ -10,7 +10,7 @@ import sys
 
 import httpx
 from test_log_failures import wait_for_chunks
-from test_store import assistant_rows
+from test_store import assistant_rows, streamed_batches
 
 from streamkit.store.database import Store
 from streamkit.store.liveness import process_start, writer_alive
@@ -66,8 +66,8 @@ def test_a_killed_writer_keeps_what_it_wrote_after_another_process_looked(
         assert _status(db) == "streaming"
         seen = Store(db).messages(_conversation(db))[-1].content  # a third process looks
         with sqlite3.connect(db) as conn:
-            (chunks,) = conn.execute("SELECT count(*) FROM message_chunks").fetchone()
-        wait_for_chunks(db, chunks + 2)  # the writer goes on after being looked at
+            batches = streamed_batches(conn)
+        wait_for_chunks(db, batches + 2)  # the writer goes on after being looked at
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=10)

@@ -105,9 +105,19 @@ def test_kill_9_keeps_the_partial_reply_and_the_next_run_marks_it(
     assert "ended before the reply" in error
 
 
+def streamed_batches(conn: sqlite3.Connection) -> int:
+    """How many batches of streaming replies are in the log: each reply's first, which
+    is its row's content, and the chunks written after it."""
+    (first,) = conn.execute(
+        "SELECT count(*) FROM messages WHERE status = 'streaming' AND content != ''"
+    ).fetchone()
+    (chunks,) = conn.execute("SELECT count(*) FROM message_chunks").fetchone()
+    return first + chunks
+
+
 def _streamed_chunks(db: Path) -> int:
     with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT count(*) FROM message_chunks").fetchone()[0]
+        return streamed_batches(conn)
 
 
 def _only_conversation(db: Path) -> str:
@@ -234,14 +244,23 @@ def test_migration_from_version_1_keeps_the_data(tmp_path):
 
 async def test_reply_is_written_in_batches_not_per_token(tmp_path, autojump_clock):
     store = Store(tmp_path / "log.db")
-    writes: list[str] = []
-    original = store.append_chunk
+    writes: list[str] = []  # every write of reply text: the row's first, chunks, the tail
+    append, add, finish = store.append_chunk, store.add_message, store.finish_message
 
     def counting_append(message_id: int, seq: int, text: str) -> None:
         writes.append(text)
-        original(message_id, seq, text)
+        append(message_id, seq, text)
 
-    store.append_chunk = counting_append
+    def counting_add(conversation_id, role, content="", **kwargs):
+        writes.append(content)
+        return add(conversation_id, role, content, **kwargs)
+
+    def counting_finish(message_id, *, tail="", **kwargs):
+        writes.append(tail)
+        finish(message_id, tail=tail, **kwargs)
+
+    store.append_chunk, store.add_message = counting_append, counting_add
+    store.finish_message = counting_finish
     log = ConversationLog(AsyncStore(store), store.new_conversation())
     backend = SimpleNamespace(provider="test", model_name="m")
     recorder = await log.reply_recorder(GenerationRequest("completion", "m", prompt="x"), backend)

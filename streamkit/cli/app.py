@@ -7,7 +7,6 @@ import platform
 from typing import Annotated
 
 import typer
-from typer import rich_utils
 
 from streamkit import __version__
 from streamkit.cli.bench import bench_app
@@ -45,6 +44,10 @@ def disable_colour_if_asked(argv: list[str]) -> None:
     parsing, before any callback could react to ``--no-color``.
     """
     if os.environ.get("NO_COLOR") or "--no-color" in argv:
+        # Imported only here: typer loads its rich help (and rich's Markdown)
+        # only to draw help or an error, not on every run.
+        from typer import rich_utils
+
         os.environ["NO_COLOR"] = "1"
         rich_utils.COLOR_SYSTEM = None
 

@@ -24,22 +24,46 @@ Cancellation
     consumers drain what was already received and flush it. Nothing received
     is lost, and the consumers' flush is ordinary code, not a shielded
     ``finally``.
+
+Inline consumers
+    A consumer that only takes note of each batch (the stats, the log's
+    recorder) has ``take(batch)`` and ``end()`` instead of a channel: it is
+    fed in the task that receives the batch, with no task, channel or
+    checkpoint of its own. When every consumer is inline (a batch line), there
+    is no fan-out task either: the producer's ``send`` feeds them. A batch
+    then costs a few calls instead of two channel hops and three task
+    switches, which is most of a short reply's cost at 256 lines in flight.
+    An inline consumer may also have ``background()``, run beside the
+    producer and expected to return once ``end()`` has been called (the
+    recorder's writes to the log).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
 
 import trio
 
-from streamkit.events import Batch, Finish, StreamError
+from streamkit.events import Batch, BatchSend, Finish, StreamError
 from streamkit.protocol.reply import Reply
 from streamkit.protocol.toolcalls import ToolCallAssembler
 
 BUFFER = 16
 
-Producer = Callable[[trio.MemorySendChannel[Batch]], Awaitable[None]]
-Consumer = Callable[[trio.MemoryReceiveChannel[Batch]], Awaitable[None]]
+Producer = Callable[[BatchSend], Awaitable[None]]
+ChannelConsumer = Callable[[trio.MemoryReceiveChannel[Batch]], Awaitable[None]]
+
+
+class InlineConsumer(Protocol):
+    """A consumer fed in the receiving task: no I/O and no waiting in ``take``."""
+
+    def take(self, batch: Batch) -> None: ...
+
+    def end(self) -> None: ...
+
+
+Consumer = ChannelConsumer | InlineConsumer
 
 
 async def run_stream(
@@ -65,51 +89,102 @@ async def run_stream(
     """
     if reply is None:
         readers = [c for c in consumers if getattr(c, "reads_whole_reply", False)]
-        reply = readers[0].reply if readers else Reply()  # type: ignore[attr-defined]
+        reply = readers[0].reply if readers else Reply()  # type: ignore[union-attr]
     stop = stop or trio.CancelScope()
-    send, receive = trio.open_memory_channel[Batch](BUFFER)
+    inline: list[InlineConsumer] = [c for c in consumers if hasattr(c, "take")]  # type: ignore[misc]
+    channelled = [c for c in consumers if not hasattr(c, "take")]
+    feed = _Feed(reply, inline)
     async with trio.open_nursery() as nursery:
+        for consumer in inline:
+            background = getattr(consumer, "background", None)
+            if background is not None:
+                nursery.start_soon(background)
+        if not channelled:
+            try:
+                await _produce(produce, feed, stop)
+            finally:
+                feed.finish()
+            return reply
+        send, receive = trio.open_memory_channel[Batch](BUFFER)
         outlets: list[trio.MemorySendChannel[Batch]] = []
-        for consume in consumers:
+        for consume in channelled:
             outlet, inlet = trio.open_memory_channel[Batch](BUFFER)
             outlets.append(outlet)
-            nursery.start_soon(consume, inlet)
-        nursery.start_soon(_fan_out, receive, outlets, reply)
+            nursery.start_soon(consume, inlet)  # type: ignore[arg-type]
+        nursery.start_soon(_fan_out, receive, outlets, feed)
         async with send:
-            with stop:
-                await produce(send)
-            if stop.cancelled_caught:
-                if trio.current_time() >= stop.deadline:
-                    message = "the reply took longer than the time allowed (--timeout)"
-                    await send.send([StreamError("timeout", message)])
-                else:
-                    await send.send([Finish("cancelled")])
+            await _produce(produce, send, stop)
     return reply
+
+
+async def _produce(produce: Producer, send: BatchSend, stop: trio.CancelScope) -> None:
+    """The producer inside ``stop``; then, if it was stopped, the batch that says why."""
+    with stop:
+        await produce(send)
+    if stop.cancelled_caught:
+        if trio.current_time() >= stop.deadline:
+            message = "the reply took longer than the time allowed (--timeout)"
+            await send.send([StreamError("timeout", message)])
+        else:
+            await send.send([Finish("cancelled")])
+
+
+class _Feed:
+    """Each batch once: whole tool calls assembled, added to the reply, given to the
+    inline consumers. It is the producer's ``send`` when no consumer needs a channel.
+    """
+
+    def __init__(self, reply: Reply, inline: list[InlineConsumer]) -> None:
+        self.reply = reply
+        self.inline = inline
+        self.calls = ToolCallAssembler()  # producers emit fragments only
+        self.finished = False
+
+    def add(self, batch: Batch) -> Batch:
+        batch = self.calls.feed(batch)
+        self._take(batch)
+        return batch
+
+    async def send(self, value: Batch) -> None:
+        # No checkpoint: the producer's own network or thread waits are its
+        # checkpoints, and a memory channel's would cost a task switch a batch.
+        self.add(value)
+
+    def finish(self) -> Batch:
+        """The tool calls still open, as a last batch; then ``end()`` for each consumer."""
+        if self.finished:
+            return []
+        self.finished = True
+        tail = self.calls.close()
+        if tail:
+            self._take(tail)
+        for consumer in self.inline:
+            consumer.end()
+        return tail
+
+    def _take(self, batch: Batch) -> None:
+        self.reply.add(batch)
+        for consumer in self.inline:
+            consumer.take(batch)
 
 
 async def _fan_out(
     receive: trio.MemoryReceiveChannel[Batch],
     outlets: list[trio.MemorySendChannel[Batch]],
-    reply: Reply,
+    feed: _Feed,
 ) -> None:
-    """Record each batch in ``reply``, then hand it to every consumer.
-
-    Whole tool calls are added here, once for every producer and consumer: the
-    producers emit fragments only (see ``ToolCallAssembler``).
-    """
-    calls = ToolCallAssembler()
+    """Record each batch (``feed``), then hand it to every channel consumer."""
     async with receive:
         try:
             async for batch in receive:
-                batch = calls.feed(batch)
-                reply.add(batch)
+                batch = feed.add(batch)
                 for outlet in outlets:
                     await outlet.send(batch)
-            tail = calls.close()
+            tail = feed.finish()
             if tail:
-                reply.add(tail)
                 for outlet in outlets:
                     await outlet.send(tail)
         finally:
+            feed.finish()
             for outlet in outlets:
                 outlet.close()

@@ -16,7 +16,7 @@ import trio
 
 from streamkit.config import Settings
 from streamkit.errors import StreamkitError
-from streamkit.events import Batch
+from streamkit.events import BatchSend
 from streamkit.providers.llama.files import resolve_local_model
 from streamkit.providers.llama.model import LocalModel
 from streamkit.providers.llama.producer import LlamaLocalProducer
@@ -50,9 +50,7 @@ class Backend(Protocol):
         """Where generation happens: the server's base URL, or ``local``."""
         ...
 
-    async def stream(
-        self, request: GenerationRequest, send: trio.MemorySendChannel[Batch]
-    ) -> None: ...
+    async def stream(self, request: GenerationRequest, send: BatchSend) -> None: ...
 
     async def context_budget(
         self, request: GenerationRequest

@@ -33,7 +33,7 @@ from streamkit.errors import (
     one_line,
     redact,
 )
-from streamkit.events import Batch, StreamError
+from streamkit.events import BatchSend, StreamError
 from streamkit.protocol.http_errors import ERROR_BODY_LIMIT, connection_error, status_message
 from streamkit.protocol.openai import OpenAIStreamDecoder
 from streamkit.protocol.openai_json import body_kind, completion_events, not_a_stream_message
@@ -107,7 +107,7 @@ class OpenAIHTTPProducer:
         """The server's base URL as it is shown and logged: without credentials."""
         return self._base_url
 
-    async def stream(self, request: GenerationRequest, send: trio.MemorySendChannel[Batch]) -> None:
+    async def stream(self, request: GenerationRequest, send: BatchSend) -> None:
         """Stream ``request`` into ``send`` as batches of events, then return.
 
         Retries (connection errors, 408/409/429/5xx) happen only while nothing
@@ -119,9 +119,7 @@ class OpenAIHTTPProducer:
         path, raw = request_bytes(request)
         await self.stream_body(path, raw, send, key=request.idempotency_key)
 
-    async def _stream_structured(
-        self, request: GenerationRequest, send: trio.MemorySendChannel[Batch]
-    ) -> None:
+    async def _stream_structured(self, request: GenerationRequest, send: BatchSend) -> None:
         """A request with a schema: in the ``response_format`` form this server takes.
 
         Until a form has worked, one request at a time probes them in order
@@ -139,9 +137,7 @@ class OpenAIHTTPProducer:
             *request_bytes(request, self.schema_form), send, key=request.idempotency_key
         )
 
-    async def _probe_schema_forms(
-        self, request: GenerationRequest, send: trio.MemorySendChannel[Batch]
-    ) -> None:
+    async def _probe_schema_forms(self, request: GenerationRequest, send: BatchSend) -> None:
         """``request`` in each form of ``SCHEMA_FORMS`` until one is not refused; that
         one is kept in ``schema_form`` (and said, if it was not the first)."""
         refusals: list[str] = []
@@ -186,7 +182,7 @@ class OpenAIHTTPProducer:
         self,
         path: str,
         raw: bytes,
-        send: trio.MemorySendChannel[Batch],
+        send: BatchSend,
         *,
         key: str | None = None,
     ) -> None:
@@ -223,7 +219,7 @@ class OpenAIHTTPProducer:
         self,
         path: str,
         raw: bytes,
-        send: trio.MemorySendChannel[Batch],
+        send: BatchSend,
         *,
         key: str | None = None,
     ) -> None:

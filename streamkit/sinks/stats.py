@@ -24,18 +24,19 @@ class StatsRecorder:
         self.usage: Usage | None = None
         self.response: ResponseInfo | None = None
 
-    async def __call__(self, receive: trio.MemoryReceiveChannel[Batch]) -> None:
-        async with receive:
-            async for batch in receive:
-                for event in batch:
-                    if type(event) is TextDelta:
-                        if self.first_token_at is None:
-                            self.first_token_at = trio.current_time()
-                        self.deltas += 1
-                    elif isinstance(event, Usage):
-                        self.usage = event
-                    elif type(event) is ResponseInfo:
-                        self.response = event
+    def take(self, batch: Batch) -> None:
+        """Inline consumer (``run_stream``): fed in the receiving task."""
+        for event in batch:
+            if type(event) is TextDelta:
+                if self.first_token_at is None:
+                    self.first_token_at = trio.current_time()
+                self.deltas += 1
+            elif isinstance(event, Usage):
+                self.usage = event
+            elif type(event) is ResponseInfo:
+                self.response = event
+
+    def end(self) -> None:
         self.ended_at = trio.current_time()
 
     def summary(self) -> str:

@@ -231,6 +231,7 @@ class Store(LogReads):
         self,
         message_id: int,
         *,
+        tail: str = "",
         status: str,
         finish_reason: str | None = None,
         prompt_tokens: int | None = None,
@@ -243,9 +244,11 @@ class Store(LogReads):
         reasoning_tokens: int | None = None,
         reasoning_opaque: str | None = None,
     ) -> None:
-        """Compact the streamed chunks into the content and record how it ended."""
+        """Compact the streamed chunks, then ``tail`` (the text not yet written), into the
+        content, and record how it ended."""
         if not self._finish(
             message_id,
+            tail=tail,
             status=status,
             finish_reason=finish_reason,
             prompt_tokens=prompt_tokens,
@@ -265,6 +268,7 @@ class Store(LogReads):
         message_id: int,
         *,
         only_streaming: bool = False,
+        tail: str = "",
         status: str,
         finish_reason: str | None = None,
         prompt_tokens: int | None = None,
@@ -292,7 +296,7 @@ class Store(LogReads):
                 " reasoning_tokens = ?, reasoning_opaque = ? WHERE id = ?"
                 + (" AND status = 'streaming'" if only_streaming else ""),
                 (
-                    streamed or "",
+                    (streamed or "") + tail,
                     status,
                     finish_reason,
                     prompt_tokens,

@@ -12,7 +12,7 @@ import threading
 
 import trio
 
-from streamkit.events import Batch, Event
+from streamkit.events import BatchSend, Event
 from streamkit.protocol.reply_limit import ReplyLimit
 
 MAILBOX_LIMIT = 1024  # events the thread may run ahead of a slow consumer
@@ -58,7 +58,7 @@ class Mailbox:
             self.aborted = True
             self._cond.notify_all()
 
-    async def drain(self, send: trio.MemorySendChannel[Batch], limit: ReplyLimit) -> None:
+    async def drain(self, send: BatchSend, limit: ReplyLimit) -> None:
         """Send batches until the thread closes the mailbox or the reply reaches its
         cap; abort it on any failure."""
         try:

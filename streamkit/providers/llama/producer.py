@@ -41,7 +41,7 @@ import trio
 from streamkit.config import DEFAULT_MAX_REPLY_BYTES
 from streamkit.errors import ModelError, ProtocolError, UsageError, one_line
 from streamkit.events import (
-    Batch,
+    BatchSend,
     Event,
     Finish,
     StreamError,
@@ -90,7 +90,7 @@ class LlamaLocalProducer:
     def provider(self) -> str:
         return "local"
 
-    async def stream(self, request: GenerationRequest, send: trio.MemorySendChannel[Batch]) -> None:
+    async def stream(self, request: GenerationRequest, send: BatchSend) -> None:
         """Stream ``request`` into ``send``; a cancel stops within one token."""
         try:
             llm = await self.model.llm()
