@@ -94,6 +94,56 @@ def test_repeats_give_means_and_student_intervals():
     assert (low, high) == pytest.approx((110 - 10 * half, 110 + 10 * half), abs=1e-3)
 
 
+def breakdowns(v: float, turns: int) -> dict:
+    """A run record's breakdowns, every figure a multiple of ``v``."""
+    stats = {"p50": v, "p99": 2 * v}
+    return {
+        "by_turn": [
+            {"turn": t, "requests": 3, "prompt_tokens_mean": 10.0 * t, "ttft_ms": stats}
+            for t in range(1, turns + 1)
+        ],
+        "prefix_groups": {"groups": 2, "first_ttft_ms": stats, "rest_ttft_ms": None},
+        "server_metrics": {
+            "url": "http://s/metrics",
+            "interval_s": 1.0,
+            "series": {"queue": [[0.0, v]]},
+            "queue": {"before": None, "max": 3 * v, "mean": v, "after": 0},
+            "server_ttft_ms": stats,
+        },
+    }
+
+
+def test_repeats_combine_the_breakdowns_as_the_figures():
+    values = [10.0, 12.0, 11.0]
+    records = [{**run_record(v * 10, v), **breakdowns(v, 3 if v == 12.0 else 2)} for v in values]
+    half = t_quantile(2) * statistics.stdev(values) / 3**0.5
+    combined = combine(records)
+    ci = combined["repeat"]["ci95"]
+    # by turn: the turns every repeat reached, each row's figures the repeats' means
+    rows = combined["by_turn"]
+    assert [row["turn"] for row in rows] == [1, 2]  # turn 3: one repeat only
+    assert rows[1]["prompt_tokens_mean"] == 20.0 and rows[1]["requests"] == 3
+    assert rows[0]["ttft_ms"] == {"p50": 11.0, "p99": 22.0}
+    assert ci["by_turn.2.ttft_ms.p99"] == pytest.approx([22 - 2 * half, 22 + 2 * half], abs=1e-3)
+    groups = combined["prefix_groups"]
+    assert groups == {
+        "groups": 2,
+        "first_ttft_ms": {"p50": 11.0, "p99": 22.0},
+        "rest_ttft_ms": None,
+    }
+    assert ci["prefix_groups.first_ttft_ms.p50"] == pytest.approx([11 - half, 11 + half], abs=1e-3)
+    server = combined["server_metrics"]
+    assert server["url"] == "http://s/metrics" and server["interval_s"] == 1.0
+    assert server["queue"] == {"before": None, "max": 33.0, "mean": 11.0, "after": 0.0}
+    assert server["server_ttft_ms"]["p99"] == 22.0
+    assert ci["server_metrics.queue.max"] == pytest.approx([33 - 3 * half, 33 + 3 * half], abs=1e-3)
+    assert server["series"] == {"queue": [[0.0, 10.0]]}  # a series is the first repeat's
+    assert "server_metrics.interval_s" not in ci and "by_turn.1.turn" not in ci
+    # each repeat's own breakdowns stay with it
+    assert [len(r["by_turn"]) for r in combined["repeat"]["runs"]] == [2, 3, 2]
+    assert combined["repeat"]["runs"][1]["server_metrics"]["queue"]["max"] == 36.0
+
+
 VLLM = """# TYPE vllm:num_requests_running gauge
 vllm:num_requests_running{model_name="a"} 3
 vllm:num_requests_running{model_name="b"} 1

@@ -26,6 +26,7 @@ from streamkit.loadtest.runner import Runner, RunResult, RunSpec
 from streamkit.loadtest.schedule import arrival_times, parse_think_time, ramped
 from streamkit.loadtest.setup import BenchConfig
 from streamkit.loadtest.trace import azure_time, parse_trace
+from streamkit.loadtest.tracesessions import trace_share
 from streamkit.loadtest.workload import random_workload, session_workload, trace_workload
 from streamkit.pipeline.interrupts import Interrupts
 
@@ -204,6 +205,72 @@ async def test_a_trace_is_replayed_on_its_own_schedule(tmp_path, autojump_clock)
     assert [b - arrivals[0] for b in arrivals] == pytest.approx([0, 0.125, 0.25], abs=EXACT)
     assert [r["body"]["max_tokens"] for r in received(key)] == [2, 4, 3]
     assert [(s.session, s.turn) for s in result.samples] == [(0, 1), (0, 2), (None, None)]
+
+
+SESSION_TRACE = b"""{"timestamp": 0, "input_tokens": 5, "output_tokens": 2, "session_id": "u1"}
+{"timestamp": 0.05, "input_tokens": 4, "output_tokens": 2}
+{"timestamp": 0.1, "input_tokens": 6, "output_tokens": 3, "session_id": "u1"}
+{"timestamp": 0.5, "input_tokens": 3, "output_tokens": 2, "session_id": 7}
+{"timestamp": 0.6, "input_tokens": 4, "output_tokens": 2, "session_id": "u1"}
+"""
+
+
+def tagged_reply(number: int, tokens: int) -> str:
+    """What the timed server's ``tag=1`` streams as the reply to its ``number``-th request."""
+    return "".join(f"tok{k}.r{number} " for k in range(tokens))
+
+
+async def test_a_trace_session_carries_its_history_and_waits_for_its_replies(autojump_clock):
+    items = trace_workload(
+        parse_trace(SESSION_TRACE, "s.jsonl"), kind="chat", model="m", tokenizer=None
+    )
+    spec = RunSpec("trace", trace_speed=1.0)
+    result, key = await run("ttft=0.1,itl=0.01,usage=0,tag=1", spec, items)
+
+    assert all(s.ok for s in result.samples)
+    bodies = [r["body"] for r in received(key)]  # in arrival order: request numbers 1..5
+    first, sessionless, second, other, third = (b["messages"] for b in bodies)
+    assert [m["role"] for m in first] == ["user"] and len(first[0]["content"].split()) == 5
+    assert [m["role"] for m in sessionless] == ["user"]  # no session: one turn, as before
+    assert [m["role"] for m in other] == ["user"]  # another session's first turn
+    assert second == [*first, {"role": "assistant", "content": tagged_reply(1, 2)}, second[2]]
+    assert second[2]["role"] == "user" and len(second[2]["content"].split()) == 6
+    assert third[:3] == second and third[3] == {
+        "role": "assistant",
+        "content": tagged_reply(3, 3),
+    }
+    assert [m["role"] for m in third] == ["user", "assistant", "user", "assistant", "user"]
+    # turn 2 was due at 0.1, but turn 1's reply ended at 0.11: it waited, and that is lag
+    by_index = {s.index: s for s in result.samples}
+    assert by_index[2].sent_at == pytest.approx(by_index[0].end_at, abs=EXACT)
+    assert by_index[2].lag == pytest.approx(0.01, abs=EXACT)
+    assert [by_index[i].lag for i in (0, 1, 3, 4)] == pytest.approx([0] * 4, abs=EXACT)
+    figures = run_figures(result.samples, result.duration)
+    assert figures["schedule_lag_ms"]["max"] == pytest.approx(10, abs=1e-6)
+    rows = figures["by_turn"]
+    assert [(row["turn"], row["requests"]) for row in rows] == [(1, 2), (2, 1), (3, 1)]
+    prompts = [row["prompt_tokens_mean"] for row in rows]
+    assert prompts == sorted(prompts) and prompts[0] < prompts[-1]  # the history grows
+
+
+async def test_a_failed_trace_turn_ends_its_session(autojump_clock):
+    items = trace_workload(
+        parse_trace(SESSION_TRACE, "s.jsonl"), kind="chat", model="m", tokenizer=None
+    )
+    result, key = await run(
+        "ttft=0.01,itl=0.01,fail=1:503", RunSpec("trace", trace_speed=1.0), items
+    )
+    assert sorted(s.index for s in result.samples) == [0, 1, 3]  # u1's first turn, no more
+    assert len(received(key)) == 3
+
+
+def test_a_trace_session_stays_with_one_worker():
+    items = trace_workload(
+        parse_trace(SESSION_TRACE, "s.jsonl"), kind="chat", model="m", tokenizer=None
+    ).items
+    times = [item.at for item in items]
+    shares = [[index for index, _ in trace_share(times, items, (k, 2))] for k in range(2)]
+    assert shares == [[0, 2, 4], [1, 3]]  # u1 is session 0; session 7 is 1; index 1 has none
 
 
 def test_ramp_bends_the_schedule_and_keeps_its_arrivals():

@@ -90,16 +90,25 @@ def mean_interval(values: Sequence[float]) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
+# figures inside a breakdown that name its row or restate a setting: never averaged
+_IDENTITIES = frozenset({"turn", "interval_s"})
+
+
 def combine(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """One run record for ``records`` (the repeats of one run), the repeats kept in it.
 
     Every number becomes the repeats' mean (so the summary, ``compare`` and the
     plots read it as one run's), every statistic dict likewise key by key;
     ``repeat.ci95`` holds each figure's interval under ``field`` or
-    ``field.stat``, ``repeat.runs`` the records themselves. Breakdowns that
-    are lists or nested tables (``by_turn``, ``prefix_groups``,
-    ``server_metrics``) are the first repeat's; each repeat's own are in
-    ``repeat.runs``.
+    ``field.stat``, ``repeat.runs`` the records themselves. The breakdowns
+    are combined the same way, because a breakdown of one repeat is as noisy
+    as its top-level figures: ``prefix_groups`` and ``server_metrics`` figure
+    by figure (intervals under their path, ``prefix_groups.rest_ttft_ms.p50``,
+    ``server_metrics.queue.max``), ``by_turn`` row by turn (under
+    ``by_turn.TURN.ttft_ms.p50``), keeping only the turns every repeat
+    reached. The server's time series (``server_metrics.series``) cannot be
+    averaged point by point: the combined record has the first repeat's.
+    Each repeat's own breakdowns are in ``repeat.runs``.
     """
     first = records[0]
     combined: dict[str, Any] = {}
@@ -109,15 +118,8 @@ def combine(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
             combined[key] = sample
         elif key == "errors":  # counts of failures: all the repeats'
             combined[key] = _summed(r.get(key) or {} for r in records)
-        elif isinstance(sample, bool):
-            combined[key] = any(r.get(key) for r in records)
-        elif isinstance(sample, int | float):
-            combined[key] = _numbers(records, key, None, ci95)
-        elif isinstance(sample, dict) and all(isinstance(v, int | float) for v in sample.values()):
-            stats = {stat: _numbers(records, key, stat, ci95) for stat in sample}
-            combined[key] = None if any(v is None for v in stats.values()) else stats
         else:
-            combined[key] = sample
+            combined[key] = _combined([r.get(key) for r in records], key, ci95)
     combined["repeat"] = {"count": len(records), "ci95": ci95, "runs": list(records)}
     return combined
 
@@ -130,17 +132,38 @@ def _summed(counts: Any) -> dict[str, int]:
     return dict(sorted(total.items()))
 
 
-def _numbers(
-    records: Sequence[dict[str, Any]], key: str, stat: str | None, ci95: dict[str, list[float]]
-) -> float | None:
-    values = []
-    for record in records:
-        found = record.get(key)
-        if stat is not None:
-            found = found.get(stat) if isinstance(found, dict) else None
-        if not isinstance(found, int | float) or isinstance(found, bool):
-            return None  # a figure missing from one repeat has no honest mean
-        values.append(float(found))
-    mean, low, high = mean_interval(values)
-    ci95[f"{key}.{stat}" if stat else key] = [round(low, 4), round(high, 4)]
+def _combined(values: Sequence[Any], path: str, ci95: dict[str, list[float]]) -> Any:
+    """The repeats' ``values`` of the figure at ``path`` as one; the first repeat's
+    decides its shape."""
+    sample = values[0]
+    if isinstance(sample, bool):
+        return any(values)
+    if isinstance(sample, int | float):
+        return _mean(values, path, ci95)
+    if isinstance(sample, dict):
+        tables = [v if isinstance(v, dict) else {} for v in values]
+        if all(isinstance(v, int | float) for v in sample.values()):  # a statistic dict
+            stats = {k: _mean([t.get(k) for t in tables], f"{path}.{k}", ci95) for k in sample}
+            return None if any(v is None for v in stats.values()) else stats
+        return {
+            k: v if k in _IDENTITIES else _combined([t.get(k) for t in tables], f"{path}.{k}", ci95)
+            for k, v in sample.items()
+        }
+    if path == "by_turn":
+        return _turns(values, ci95)
+    return sample  # text, and the server's time series
+
+
+def _turns(tables: Sequence[Any], ci95: dict[str, list[float]]) -> list[dict[str, Any]]:
+    """``by_turn``: each turn every repeat reached, its row combined figure by figure."""
+    rows = [{row["turn"]: row for row in table or ()} for table in tables]
+    shared = set(rows[0]).intersection(*rows[1:])
+    return [_combined([r[turn] for r in rows], f"by_turn.{turn}", ci95) for turn in sorted(shared)]
+
+
+def _mean(values: Sequence[Any], path: str, ci95: dict[str, list[float]]) -> float | None:
+    if any(not isinstance(v, int | float) or isinstance(v, bool) for v in values):
+        return None  # a figure missing from one repeat has no honest mean
+    mean, low, high = mean_interval([float(v) for v in values])
+    ci95[path] = [round(low, 4), round(high, 4)]
     return round(mean, 4)

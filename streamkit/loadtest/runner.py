@@ -31,6 +31,7 @@ from streamkit.loadtest.client import Measurement, Target
 from streamkit.loadtest.metrics import Sample
 from streamkit.loadtest.schedule import arrival_times, ramped, share, split
 from streamkit.loadtest.sessions import play
+from streamkit.loadtest.tracesessions import TraceSessions, trace_share
 from streamkit.loadtest.workload import Item, Workload
 from streamkit.providers.llama.tokenizer import Tokenizer
 
@@ -221,13 +222,16 @@ class Runner:
         """Send each request at its scheduled time, whatever is still in flight.
 
         The schedule is the seeded one of ``--rate`` (bent by ``--ramp-up``),
-        or a trace's own times divided by ``--trace-speed``.
+        or a trace's own times divided by ``--trace-speed``; a trace's
+        requests that share a session are played as one conversation
+        (tracesessions.py).
         """
         if spec.trace_speed is not None:
             times = [(item.at or 0.0) / spec.trace_speed for item in self.workload.items]
             times = times[: spec.requests] if spec.requests is not None else times
             if spec.duration is not None:
                 times = [at for at in times if at < spec.duration]
+            mine = trace_share(times, self.workload.items, self.part)
         else:
             assert spec.rate is not None
             times = ramped(
@@ -240,13 +244,18 @@ class Runner:
                 ),
                 spec.ramp_up,
             )
-        mine = split(times, self.part[1])[self.part[0]]
+            mine = split(times, self.part[1])[self.part[0]]
+        sessions = TraceSessions(self)
         async with trio.open_nursery() as nursery:
             for index, at in mine:
                 await trio.sleep_until(origin + at)
                 if stop.cancel_called:
                     return
-                nursery.start_soon(self._one, offset + index, at, origin, record)
+                item = self.workload[offset + index]
+                if item.session is None:
+                    nursery.start_soon(self._one, offset + index, at, origin, record)
+                else:
+                    nursery.start_soon(sessions.turn(offset + index, item, at, origin, record))
 
     async def _one(
         self,

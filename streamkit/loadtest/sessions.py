@@ -126,7 +126,7 @@ async def _conversation(
         request = GenerationRequest("chat", workload.model, options, messages=tuple(history))
         item = Item(
             request,
-            _prompt_tokens(runner, history),
+            history_tokens(runner.tokenizer, history),
             turn.output_tokens,
             session=number,
             turn=turn_number,
@@ -137,10 +137,10 @@ async def _conversation(
         history.append(Message("assistant", "".join(measurement.text)))
 
 
-def _prompt_tokens(runner: Runner, history: list[Message]) -> int | None:
+def history_tokens(tokenizer: Tokenizer | None, history: list[Message]) -> int:
     """The history's length in the model's tokens (the server's usage, when it sends
     one, replaces it in the sample); without a tokenizer, its words."""
     text = "\n".join(m.content for m in history)
-    if runner.tokenizer is not None:
-        return runner.tokenizer.count(text)
+    if tokenizer is not None:
+        return tokenizer.count(text)
     return len(text.split())

@@ -12,7 +12,8 @@ Three layouts, told apart by their fields, each accepted as published:
 * the Azure LLM inference trace CSV (``TIMESTAMP,ContextTokens,GeneratedTokens``,
   the timestamp a date and time with up to 7 decimals).
 
-Times are made relative to the first record, which is sent at 0.
+Times are made relative to the first record, which is sent at 0. Records
+sharing a session id are one conversation's turns (tracesessions.py).
 """
 
 from __future__ import annotations

@@ -176,7 +176,9 @@ def trace_workload(
 
     A Mooncake record's prompt is made of its ``hash_ids`` blocks, each the
     same text wherever it appears, so that requests the trace says share a
-    prefix share one here.
+    prefix share one here. A record with a session id gets its session's
+    number and its turn; the prompt is only the turn's own, because the
+    session's history is added when it is sent (tracesessions.py).
     """
     blocks: dict[int, str] = {}
     sessions: dict[str, int] = {}
