@@ -128,6 +128,15 @@ def refuse_output_outside_batch(output_path: Path | None) -> None:
         )
 
 
+def refuse_reasoning_view_in_batch(*, hide: bool, show: bool) -> None:
+    """How thinking is shown is for a reply on a terminal; a batch record has its own
+    ``reasoning`` field, so the flags would change nothing."""
+    if hide or show:
+        raise UsageError(
+            "--jsonl results carry `reasoning` as a field: drop --hide-reasoning / --reasoning"
+        )
+
+
 def refuse_ray_outside_batch(ray: str | None) -> None:
     """``--ray`` spreads a batch's lines over a cluster; one reply has nothing to spread."""
     if ray is not None:

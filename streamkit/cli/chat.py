@@ -276,11 +276,7 @@ def chat(
                 return Dispatcher(tools, approve=approve, timeout=tool_timeout, sources=sources)
 
             if jsonl or input_path:
-                if hide_reasoning or show_reasoning:
-                    raise UsageError(
-                        "--jsonl results carry `reasoning` as a field: drop "
-                        "--hide-reasoning / --reasoning"
-                    )
+                batch.refuse_reasoning_view_in_batch(hide=hide_reasoning, show=show_reasoning)
                 # No one to ask in a batch: a tool marked `confirm` runs only with --yes.
                 found = dispatcher(partial(approved_in_advance, yes))
                 return await batch.run_jsonl(

@@ -126,11 +126,7 @@ def complete(
             None, plain=False, extract=extracting, events=events, batch=bool(jsonl or input_path)
         )
         if jsonl or input_path:
-            if hide_reasoning or show_reasoning:
-                raise UsageError(
-                    "--jsonl results carry `reasoning` as a field: drop "
-                    "--hide-reasoning / --reasoning"
-                )
+            batch.refuse_reasoning_view_in_batch(hide=hide_reasoning, show=show_reasoning)
             return await batch.run_jsonl(
                 argument=prompt,
                 kind="completion",

@@ -94,11 +94,16 @@ async def run_stream(
     inline: list[InlineConsumer] = [c for c in consumers if hasattr(c, "take")]  # type: ignore[misc]
     channelled = [c for c in consumers if not hasattr(c, "take")]
     feed = _Feed(reply, inline)
+    backgrounds = [b for c in inline if (b := getattr(c, "background", None)) is not None]
+    if not channelled and not backgrounds:  # nothing to run beside: not even a nursery
+        try:
+            await _produce(produce, feed, stop)
+        finally:
+            feed.finish()
+        return reply
     async with trio.open_nursery() as nursery:
-        for consumer in inline:
-            background = getattr(consumer, "background", None)
-            if background is not None:
-                nursery.start_soon(background)
+        for background in backgrounds:
+            nursery.start_soon(background)
         if not channelled:
             try:
                 await _produce(produce, feed, stop)
