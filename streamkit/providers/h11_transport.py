@@ -36,6 +36,7 @@ import h11
 import trio
 from h11._headers import Headers as _H11Headers
 
+from streamkit.protocol.http1_body import BodyDecoder, BodyError, body_framing, keeps_alive
 from streamkit.protocol.urls import plain_http_address
 from streamkit.providers.transport import (
     ConnectError,
@@ -147,7 +148,15 @@ class H11Transport:
         except BaseException:
             await self._discard(connection)
             raise
-        reader = _Body(self, connection)
+        start, closed = connection.http.trailing_data  # what came after the head
+        reader = _Body(
+            self,
+            connection,
+            BodyDecoder(body_framing(method, head.status_code, head.headers)),
+            keep_alive=keeps_alive(head.http_version, head.headers),
+            start=start,
+            closed=closed,
+        )
         try:
             yield Response(
                 head.status_code,
@@ -161,6 +170,7 @@ class H11Transport:
             if connection.reusable:
                 connection.served += 1
                 connection.reusable = False
+                connection.http = h11.Connection(h11.CLIENT)  # h11 saw only the head
                 self._free.append(connection)
             else:
                 await self._discard(connection)
@@ -258,61 +268,65 @@ class H11Transport:
 class _Body:
     """An answer's body, one piece per network read; at its end, the connection's fate.
 
-    An iterator class rather than an async generator: a generator left
-    unfinished (a reply ended by ``[DONE]``) is finalized by Trio's hooks,
-    which cost more than the rest of its work.
+    h11 read the head; the body is undone by ``BodyDecoder`` (see
+    ``streamkit.protocol.http1_body`` for why). An iterator class rather than
+    an async generator: a generator left unfinished (a reply ended by
+    ``[DONE]``) is finalized by Trio's hooks, which cost more than the rest
+    of its work.
     """
 
-    def __init__(self, transport: H11Transport, connection: _Connection) -> None:
+    def __init__(
+        self,
+        transport: H11Transport,
+        connection: _Connection,
+        decoder: BodyDecoder,
+        *,
+        keep_alive: bool,
+        start: bytes,
+        closed: bool,
+    ) -> None:
         self.transport = transport
         self.connection = connection
-        self.ended = False
+        self.decoder = decoder
+        self.keep_alive = keep_alive
+        self._start: bytes | None = start  # read with the head, not yet decoded
+        self._closed = closed  # the server closed the connection after it
 
     def __aiter__(self) -> _Body:
         return self
 
     async def __anext__(self) -> bytes:
-        http = self.connection.http
-        while not self.ended:
-            data = self._parse(http)
-            if data:
-                return data
-            if not self.ended:
-                http.receive_data(await self.transport.read(self.connection))
+        while not self.decoder.ended:
+            if self._start is not None:
+                data, self._start = self._start, None
+                body = self._decode(data, closed=self._closed)
+            else:
+                data = await self.transport.read(self.connection)
+                body = self._decode(data, closed=not data)
+            if body:
+                return body
         raise StopAsyncIteration
 
-    def _parse(self, http: h11.Connection) -> bytes:
-        """The body's bytes h11 has from the reads so far; marks the end."""
-        parts = []
-        while True:
-            event = _next_event(http)
-            kind = type(event)
-            if kind is h11.Data:
-                parts.append(event.data)
-            elif event is h11.NEED_DATA:
-                break
-            elif kind is h11.EndOfMessage:
-                self.ended = True
-                if http.our_state is h11.DONE and http.their_state is h11.DONE:
-                    http.start_next_cycle()
-                    self.connection.reusable = True
-                break
-            else:  # ConnectionClosed, PAUSED: nothing more of this answer
-                self.ended = True
-                break
-        return b"".join(parts)
+    def _decode(self, data: bytes, *, closed: bool) -> bytes:
+        decoder = self.decoder
+        try:
+            body = decoder.feed(data) if data else b""
+            if closed:
+                body += decoder.close()
+        except BodyError as exc:
+            raise RemoteProtocolError(str(exc)) from None
+        if decoder.ended:
+            self.connection.reusable = self.keep_alive and not closed and not decoder.leftover
+        return body
 
     async def drain(self) -> None:
         """After a body left unread (a reply ended by ``[DONE]``): its end, if it comes
         within ``DRAIN_S`` (it usually is in the next read), so the connection serves
         another request. Any failure just means a new connection next time."""
-        http = self.connection.http
         with trio.move_on_after(DRAIN_S):
             try:
-                while not self.ended:
-                    self._parse(http)
-                    if not self.ended:
-                        http.receive_data(await self.transport.read(self.connection))
+                async for _ in self:
+                    pass
             except (ReadError, ReadTimeout, RemoteProtocolError):
                 self.connection.reusable = False
 
