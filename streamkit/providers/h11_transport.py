@@ -2,8 +2,10 @@
 
 Why: at ``-j 256`` a batch line cost 1.2-1.8 ms of client CPU, half of it
 in the httpx, httpcore and anyio layers around each network read. Here a
-read is ``SocketStream.receive_some``, then h11 (itself sans-IO), and the
-body's pieces from that read go up as one: one decode and one batch a read.
+read is one ``recv`` of the socket; h11 (itself sans-IO) writes the request
+and reads the answer's head, and ``protocol.http1_body`` undoes the body's
+framing, so the body's pieces from one read go up as one: one decode and
+one batch a read.
 
 It speaks for plain ``http://`` servers reached directly (transport.py picks
 it) and fails the way httpx does, with the same classes and messages
