@@ -108,6 +108,35 @@ async def test_connections_are_kept_between_requests(server):
     assert timed_server.connections_accepted - before == 1  # the error body read to its end
 
 
+async def test_a_warm_up_that_opens_every_connection_leaves_none_to_the_measured_phase(
+    server,
+):
+    """c=4 after 4 warm-up requests: the measured phase reuses their connections."""
+    before = timed_server.connections_accepted
+    async with raw_target(server("ttft=0.01,itl=0.001,tokens=3")) as target:
+        spec = RunSpec("concurrency", concurrency=4, requests=12, warmup=4)
+        result = await run(target, spec)
+        assert [s.ok for s in result.samples] == [True] * 12
+        assert target.connections_opened == 4
+    assert result.connections_opened == 0
+    assert timed_server.connections_accepted - before == 4
+
+
+async def test_connects_in_the_measured_phase_are_counted(server):
+    """A warm-up narrower than the concurrency, and a connection the server broke."""
+    async with raw_target(server("ttft=0.01,itl=0.001,tokens=3")) as target:
+        spec = RunSpec("concurrency", concurrency=4, requests=12, warmup=1)
+        result = await run(target, spec)
+    assert result.connections_opened == 3  # the warm-up opened one of the four
+
+    # the server's 2nd and 4th answers break: the connection of each is not reused
+    async with raw_target(server("ttft=0.01,itl=0.001,tokens=3,fail=2:break")) as target:
+        spec = RunSpec("concurrency", concurrency=1, requests=3, warmup=1)
+        result = await run(target, spec)
+    assert [s.error for s in result.samples] == ["protocol", None, "protocol"]
+    assert result.connections_opened == 1  # for the 3rd, after the 2nd broke
+
+
 async def test_http_errors_are_counted_by_status_with_the_server_message(server):
     plan = "ttft=0.02,itl=0.005,tokens=4,fail=3:503"
     async with raw_target(server(plan)) as target:

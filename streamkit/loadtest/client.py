@@ -173,10 +173,16 @@ class Target(Protocol):
 
     ``timing_source`` says what stamps the reads, for the report: ``clock``
     (the Trio clock as each read returns) or ``kernel`` (rawhttp.py).
+    ``connections_opened``: the TCP connections opened so far, or None when
+    the target cannot count them; the runner takes the difference over a
+    run's measured phase, because a connect there is inside a TTFT.
     """
 
     @property
     def timing_source(self) -> str: ...
+
+    @property
+    def connections_opened(self) -> int | None: ...
 
     async def send(self, item: Item, measurement: Measurement) -> None: ...
 
@@ -197,6 +203,7 @@ class HTTPTarget:
     """
 
     timing_source = "clock"
+    connections_opened = None  # inside httpcore's pools, out of sight
 
     def __init__(
         self, producer: OpenAIHTTPProducer, new_transport: Callable[[], Transport]
@@ -261,6 +268,7 @@ class BackendTarget:
     """Any ``Backend`` (the local model): event batches timed as they arrive."""
 
     timing_source = "clock"
+    connections_opened = None  # no network
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend

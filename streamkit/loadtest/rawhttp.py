@@ -143,6 +143,7 @@ class RawHTTPTarget:
         self._idle_timeout = idle_timeout if idle_timeout is not None else math.inf
         self._free: list[_Connection] = []
         self._open: set[_Connection] = set()
+        self.connections_opened = 0  # TCP connects so far (the report's, per measured phase)
         self._kernel: KernelClock | None = None
         self._kernel_checked = False
 
@@ -227,6 +228,7 @@ class RawHTTPTarget:
             stream = await trio.open_tcp_stream(self._host, self._port)
         if waited.cancelled_caught:
             raise RequestTimeout(f"connecting to {self.url} timed out (--connect-timeout)")
+        self.connections_opened += 1
         if self._stamps() is not None:
             with contextlib.suppress(OSError):  # else its reads bring no stamp: the clock
                 stream.socket.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
