@@ -23,6 +23,7 @@ from llama_server_fixture import native_llama_server  # noqa: F401
 
 from streamkit.config import Settings
 from streamkit.errors import UsageError
+from streamkit.loadtest import rawhttp
 from streamkit.loadtest.client import HTTPTarget, Measurement
 from streamkit.loadtest.kernelstamps import ANCILLARY_SIZE, SO_TIMESTAMPNS, kernel_clock
 from streamkit.loadtest.rawhttp import RawHTTPTarget
@@ -135,6 +136,34 @@ async def test_connects_in_the_measured_phase_are_counted(server):
         result = await run(target, spec)
     assert [s.error for s in result.samples] == ["protocol", None, "protocol"]
     assert result.connections_opened == 1  # for the 3rd, after the 2nd broke
+
+
+async def test_requests_are_timed_from_their_send_or_from_before_their_connect(
+    server, autojump_clock, monkeypatch
+):
+    """Building a request is the client's time: out of its TTFT. A connect made for it
+    is in it. (On a MockClock: a connect of 0.25 s, a request body 0.5 s to build.)"""
+    build = rawhttp.openai_body
+
+    def slow_build(request):
+        autojump_clock.jump(0.5)
+        return build(request)
+
+    connect = trio.open_tcp_stream
+
+    async def slow_connect(*args, **kwargs):
+        await trio.sleep(0.25)
+        return await connect(*args, **kwargs)
+
+    monkeypatch.setattr(rawhttp, "openai_body", slow_build)
+    monkeypatch.setattr(trio, "open_tcp_stream", slow_connect)
+    async with raw_target(server("ttft=0.1,itl=0.01,tokens=2")) as target:
+        result = await run(target, RunSpec("concurrency", concurrency=1, requests=3))
+    assert [s.ttft for s in result.samples] == [
+        pytest.approx(0.25 + 0.1, abs=1e-9),  # a new connection
+        pytest.approx(0.1, abs=1e-9),  # kept alive
+        pytest.approx(0.1, abs=1e-9),
+    ]
 
 
 async def test_http_errors_are_counted_by_status_with_the_server_message(server):

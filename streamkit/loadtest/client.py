@@ -113,9 +113,14 @@ class Measurement:
             elif type(event) is StreamError:
                 self.fail(error_type(event.kind, event.status), event.message)
 
-    def resend(self, at: float) -> None:
-        """The request goes out again at ``at``, nothing of its answer received: it is
-        timed from there (rawhttp.py: a kept-alive connection closed under it)."""
+    def timed_from(self, at: float) -> None:
+        """The request is timed from ``at``, nothing of its answer received yet.
+
+        rawhttp.py's: the moment its bytes go to the kernel on a kept-alive
+        connection (building them is the client's time, not the server's),
+        and its second sending on a new connection after a kept-alive one
+        closed under it.
+        """
         self.sent = self.last = at
 
     def fail(self, kind: str, message: str) -> None:
