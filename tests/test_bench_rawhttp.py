@@ -27,6 +27,7 @@ from streamkit.loadtest import rawhttp
 from streamkit.loadtest.client import HTTPTarget, Measurement
 from streamkit.loadtest.kernelstamps import ANCILLARY_SIZE, SO_TIMESTAMPNS, kernel_clock
 from streamkit.loadtest.rawhttp import RawHTTPTarget
+from streamkit.loadtest.report import connections_opened
 from streamkit.loadtest.runner import Runner, RunResult, RunSpec
 from streamkit.loadtest.setup import open_target
 from streamkit.loadtest.workload import random_workload
@@ -127,8 +128,8 @@ async def test_connects_in_the_measured_phase_are_counted(server):
     """A warm-up narrower than the concurrency, and a connection the server broke."""
     async with raw_target(server("ttft=0.01,itl=0.001,tokens=3")) as target:
         spec = RunSpec("concurrency", concurrency=4, requests=12, warmup=1)
-        result = await run(target, spec)
-    assert result.connections_opened == 3  # the warm-up opened one of the four
+        narrow = await run(target, spec)
+    assert narrow.connections_opened == 3  # the warm-up opened one of the four
 
     # the server's 2nd and 4th answers break: the connection of each is not reused
     async with raw_target(server("ttft=0.01,itl=0.001,tokens=3,fail=2:break")) as target:
@@ -136,6 +137,7 @@ async def test_connects_in_the_measured_phase_are_counted(server):
         result = await run(target, spec)
     assert [s.error for s in result.samples] == ["protocol", None, "protocol"]
     assert result.connections_opened == 1  # for the 3rd, after the 2nd broke
+    assert connections_opened([[narrow], [result]]) == 4  # the report's: every run's
 
 
 async def test_requests_are_timed_from_their_send_or_from_before_their_connect(
