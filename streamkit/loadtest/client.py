@@ -118,8 +118,9 @@ class Measurement:
 
         rawhttp.py's: the moment its bytes go to the kernel on a kept-alive
         connection (building them is the client's time, not the server's),
-        and its second sending on a new connection after a kept-alive one
-        closed under it.
+        or, on a connection opened for it (its first sending, or its second
+        after a kept-alive one closed under it), the moment the connect
+        began: a connect is in its TTFT.
         """
         self.sent = self.last = at
 
