@@ -32,13 +32,13 @@ stamps, 1.4-3.3 ms with the clock; at c=256, 0.05-34 ms (kernel) and 9-15 ms
 (clock) from run to run. Kernel stamps are kept. What they cannot mend: a
 loop more than one token gap behind reads two tokens at once, and the
 kernel keeps one stamp (the later) for them (at c=256 on a shared machine,
-tens of gaps in 8,000 and an ITL |p99| of 17 ms in one run, none in
-another). The TTFT tail (p99 4-60 ms at c=256 either way) was not in the
-reads' stamps: it was the timed server's truth, which started when its
-loaded event loop read the request (now at the request's arrival, its
+0-768 gaps in 8,000 from run to run, an ITL |p99| of 0.06-22 ms). The
+TTFT tail (p99 4-60 ms at c=256 either way) was not in the reads' stamps:
+it was the timed server's truth, which started when its loaded event loop
+read the request (now at the request's arrival, its
 kernel stamp), and the client's own building of each request, inside every
 TTFT (now timed from its send, rawhttp.py); with both, TTFT p99 error
-0.14-0.20 ms at every level (``--quick``).
+0.13-0.28 ms at every level (two ``--quick`` runs).
 """
 
 from __future__ import annotations
