@@ -7,21 +7,31 @@ report then blames the server for the client's time. This measures that
 error against a server whose timing is known.
 
 ``tests/timed_server.py`` runs as a program with ``TIMED_SERVER_LOG`` set:
-for every request it appends the truth as sent -- the TTFT (from the moment
-it had read the request to the moment it wrote the first token) and every
-gap between token writes, on its own clock. The plan is
-``ttft=0.2,itl=0.02,tokens=32,usage=1`` (32 tokens, 20 ms apart, after
-200 ms). "True" is what the log says the server did, not the plan: client
-and server share the machine's 2 cores, and under load the server writes
-late; its lateness is printed (``srv late``) but is no client error.
+for every request it appends the truth as sent -- the TTFT, from the
+request's arrival to the moment it wrote the first token, and every gap
+between token writes, on its own clock. The arrival is the kernel's receive
+stamp of the request's last segment (``tests/arrivals.py``: on loopback,
+taken in the client's ``send``), not the moment the server's event loop got
+round to reading it: a serving team counts the time a request waits to be
+read as part of its TTFT, and a client can only time from its send, so a
+server late in reading is the server's time, not client error. How late it
+read is printed (``read late``: the log's ``ttft`` minus its
+``ttft_from_read``). The plan is ``ttft=0.2,itl=0.02,tokens=32,usage=1``
+(32 tokens, 20 ms apart, 200 ms after the read). "True" is what the log
+says the server did, not the plan: client and server share the machine's 2
+cores, and under load the server reads and writes late; its lateness is
+printed (``srv late``, read late included) but is no client error.
 
 Each client runs a closed loop at concurrency 1, 16, 64 and 256, with a
 fresh server (and log) per run, on a JSONL dataset whose prompts are
 numbered, so that each request the client reports is joined with the
 server's record of the same prompt. Before each run ``N`` uncounted
 requests (``--warmup`` for streamkit) open the connections, since the
-true TTFT starts when the server has read the request and a TCP connect
-shows up as client error. Errors, in ms,
+true TTFT starts when the request arrived and a TCP connect before it
+shows up as client error; ``conns`` shows whether any were opened after
+warm-up (streamkit's report's ``connections_opened``) and how many the
+server accepted in all (warm-up included; the log's ``connection``
+numbers). Errors, in ms,
 pooled per level: TTFT error = reported TTFT - true TTFT; ITL error =
 reported gap - true gap, gap by gap (chunks that arrive in one read are
 0 ms apart to a client that times reads, a large negative error); p50
@@ -51,8 +61,9 @@ Clients:
   every timestamp taken after the SDK has parsed the chunk -- the timing
   loop people write by hand. A baseline, not a benchmarking tool.
 
-The goal (the issue's): streamkit's p99 error below 2 ms at concurrency 64,
-for TTFT and ITL (absolute), and below every other client measured.
+The goal (the issue's): streamkit's p99 error below 2 ms at concurrency 64
+for TTFT and ITL (absolute); at 256, below 5 ms for TTFT and 2 ms for ITL;
+and below every other client measured at both.
 
 Run: ``python bench/bench_accuracy.py`` (about 3 minutes with all three
 clients), ``--quick`` (fewer requests), ``--requests 20 160 384 512`` (per
@@ -82,7 +93,7 @@ PLAN_TTFT, PLAN_ITL, PLAN_TOKENS = 0.2, 0.02, 32
 LEVELS = (1, 16, 64, 256)
 REQUESTS = (20, 160, 384, 512)  # about 16 s, 8 s, 5 s and 2 s of plan time
 QUICK_REQUESTS = (8, 48, 128, 256)
-GOAL_MS = 2.0  # p99 error at concurrency 64
+GOALS_MS = {64: (2.0, 2.0), 256: (5.0, 2.0)}  # p99 error at that concurrency: TTFT, |ITL|
 RUN_TIMEOUT_S = 180  # one client's run at one level, start-up included
 PROMPT_ID = re.compile(r"number (\d+)\.")  # support.write_input's prompts
 THIS = Path(__file__).resolve()
@@ -100,8 +111,10 @@ class Reported:
 
 @dataclass
 class Truth:
-    ttft: float
+    ttft: float  # from the request's arrival (the kernel's stamp)
+    ttft_from_read: float  # from when the server had read it
     gaps: list[float]
+    connection: int  # the number of the connection the server accepted it on
 
 
 @dataclass
@@ -114,6 +127,9 @@ class Outcome:
     itl_err: list[float] = field(default_factory=list)
     mean_itl_err: list[float] = field(default_factory=list)  # per request
     server_late: list[float] = field(default_factory=list)  # true TTFT - planned, ms
+    read_late: list[float] = field(default_factory=list)  # arrival to the server's read, ms
+    connections_opened: int | None = None  # after warm-up, as the client reports it
+    connections_accepted: int = 0  # by the server, warm-up included
     joined: int = 0
     failed: int = 0
     zero_gaps: int = 0  # reported gaps under 0.1 ms: chunks read together
@@ -150,7 +166,9 @@ def read_truth(path: Path) -> dict[int, Truth]:
         prompt = record["prompt"]
         match = PROMPT_ID.search(prompt if isinstance(prompt, str) else json.dumps(prompt))
         if match:
-            truth[int(match.group(1))] = Truth(record["ttft"], record["gaps"])
+            truth[int(match.group(1))] = Truth(
+                record["ttft"], record["ttft_from_read"], record["gaps"], record["connection"]
+            )
     return truth
 
 
@@ -201,7 +219,7 @@ def streamkit_child(dump: str, args: list[str]) -> None:
 def run_streamkit(
     url: str, level: int, requests: int, warmup: int, dataset: Path, tmp: Path, env: dict[str, str]
 ) -> tuple[list[Reported], int, dict]:
-    """streamkit bench at one level: the requests, the failures, and its JSON run record."""
+    """streamkit bench at one level: the requests, the failures, and its JSON report."""
     json_path, csv_path, dump = tmp / "sk.json", tmp / "sk.csv", tmp / "sk-gaps.jsonl"
     argv = [
         PYTHON,
@@ -243,8 +261,7 @@ def run_streamkit(
             ):
                 raise RuntimeError(f"request {index}: the gap dump does not match the CSV")
             reported.append(Reported(index, float(row["ttft_ms"]) / 1e3, itl))
-    run = json.loads(json_path.read_text(encoding="utf-8"))["runs"][0]
-    return reported, failed, run
+    return reported, failed, json.loads(json_path.read_text(encoding="utf-8"))
 
 
 # -- the openai SDK baseline ---------------------------------------------------------------
@@ -418,12 +435,14 @@ def measure(
     server, port = start_server({**env, "TIMED_SERVER_LOG": str(log)}, script="timed_server.py")
     url = f"http://127.0.0.1:{port}/{PLAN}/{fresh_key()}/v1"
     try:
-        reported, failed, run = runner(url, level, requests, warmup, dataset, tmp, env)
+        reported, failed, report = runner(url, level, requests, warmup, dataset, tmp, env)
     finally:
         server.terminate()
         server.wait(timeout=10)
     truth = read_truth(log)
     outcome = Outcome(client, level, failed=failed)
+    outcome.connections_opened = report.get("connections_opened")
+    outcome.connections_accepted = len({t.connection for t in truth.values()})
     true_ttfts, true_gaps, rep_ttfts, rep_gaps = [], [], [], []
     for r in reported:
         t = truth.get(r.id)
@@ -433,6 +452,7 @@ def measure(
         outcome.joined += 1
         outcome.ttft_err.append((r.ttft - t.ttft) * 1e3)
         outcome.server_late.append((t.ttft - PLAN_TTFT) * 1e3)
+        outcome.read_late.append((t.ttft - t.ttft_from_read) * 1e3)
         true_ttfts.append(t.ttft * 1e3)
         rep_ttfts.append(r.ttft * 1e3)
         true_gaps += [g * 1e3 for g in t.gaps]
@@ -445,7 +465,8 @@ def measure(
             rep_gaps += [g * 1e3 for g in r.gaps]
         elif r.gaps is not None:
             outcome.note = "some requests had a different number of gaps than the server sent"
-    if run:  # streamkit's own report against the truth, percentile by percentile
+    if report:  # streamkit's own report against the truth, percentile by percentile
+        run = report["runs"][0]
         outcome.reported_pcts = {
             "ttft": (run["ttft_ms"]["p50"], run["ttft_ms"]["p99"]),
             "itl": (run["itl_ms"]["p50"], run["itl_ms"]["p99"]),
@@ -471,7 +492,7 @@ def print_tables(outcomes: list[Outcome]) -> None:
     header = (
         f"  {'client':<11}{'c':>4}{'n':>5}{'fail':>5} | {'TTFT p50':>8}{'p99':>7} | "
         f"{'ITL p50':>7}{'p1':>7}{'p99':>7}{'|p99|':>7}{'0-gaps':>7} | "
-        f"{'mean ITL |p99|':>14} | {'srv late p99':>12}"
+        f"{'mean ITL |p99|':>14}"
     )
     print(header)
     print("  " + "-" * (len(header) - 2))
@@ -483,17 +504,16 @@ def print_tables(outcomes: list[Outcome]) -> None:
             f"{fmt(percentile(itl, 50), 7)}{fmt(percentile(itl, 1), 7)}"
             f"{fmt(percentile(itl, 99), 7)}{fmt(percentile([abs(e) for e in itl], 99), 7)}"
             f"{o.zero_gaps if itl else '-':>7} | "
-            f"{fmt(percentile([abs(e) for e in o.mean_itl_err], 99), 14)} | "
-            f"{fmt(percentile(o.server_late, 99), 12)}" + (f"  ({o.note})" if o.note else "")
+            f"{fmt(percentile([abs(e) for e in o.mean_itl_err], 99), 14)}"
+            + (f"  ({o.note})" if o.note else "")
         )
     print(
         "  ITL: gap by gap; mean ITL: each request's mean gap (all guidellm reports); "
         "0-gaps: reported gaps < 0.1 ms"
     )
-    print(
-        "  (chunks read together); srv late: the server's own lateness, true TTFT - planned "
-        f"{PLAN_TTFT * 1e3:.0f} ms."
-    )
+    print("  (chunks read together).")
+    print()
+    print_server(outcomes)
     print()
     print(
         "Reported against true percentiles, ms (what a reader of each report sees; "
@@ -515,27 +535,56 @@ def print_tables(outcomes: list[Outcome]) -> None:
         )
 
 
+def print_server(outcomes: list[Outcome]) -> None:
+    """The server's own lateness and the connections: what the errors above leave out."""
+    print(
+        "The server's lateness, ms (srv late: true TTFT - planned "
+        f"{PLAN_TTFT * 1e3:.0f} ms; read late: arrival to its read), and connections:"
+    )
+    print(
+        f"  {'client':<11}{'c':>4} | {'srv late p50':>12}{'p99':>8} | "
+        f"{'read late p50':>13}{'p99':>8}{'max':>8} | {'conns opened/accepted':>21}"
+    )
+    for o in outcomes:
+        opened = "-" if o.connections_opened is None else str(o.connections_opened)
+        print(
+            f"  {o.client:<11}{o.level:>4} | {fmt(percentile(o.server_late, 50), 12)}"
+            f"{fmt(percentile(o.server_late, 99), 8)} | {fmt(percentile(o.read_late, 50), 13)}"
+            f"{fmt(percentile(o.read_late, 99), 8)}{fmt(max(o.read_late, default=math.nan), 8)}"
+            f" | {f'{opened}/{o.connections_accepted}':>21}"
+        )
+    print(
+        "  conns: opened after warm-up, as the client reports it (streamkit's "
+        "connections_opened; - : not reported) / accepted by the server, warm-up included."
+    )
+
+
 def verdict(outcomes: list[Outcome]) -> None:
-    at64 = {o.client: o for o in outcomes if o.level == 64}
-    ours = at64.get("streamkit")
-    if ours is None:
-        return
-    ttft99 = percentile(ours.ttft_err, 99)
-    itl99 = percentile([abs(e) for e in ours.itl_err], 99)
-    problems = []
-    if not ttft99 < GOAL_MS:
-        problems.append(f"TTFT p99 error {ttft99:.2f} ms")
-    if not itl99 < GOAL_MS:
-        problems.append(f"ITL p99 |error| {itl99:.2f} ms")
-    for name, other in at64.items():
-        if name == "streamkit":
+    """The goal, level by level, for the levels measured."""
+    for level, (ttft_goal, itl_goal) in GOALS_MS.items():
+        at_level = {o.client: o for o in outcomes if o.level == level}
+        ours = at_level.get("streamkit")
+        if ours is None:
             continue
-        if not ttft99 < percentile(other.ttft_err, 99):
-            problems.append(f"TTFT p99 error not below {name}'s")
-        if other.itl_err and not itl99 < percentile([abs(e) for e in other.itl_err], 99):
-            problems.append(f"ITL p99 |error| not below {name}'s")
-    goal = f"Goal at c=64 (p99 error < {GOAL_MS:g} ms for TTFT and |ITL|, below every other client)"
-    print(f"{goal}: " + ("met" if not problems else "NOT MET: " + "; ".join(problems)))
+        ttft99 = percentile(ours.ttft_err, 99)
+        itl99 = percentile([abs(e) for e in ours.itl_err], 99)
+        problems = []
+        if not ttft99 < ttft_goal:
+            problems.append(f"TTFT p99 error {ttft99:.2f} ms")
+        if not itl99 < itl_goal:
+            problems.append(f"ITL p99 |error| {itl99:.2f} ms")
+        for name, other in at_level.items():
+            if name == "streamkit":
+                continue
+            if not ttft99 < percentile(other.ttft_err, 99):
+                problems.append(f"TTFT p99 error not below {name}'s")
+            if other.itl_err and not itl99 < percentile([abs(e) for e in other.itl_err], 99):
+                problems.append(f"ITL p99 |error| not below {name}'s")
+        goal = (
+            f"Goal at c={level} (p99 error < {ttft_goal:g} ms for TTFT, < {itl_goal:g} ms for "
+            "|ITL|, below every other client)"
+        )
+        print(f"{goal}: " + ("met" if not problems else "NOT MET: " + "; ".join(problems)))
 
 
 def main(argv: list[str] | None = None) -> int:

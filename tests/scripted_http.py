@@ -17,10 +17,18 @@ import json
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import trio
 
 Handler = Callable[[trio.SocketStream], Awaitable[None]]
+
+
+class Receiver(Protocol):
+    """What ``read_request`` reads from: a ``trio.SocketStream``, or a reader that also
+    keeps when the bytes arrived (``arrivals.StampedReceiver``)."""
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes: ...
 
 
 @dataclass
@@ -31,9 +39,7 @@ class Request:
     body: bytes
 
 
-async def read_request(
-    stream: trio.SocketStream, buffer: bytearray | None = None
-) -> Request | None:
+async def read_request(stream: Receiver, buffer: bytearray | None = None) -> Request | None:
     """The next request on ``stream``: request line, headers, Content-Length body.
 
     ``None`` when the peer closes before a whole request has arrived. On a

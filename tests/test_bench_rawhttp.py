@@ -23,9 +23,11 @@ from llama_server_fixture import native_llama_server  # noqa: F401
 
 from streamkit.config import Settings
 from streamkit.errors import UsageError
+from streamkit.loadtest import rawhttp
 from streamkit.loadtest.client import HTTPTarget, Measurement
 from streamkit.loadtest.kernelstamps import ANCILLARY_SIZE, SO_TIMESTAMPNS, kernel_clock
 from streamkit.loadtest.rawhttp import RawHTTPTarget
+from streamkit.loadtest.report import connections_opened
 from streamkit.loadtest.runner import Runner, RunResult, RunSpec
 from streamkit.loadtest.setup import open_target
 from streamkit.loadtest.workload import random_workload
@@ -106,6 +108,64 @@ async def test_connections_are_kept_between_requests(server):
         result = await run(target, RunSpec("concurrency", concurrency=1, requests=6))
     assert [s.ok for s in result.samples] == [True, False] * 3
     assert timed_server.connections_accepted - before == 1  # the error body read to its end
+
+
+async def test_a_warm_up_that_opens_every_connection_leaves_none_to_the_measured_phase(
+    server,
+):
+    """c=4 after 4 warm-up requests: the measured phase reuses their connections."""
+    before = timed_server.connections_accepted
+    async with raw_target(server("ttft=0.01,itl=0.001,tokens=3")) as target:
+        spec = RunSpec("concurrency", concurrency=4, requests=12, warmup=4)
+        result = await run(target, spec)
+        assert [s.ok for s in result.samples] == [True] * 12
+        assert target.connections_opened == 4
+    assert result.connections_opened == 0
+    assert timed_server.connections_accepted - before == 4
+
+
+async def test_connects_in_the_measured_phase_are_counted(server):
+    """A warm-up narrower than the concurrency, and a connection the server broke."""
+    async with raw_target(server("ttft=0.01,itl=0.001,tokens=3")) as target:
+        spec = RunSpec("concurrency", concurrency=4, requests=12, warmup=1)
+        narrow = await run(target, spec)
+    assert narrow.connections_opened == 3  # the warm-up opened one of the four
+
+    # the server's 2nd and 4th answers break: the connection of each is not reused
+    async with raw_target(server("ttft=0.01,itl=0.001,tokens=3,fail=2:break")) as target:
+        spec = RunSpec("concurrency", concurrency=1, requests=3, warmup=1)
+        result = await run(target, spec)
+    assert [s.error for s in result.samples] == ["protocol", None, "protocol"]
+    assert result.connections_opened == 1  # for the 3rd, after the 2nd broke
+    assert connections_opened([[narrow], [result]]) == 4  # the report's: every run's
+
+
+async def test_requests_are_timed_from_their_send_or_from_before_their_connect(
+    server, autojump_clock, monkeypatch
+):
+    """Building a request is the client's time: out of its TTFT. A connect made for it
+    is in it. (On a MockClock: a connect of 0.25 s, a request body 0.5 s to build.)"""
+    build = rawhttp.openai_body
+
+    def slow_build(request):
+        autojump_clock.jump(0.5)
+        return build(request)
+
+    connect = trio.open_tcp_stream
+
+    async def slow_connect(*args, **kwargs):
+        await trio.sleep(0.25)
+        return await connect(*args, **kwargs)
+
+    monkeypatch.setattr(rawhttp, "openai_body", slow_build)
+    monkeypatch.setattr(trio, "open_tcp_stream", slow_connect)
+    async with raw_target(server("ttft=0.1,itl=0.01,tokens=2")) as target:
+        result = await run(target, RunSpec("concurrency", concurrency=1, requests=3))
+    assert [s.ttft for s in result.samples] == [
+        pytest.approx(0.25 + 0.1, abs=1e-9),  # a new connection
+        pytest.approx(0.1, abs=1e-9),  # kept alive
+        pytest.approx(0.1, abs=1e-9),
+    ]
 
 
 async def test_http_errors_are_counted_by_status_with_the_server_message(server):

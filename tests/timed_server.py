@@ -2,7 +2,7 @@
 
 The plan is in the URL: ``http://HOST:PORT/<plan>/<key>/v1`` where ``<plan>``
 is ``ttft=0.2,itl=0.05,tokens=8,usage=1,fail=3:503`` (seconds; every field
-optional): the first content chunk goes ``ttft`` after the request arrived,
+optional): the first content chunk goes ``ttft`` after the server read the request,
 then one token every ``itl``; ``tokens`` content chunks (default: the
 request's ``max_tokens``, else 16), then a ``usage`` chunk when ``usage=1``
 and the client asked for it; ``think=N``: the first N of those chunks are a
@@ -18,15 +18,23 @@ system prompt) this key has seen before gets that TTFT instead of ``ttft``.
 ``<key>`` separates the counters of different tests: ``GET
 /<plan>/<key>/stats`` returns ``{"requests", "in_flight", "max_in_flight"}``,
 ``GET /<plan>/<key>/requests`` every request received, ``{"at", "body"}``
-(``at``: the server's clock when it arrived, seconds), and ``GET
+(``at``: when it arrived, on the server's clock, seconds), and ``GET
 /<plan>/<key>/metrics`` Prometheus metrics in the exposition format under
 vLLM's names: requests running and waiting for a slot, KV-cache use (running
 over slots) and a histogram of the TTFTs it served.
 
-Each chunk carries ``t``, the server's own seconds since the request
-arrived, taken just before the chunk is written. When the environment
-variable ``TIMED_SERVER_LOG`` names a file, each request's truth (its prompt,
-and its TTFT and gaps as sent) is appended to it as a JSON line.
+Each chunk carries ``t``, the server's own seconds since it read the
+request (or got its slot), taken just before the chunk is written. When the
+environment variable ``TIMED_SERVER_LOG`` names a file, each request's truth
+is appended to it as a JSON line: its prompt; ``ttft``, from the request's
+arrival to the first token's write; ``ttft_from_read``, from when the server
+had read it (their difference: the server's own lateness in reading);
+``connection``, the number of the accepted connection that carried it; and
+``gaps``, between token writes. Over sockets "arrived" is the kernel's
+receive stamp of the request's last segment (``arrivals.py`` says exactly
+what the kernel stamps), so that a server slow to read under load counts
+the wait in its TTFT, as a serving team does; in-process, and wherever
+there are no kernel stamps, it is when the server's read returned.
 
 Used two ways: in-process as an httpx transport (``transport()``), where
 under ``trio.testing.MockClock`` every time is exact; and as a program
@@ -44,6 +52,7 @@ from dataclasses import dataclass, field
 
 import httpx
 import trio
+from arrivals import StampedReceiver
 
 import scripted_http
 from scripted_http import (
@@ -131,10 +140,20 @@ def _payload(
 class Exchange:
     """One request's answer: a status, and (for 200) the timed chunks."""
 
-    def __init__(self, plan: Plan, key: str, body: dict, path: str, arrived: float) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        key: str,
+        body: dict,
+        path: str,
+        arrived: float,
+        connection: int | None = None,
+    ) -> None:
         self.plan = plan
         self.counters = _counters(key)
         self.body = body
+        self.arrived = arrived
+        self.connection = connection  # which accepted connection carried it (over sockets)
         self.chat = path.endswith("chat/completions")
         self.counters.requests += 1
         self.counters.received.append({"at": arrived, "body": body})
@@ -150,7 +169,12 @@ class Exchange:
         return json.dumps(self.error()).encode()
 
     async def chunks(self, started: float) -> AsyncIterator[bytes]:
-        """The response body, each piece yielded at its scheduled time."""
+        """The response body, each piece yielded at its scheduled time.
+
+        ``started``: when the server had read the request (its plan's times
+        count from then, or from getting a slot); the TTFTs it serves and
+        logs count from ``arrived``.
+        """
         plan, counters = self.plan, self.counters
         counters.in_flight += 1
         counters.max_in_flight = max(counters.max_in_flight, counters.in_flight)
@@ -160,9 +184,9 @@ class Exchange:
             first = json.dumps((self.body.get("messages") or [None])[0])
             ttft = plan.cached if first in counters.prefixes else plan.ttft
             counters.prefixes.add(first)
-        sent: list[float] = []
+        written: list[float] = []  # each token's write, on the Trio clock
         slots = None
-        arrived = started
+        read_at = started
         if plan.slots:
             slots = counters.slots = counters.slots or trio.Semaphore(plan.slots)
             counters.waiting += 1
@@ -175,11 +199,15 @@ class Exchange:
             for k in range(tokens):
                 await trio.sleep_until(started + ttft + k * plan.itl)
                 now = trio.current_time() - started
-                if not sent:
-                    counters.ttfts.append(trio.current_time() - arrived)
-                sent.append(now)
                 text = f"tok{k}.r{self.number} " if plan.tag else f"tok{k} "
-                yield _payload(self.chat, text, None, now, thought=k < plan.think)
+                piece = _payload(self.chat, text, None, now, thought=k < plan.think)
+                # the write's time: the piece built (its JSON took ~0.1 ms here), its
+                # send next, with no checkpoint between
+                at = trio.current_time()
+                if not written:
+                    counters.ttfts.append(at - self.arrived)
+                written.append(at)
+                yield piece
                 if self.cut:
                     return
             tail = _payload(self.chat, None, "length", trio.current_time() - started)
@@ -197,23 +225,30 @@ class Exchange:
             counters.in_flight -= 1
             if slots is not None:
                 slots.release()
-            _log_truth(self.body, sent)
+            self._log_truth(written, read_at)
         yield tail + DONE
 
+    def _log_truth(self, written: list[float], read_at: float) -> None:
+        """The truth of one answer (``TIMED_SERVER_LOG``): its token writes' times.
 
-def _log_truth(body: dict, sent: list[float]) -> None:
-    path = os.environ.get("TIMED_SERVER_LOG")
-    if not path or not sent:
-        return
-    messages = body.get("messages")
-    prompt = messages[-1]["content"] if messages else body.get("prompt", "")
-    record = {
-        "prompt": prompt,
-        "ttft": sent[0],
-        "gaps": [b - a for a, b in itertools.pairwise(sent)],
-    }
-    with open(path, "a", encoding="utf-8") as out:
-        out.write(json.dumps(record) + "\n")
+        ``ttft`` counts from the request's arrival (the kernel's stamp),
+        ``ttft_from_read`` from when the server had read it: the two differ
+        by the server's own lateness in reading.
+        """
+        path = os.environ.get("TIMED_SERVER_LOG")
+        if not path or not written:
+            return
+        messages = self.body.get("messages")
+        prompt = messages[-1]["content"] if messages else self.body.get("prompt", "")
+        record = {
+            "prompt": prompt,
+            "ttft": written[0] - self.arrived,
+            "ttft_from_read": written[0] - read_at,
+            "connection": self.connection,
+            "gaps": [b - a for a, b in itertools.pairwise(written)],
+        }
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(json.dumps(record) + "\n")
 
 
 def _report(key: str, what: str) -> object:
@@ -288,11 +323,13 @@ connections_accepted = 0  # as a program or under ``serve``: TCP connections so 
 async def _handle(stream: trio.SocketStream) -> None:
     global connections_accepted
     connections_accepted += 1
+    connection = connections_accepted
     buffer = bytearray()
+    receiver = StampedReceiver(stream)
     async with stream:
         try:
             while True:
-                request = await read_request(stream, buffer)
+                request = await read_request(receiver, buffer)
                 if request is None:
                     return
                 started = trio.current_time()
@@ -309,7 +346,8 @@ async def _handle(stream: trio.SocketStream) -> None:
                         text,
                     )
                     continue
-                exchange = Exchange(plan, key, json.loads(request.body or b"{}"), rest, started)
+                body = json.loads(request.body or b"{}")
+                exchange = Exchange(plan, key, body, rest, receiver.arrived, connection)
                 if exchange.status != 200:
                     await send_json(stream, f"{exchange.status} X", exchange.error(), close=False)
                     continue

@@ -113,9 +113,15 @@ class Measurement:
             elif type(event) is StreamError:
                 self.fail(error_type(event.kind, event.status), event.message)
 
-    def resend(self, at: float) -> None:
-        """The request goes out again at ``at``, nothing of its answer received: it is
-        timed from there (rawhttp.py: a kept-alive connection closed under it)."""
+    def timed_from(self, at: float) -> None:
+        """The request is timed from ``at``, nothing of its answer received yet.
+
+        rawhttp.py's: the moment its bytes go to the kernel on a kept-alive
+        connection (building them is the client's time, not the server's),
+        or, on a connection opened for it (its first sending, or its second
+        after a kept-alive one closed under it), the moment the connect
+        began: a connect is in its TTFT.
+        """
         self.sent = self.last = at
 
     def fail(self, kind: str, message: str) -> None:
@@ -173,10 +179,16 @@ class Target(Protocol):
 
     ``timing_source`` says what stamps the reads, for the report: ``clock``
     (the Trio clock as each read returns) or ``kernel`` (rawhttp.py).
+    ``connections_opened``: the TCP connections opened so far, or None when
+    the target cannot count them; the runner takes the difference over a
+    run's measured phase, because a connect there is inside a TTFT.
     """
 
     @property
     def timing_source(self) -> str: ...
+
+    @property
+    def connections_opened(self) -> int | None: ...
 
     async def send(self, item: Item, measurement: Measurement) -> None: ...
 
@@ -197,6 +209,7 @@ class HTTPTarget:
     """
 
     timing_source = "clock"
+    connections_opened = None  # inside httpcore's pools, out of sight
 
     def __init__(
         self, producer: OpenAIHTTPProducer, new_transport: Callable[[], Transport]
@@ -261,6 +274,7 @@ class BackendTarget:
     """Any ``Backend`` (the local model): event batches timed as they arrive."""
 
     timing_source = "clock"
+    connections_opened = None  # no network
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend

@@ -31,8 +31,14 @@ lean read loop (rawhttp.py), ITL |p99| error 0.5-0.9 ms at c=64 with kernel
 stamps, 1.4-3.3 ms with the clock; at c=256, 0.05-34 ms (kernel) and 9-15 ms
 (clock) from run to run. Kernel stamps are kept. What they cannot mend: a
 loop more than one token gap behind reads two tokens at once, and the
-kernel keeps one stamp (the later) for them; and the TTFT tail (p99 4-60 ms
-at c=256 either way), which is not in the reads' stamps.
+kernel keeps one stamp (the later) for them (at c=256 on a shared machine,
+0-768 gaps in 8,000 from run to run, an ITL |p99| of 0.06-22 ms). The
+TTFT tail (p99 4-60 ms at c=256 either way) was not in the reads' stamps:
+it was the timed server's truth, which started when its loaded event loop
+read the request (now at the request's arrival, its kernel stamp), and the
+client's own building of each request, inside every TTFT (now timed from
+its send, rawhttp.py); with both, TTFT p99 error 0.13-0.28 ms at every
+level (two ``--quick`` runs).
 """
 
 from __future__ import annotations

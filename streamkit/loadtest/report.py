@@ -106,9 +106,24 @@ def build_report(info: ReportInfo, groups: Sequence[Sequence[RunResult]]) -> dic
         "command_line": info.command_line,
         "server_metrics_url": public_url(info.server_metrics_url),
         "timing_source": info.timing_source,
+        "connections_opened": connections_opened(groups),
         "partial": any(r.partial for group in groups for r in group),
         "runs": [group_record(group, slo) for group in groups],
     }
+
+
+def connections_opened(groups: Sequence[Sequence[RunResult]]) -> int | None:
+    """The TCP connects in every run's measured phase (after warm-up), or None if not counted.
+
+    Why: a connect there lands inside that request's TTFT (a few hundred µs
+    on loopback, more under load or across a network), time the server never
+    sees; a count above 0 says some TTFTs hold one (a pool smaller than the
+    concurrency, keep-alive connections the server closed).
+    """
+    counts = [r.connections_opened for group in groups for r in group]
+    if not counts or any(count is None for count in counts):
+        return None
+    return sum(count for count in counts if count is not None)
 
 
 def write_json(path: Path, report: dict[str, Any]) -> None:

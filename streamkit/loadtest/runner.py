@@ -67,6 +67,8 @@ class RunResult(msgspec.Struct):
     nodes: dict[str, int] = {}  # on a cluster: each node's share of the requests
     server_metrics: dict[str, Any] | None = None  # --server-metrics: what was scraped
     repeat: int = 1  # --repeat: which of the run's repeats this is
+    # TCP connects after warm-up (each one inside a TTFT); None: the target cannot count
+    connections_opened: int | None = None
 
 
 class Observer(Protocol):
@@ -126,6 +128,7 @@ class Runner:
                 concurrency, iter(warm), None, 0.0, lambda s: None, trio.CancelScope()
             )
         samples = result.samples
+        opened_before = self.target.connections_opened
         self.observer.run_started(spec)
         origin = trio.current_time() if origin is None else origin
         await trio.sleep_until(origin)
@@ -170,6 +173,9 @@ class Runner:
                     )
             finally:
                 result.duration = trio.current_time() - origin
+                opened = self.target.connections_opened
+                if opened is not None and opened_before is not None:
+                    result.connections_opened = opened - opened_before
 
     def _closed_part(self, concurrency: int) -> tuple[int, int] | None:
         """This worker's slice of a closed loop, or None when it has no loop to run.

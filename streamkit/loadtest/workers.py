@@ -54,6 +54,7 @@ class _Line(msgspec.Struct, omit_defaults=True):
     duration: float = 0.0
     stopped: str | None = None
     error: str | None = None
+    connections_opened: int | None = None
 
 
 def _enc(value: Any) -> Any:
@@ -141,6 +142,10 @@ class WorkerPool:
                 reader.ended = True
                 result.duration = max(result.duration, line.duration)
                 result.stopped = result.stopped or line.stopped
+                if line.connections_opened is not None:
+                    result.connections_opened = (
+                        result.connections_opened or 0
+                    ) + line.connections_opened
 
     async def _finish(self, readers: list[_Reader], result: RunResult) -> None:
         """Ask workers still running to stop, keep what they report, reap them."""
@@ -235,7 +240,13 @@ def main() -> int:
             origin = trio.current_time() + (start - time.time())
             with interrupts.guard() as scope, scope:
                 await runner.run(result, origin=origin)
-        out.write(_encode(_Line("end", duration=result.duration, stopped=result.stopped)) + b"\n")
+        end = _Line(
+            "end",
+            duration=result.duration,
+            stopped=result.stopped,
+            connections_opened=result.connections_opened,
+        )
+        out.write(_encode(end) + b"\n")
         out.flush()
         return 0
 
