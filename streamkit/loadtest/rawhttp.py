@@ -6,14 +6,16 @@ in the httpx, httpcore and anyio layers and their context managers (h11, the
 HTTP/1.1 parsing itself, ~10 µs). At ~3,200 reads/s that kept one process
 50-70 % busy, and each read was timestamped late by the reads queued before
 it: 28 ms p99 TTFT error, 6.3 ms p99 ITL error (bench/bench_accuracy.py).
-Here a read is ``trio.SocketStream.receive_some``, timed the moment it
-returns, then h11 and the sans-IO ``OpenAIStreamDecoder``, and nothing else.
+Here a read is one ``recvmsg`` of the socket, timed the moment it returns;
+h11 reads the answer's head, then the sans-IO ``protocol.http1_body``
+(the body's framing, as the lean transport of every other command undoes
+it) and ``OpenAIStreamDecoder``, and nothing else.
 
 It does only what bench needs: one POST, a streamed answer, keep-alive. No
 TLS, proxies, redirects or compression: ``https://`` base URLs use
 ``HTTPTarget`` over the httpx transport. (Every other command reads plain
 ``http://`` with ``providers/h11_transport.py``, which stamps nothing: here
-each read is timed before h11 sees it.) One retry: servers close idle
+each read is timed before it is parsed.) One retry: servers close idle
 keep-alive connections on their own schedule (llama.cpp's ``llama-server``
 does, with no ``Connection: close`` before), so a request sent on a
 kept-alive connection the server closed before any byte of an answer is
@@ -62,6 +64,7 @@ from streamkit.loadtest.kernelstamps import (
     kernel_clock,
 )
 from streamkit.loadtest.workload import Item
+from streamkit.protocol.http1_body import BodyDecoder, BodyError, body_framing, keeps_alive
 from streamkit.protocol.http_errors import ERROR_BODY_LIMIT, connection_error, status_message
 from streamkit.protocol.openai import OpenAIStreamDecoder
 from streamkit.protocol.urls import plain_http_address, public_url, url_secrets
@@ -291,7 +294,9 @@ class RawHTTPTarget:
         ancillary_size = 0 if kernel is None else ANCILLARY_SIZE
         wait_readable = trio.lowlevel.wait_readable
         decoder = OpenAIStreamDecoder()
-        response: h11.Response | None = None
+        response: h11.Response | None = None  # h11 reads the head; the body is framed here
+        body: BodyDecoder | None = None
+        keep_alive = False
         error_body = b""
         answered = False  # a byte of the answer arrived
         while True:
@@ -312,40 +317,45 @@ class RawHTTPTarget:
                 if not data:
                     raise _NoAnswer("")
                 answered = True
-            http.receive_data(data)
-            while True:
-                event = http.next_event()
-                kind = type(event)
-                if kind is h11.Data:
-                    if response is not None and response.status_code >= 400:
-                        error_body += event.data
-                        if len(error_body) >= ERROR_BODY_LIMIT:
-                            self._fail_status(measurement, response, target, error_body)
-                            return False
-                    elif measurement.end is None:  # after [DONE]: read to the body's end,
-                        # so that the connection serves the next request
-                        measurement.feed(decoder.feed(bytes(event.data)), at)
-                        if decoder.chunks.done:
-                            measurement.end = at
-                elif event is h11.NEED_DATA:
-                    break
-                elif kind is h11.Response:
-                    response = event
-                elif kind is h11.EndOfMessage:
-                    if response is not None and response.status_code >= 400:
-                        self._fail_status(measurement, response, target, error_body)
-                    else:
-                        if measurement.end is None:
-                            measurement.feed(decoder.close(), clock())
-                        if measurement.end is None:
-                            measurement.end = clock()
-                    if http.our_state is h11.DONE and http.their_state is h11.DONE:
-                        http.start_next_cycle()
-                        return True
+            closed = not data
+            if body is None:
+                http.receive_data(data)
+                response = _head(http)
+                if response is None:
+                    continue
+                framing = body_framing("POST", response.status_code, response.headers)
+                body = BodyDecoder(framing)
+                keep_alive = keeps_alive(response.http_version, response.headers)
+                data, closed = http.trailing_data
+            try:
+                piece = body.feed(data) if data else b""
+                if closed:
+                    piece += body.close()
+            except BodyError as exc:
+                raise h11.RemoteProtocolError(str(exc)) from None
+            if piece and response.status_code >= 400:
+                error_body += piece
+                if len(error_body) >= ERROR_BODY_LIMIT:
+                    self._fail_status(measurement, response, target, error_body)
                     return False
-                elif kind is h11.ConnectionClosed or event is h11.PAUSED:
-                    raise h11.RemoteProtocolError("the server closed the connection early")
-                # else: an informational (1xx) response
+            elif piece and measurement.end is None:  # after [DONE]: read to the body's
+                # end, so that the connection serves the next request
+                measurement.feed(decoder.feed(piece), at)
+                if decoder.chunks.done:
+                    measurement.end = at
+            if not body.ended:
+                continue
+            if response.status_code >= 400:
+                self._fail_status(measurement, response, target, error_body)
+            else:
+                if measurement.end is None:
+                    measurement.feed(decoder.close(), clock())
+                if measurement.end is None:
+                    measurement.end = clock()
+            if keep_alive and not closed and not body.leftover:
+                connection.http = h11.Connection(h11.CLIENT)  # h11 saw only the head
+                return True
+            return False
 
     def _fail_status(
         self, measurement: Measurement, response: h11.Response, target: str, raw: bytes
@@ -369,3 +379,16 @@ class RawHTTPTarget:
         """What the socket said (a ``BrokenResourceError`` wraps the ``OSError``)."""
         cause = exc.__cause__ if isinstance(exc, trio.BrokenResourceError) else None
         return one_line(cause or exc)
+
+
+def _head(http: h11.Connection) -> h11.Response | None:
+    """The answer's head once h11 has all of it (informational answers skipped)."""
+    while True:
+        event = http.next_event()
+        if type(event) is h11.Response:
+            return event
+        if event is h11.NEED_DATA:
+            return None
+        if type(event) is h11.ConnectionClosed or event is h11.PAUSED:
+            raise h11.RemoteProtocolError("the server closed the connection early")
+        # else: an informational (1xx) answer
