@@ -31,12 +31,11 @@ from streamkit.providers.llama.tokenizer import Tokenizer
 from streamkit.request import GenerationOptions, GenerationRequest, Message
 
 
-class Runner(Protocol):
-    """What a sessions run needs of the runner (runner.py, which calls ``play``)."""
+class Sender(Protocol):
+    """What a conversation's turns need of the runner (runner.py): its tokenizer, to
+    count a history, and its ``send``. Trace sessions (tracesessions.py) need no more."""
 
-    workload: Workload
     tokenizer: Tokenizer | None
-    part: tuple[int, int]
 
     async def send(
         self,
@@ -46,6 +45,13 @@ class Runner(Protocol):
         origin: float,
         record: Callable[[Sample], None],
     ) -> Measurement: ...
+
+
+class Runner(Sender, Protocol):
+    """What a sessions run needs of the runner (runner.py, which calls ``play``)."""
+
+    workload: Workload
+    part: tuple[int, int]
 
 
 class Spec(Protocol):

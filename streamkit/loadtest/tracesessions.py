@@ -24,32 +24,14 @@ history is; records without a session are dealt as every other schedule is.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
 
 import msgspec
 import trio
 
-from streamkit.loadtest.client import Measurement
 from streamkit.loadtest.metrics import Sample
-from streamkit.loadtest.sessions import history_tokens
+from streamkit.loadtest.sessions import Sender, history_tokens
 from streamkit.loadtest.workload import Item
-from streamkit.providers.llama.tokenizer import Tokenizer
 from streamkit.request import GenerationRequest, Message
-
-
-class Sender(Protocol):
-    """What a trace's sessions need of the runner (runner.py)."""
-
-    tokenizer: Tokenizer | None
-
-    async def send(
-        self,
-        index: int,
-        item: Item,
-        scheduled: float | None,
-        origin: float,
-        record: Callable[[Sample], None],
-    ) -> Measurement: ...
 
 
 def trace_share(

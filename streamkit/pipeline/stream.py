@@ -84,7 +84,7 @@ async def run_stream(
 
     ``reply`` is the one to fill. A consumer that reads the whole reply when
     its stream ends (the log's recorder) says so with ``reads_whole_reply``:
-    the fan-out then fills that consumer's ``reply``, so ``Reply.add`` is not
+    ``run_stream`` then fills that consumer's ``reply``, so ``Reply.add`` is not
     done twice a batch, and no caller can forget to share it.
     """
     if reply is None:
