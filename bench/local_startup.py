@@ -12,7 +12,8 @@ fresh process from ``subprocess.Popen``:
   no config file): time from ``Popen`` to the first byte read from its
   stdout, and to its exit (which must be 0);
 * for reference, wall time from ``Popen`` to exit of ``python -c pass``,
-  ``python -c "import streamkit.cli.app"`` (the CLI's imports),
+  ``python -c "from streamkit.cli.app import app_for; app_for(['chat'])"``
+  (the imports of the CLI and its ``chat``),
   ``python -c "import llama_cpp"`` and ``python -m streamkit --help``.
 
 "Cold-ish": every run is a new process, so nothing is warm inside Python;
@@ -37,7 +38,7 @@ from support import PYTHON, child_env
 
 REFERENCES: list[tuple[str, list[str]]] = [
     ("python -c pass", ["-c", "pass"]),
-    ("python -c 'import streamkit.cli.app'", ["-c", "import streamkit.cli.app"]),
+    ("CLI imports (chat)", ["-c", "from streamkit.cli.app import app_for; app_for(['chat'])"]),
     ("python -c 'import llama_cpp'", ["-c", "import llama_cpp"]),
     ("python -m streamkit --help", ["-m", "streamkit", "--help"]),
 ]
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     first = medians["chat Hi -n 1: first stdout byte"]
     bare = medians["python -c pass"]
-    cli = medians["python -c 'import streamkit.cli.app'"]
+    cli = medians["CLI imports (chat)"]
     llama = medians["python -c 'import llama_cpp'"]
     print(
         f"  first byte / --help: {first / medians['python -m streamkit --help']:.2f}; "

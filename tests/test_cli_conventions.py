@@ -105,6 +105,35 @@ def test_top_level_help_groups_commands_and_lists_exit_codes(run_cli):
     assert "130 Ctrl-C" in out and "9 tool hop limit" in out
 
 
+def test_a_run_loads_only_its_own_command_and_help_lists_all(cli_env):
+    """The app registers the command argv names; help and typos still see every command."""
+    probe = (
+        "import sys; from streamkit.cli.app import app_for; "
+        "app = app_for(sys.argv[1:]); "
+        "print(len(app.registered_commands) + len(app.registered_groups), "
+        "'streamkit.cli.bench' in sys.modules)"
+    )
+
+    def loaded(*argv: str) -> str:
+        run = subprocess.run(
+            [sys.executable, "-c", probe, *argv], capture_output=True, text=True, env=cli_env
+        )
+        assert run.returncode == 0, run.stderr
+        return run.stdout.strip()
+
+    assert loaded("--no-color", "chat", "-h") == "1 False"  # help after the command: its own
+    assert loaded("bench", "run") == "1 True"
+    assert loaded("--help", "chat") == "10 True"
+    assert loaded() == "10 True"
+    assert loaded("chta") == "10 True"  # typer's "Did you mean 'chat'?" needs every name
+
+
+def test_unknown_command_suggests_the_near_one(run_cli):
+    result = run_cli("chta", "x")
+    assert result.code == 2
+    assert "No such command 'chta'" in result.stderr and "'chat'" in result.stderr
+
+
 def test_version(run_cli):
     out = run_cli("--version").stdout.splitlines()
     assert out[0].startswith("streamkit 0.")
