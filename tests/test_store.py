@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import msgspec
 import trio
 
 from streamkit.events import Finish, TextDelta
@@ -240,6 +241,68 @@ def test_migration_from_version_1_keeps_the_data(tmp_path):
     assert [m.content for m in store.messages("c1")] == ["an old zebra reply"]
     [(message, _)] = store.search("zebra")  # the new index covers the old rows
     assert message.conversation_id == "c1"
+
+
+def test_a_reply_written_whole_equals_one_streamed_then_finished(tmp_path):
+    """``add_ended_reply`` (a short reply) leaves the row and the indexes the
+    streaming path leaves."""
+    store = Store(tmp_path / "log.db")
+    ending = {
+        "status": "complete",
+        "finish_reason": "stop",
+        "prompt_tokens": 3,
+        "completion_tokens": 2,
+        "ttft_s": 0.1,
+        "duration_s": 0.2,
+        "tool_calls": '[{"id":"c","name":"f","arguments":"{}"}]',
+        "reasoning": "pondering aardvarks",
+        "reasoning_tokens": 4,
+    }
+    rows = []
+    for whole in (False, True):
+        conversation = store.new_conversation()
+        if whole:
+            store.add_ended_reply(
+                conversation, "quokka says", request_id=None, model="m", provider="p", **ending
+            )
+        else:
+            message_id = store.add_message(
+                conversation, "assistant", "quokka", model="m", provider="p", status="streaming"
+            )
+            store.finish_message(message_id, tail=" says", **ending)
+        [message] = store.messages(conversation)
+        row = msgspec.structs.asdict(message)
+        rows.append({k: v for k, v in row.items() if k not in ("id", "conversation_id")})
+        assert rows[-1].pop("created_at") and rows[-1]["undone_at"] is None
+        assert [m.id for m, _ in store.search("quokka")][-1] == message.id
+        assert [m.id for m, _ in store.search("aardvarks", reasoning=True)][-1] == message.id
+    assert rows[0] == rows[1]
+    assert rows[1]["content"] == "quokka says" and rows[1]["reasoning_tokens"] == 4
+    assert len(store.search("quokka")) == 2  # each indexed once: no stale entry left
+
+
+async def test_a_reply_read_in_one_piece_is_written_once(tmp_path, autojump_clock):
+    store = Store(tmp_path / "log.db")
+    whole, add_ended_reply = [], store.add_ended_reply
+    store.add_ended_reply = lambda *args, **kwargs: (
+        whole.append(args) or add_ended_reply(*args, **kwargs)
+    )
+    log = ConversationLog(AsyncStore(store), store.new_conversation())
+    backend = SimpleNamespace(provider="test", model_name="m")
+    recorder = await log.reply_recorder(GenerationRequest("completion", "m", prompt="x"), backend)
+
+    async def produce(send):
+        await send.send([TextDelta("Hello"), TextDelta(", world"), Finish("stop")])
+
+    await run_stream(produce, [recorder], reply=recorder.reply)
+    assert whole == [(log.conversation_id, "Hello, world")]
+    [message] = store.messages(log.conversation_id)
+    assert (message.content, message.status, message.finish_reason) == (
+        "Hello, world",
+        "complete",
+        "stop",
+    )
+    assert log.last_reply_id == message.id
 
 
 async def test_reply_is_written_in_batches_not_per_token(tmp_path, autojump_clock):

@@ -4,7 +4,8 @@ It must not slow the producer or the printer, so receiving never waits on
 the disk: the receiving task only appends text to a buffer, and a second task
 writes the buffer in a worker thread about every 200 ms or 1 KiB, whichever
 comes first (but not more than once per 20 ms). The reply row is created
-with the first text; when the stream ends, the row gets its status
+with the first text (a reply that has ended by then, as a short one read in
+one piece, is written whole instead); when the stream ends, the row gets its status
 (``complete``, ``interrupted`` for Ctrl-C, SIGTERM or a timeout, ``error``),
 finish reason, usage, TTFT and duration.
 
@@ -126,15 +127,31 @@ class ReplyRecorder:
             # At most one write per MIN_GAP however fast the stream: a 1 KiB
             # trigger alone would write every few hundred tokens.
             await trio.sleep(MIN_GAP)
-        await self._ensure_row()
         # The reply's end is one call to the log: its last text, how it
         # ended, and the server's answer, together (one round trip a reply).
         blocking, message_id = self.log.store.store, self.message_id
-        tail = self._take_text()
+        text = self._take_text()
         ending = self._ending()
+        if message_id is None:
+            # It ended before its row was written (a short reply, often one
+            # network read): the row is written whole, once.
+            def add_whole() -> int:
+                written = blocking.add_ended_reply(
+                    self.log.conversation_id,
+                    text,
+                    request_id=self.request_id,
+                    model=self.model,
+                    provider=self.provider,
+                    **ending,
+                )
+                self._record_exchange(blocking)
+                return written
+
+            self.message_id = self.log.last_reply_id = await self.log.store.together(add_whole)
+            return
 
         def finish() -> None:
-            blocking.finish_message(message_id, tail=tail, **ending)
+            blocking.finish_message(message_id, tail=text, **ending)
             self._record_exchange(blocking)
 
         await self.log.store.together(finish)

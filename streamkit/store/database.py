@@ -39,6 +39,22 @@ from streamkit.store.sqlite_helpers import Transaction, statements
 BUSY_TIMEOUT_MS = 10_000  # how long a write waits for another process's lock
 
 ROW_GONE = "the conversation was removed from the log while it was being written"
+# What a reply's end sets, in the order ``_record_end`` takes its values.
+_END_COLUMNS = (
+    "status",
+    "finish_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "ttft_s",
+    "duration_s",
+    "error",
+    "finished_at",
+    "tool_calls",
+    "reasoning",
+    "reasoning_tokens",
+    "reasoning_opaque",
+)
+_END_ASSIGNMENTS = ", ".join(f"{column} = ?" for column in _END_COLUMNS)
 
 
 def default_db_path() -> Path:
@@ -289,14 +305,11 @@ class Store(LogReads):
                 " (SELECT text FROM message_chunks WHERE message_id = ? ORDER BY seq)",
                 (message_id,),
             ).fetchone()
-            cursor = self.db.execute(
-                "UPDATE messages SET content = content || ?, status = ?, finish_reason = ?,"
-                " prompt_tokens = ?, completion_tokens = ?, ttft_s = ?, duration_s = ?,"
-                " error = ?, finished_at = ?, tool_calls = ?, reasoning = ?,"
-                " reasoning_tokens = ?, reasoning_opaque = ? WHERE id = ?"
-                + (" AND status = 'streaming'" if only_streaming else ""),
-                (
-                    (streamed or "") + tail,
+            if not self._record_end(
+                message_id,
+                (streamed or "") + tail,
+                only_streaming=only_streaming,
+                ending=(
                     status,
                     finish_reason,
                     prompt_tokens,
@@ -309,13 +322,89 @@ class Store(LogReads):
                     reasoning,
                     reasoning_tokens,
                     reasoning_opaque,
-                    message_id,
                 ),
-            )
-            if cursor.rowcount == 0:
+            ):
                 return False
             self.db.execute("DELETE FROM message_chunks WHERE message_id = ?", (message_id,))
         return True
+
+    def add_ended_reply(
+        self,
+        conversation_id: str,
+        content: str,
+        *,
+        request_id: int | None,
+        model: str | None,
+        provider: str | None,
+        status: str,
+        finish_reason: str | None = None,
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
+        ttft_s: float | None = None,
+        duration_s: float | None = None,
+        error: str | None = None,
+        tool_calls: str | None = None,
+        reasoning: str | None = None,
+        reasoning_tokens: int | None = None,
+        reasoning_opaque: str | None = None,
+    ) -> int:
+        """A reply that ended before its row was written: the row ``add_message``
+        (streaming) then ``finish_message`` leave, in one transaction.
+
+        Why: a short reply, often one network read for a batch line, would
+        otherwise read and delete its (absent) chunks and append to its content,
+        which makes the full-text index delete and re-insert it.
+        """
+        with self._transaction():
+            message_id = self.add_message(
+                conversation_id,
+                "assistant",
+                content,
+                request_id=request_id,
+                model=model,
+                provider=provider,
+                status="streaming",
+            )
+            self._record_end(
+                message_id,
+                None,
+                only_streaming=False,
+                ending=(
+                    status,
+                    finish_reason,
+                    prompt_tokens,
+                    completion_tokens,
+                    ttft_s,
+                    duration_s,
+                    error,
+                    time.time(),
+                    tool_calls,
+                    reasoning,
+                    reasoning_tokens,
+                    reasoning_opaque,
+                ),
+            )
+        return message_id
+
+    def _record_end(
+        self,
+        message_id: int,
+        appended: str | None,
+        *,
+        only_streaming: bool,
+        ending: tuple[Any, ...],
+    ) -> bool:
+        """Set how a reply ended (the values in ``_END_COLUMNS``' order), appending
+        ``appended`` to its content unless None; False if no row was changed."""
+        cursor = self.db.execute(
+            "UPDATE messages SET "
+            + ("content = content || ?, " if appended is not None else "")
+            + _END_ASSIGNMENTS
+            + " WHERE id = ?"
+            + (" AND status = 'streaming'" if only_streaming else ""),
+            (*(() if appended is None else (appended,)), *ending, message_id),
+        )
+        return cursor.rowcount != 0
 
     def add_tool_call(
         self,
