@@ -32,7 +32,7 @@ from typing import Any, ParamSpec, TypeVar
 import trio
 
 from streamkit.errors import LogError, one_line
-from streamkit.store.database import ROW_GONE, Store
+from streamkit.store.database import ROW_GONE, Store, new_conversation_id
 from streamkit.store.health import current_health
 from streamkit.store.records import StoredMessage
 from streamkit.store.sqlite_helpers import Transaction
@@ -82,6 +82,18 @@ class AsyncStore:
         return await self._call(partial(method, *args, **kwargs), writes=False)
 
     async def _call(self, run: Callable[[], R], *, writes: bool) -> R:
+        call = self._enqueue(run, writes)
+        await call.done.wait()
+        if call.error is not None:
+            raise self.failure or self._fail(call.error)
+        return call.result
+
+    def _post(self, run: Callable[[], object]) -> None:
+        """A write nobody waits for: it runs before every call queued after it, and
+        its failure, like any, fails the calls after it and is reported at the end."""
+        self._enqueue(run, True)
+
+    def _enqueue(self, run: Callable[[], Any], writes: bool) -> _Call:
         if self.failure is not None:
             raise self.failure
         if self._closed:
@@ -93,10 +105,7 @@ class AsyncStore:
             # A system task, so that a caller cancelled meanwhile (Ctrl-C)
             # strands no one else's call: the queue is always run to its end.
             trio.lowlevel.spawn_system_task(self._drain)
-        await call.done.wait()
-        if call.error is not None:
-            raise self.failure or self._fail(call.error)
-        return call.result
+        return call
 
     async def _drain(self) -> None:
         try:
@@ -156,7 +165,11 @@ class AsyncStore:
         await trio.to_thread.run_sync(self.store.close)
 
     async def new_conversation(self, batch: str | None = None, record_id: str | None = None) -> str:
-        return await self._run(self.store.new_conversation, batch, record_id)
+        """A new conversation's id, at once: its row is written ahead of every later
+        call (the queue runs in order), so a batch line waits no commit to start."""
+        conversation_id = new_conversation_id()
+        self._post(partial(self.store.new_conversation, batch, record_id, conversation_id))
+        return conversation_id
 
     async def last_conversation(self) -> str | None:
         return await self._read(self.store.last_conversation)

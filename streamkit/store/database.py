@@ -38,6 +38,12 @@ from streamkit.store.sqlite_helpers import Transaction, statements
 
 BUSY_TIMEOUT_MS = 10_000  # how long a write waits for another process's lock
 
+
+def new_conversation_id() -> str:
+    """A conversation's id: 12 random hex digits."""
+    return uuid.uuid4().hex[:12]
+
+
 ROW_GONE = "the conversation was removed from the log while it was being written"
 # What a reply's end sets, in the order ``_record_end`` takes its values.
 _END_COLUMNS = (
@@ -142,8 +148,14 @@ class Store(LogReads):
 
     # -- writes --------------------------------------------------------------
 
-    def new_conversation(self, batch: str | None = None, record_id: str | None = None) -> str:
-        conversation_id = uuid.uuid4().hex[:12]
+    def new_conversation(
+        self,
+        batch: str | None = None,
+        record_id: str | None = None,
+        conversation_id: str | None = None,
+    ) -> str:
+        """A conversation row; its id is ``conversation_id`` if given, else a new one."""
+        conversation_id = conversation_id or new_conversation_id()
         now = time.time()
         self.db.execute(
             "INSERT INTO conversations (id, created_at, updated_at, batch, record_id)"
