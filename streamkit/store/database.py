@@ -45,22 +45,6 @@ def new_conversation_id() -> str:
 
 
 ROW_GONE = "the conversation was removed from the log while it was being written"
-# What a reply's end sets, in the order ``_record_end`` takes its values.
-_END_COLUMNS = (
-    "status",
-    "finish_reason",
-    "prompt_tokens",
-    "completion_tokens",
-    "ttft_s",
-    "duration_s",
-    "error",
-    "finished_at",
-    "tool_calls",
-    "reasoning",
-    "reasoning_tokens",
-    "reasoning_opaque",
-)
-_END_ASSIGNMENTS = ", ".join(f"{column} = ?" for column in _END_COLUMNS)
 
 
 def default_db_path() -> Path:
@@ -296,7 +280,7 @@ class Store(LogReads):
         message_id: int,
         *,
         only_streaming: bool = False,
-        tail: str = "",
+        tail: str | None = "",
         status: str,
         finish_reason: str | None = None,
         prompt_tokens: int | None = None,
@@ -310,18 +294,26 @@ class Store(LogReads):
         reasoning_opaque: str | None = None,
     ) -> bool:
         """``finish_message``; False if there was no such row (``only_streaming``:
-        no such row still streaming)."""
+        no such row still streaming). ``tail`` None: nothing was streamed into the
+        row, so its content, chunks and full-text entry are left as they are."""
         with self._transaction():
-            (streamed,) = self.db.execute(
-                "SELECT group_concat(text, '') FROM"
-                " (SELECT text FROM message_chunks WHERE message_id = ? ORDER BY seq)",
-                (message_id,),
-            ).fetchone()
-            if not self._record_end(
-                message_id,
-                (streamed or "") + tail,
-                only_streaming=only_streaming,
-                ending=(
+            appended: tuple[str, ...] = ()
+            if tail is not None:
+                (streamed,) = self.db.execute(
+                    "SELECT group_concat(text, '') FROM"
+                    " (SELECT text FROM message_chunks WHERE message_id = ? ORDER BY seq)",
+                    (message_id,),
+                ).fetchone()
+                appended = ((streamed or "") + tail,)
+            cursor = self.db.execute(
+                "UPDATE messages SET "
+                + ("content = content || ?, " if appended else "")
+                + "status = ?, finish_reason = ?, prompt_tokens = ?, completion_tokens = ?,"
+                " ttft_s = ?, duration_s = ?, error = ?, finished_at = ?, tool_calls = ?,"
+                " reasoning = ?, reasoning_tokens = ?, reasoning_opaque = ? WHERE id = ?"
+                + (" AND status = 'streaming'" if only_streaming else ""),
+                (
+                    *appended,
                     status,
                     finish_reason,
                     prompt_tokens,
@@ -334,10 +326,13 @@ class Store(LogReads):
                     reasoning,
                     reasoning_tokens,
                     reasoning_opaque,
+                    message_id,
                 ),
-            ):
+            )
+            if cursor.rowcount == 0:
                 return False
-            self.db.execute("DELETE FROM message_chunks WHERE message_id = ?", (message_id,))
+            if tail is not None:
+                self.db.execute("DELETE FROM message_chunks WHERE message_id = ?", (message_id,))
         return True
 
     def add_ended_reply(
@@ -348,20 +343,10 @@ class Store(LogReads):
         request_id: int | None,
         model: str | None,
         provider: str | None,
-        status: str,
-        finish_reason: str | None = None,
-        prompt_tokens: int | None = None,
-        completion_tokens: int | None = None,
-        ttft_s: float | None = None,
-        duration_s: float | None = None,
-        error: str | None = None,
-        tool_calls: str | None = None,
-        reasoning: str | None = None,
-        reasoning_tokens: int | None = None,
-        reasoning_opaque: str | None = None,
+        **ending: Any,
     ) -> int:
         """A reply that ended before its row was written: the row ``add_message``
-        (streaming) then ``finish_message`` leave, in one transaction.
+        (streaming) then ``finish_message(**ending)`` leave, in one transaction.
 
         Why: a short reply, often one network read for a batch line, would
         otherwise read and delete its (absent) chunks and append to its content,
@@ -377,46 +362,8 @@ class Store(LogReads):
                 provider=provider,
                 status="streaming",
             )
-            self._record_end(
-                message_id,
-                None,
-                only_streaming=False,
-                ending=(
-                    status,
-                    finish_reason,
-                    prompt_tokens,
-                    completion_tokens,
-                    ttft_s,
-                    duration_s,
-                    error,
-                    time.time(),
-                    tool_calls,
-                    reasoning,
-                    reasoning_tokens,
-                    reasoning_opaque,
-                ),
-            )
+            self._finish(message_id, tail=None, **ending)
         return message_id
-
-    def _record_end(
-        self,
-        message_id: int,
-        appended: str | None,
-        *,
-        only_streaming: bool,
-        ending: tuple[Any, ...],
-    ) -> bool:
-        """Set how a reply ended (the values in ``_END_COLUMNS``' order), appending
-        ``appended`` to its content unless None; False if no row was changed."""
-        cursor = self.db.execute(
-            "UPDATE messages SET "
-            + ("content = content || ?, " if appended is not None else "")
-            + _END_ASSIGNMENTS
-            + " WHERE id = ?"
-            + (" AND status = 'streaming'" if only_streaming else ""),
-            (*(() if appended is None else (appended,)), *ending, message_id),
-        )
-        return cursor.rowcount != 0
 
     def add_tool_call(
         self,
