@@ -305,6 +305,29 @@ async def test_a_reply_read_in_one_piece_is_written_once(tmp_path, autojump_cloc
     assert log.last_reply_id == message.id
 
 
+async def test_the_end_of_a_reply_does_not_wait_out_the_gap_between_writes(
+    tmp_path, autojump_clock
+):
+    from streamkit.sinks.reply_recorder import MIN_GAP
+
+    store = Store(tmp_path / "log.db")
+    log = ConversationLog(AsyncStore(store), store.new_conversation())
+    backend = SimpleNamespace(provider="test", model_name="m")
+    recorder = await log.reply_recorder(GenerationRequest("completion", "m", prompt="x"), backend)
+    ended_at = []
+
+    async def produce(send):
+        await send.send([TextDelta("first")])
+        await trio.sleep(0.001)  # the row is written, and the gap after it begins
+        await send.send([TextDelta(" last"), Finish("stop")])
+        ended_at.append(trio.current_time())
+
+    await run_stream(produce, [recorder], reply=recorder.reply)
+    assert trio.current_time() - ended_at[0] < MIN_GAP / 2
+    [message] = store.messages(log.conversation_id)
+    assert (message.content, message.status) == ("first last", "complete")
+
+
 async def test_reply_is_written_in_batches_not_per_token(tmp_path, autojump_clock):
     store = Store(tmp_path / "log.db")
     writes: list[str] = []  # every write of reply text: the row's first, chunks, the tail

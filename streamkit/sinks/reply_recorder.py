@@ -74,13 +74,13 @@ class ReplyRecorder:
         self._pending_bytes = 0
         self._seq = 0
         self._failed = False  # the log failed: nothing more is kept or written
-        self._done = False
+        self._ended = trio.Event()  # end() was called: no write waits any longer
         self._wake = trio.Event()
         self._started = trio.current_time()
         self._first_token_at: float | None = None
 
     def end(self) -> None:
-        self._done = True
+        self._ended.set()
         self._wake.set()
 
     def take(self, batch: Batch) -> None:
@@ -121,12 +121,14 @@ class ReplyRecorder:
             with trio.move_on_after(FLUSH_INTERVAL):
                 await self._wake.wait()
             self._wake = trio.Event()
-            if self._done:
+            if self._ended.is_set():
                 break
             await self._flush()
             # At most one write per MIN_GAP however fast the stream: a 1 KiB
-            # trigger alone would write every few hundred tokens.
-            await trio.sleep(MIN_GAP)
+            # trigger alone would write every few hundred tokens. The end of
+            # the reply cuts the gap short: the command's exit waits for it.
+            with trio.move_on_after(MIN_GAP):
+                await self._ended.wait()
         # The reply's end is one call to the log: its last text, how it
         # ended, and the server's answer, together (one round trip a reply).
         blocking, message_id = self.log.store.store, self.message_id
