@@ -31,6 +31,13 @@ class Receiver(Protocol):
     async def receive_some(self, max_bytes: int | None = None) -> bytes: ...
 
 
+class Sender(Protocol):
+    """What the answers are written to: a ``trio.SocketStream``, or a writer that also
+    keeps when the bytes left (``departures.StampedSender``)."""
+
+    async def send_all(self, data: bytes) -> None: ...
+
+
 @dataclass
 class Request:
     method: str
@@ -71,7 +78,7 @@ async def read_request(stream: Receiver, buffer: bytearray | None = None) -> Req
 
 
 async def send_head(
-    stream: trio.SocketStream, status: str, headers: Mapping[str, object], body: bytes = b""
+    stream: Sender, status: str, headers: Mapping[str, object], body: bytes = b""
 ) -> None:
     """The status line (``status`` is e.g. ``"200 OK"``) and headers, then ``body``, in
     one write."""
@@ -84,7 +91,7 @@ def _connection(close: bool) -> dict[str, str]:
 
 
 async def send_json(
-    stream: trio.SocketStream,
+    stream: Sender,
     status: str,
     body: object,
     headers: Mapping[str, str] | None = None,
@@ -107,7 +114,7 @@ async def send_json(
 
 
 async def start_sse(
-    stream: trio.SocketStream,
+    stream: Sender,
     status: str = "200 OK",
     headers: Mapping[str, str] | None = None,
     *,
@@ -126,18 +133,18 @@ async def start_sse(
     )
 
 
-async def send_piece(stream: trio.SocketStream, data: bytes) -> None:
+async def send_piece(stream: Sender, data: bytes) -> None:
     """One chunk of a chunked body (``data`` must not be empty)."""
     await stream.send_all(b"%x\r\n%b\r\n" % (len(data), data))
 
 
-async def end_chunked(stream: trio.SocketStream) -> None:
+async def end_chunked(stream: Sender) -> None:
     """The terminating zero-length chunk; a stream cut short just never sends it."""
     await stream.send_all(b"0\r\n\r\n")
 
 
 async def stream_pieces(
-    stream: trio.SocketStream,
+    stream: Sender,
     pieces: list[bytes],
     headers: Mapping[str, str] | None = None,
     *,

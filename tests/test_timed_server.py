@@ -77,3 +77,24 @@ async def test_without_kernel_stamps_truth_starts_at_the_read(
     assert received["at"] == before == after  # the read that completed it, at once
     assert record["ttft"] == record["ttft_from_read"] == pytest.approx(0.05, abs=1e-9)
     assert record["gaps"] == [pytest.approx(0.01, abs=1e-9)]
+
+
+async def test_a_token_sent_late_is_timed_when_it_left(nursery, tmp_path, monkeypatch):
+    """A server held up between building a token and sending it (as a preempted one
+    is): the truth is the kernel's transmit stamp of the send, so the gap holds the
+    delay, which the clock read before the send would leave out."""
+    if arrival_clock() is None:
+        pytest.skip("no kernel stamps here")
+    log = tmp_path / "truth.jsonl"
+    monkeypatch.setenv("TIMED_SERVER_LOG", str(log))
+    send_piece = timed_server.send_piece
+
+    async def second_token_late(stream, data: bytes) -> None:
+        if b"tok1 " in data:
+            await trio.sleep(0.03)
+        await send_piece(stream, data)
+
+    monkeypatch.setattr(timed_server, "send_piece", second_token_late)
+    _, record, _, _ = await truth_of_one_request(nursery, str(log), gap=0)
+    [gap] = record["gaps"]
+    assert 0.01 + 0.03 <= gap < 0.01 + 0.03 + 0.02

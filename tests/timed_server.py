@@ -33,8 +33,11 @@ had read it (their difference: the server's own lateness in reading);
 ``gaps``, between token writes. Over sockets "arrived" is the kernel's
 receive stamp of the request's last segment (``arrivals.py`` says exactly
 what the kernel stamps), so that a server slow to read under load counts
-the wait in its TTFT, as a serving team does; in-process, and wherever
-there are no kernel stamps, it is when the server's read returned.
+the wait in its TTFT, as a serving team does; and a token's write is the
+kernel's transmit stamp of its send (``departures.py``), so that a server
+preempted between building a token and sending it does not put the delay
+into the truth. In-process, and wherever there are no kernel stamps, they
+are when the server's read returned and its clock just before the send.
 
 Used two ways: in-process as an httpx transport (``transport()``), where
 under ``trio.testing.MockClock`` every time is exact; and as a program
@@ -53,6 +56,7 @@ from dataclasses import dataclass, field
 import httpx
 import trio
 from arrivals import StampedReceiver
+from departures import StampedSender
 
 import scripted_http
 from scripted_http import (
@@ -161,6 +165,14 @@ class Exchange:
         failing = plan.fail_every and number % plan.fail_every == 0
         self.status = int(plan.fail) if failing and plan.fail.isdigit() else 200
         self.cut = bool(failing and plan.fail == "break")
+        self.written: list[float] = []  # each token's write, on the Trio clock
+        self._token_out = False  # the piece last yielded is a token's
+
+    def sent(self, at: float | None) -> None:
+        """When the piece last yielded left (its kernel transmit stamp; None: not
+        known): a token's truth is then that, not the clock read before its send."""
+        if at is not None and self._token_out:
+            self.written[-1] = at
 
     def error(self) -> dict:
         return {"error": {"message": f"scripted failure {self.status}"}}
@@ -184,7 +196,7 @@ class Exchange:
             first = json.dumps((self.body.get("messages") or [None])[0])
             ttft = plan.cached if first in counters.prefixes else plan.ttft
             counters.prefixes.add(first)
-        written: list[float] = []  # each token's write, on the Trio clock
+        written = self.written
         slots = None
         read_at = started
         if plan.slots:
@@ -207,7 +219,9 @@ class Exchange:
                 if not written:
                     counters.ttfts.append(at - self.arrived)
                 written.append(at)
+                self._token_out = True
                 yield piece
+                self._token_out = False
                 if self.cut:
                     return
             tail = _payload(self.chat, None, "length", trio.current_time() - started)
@@ -326,6 +340,7 @@ async def _handle(stream: trio.SocketStream) -> None:
     connection = connections_accepted
     buffer = bytearray()
     receiver = StampedReceiver(stream)
+    sender = StampedSender(stream)  # every byte out goes through it: its stamps are keyed so
     async with stream:
         try:
             while True:
@@ -335,12 +350,12 @@ async def _handle(stream: trio.SocketStream) -> None:
                 started = trio.current_time()
                 plan, key, rest = route(request.target)
                 if rest in ("stats", "requests"):
-                    await send_json(stream, "200 X", _report(key, rest), close=False)
+                    await send_json(sender, "200 X", _report(key, rest), close=False)
                     continue
                 if rest == "metrics":
                     text = exposition(key, plan).encode()
                     await send_head(
-                        stream,
+                        sender,
                         "200 X",
                         {"Content-Type": "text/plain; version=0.0.4", "Content-Length": len(text)},
                         text,
@@ -349,16 +364,19 @@ async def _handle(stream: trio.SocketStream) -> None:
                 body = json.loads(request.body or b"{}")
                 exchange = Exchange(plan, key, body, rest, receiver.arrived, connection)
                 if exchange.status != 200:
-                    await send_json(stream, f"{exchange.status} X", exchange.error(), close=False)
+                    await send_json(sender, f"{exchange.status} X", exchange.error(), close=False)
                     continue
-                await start_sse(stream, "200 X", close=False)
+                await start_sse(sender, "200 X", close=False)
                 async for piece in exchange.chunks(started):
-                    await send_piece(stream, piece)
+                    await send_piece(sender, piece)
+                    exchange.sent(sender.last_sent)
                 if exchange.cut:
                     return  # no terminating chunk: the stream breaks
-                await end_chunked(stream)
+                await end_chunked(sender)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
+        finally:
+            sender.close()
 
 
 async def serve(*, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
