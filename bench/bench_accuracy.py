@@ -77,6 +77,7 @@ import csv
 import itertools
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -133,6 +134,7 @@ class Outcome:
     joined: int = 0
     failed: int = 0
     zero_gaps: int = 0  # reported gaps under 0.1 ms: chunks read together
+    stolen_ms: float = math.nan  # CPU time the hypervisor took from this machine meanwhile
     note: str = ""
     reported_pcts: dict[str, tuple[float, float]] = field(default_factory=dict)
     true_pcts: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -420,6 +422,21 @@ def guidellm_runner(venv: Path) -> Callable:
 # -- the measurement -----------------------------------------------------------------------
 
 
+def stolen_ms() -> float:
+    """The machine's steal time so far, summed over its CPUs (``/proc/stat``), in ms.
+
+    Why: a virtual CPU the hypervisor pauses past one token gap (20 ms) makes
+    the client read two tokens at once, which no read loop can undo; the
+    steal during a level says whether that is what happened. NaN off Linux.
+    """
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = stat.readline().split()
+    except OSError:
+        return math.nan
+    return int(fields[8]) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
 def measure(
     client: str,
     runner: Callable,
@@ -434,13 +451,15 @@ def measure(
     log = tmp / f"truth-{client.split()[0]}-{level}.jsonl"
     server, port = start_server({**env, "TIMED_SERVER_LOG": str(log)}, script="timed_server.py")
     url = f"http://127.0.0.1:{port}/{PLAN}/{fresh_key()}/v1"
+    stolen = stolen_ms()
     try:
         reported, failed, report = runner(url, level, requests, warmup, dataset, tmp, env)
     finally:
         server.terminate()
         server.wait(timeout=10)
+    stolen = stolen_ms() - stolen
     truth = read_truth(log)
-    outcome = Outcome(client, level, failed=failed)
+    outcome = Outcome(client, level, failed=failed, stolen_ms=stolen)
     outcome.connections_opened = report.get("connections_opened")
     outcome.connections_accepted = len({t.connection for t in truth.values()})
     true_ttfts, true_gaps, rep_ttfts, rep_gaps = [], [], [], []
@@ -543,7 +562,8 @@ def print_server(outcomes: list[Outcome]) -> None:
     )
     print(
         f"  {'client':<11}{'c':>4} | {'srv late p50':>12}{'p99':>8} | "
-        f"{'read late p50':>13}{'p99':>8}{'max':>8} | {'conns opened/accepted':>21}"
+        f"{'read late p50':>13}{'p99':>8}{'max':>8} | {'conns opened/accepted':>21} | "
+        f"{'steal':>6}"
     )
     for o in outcomes:
         opened = "-" if o.connections_opened is None else str(o.connections_opened)
@@ -551,11 +571,15 @@ def print_server(outcomes: list[Outcome]) -> None:
             f"  {o.client:<11}{o.level:>4} | {fmt(percentile(o.server_late, 50), 12)}"
             f"{fmt(percentile(o.server_late, 99), 8)} | {fmt(percentile(o.read_late, 50), 13)}"
             f"{fmt(percentile(o.read_late, 99), 8)}{fmt(max(o.read_late, default=math.nan), 8)}"
-            f" | {f'{opened}/{o.connections_accepted}':>21}"
+            f" | {f'{opened}/{o.connections_accepted}':>21} | {fmt(o.stolen_ms, 6)}"
         )
     print(
         "  conns: opened after warm-up, as the client reports it (streamkit's "
         "connections_opened; - : not reported) / accepted by the server, warm-up included."
+    )
+    print(
+        "  steal: ms of CPU the hypervisor took from this machine's CPUs during the level "
+        "(/proc/stat)."
     )
 
 
