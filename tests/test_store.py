@@ -328,6 +328,52 @@ async def test_the_end_of_a_reply_does_not_wait_out_the_gap_between_writes(
     assert (message.content, message.status) == ("first last", "complete")
 
 
+async def test_a_reply_that_stalls_is_in_the_log_while_it_stalls(tmp_path, autojump_clock):
+    """Many replies at once, one flusher: each reply's first text is written while it
+    waits for more (a ``kill -9`` then keeps it), and its next within the interval."""
+    from streamkit.sinks.reply_recorder import FLUSH_INTERVAL
+
+    store = Store(tmp_path / "log.db")
+    log_store = AsyncStore(store)
+    backend = SimpleNamespace(provider="test", model_name="m")
+    seen: dict[str, list[str]] = {}
+
+    def stored(conversation: str) -> str:  # a streaming row's content has its chunks
+        return "".join(m.content for m in store.messages(conversation))
+
+    async def one(n: int) -> None:
+        log = ConversationLog(log_store, store.new_conversation())
+        request = GenerationRequest("completion", "m", prompt="x")
+        recorder = await log.reply_recorder(request, backend)
+
+        async def queued_so_far() -> None:  # the writes queued by now have run
+            await log_store.outcome(log_store.post(lambda: None))
+
+        async def produce(send):
+            await send.send([TextDelta(f"first{n}")])
+            await trio.sleep(0.5)  # a stall: what came is written meanwhile
+            await queued_so_far()
+            seen.setdefault(log.conversation_id, []).append(stored(log.conversation_id))
+            await trio.sleep(0.5)
+            await send.send([TextDelta(" second")])
+            await trio.sleep(FLUSH_INTERVAL * 1.5)
+            await queued_so_far()
+            seen[log.conversation_id].append(stored(log.conversation_id))
+            await send.send([Finish("stop")])
+
+        await run_stream(produce, [recorder], reply=recorder.reply)
+        [message] = store.messages(log.conversation_id)
+        assert (message.content, message.status) == (f"first{n} second", "complete")
+
+    async with trio.open_nursery() as nursery:
+        for n in range(20):
+            nursery.start_soon(one, n)
+    assert len(seen) == 20
+    for texts in seen.values():
+        first = texts[0]
+        assert first.startswith("first") and texts[1] == first + " second", texts
+
+
 async def test_reply_is_written_in_batches_not_per_token(tmp_path, autojump_clock):
     store = Store(tmp_path / "log.db")
     writes: list[str] = []  # every write of reply text: the row's first, chunks, the tail
@@ -517,3 +563,58 @@ def test_logs_search_fts_takes_the_query_syntax(run_cli, tmp_path):
     assert plain.code == 0 and plain.stdout == ""  # three words, all required
     bad = run_cli("logs", "search", "--fts", "e-mail", "--db", str(db))
     assert bad.code == 2 and bad.stderr.startswith("streamkit: bad search query")
+
+
+async def test_a_batch_result_goes_out_only_once_its_rows_are_committed(tmp_path):
+    """A batch line does not wait for its log writes (the next line starts), but its
+    result is written only when its reply is committed, as another process sees it."""
+    import json
+
+    from streamkit.pipeline.batch import BatchRunner
+    from streamkit.request import GenerationOptions
+
+    path = tmp_path / "log.db"
+    store = Store(path)
+    reader = sqlite3.connect(path)  # a connection of its own: only committed rows
+
+    class Backend:
+        provider, model_name = "test", "m"
+
+        async def stream(self, request, send) -> None:
+            await trio.sleep(0.005)
+            await send.send([TextDelta("Hello"), Finish("stop")])
+
+    logged_when_written = []
+
+    class Output:
+        failed = False
+
+        def write(self, data: bytes) -> None:
+            for line in data.splitlines():
+                record_id = json.dumps(json.loads(line)["id"])
+                (complete,) = reader.execute(
+                    "SELECT count(*) FROM conversations c JOIN messages m"
+                    " ON m.conversation_id = c.id WHERE c.batch = 'b' AND c.record_id = ?"
+                    " AND m.role = 'assistant' AND m.status = 'complete'",
+                    (record_id,),
+                ).fetchone()
+                logged_when_written.append(complete)
+
+    source = trio.testing.MemoryReceiveStream()
+    source.put_data(b"".join(b'{"id": %d, "prompt": "p"}\n' % i for i in range(60)))
+    source.put_eof()
+    log = AsyncStore(store)
+    runner = BatchRunner(
+        Backend(),
+        Output(),
+        kind="completion",
+        model="m",
+        defaults=GenerationOptions(),
+        concurrency=16,
+        store=log,
+        batch_name="b",
+    )
+    summary = await runner.run(source)
+    await log.aclose()
+    assert (summary.total, summary.failed) == (60, 0)
+    assert logged_when_written == [1] * 60

@@ -49,13 +49,14 @@ from streamkit.providers.backend import Backend
 from streamkit.request import GenerationOptions, GenerationRequest
 from streamkit.sinks.recorder import new_conversation_log, replay_or_record
 from streamkit.sinks.stats import StatsRecorder
-from streamkit.store.async_store import AsyncStore
+from streamkit.store.async_store import AsyncStore, Queued
 from streamkit.store.records import StoredMessage
 
 if TYPE_CHECKING:  # rich.progress costs start-up time; only a terminal needs it
     from streamkit.sinks.progress import BatchProgress
 
 _encode = msgspec.json.Encoder().encode
+Result = tuple[int, dict[str, Any], Queued | None]  # seq, record, the line's last log write
 
 
 class BatchSummary(msgspec.Struct):
@@ -111,12 +112,13 @@ class BatchRunner:
             batch_name=batch_name,
             replay=self.replay,
             tools=tools,
+            log_waited_by_caller=True,  # ``_write`` waits for each line's rows
         )
 
     async def run(self, source: trio.abc.ReceiveStream) -> BatchSummary:
         slots = trio.Semaphore(self.window)
         jobs_send, jobs_receive = trio.open_memory_channel[tuple[int, Any]](self.concurrency)
-        results_send, results_receive = trio.open_memory_channel[tuple[int, Any]](self.concurrency)
+        results_send, results_receive = trio.open_memory_channel[Result](self.concurrency)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._write, results_receive, slots)
             async with results_send, jobs_receive:
@@ -153,7 +155,7 @@ class BatchRunner:
     async def _work(
         self,
         jobs: trio.MemoryReceiveChannel[tuple[int, Any]],
-        results: trio.MemorySendChannel[tuple[int, Any]],
+        results: trio.MemorySendChannel[Result],
     ) -> None:
         async with jobs, results:
             async for seq, job in jobs:
@@ -162,16 +164,21 @@ class BatchRunner:
                 record = await self.work.run(job)
                 if self.progress:
                     self.progress.finished(record)
-                await results.send((seq, record))
+                # The line's rows are queued by now (its reply's end last): the
+                # writer waits for them, so the worker goes on to the next line.
+                logged = self.store.last_queued() if self.store is not None else None
+                await results.send((seq, record, logged))
 
     async def _write(
-        self, results: trio.MemoryReceiveChannel[tuple[int, Any]], slots: trio.Semaphore
+        self, results: trio.MemoryReceiveChannel[Result], slots: trio.Semaphore
     ) -> None:
         parked: dict[int, dict[str, Any]] = {}
         next_seq = 0
         try:
             async with results:
-                async for seq, record in results:
+                async for seq, record, logged in results:
+                    if logged is not None and not logged.done.is_set():
+                        await logged.done.wait()  # a result follows its rows in the log
                     if not self.ordered:
                         self._emit(record)
                         slots.release()
@@ -214,6 +221,7 @@ class LineWork:
         batch_name: str | None = None,
         replay: dict[bytes, StoredMessage] | None = None,
         tools: ToolHops | None = None,
+        log_waited_by_caller: bool = False,
     ) -> None:
         self.backend = backend
         self.model = model
@@ -223,6 +231,9 @@ class LineWork:
         self.batch_name = batch_name
         self.replay = replay or {}
         self.tools = tools  # chat lines' tool calls are run, and the model asked again
+        # The caller waits for a line's log writes before its result goes out, so
+        # ``run`` need not -- unless a tool call's row must point at the reply's.
+        self.wait_for_log = not log_waited_by_caller or tools is not None
 
     async def run(self, job: BatchRecord | InputProblem) -> dict[str, Any]:
         """The output record of one line: its result, or its error record."""
@@ -261,6 +272,7 @@ class LineWork:
                 partial(self.backend.stream, request),
                 sinks,
                 stop=trio.CancelScope(deadline=deadline),
+                settle=self.wait_for_log,
             )
 
         ran: list[ToolResult] = []

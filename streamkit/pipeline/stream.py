@@ -33,9 +33,8 @@ Inline consumers
     is no fan-out task either: the producer's ``send`` feeds them. A batch
     then costs a few calls instead of two channel hops and three task
     switches, which is most of a short reply's cost at 256 lines in flight.
-    An inline consumer may also have ``background()``, run beside the
-    producer and expected to return once ``end()`` has been called (the
-    recorder's writes to the log).
+    An inline consumer may also have ``settle()``, awaited once the reply
+    has been handled (the recorder: until its end is written to the log).
 """
 
 from __future__ import annotations
@@ -72,6 +71,7 @@ async def run_stream(
     *,
     stop: trio.CancelScope | None = None,
     reply: Reply | None = None,
+    settle: bool = True,
 ) -> Reply:
     """Run ``produce`` into ``consumers`` and return what was received.
 
@@ -86,6 +86,10 @@ async def run_stream(
     its stream ends (the log's recorder) says so with ``reads_whole_reply``:
     ``run_stream`` then fills that consumer's ``reply``, so ``Reply.add`` is not
     done twice a batch, and no caller can forget to share it.
+
+    ``settle``: wait for the inline consumers that finish in the background
+    (the recorder's end, written to the log); a caller that passes False waits
+    for them its own way (a batch's writer, for the log's queue).
     """
     if reply is None:
         readers = [c for c in consumers if getattr(c, "reads_whole_reply", False)]
@@ -94,22 +98,15 @@ async def run_stream(
     inline: list[InlineConsumer] = [c for c in consumers if hasattr(c, "take")]  # type: ignore[misc]
     channelled = [c for c in consumers if not hasattr(c, "take")]
     feed = _Feed(reply, inline)
-    backgrounds = [b for c in inline if (b := getattr(c, "background", None)) is not None]
-    if not channelled and not backgrounds:  # nothing to run beside: not even a nursery
+    if not channelled:  # nothing to run beside the producer: not even a nursery
         try:
             await _produce(produce, feed, stop)
         finally:
             feed.finish()
+        if settle:
+            await feed.settle()
         return reply
     async with trio.open_nursery() as nursery:
-        for background in backgrounds:
-            nursery.start_soon(background)
-        if not channelled:
-            try:
-                await _produce(produce, feed, stop)
-            finally:
-                feed.finish()
-            return reply
         send, receive = trio.open_memory_channel[Batch](BUFFER)
         outlets: list[trio.MemorySendChannel[Batch]] = []
         for consume in channelled:
@@ -119,6 +116,8 @@ async def run_stream(
         nursery.start_soon(_fan_out, receive, outlets, feed)
         async with send:
             await _produce(produce, send, stop)
+    if settle:
+        await feed.settle()
     return reply
 
 
@@ -166,6 +165,13 @@ class _Feed:
         for consumer in self.inline:
             consumer.end()
         return tail
+
+    async def settle(self) -> None:
+        """Wait for the inline consumers that finish in the background."""
+        for consumer in self.inline:
+            settle = getattr(consumer, "settle", None)
+            if settle is not None:
+                await settle()
 
     def _take(self, batch: Batch) -> None:
         self.reply.add(batch)

@@ -10,7 +10,7 @@ reply goes on being printed. Only what a command cannot do without the log
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
@@ -180,10 +180,14 @@ class ConversationLog:
         blocking, conversation_id = self.store.store, self.conversation_id
         key = self.idempotency_key
 
-        def write() -> int:
+        recorder = ReplyRecorder(
+            self, request_id=None, provider=backend.provider, model=model, request=request
+        )
+
+        def write() -> None:
             for message in messages:
                 blocking.add_message(conversation_id, message.role, message.content)
-            return blocking.add_request(
+            recorder.request_id = blocking.add_request(
                 conversation_id,
                 kind=request.kind,
                 provider=backend.provider,
@@ -192,10 +196,13 @@ class ConversationLog:
                 idempotency_key=key,
             )
 
-        request_id = await self.write(self.store.together, write)
-        return ReplyRecorder(
-            self, request_id=request_id, provider=backend.provider, model=model, request=request
-        )
+        # Queued, not waited for: the request goes out while its row is committed
+        # (in the same group as other lines' usually), and the reply's writes,
+        # queued after it, find its id. The reply's end is waited for, so a line's
+        # result still follows all of its rows.
+        with suppress(LogError):  # the log has failed: the reply is still asked for
+            self.store.post(write)
+        return recorder
 
 
 def _as_message(stored: StoredMessage) -> Message:

@@ -1,13 +1,18 @@
 """The store consumer: a streamed reply written to the log as it arrives.
 
 It must not slow the producer or the printer, so receiving never waits on
-the disk: the receiving task only appends text to a buffer, and a second task
-writes the buffer in a worker thread about every 200 ms or 1 KiB, whichever
-comes first (but not more than once per 20 ms). The reply row is created
-with the first text (a reply that has ended by then, as a short one read in
-one piece, is written whole instead); when the stream ends, the row gets its status
+the disk: the receiving task only appends text to a buffer, and the log's
+flusher (``reply_flusher``: one task for every reply of a log) queues the
+buffer's write about every 200 ms or 1 KiB, whichever comes first (but not
+more than once per 20 ms). The reply row is created with the first text (a
+reply that has ended by then, as a short one read in one piece, is written
+whole instead); when the stream ends, ``settle`` writes how it ended
 (``complete``, ``interrupted`` for Ctrl-C, SIGTERM or a timeout, ``error``),
-finish reason, usage, TTFT and duration.
+finish reason, usage, TTFT and duration, and waits for that write.
+
+The timed writes are queued, not waited for: the log runs them in order
+(``AsyncStore``), so the row they create is there before the chunks and the
+end that refer to it, and each learns the row's id when it runs.
 
 A write that fails (``LogError``) stops the writing, and the reply goes on
 being received and printed.
@@ -15,6 +20,8 @@ being received and printed.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
@@ -25,10 +32,10 @@ from streamkit.events import Batch, ReasoningDelta, ResponseInfo, TextDelta
 from streamkit.protocol.reply import Reply
 from streamkit.protocol.wire import request_bytes
 from streamkit.request import GenerationRequest
+from streamkit.sinks.reply_flusher import flusher_for
 
 if TYPE_CHECKING:
-    from streamkit.store.async_store import AsyncStore
-    from streamkit.store.database import Store
+    from streamkit.store.async_store import AsyncStore, Queued
 
 FLUSH_INTERVAL = 0.2  # seconds
 FLUSH_BYTES = 1024
@@ -46,9 +53,10 @@ class Conversation(Protocol):
 class ReplyRecorder:
     """Inline consumer (``run_stream``): streams one reply into the store.
 
-    ``take`` only buffers text; ``background`` writes it. Its ``reply`` is
-    filled by ``run_stream``, not here (``reads_whole_reply``), and the
-    recorder reads it after ``end()`` (by then every batch has been added).
+    ``take`` only buffers text; the log's flusher writes it (``due`` and
+    ``write``), and ``settle`` writes the end. Its ``reply`` is filled by
+    ``run_stream``, not here (``reads_whole_reply``), and the recorder reads
+    it after ``end()`` (by then every batch has been added).
     """
 
     reads_whole_reply = True
@@ -69,19 +77,29 @@ class ReplyRecorder:
         self.provider = provider
         self.model = model
         self.reply = Reply()
-        self.message_id: int | None = None
+        self.message_id: int | None = None  # set by the write that creates the row, when it runs
+        self._flusher = flusher_for(log.store)
+        self._row_queued = False  # the row's creation is queued (or done)
         self._pending: list[str] = []
         self._pending_bytes = 0
         self._seq = 0
         self._failed = False  # the log failed: nothing more is kept or written
-        self._ended = trio.Event()  # end() was called: no write waits any longer
-        self._wake = trio.Event()
+        self._ended = False
+        self._end: Queued | None = None  # the end's write, once queued
+        self._last_write = -math.inf
         self._started = trio.current_time()
         self._first_token_at: float | None = None
 
     def end(self) -> None:
-        self._ended.set()
-        self._wake.set()
+        """The stream ended: its end's write is queued at once (so a stream cut short
+        from outside still gets it), and ``settle`` waits for it."""
+        self._ended = True
+        self._flusher.forget(self)
+        if not self._failed:
+            try:
+                self._end = self.log.store.post(self._write_end(self._take_text()))
+            except LogError:
+                self._fail()
 
     def take(self, batch: Batch) -> None:
         for event in batch:
@@ -91,54 +109,94 @@ class ReplyRecorder:
                 and (self._first_token_at is None)
             ):
                 self._first_token_at = trio.current_time()  # thinking is output too
-                self._wake.set()
+                self._watch()
             elif type(event) is TextDelta and event.choice == 0 and event.text:
                 if self._first_token_at is None:
                     self._first_token_at = trio.current_time()
-                    self._wake.set()  # the row is created at the first token
+                    self._watch()  # the row is created at the first token
                 if not self._failed:
                     self._pending.append(event.text)
                     self._pending_bytes += len(event.text)
             elif type(event) is ResponseInfo:
                 self.response = event
+        if self._pending_bytes >= FLUSH_BYTES and self._row_queued:
+            self._flusher.reschedule(self)
+
+    def _watch(self) -> None:
+        if not self._failed and not self._ended:
+            self._flusher.watch(self)
+
+    def due(self) -> float:
+        """When the next write is due: the row at once; then new text every
+        ``FLUSH_INTERVAL``, or after ``MIN_GAP`` once ``FLUSH_BYTES`` are waiting."""
+        if self._failed or self._ended:
+            return math.inf
+        if not self._row_queued:
+            return math.inf if self._first_token_at is None else self._first_token_at
         if self._pending_bytes >= FLUSH_BYTES:
-            self._wake.set()
+            return self._last_write + MIN_GAP
+        return self._last_write + FLUSH_INTERVAL
 
-    async def background(self) -> None:
-        """Write the reply as it comes; after a log failure, write nothing more.
-
-        The receiving side keeps draining the stream either way, so the
-        producer and the printer never notice the log.
-        """
+    def write(self) -> None:
+        """Queue the write that is due (the flusher calls it; it never waits)."""
+        store, blocking = self.log.store, self.log.store.store
+        self._last_write = trio.current_time()
         try:
-            await self._write_reply()
-        except LogError:
-            self._failed = True
-            self._pending, self._pending_bytes = [], 0
+            if not self._row_queued:
+                self._row_queued = True
+                text = self._take_text()
 
-    async def _write_reply(self) -> None:
-        while True:
-            with trio.move_on_after(FLUSH_INTERVAL):
-                await self._wake.wait()
-            self._wake = trio.Event()
-            if self._ended.is_set():
-                break
-            await self._flush()
-            # At most one write per MIN_GAP however fast the stream: a 1 KiB
-            # trigger alone would write every few hundred tokens. The end of
-            # the reply cuts the gap short: the command's exit waits for it.
-            with trio.move_on_after(MIN_GAP):
-                await self._ended.wait()
-        # The reply's end is one call to the log: its last text, how it
-        # ended, and the server's answer, together (one round trip a reply).
-        blocking, message_id = self.log.store.store, self.message_id
-        text = self._take_text()
+                def create_row() -> None:
+                    self.message_id = blocking.add_message(
+                        self.log.conversation_id,
+                        "assistant",
+                        text,
+                        request_id=self.request_id,
+                        model=self.model,
+                        provider=self.provider,
+                        status="streaming",
+                    )
+                    self.log.last_reply_id = self.message_id
+
+                store.post(create_row)
+            elif self._pending:
+                seq, text = self._seq, self._take_text()
+                self._seq += 1
+                store.post(lambda: blocking.append_chunk(self._row(), seq, text))
+        except LogError:
+            self._fail()
+
+    def _row(self) -> int:
+        """The row's id, in the worker thread: its creation ran before (queue order)."""
+        if self.message_id is None:
+            raise LogError("the reply's row was not written")
+        return self.message_id
+
+    def _fail(self) -> None:
+        self._failed = True
+        self._pending, self._pending_bytes = [], 0
+        self._flusher.forget(self)
+
+    async def settle(self) -> None:
+        """After ``end()``: wait until the reply's end is written (nothing, after a log
+        failure)."""
+        if self._end is not None:
+            try:
+                await self.log.store.outcome(self._end)
+            except LogError:
+                self._fail()
+
+    def _write_end(self, text: str) -> Callable[[], int | None]:
+        """How the reply ended, with its last ``text`` and the server's answer, as one
+        call to the log. A reply whose row was never created (it ended in the read that
+        brought its first text) is written whole, once."""
+        blocking = self.log.store.store
         ending = self._ending()
-        if message_id is None:
-            # It ended before its row was written (a short reply, often one
-            # network read): the row is written whole, once.
-            def add_whole() -> int:
-                written = blocking.add_ended_reply(
+        row_queued = self._row_queued
+
+        def write_end() -> int | None:
+            if not row_queued:
+                self.message_id = blocking.add_ended_reply(
                     self.log.conversation_id,
                     text,
                     request_id=self.request_id,
@@ -146,17 +204,13 @@ class ReplyRecorder:
                     provider=self.provider,
                     **ending,
                 )
-                self._record_exchange(blocking)
-                return written
+                self.log.last_reply_id = self.message_id
+            else:
+                blocking.finish_message(self._row(), tail=text, **ending)
+            self._record_exchange()
+            return self.message_id
 
-            self.message_id = self.log.last_reply_id = await self.log.store.together(add_whole)
-            return
-
-        def finish() -> None:
-            blocking.finish_message(message_id, tail=text, **ending)
-            self._record_exchange(blocking)
-
-        await self.log.store.together(finish)
+        return write_end
 
     def _ending(self) -> dict[str, Any]:
         """How the reply ended, as ``Store.finish_message`` records it."""
@@ -174,7 +228,9 @@ class ReplyRecorder:
             "finish_reason": reply.finish_reason,
             "prompt_tokens": usage.prompt_tokens if usage else None,
             "completion_tokens": usage.completion_tokens if usage else None,
-            "ttft_s": (self._first_token_at - self._started) if self._first_token_at else None,
+            "ttft_s": (
+                None if self._first_token_at is None else self._first_token_at - self._started
+            ),
             "duration_s": trio.current_time() - self._started,
             "error": reply.error.message if reply.error else None,
             "tool_calls": msgspec.json.encode(calls).decode() if calls else None,
@@ -183,8 +239,10 @@ class ReplyRecorder:
             "reasoning_opaque": msgspec.json.encode(opaque).decode() if opaque else None,
         }
 
-    def _record_exchange(self, blocking: Store) -> None:
-        """The server's status and kept headers; for a failure, the body as sent."""
+    def _record_exchange(self) -> None:
+        """In the worker thread: the server's status and kept headers; for a failure,
+        the body as sent."""
+        blocking = self.log.store.store
         if self.request_id is None:
             return  # the request itself could not be logged
         if self.response is not None:
@@ -195,30 +253,6 @@ class ReplyRecorder:
             sent = self.response.sent if self.response is not None else None
             endpoint, body = sent or request_bytes(self.request)
             blocking.record_failure(self.request_id, endpoint=endpoint, body=body)
-
-    async def _ensure_row(self) -> None:
-        """The reply's row, with the text so far as its content (later text goes in
-        chunks, compacted into it when the reply ends)."""
-        if self.message_id is None:
-            self.message_id = await self.log.store.add_message(
-                self.log.conversation_id,
-                "assistant",
-                self._take_text(),
-                request_id=self.request_id,
-                model=self.model,
-                provider=self.provider,
-                status="streaming",
-            )
-            self.log.last_reply_id = self.message_id
-
-    async def _flush(self) -> None:
-        if not self._pending and self._first_token_at is None:
-            return
-        if self.message_id is None:
-            await self._ensure_row()
-        elif self._pending:
-            await self.log.store.append_chunk(self.message_id, self._seq, self._take_text())
-            self._seq += 1
 
     def _take_text(self) -> str:
         """The text not yet written, taken to be written."""

@@ -7,9 +7,12 @@ Group commit: a batch of 256 lines in flight makes thousands of small writes
 a second, and a thread hop plus a commit for each cost more CPU than the
 rest of the line. So calls queue, and one worker-thread call runs every call
 queued so far, in order, in one transaction (a write's own transaction is
-then part of it, ``sqlite_helpers.Transaction``). A caller still waits
-until its own write is committed, as before; what it saves is the hop and
-the commit it would have paid alone.
+then part of it, ``sqlite_helpers.Transaction``). A caller of a wrapper
+waits until its own write is committed; what it saves is the hop and the
+commit it would have paid alone. A write nobody needs to wait for (a new
+conversation, a request's row, a reply's timed text and end) is ``post``-ed:
+queued in order, so that what refers to it runs after it, with ``outcome``
+to wait for it when that matters, or ``last_queued`` for everything so far.
 
 This is the one boundary where SQLite's errors (locked past the busy timeout,
 a full disk, a corrupt page, a row removed by another process) become
@@ -42,8 +45,8 @@ R = TypeVar("R")
 
 
 @dataclass(slots=True)
-class _Call:
-    """One queued call and, once its group has run, its outcome."""
+class Queued:
+    """One queued call and, once its group has run, its outcome (``AsyncStore.outcome``)."""
 
     run: Callable[[], Any]
     writes: bool
@@ -59,10 +62,11 @@ class AsyncStore:
         self.store = store
         self.failure: LogError | None = None  # the first failure; no call reaches SQLite after it
         self._health = current_health()
-        self._queue: list[_Call] = []
+        self._queue: list[Queued] = []
         self._draining = False  # a task is running the queue in the worker thread
         self._drained = trio.Event()  # set (and replaced) each time that task ends
         self._closed = False
+        self._last: Queued | None = None  # the call queued last
 
     @classmethod
     async def open(cls, path: Path) -> AsyncStore:
@@ -82,24 +86,34 @@ class AsyncStore:
         return await self._call(partial(method, *args, **kwargs), writes=False)
 
     async def _call(self, run: Callable[[], R], *, writes: bool) -> R:
-        call = self._enqueue(run, writes)
+        return await self.outcome(self._enqueue(run, writes))
+
+    def post(self, run: Callable[[], object]) -> Queued:
+        """The blocking ``Store`` calls ``run`` makes, as a write queued without
+        waiting: it runs before every call queued after it, and its failure, like any,
+        fails the calls after it and is reported at the end. ``outcome`` waits for it."""
+        return self._enqueue(run, True)
+
+    async def outcome(self, call: Queued) -> Any:
+        """What a queued call returned, once its group has run (``LogError`` if it failed)."""
         await call.done.wait()
         if call.error is not None:
             raise self.failure or self._fail(call.error)
         return call.result
 
-    def _post(self, run: Callable[[], object]) -> None:
-        """A write nobody waits for: it runs before every call queued after it, and
-        its failure, like any, fails the calls after it and is reported at the end."""
-        self._enqueue(run, True)
+    def last_queued(self) -> Queued | None:
+        """The call queued last: once it has run, so has every call queued before it
+        (``await call.done.wait()``)."""
+        return self._last
 
-    def _enqueue(self, run: Callable[[], Any], writes: bool) -> _Call:
+    def _enqueue(self, run: Callable[[], Any], writes: bool) -> Queued:
         if self.failure is not None:
             raise self.failure
         if self._closed:
             raise self._fail(sqlite3.ProgrammingError("the log was already closed"))
-        call = _Call(run, writes)
+        call = Queued(run, writes)
         self._queue.append(call)
+        self._last = call
         if not self._draining:
             self._draining = True
             # A system task, so that a caller cancelled meanwhile (Ctrl-C)
@@ -125,7 +139,7 @@ class AsyncStore:
             self._drained.set()
             self._drained = trio.Event()
 
-    def _run_group(self, calls: list[_Call]) -> sqlite3.Error | LogError | None:
+    def _run_group(self, calls: list[Queued]) -> sqlite3.Error | LogError | None:
         """In the worker thread: every call, in order, in one transaction if any writes;
         the failure, if one.
 
@@ -168,7 +182,7 @@ class AsyncStore:
         """A new conversation's id, at once: its row is written ahead of every later
         call (the queue runs in order), so a batch line waits no commit to start."""
         conversation_id = new_conversation_id()
-        self._post(partial(self.store.new_conversation, batch, record_id, conversation_id))
+        self.post(partial(self.store.new_conversation, batch, record_id, conversation_id))
         return conversation_id
 
     async def last_conversation(self) -> str | None:
