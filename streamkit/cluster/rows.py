@@ -36,9 +36,10 @@ from streamkit.cluster.node_worker import NodeWorker, Row, RowResult
 from streamkit.cluster.pool import call, lost_errors, next_item, node_alive, start_actor
 from streamkit.config import Settings
 from streamkit.errors import ClusterError, ModelError
-from streamkit.pipeline.batch import BatchSummary, error_record
+from streamkit.pipeline.batch import BatchSummary
 from streamkit.pipeline.batch_files import BatchFiles, LineOutput
 from streamkit.pipeline.jsonl_lines import LineReader
+from streamkit.pipeline.line_records import error_record
 from streamkit.protocol.ndjson import BatchIds, BatchRecord, InputProblem, id_key, parse_record
 from streamkit.request import GenerationOptions
 

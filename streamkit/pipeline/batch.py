@@ -31,9 +31,16 @@ import msgspec
 import trio
 
 from streamkit.errors import ToolHopLimit
-from streamkit.events import Batch, ToolResult, Usage, encode_event_line, is_reply_event
+from streamkit.events import Batch, ToolResult, encode_event_line, is_reply_event
 from streamkit.pipeline.batch_files import LineOutput
 from streamkit.pipeline.jsonl_lines import LineReader
+from streamkit.pipeline.line_records import (
+    content,
+    error_record,
+    reasoning_fields,
+    replayed_record,
+    usage_fields,
+)
 from streamkit.pipeline.stream import run_stream
 from streamkit.pipeline.tool_hops import ToolHops, reply_with_tools, tool_result_fields
 from streamkit.protocol.ndjson import (
@@ -44,7 +51,7 @@ from streamkit.protocol.ndjson import (
     parse_record,
 )
 from streamkit.protocol.reply import Reply
-from streamkit.protocol.structured import PartialTracker, check_reply
+from streamkit.protocol.structured import PartialTracker
 from streamkit.providers.backend import Backend
 from streamkit.request import GenerationOptions, GenerationRequest
 from streamkit.sinks.recorder import new_conversation_log, replay_or_record
@@ -241,7 +248,7 @@ class LineWork:
             return error_record(job.id, "input", job.message, None)
         done = self.replay.get(id_key(job.id))
         if done is not None:
-            return _replayed_record(job, done)
+            return replayed_record(job, done)
         recorder = StatsRecorder()
         consumers: list[Callable] = [recorder]
         schema = job.request.options.schema
@@ -255,7 +262,7 @@ class LineWork:
             )
             stored = await replay_or_record(log, job.idempotency_key)
             if stored is not None:
-                return _replayed_record(job, stored)
+                return replayed_record(job, stored)
         deadline = trio.current_time() + (self.request_timeout or math.inf)  # the whole line
 
         async def stream_one(request: GenerationRequest, hop: int) -> Reply:
@@ -287,17 +294,17 @@ class LineWork:
             record = error_record(job.id, reply.error.kind, reply.error.message, reply.error.status)
             if reply.text:
                 record["text"] = reply.text  # what was received before the failure
-            record.update(_reasoning_fields(reply))
+            record.update(reasoning_fields(reply))
             return record
         ended = recorder.ended_at or trio.current_time()
-        record = _content(job.id, reply.text, reply.finish_reason, schema)
+        record = content(job.id, reply.text, reply.finish_reason, schema)
         if "error" in record:
             return record
-        record.update(_reasoning_fields(reply))
+        record.update(reasoning_fields(reply))
         record.update(
             {
                 "finish_reason": reply.finish_reason,
-                "usage": _usage_fields(reply.usage) if reply.usage else None,
+                "usage": usage_fields(reply.usage) if reply.usage else None,
                 "model": job.request.model or self.backend.model_name,
                 "latency": {
                     "ttft_s": (
@@ -341,69 +348,3 @@ async def _forward_events(
             if partial is not None:
                 shown.append(partial)
             output.write(b"".join(prefix + encode_event_line(e)[1:] for e in shown))
-
-
-def _usage_fields(usage: Usage) -> dict[str, Any]:
-    """The OpenAI usage object: reasoning tokens are a field of the record itself."""
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-    }
-
-
-def _reasoning_fields(reply: Reply) -> dict[str, Any]:
-    """``reasoning`` and ``reasoning_tokens``, for a reply from a model that thinks."""
-    tokens = reply.usage.reasoning_tokens if reply.usage else None
-    if not reply.reasoning and tokens is None:
-        return {}
-    return {"reasoning": reply.reasoning, "reasoning_tokens": tokens}
-
-
-def _replayed_record(job: BatchRecord, stored: StoredMessage) -> dict[str, Any]:
-    """The result of an idempotent line that already completed in an earlier run."""
-    usage = None
-    if stored.completion_tokens is not None:
-        usage = {
-            "prompt_tokens": stored.prompt_tokens,
-            "completion_tokens": stored.completion_tokens,
-            "total_tokens": (stored.prompt_tokens or 0) + stored.completion_tokens,
-        }
-    record = _content(job.id, stored.content, stored.finish_reason, job.request.options.schema)
-    if "error" in record:
-        return record
-    if stored.reasoning or stored.reasoning_tokens is not None:
-        record.update(
-            {"reasoning": stored.reasoning or "", "reasoning_tokens": stored.reasoning_tokens}
-        )
-    record.update(
-        {
-            "finish_reason": stored.finish_reason,
-            "usage": usage,
-            "model": stored.model,
-            "latency": {"ttft_s": stored.ttft_s, "total_s": stored.duration_s},
-            "replayed": True,
-        }
-    )
-    return record
-
-
-def _content(
-    record_id: Any, text: str, finish_reason: str | None, schema: dict[str, Any] | None
-) -> dict[str, Any]:
-    """A result's content: ``text``; with a schema, ``json`` (the parsed value, and
-    ``truncated`` when it was closed early to stay valid), or, when the reply does not
-    validate, the error record, with the raw ``text`` kept."""
-    if schema is None:
-        return {"id": record_id, "text": text}
-    value, mismatch = check_reply(text, schema)
-    if mismatch is not None:
-        return {**error_record(record_id, "schema", mismatch, None), "text": text}
-    record: dict[str, Any] = {"id": record_id, "json": value}
-    if finish_reason == "length":
-        record["truncated"] = True
-    return record
-
-
-def error_record(record_id: Any, kind: str, message: str, status: int | None) -> dict[str, Any]:
-    return {"id": record_id, "error": {"type": kind, "message": message, "status": status}}

@@ -6,10 +6,12 @@ starts, a nursery, a cancel scope and a few events a line, for replies that
 mostly end in their first network read and never need a timed write: about
 a tenth of a line's CPU. Here a reply asks to be written (``watch``) when
 its first text arrives, and stops asking when it ends (``forget``); one task
-per log, started when a reply asks and ended when none is left, sleeps
-until the earliest reply is due, and queues its write (``due`` / ``write``
-are the recorder's). A reply that ends in the read that brought its first
-text is forgotten before the task wakes, and written whole at its end.
+per log, started when a reply first asks and kept until the run ends (not
+restarted for every line), sleeps until the earliest reply is due, and
+queues its write (``due`` / ``write`` are the recorder's). A reply that ends
+in the read that brought its first text is forgotten before the task wakes,
+and written whole at its end. With nothing due it waits without a
+deadline, so a test's ``MockClock`` has no timer of its own to jump to.
 
 Deadlines sit in a heap; an entry whose recorder was rescheduled or forgotten
 since is dropped when it comes up, so no reply is ever looked at more than
@@ -65,7 +67,8 @@ class ReplyFlusher:
     def forget(self, recorder: Timed) -> None:
         """``recorder``'s reply ended: it writes its own end."""
         if self._due.pop(recorder, None) is not None and not self._due:
-            self._wake.set()  # none left: the task ends now, not at a stale deadline
+            self._heap.clear()  # only entries of replies forgotten: no deadline to wait for
+            self._wake.set()  # and the task waits without one from now
 
     def _schedule(self, recorder: Timed) -> None:
         at = recorder.due()
@@ -80,7 +83,7 @@ class ReplyFlusher:
 
     async def _run(self) -> None:
         try:
-            while self._due:
+            while True:
                 with trio.move_on_at(self._heap[0][0] if self._heap else math.inf):
                     await self._wake.wait()
                 self._wake = trio.Event()
@@ -94,7 +97,6 @@ class ReplyFlusher:
                     self._schedule(recorder)
         finally:
             self._running = False
-            self._heap.clear()  # only entries of replies forgotten since
 
 
 _flushers: WeakKeyDictionary[object, ReplyFlusher] = WeakKeyDictionary()
