@@ -6,9 +6,9 @@ flusher (``reply_flusher``: one task for every reply of a log) queues the
 buffer's write about every 200 ms or 1 KiB, whichever comes first (but not
 more than once per 20 ms). The reply row is created with the first text (a
 reply that has ended by then, as a short one read in one piece, is written
-whole instead); when the stream ends, ``settle`` writes how it ended
+whole instead); when the stream ends, ``end`` queues how it ended
 (``complete``, ``interrupted`` for Ctrl-C, SIGTERM or a timeout, ``error``),
-finish reason, usage, TTFT and duration, and waits for that write.
+finish reason, usage, TTFT and duration, and ``settle`` waits for that write.
 
 The timed writes are queued, not waited for: the log runs them in order
 (``AsyncStore``), so the row they create is there before the chunks and the
@@ -54,7 +54,7 @@ class ReplyRecorder:
     """Inline consumer (``run_stream``): streams one reply into the store.
 
     ``take`` only buffers text; the log's flusher writes it (``due`` and
-    ``write``), and ``settle`` writes the end. Its ``reply`` is filled by
+    ``write``), ``end`` queues the end and ``settle`` waits for it. Its ``reply`` is filled by
     ``run_stream``, not here (``reads_whole_reply``), and the recorder reads
     it after ``end()`` (by then every batch has been added).
     """

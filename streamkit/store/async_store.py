@@ -76,11 +76,6 @@ class AsyncStore:
         """A write: it has been committed when this returns."""
         return await self._call(partial(method, *args, **kwargs), writes=True)
 
-    async def together(self, run: Callable[[], R]) -> R:
-        """The blocking ``Store`` calls ``run`` makes, as one queued write: a reply's
-        start or end costs one round trip, not three."""
-        return await self._call(run, writes=True)
-
     async def _read(self, method: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """A read: a group of reads alone takes no write lock."""
         return await self._call(partial(method, *args, **kwargs), writes=False)
