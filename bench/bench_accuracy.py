@@ -449,9 +449,9 @@ def measure(
 ) -> Outcome:
     """One client at one level, against a fresh timed server and log."""
     log = tmp / f"truth-{client.split()[0]}-{level}.jsonl"
+    stolen = stolen_ms()
     server, port = start_server({**env, "TIMED_SERVER_LOG": str(log)}, script="timed_server.py")
     url = f"http://127.0.0.1:{port}/{PLAN}/{fresh_key()}/v1"
-    stolen = stolen_ms()
     try:
         reported, failed, report = runner(url, level, requests, warmup, dataset, tmp, env)
     finally:
