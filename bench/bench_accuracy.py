@@ -427,7 +427,8 @@ def stolen_ms() -> float:
 
     Why: a virtual CPU the hypervisor pauses past one token gap (20 ms) makes
     the client read two tokens at once, which no read loop can undo; the
-    steal during a level says whether that is what happened. NaN off Linux.
+    steal during a level shows how much the machine lost meanwhile (it did
+    not track those reads in the runs bench/README.md quotes). NaN off Linux.
     """
     try:
         with open("/proc/stat", encoding="ascii") as stat:

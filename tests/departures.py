@@ -19,7 +19,7 @@ and the key of a send is known. The queue is read at once after each send
 ``recvmsg`` would wait for readability): on loopback the stamp is there by
 then, and an empty queue never wakes the event loop. A send whose stamp is
 not there yet (TCP held the bytes back: a full window) has none, and its
-time is the server's clock, as before (``missing`` counts them).
+time is the server's clock, as before.
 
 Off where ``kernelstamps`` is (a ``MockClock``, off Linux) and when the
 socket refuses the option: every ``last_sent`` is then None.
@@ -63,17 +63,13 @@ class StampedSender:
                 self._kernel = None
         self._sent = 0  # bytes since the option was set: the key of the next stamp follows
         self.last_sent: float | None = None
-        self.missing = 0  # sends that had no stamp yet when read
 
     async def send_all(self, data: bytes) -> None:
         await self._stream.send_all(data)
         self._sent += len(data)
         if self._queue is None:
             return
-        stamps = self._drain()
-        self.last_sent = stamps.get(self._sent - 1)
-        if self.last_sent is None:
-            self.missing += 1
+        self.last_sent = self._drain().get(self._sent - 1)
 
     def _drain(self) -> dict[int, float]:
         """Every stamp on the error queue, by key, as Trio times."""

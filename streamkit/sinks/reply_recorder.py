@@ -54,9 +54,10 @@ class ReplyRecorder:
     """Inline consumer (``run_stream``): streams one reply into the store.
 
     ``take`` only buffers text; the log's flusher writes it (``due`` and
-    ``write``), ``end`` queues the end and ``settle`` waits for it. Its ``reply`` is filled by
-    ``run_stream``, not here (``reads_whole_reply``), and the recorder reads
-    it after ``end()`` (by then every batch has been added).
+    ``write``), ``end`` queues the end and ``settle`` waits for it. Its
+    ``reply`` is filled by ``run_stream``, not here (``reads_whole_reply``),
+    and the recorder reads it after ``end()`` (by then every batch has been
+    added).
     """
 
     reads_whole_reply = True
