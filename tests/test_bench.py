@@ -8,6 +8,7 @@ only the clock is virtual.
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import math
@@ -24,6 +25,7 @@ from streamkit.loadtest.metrics import Sample, parse_slo, run_figures, summarize
 from streamkit.loadtest.report import connections_opened
 from streamkit.loadtest.runner import EARLY_STOP_FAILURES, Runner, RunResult, RunSpec
 from streamkit.loadtest.schedule import arrival_times, spaced_rates, split
+from streamkit.loadtest.summary import print_summary
 from streamkit.loadtest.workload import Item, Workload, load_dataset, random_workload
 from streamkit.providers.httpx_transport import HttpxTransport
 from streamkit.providers.llama.files import embedded_model_path
@@ -86,6 +88,45 @@ async def test_closed_loop_times_match_the_server_exactly(autojump_clock):
     assert figures["ttft_ms"]["p50"] == pytest.approx(200) and figures["ttft_ms"]["stdev"] == 0
     assert figures["itl_ms"]["p99"] == pytest.approx(50)
     assert figures["output_tokens_source"] == "usage"
+
+
+async def test_tokens_that_come_together_are_counted_and_named_in_the_summary(autojump_clock):
+    """Tokens sent at once are 0 ms apart as the client measures them: the run
+    says how many of its ITL gaps those are, and the summary names them."""
+    result, _ = await run(
+        "ttft=0.2,itl=0,tokens=4", RunSpec("concurrency", concurrency=1, requests=3)
+    )
+    figures = run_figures(result.samples, result.duration)
+    assert (figures["itl_same_read"], figures["itl_gaps"]) == (9, 9)
+    spaced, _ = await run(
+        "ttft=0.2,itl=0.05,tokens=4", RunSpec("concurrency", concurrency=1, requests=3)
+    )
+    apart = run_figures(spaced.samples, spaced.duration)
+    assert (apart["itl_same_read"], apart["itl_gaps"]) == (0, 9)
+
+    report = {"runs": [], "slo_ms": None, "partial": False, "base_url": "u", "model": "m"}
+    report |= {
+        "endpoint": "chat",
+        "workload": "random",
+        "workers": 1,
+        "prompt_tokens_approximate": False,
+    }
+    lines = []
+    for figures_of_run in (figures, apart):
+        run_record = {
+            "mode": "concurrency",
+            "partial": False,
+            "rate": None,
+            "concurrency": 1,
+            "stopped": None,
+            "client_fell_behind": False,
+            **figures_of_run,
+        }
+        out = io.StringIO()
+        print_summary(report | {"runs": [run_record]}, out)
+        lines.append(out.getvalue())
+    assert "run 1: 9 of 9 ITL gaps (100.0%) are tokens that came in one network read" in lines[0]
+    assert "network read" not in lines[1]
 
 
 async def test_a_model_that_thinks_first_has_both_first_token_times(autojump_clock):

@@ -6,7 +6,10 @@ Definitions follow ``vllm bench serve`` (and agree with GuideLLM and AIPerf):
   kind, a reasoning model's thinking included (vLLM's definition); TTFA,
   time to first answer: to the first chunk of the answer itself.
 * ITL: every gap between successive content chunks of a request, pooled over
-  all requests (chunks that arrived in the same network read are 0 apart).
+  all requests (chunks that arrived in the same network read are 0 apart;
+  ``itl_same_read`` counts those gaps, out of ``itl_gaps``: the server sent
+  the tokens together, or the client read them late, and no stamp taken by
+  a client can tell which).
 * TPOT: ``(E2E - TTFT) / (output tokens - 1)`` per request with more than one
   output token.
 * E2E: from sending the request to the end of its response.
@@ -167,6 +170,7 @@ def run_figures(
     per_second = (lambda n: round(n / duration, 4)) if duration > 0 else (lambda n: 0.0)
     good = sum(1 for s in done if meets(s, slo)) if slo else None
     lags = [s.lag for s in samples if s.lag is not None]
+    gaps = [gap for s in done for gap in s.itl]
     figures: dict[str, object] = {
         "requests_completed": len(done),
         "requests_failed": len(samples) - len(done),
@@ -182,7 +186,9 @@ def run_figures(
         "ttft_ms": summarize(s.ttft for s in done if s.ttft is not None),
         "ttfa_ms": summarize(s.ttfa for s in done if s.ttfa is not None),
         "reasoning_tokens": sum(s.reasoning_tokens or 0 for s in done),
-        "itl_ms": summarize(gap for s in done for gap in s.itl),
+        "itl_ms": summarize(gaps),
+        "itl_gaps": len(gaps),
+        "itl_same_read": gaps.count(0.0),
         "tpot_ms": summarize(s.tpot for s in done if s.tpot is not None),
         "e2e_ms": summarize(s.e2e for s in done),
         "schedule_lag_ms": summarize(lags),

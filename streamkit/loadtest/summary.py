@@ -1,6 +1,7 @@
 """The summary on stdout: one line per run, then what a reader should know about them.
 
-Beside the table: failures by type, runs that stopped, a reasoning model's
+Beside the table: failures by type, runs that stopped, tokens read together
+(their ITL gaps are 0 as measured), a reasoning model's
 time to first answer, a client that fell behind its schedule, figures per
 turn of multi-turn sessions, first-of-group TTFT for shared prefixes, the
 confidence intervals of repeated runs, the server's own metrics, and a
@@ -71,6 +72,8 @@ def print_summary(report: dict[str, Any], out: TextIO | None = None) -> None:
                 f"reasoning tokens): time to first answer token p50 "
                 f"{_stat(run['ttfa_ms'], 'p50')} p99 {_stat(run['ttfa_ms'], 'p99')}"
             )
+        if run.get("itl_same_read"):
+            notes.append(f"run {number}: {_same_read_note(run)}")
         notes.extend(f"run {number}: {note}" for note in _workload_notes(run))
         if run["client_fell_behind"]:
             notes.append(
@@ -96,6 +99,15 @@ def _token_note(report: dict[str, Any]) -> str:
     if report["prompt_tokens_approximate"]:
         parts.append("prompt lengths approximate (no tokenizer: --tokenizer PATH.gguf)")
     return "; ".join(parts) or "token counts from the server's usage"
+
+
+def _same_read_note(run: dict[str, Any]) -> str:
+    same, gaps = run["itl_same_read"], run["itl_gaps"]
+    return (
+        f"{same:g} of {gaps:g} ITL gaps ({same / gaps:.1%}) are tokens that came in one "
+        "network read, 0 ms apart as measured: the server sent them together, or "
+        "the client read them late"
+    )
 
 
 def _workload_notes(run: dict[str, Any]) -> list[str]:
