@@ -128,6 +128,39 @@ def test_a_run_loads_only_its_own_command_and_help_lists_all(cli_env):
     assert loaded("chta") == "10 True"  # typer's "Did you mean 'chat'?" needs every name
 
 
+def test_a_batch_imports_nothing_it_does_not_use(cli_env, fault_url, tmp_path):
+    """Start-up is part of every batch's time: the modules only the terminal, a proxy,
+    an HTTP date or a clock tool need stay unloaded by a real batch."""
+    unused = (
+        "streamkit.cli.converse",
+        "prompt_toolkit",
+        "urllib.request",
+        "http.client",
+        "email.utils",
+        "zoneinfo",
+        "httpx",
+    )
+    probe = (
+        "import atexit, sys\n"
+        f"atexit.register(lambda: print([m for m in {unused!r} if m in sys.modules]))\n"
+        "sys.argv = ['streamkit', *sys.argv[1:]]\n"
+        "from streamkit.__main__ import main\n"
+        "main()\n"
+    )
+    lines = tmp_path / "in.jsonl"
+    lines.write_text('{"prompt": "hi"}\n')
+    argv = ["chat", "--jsonl", "--base-url", fault_url("ok"), "-i", str(lines)]
+    run = subprocess.run(
+        [sys.executable, "-c", probe, *argv, "-o", str(tmp_path / "out.jsonl")],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
+    assert "Hello" in (tmp_path / "out.jsonl").read_text()
+
+
 def test_unknown_command_suggests_the_near_one(run_cli):
     result = run_cli("chta", "x")
     assert result.code == 2

@@ -13,7 +13,6 @@ from streamkit.cli import batchrun as batch
 from streamkit.cli import options as opt
 from streamkit.cli import sampling_options as so
 from streamkit.cli.complete import read_prompt_argument
-from streamkit.cli.converse import converse
 from streamkit.cli.mcp import McpConfigs, McpNames, warn
 from streamkit.config import resolve_settings
 from streamkit.errors import UsageError
@@ -325,6 +324,8 @@ def chat(
                     display=display,
                 )
                 if interactive:
+                    from streamkit.cli.converse import converse  # the terminal's modules
+
                     await backend.check_model(settings.model)
                     return await converse(
                         session,

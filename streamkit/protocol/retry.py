@@ -10,7 +10,6 @@ retried: text already shown is never silently regenerated.
 
 from __future__ import annotations
 
-import email.utils
 import random
 from collections.abc import Callable
 
@@ -33,6 +32,8 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     try:
         seconds = float(value)
     except ValueError:
+        import email.utils  # an HTTP date: rare, and the module costs start-up time
+
         try:
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError):

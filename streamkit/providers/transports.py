@@ -5,7 +5,8 @@ Kept apart from transport.py, the interface both implementations import.
 
 from __future__ import annotations
 
-import urllib.request
+import os
+import sys
 
 from streamkit.providers.transport import Transport
 
@@ -16,7 +17,16 @@ def proxied(base_url: str) -> bool:
     httpx reads the proxies with ``urllib.request.getproxies()``; with none
     set (the usual case) httpx is not even imported. Otherwise httpx's own
     ``get_environment_proxies`` and ``URLPattern`` decide, NO_PROXY included.
+    Outside macOS and Windows, ``getproxies`` reads only ``*_proxy``
+    variables, so without one it is not imported either (with
+    ``http.client``, several ms of every start-up).
     """
+    if sys.platform not in ("darwin", "win32") and not any(
+        name.lower().endswith("_proxy") for name in os.environ
+    ):
+        return False
+    import urllib.request
+
     found = urllib.request.getproxies()
     if not any(found.get(scheme) for scheme in ("http", "https", "all")):
         return False

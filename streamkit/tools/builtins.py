@@ -24,7 +24,6 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from streamkit.config import ToolSpec
 from streamkit.tools.registry import Tool
@@ -49,6 +48,8 @@ _OPERATORS: dict[type, Any] = {
 
 
 def now(timezone: str | None = None) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # only when the tool runs
+
     try:
         zone = ZoneInfo(timezone) if timezone else None
     except (ZoneInfoNotFoundError, ValueError):
