@@ -177,6 +177,12 @@ def test_trace_layouts_as_published():
     assert [(r.input_tokens, r.output_tokens) for r in azure] == [(374, 44), (396, 109)]
     assert azure[1].at == pytest.approx(4.314579, abs=1e-6)
     assert azure_time("2023-11-16 18:15:46") % 60 == 46
+    assert azure_time("2024-05-10 00:00:00.009930+00:00") == pytest.approx(
+        azure_time("2024-05-10 00:00:00.00993"), abs=1e-9
+    )
+    assert azure_time("2024-05-10 02:00:00+02:00") == azure_time("2024-05-10 00:00:00")
+    with pytest.raises(ValueError):
+        azure_time("yesterday")
     for bad in (b'{"timestamp": 1}\n', b"when,what\n1,2\n"):
         with pytest.raises(UsageError, match=r"line [12]"):
             parse_trace(bad, "bad")

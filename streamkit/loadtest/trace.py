@@ -10,7 +10,8 @@ Three layouts, told apart by their fields, each accepted as published:
   ``hash_ids`` naming the 512-token blocks a prompt is made of, so that
   requests sharing blocks share a prefix;
 * the Azure LLM inference trace CSV (``TIMESTAMP,ContextTokens,GeneratedTokens``,
-  the timestamp a date and time with up to 7 decimals).
+  the timestamp a date and time with up to 7 decimals, and in the 2024 trace
+  a UTC offset).
 
 Times are made relative to the first record, which is sent at 0. Records
 sharing a session id are one conversation's turns (tracesessions.py).
@@ -21,6 +22,7 @@ from __future__ import annotations
 import csv
 import datetime
 import io
+import re
 
 import msgspec
 
@@ -28,6 +30,7 @@ from streamkit.errors import UsageError
 from streamkit.protocol.ndjson import LineSplitter
 
 MOONCAKE_BLOCK_TOKENS = 512
+_AZURE_TIME = re.compile(r"(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)(?:\.(\d+))?\s*(Z|[+-]\d\d:?\d\d)?")
 
 
 class TraceRecord(msgspec.Struct, frozen=True):
@@ -104,7 +107,14 @@ def _azure(raw: bytes, name: str) -> list[TraceRecord]:
 
 
 def azure_time(text: str) -> float:
-    """``2023-11-16 18:15:46.6805900`` as POSIX seconds (UTC; decimals past 6 kept)."""
-    whole, _, fraction = text.strip().partition(".")
-    moment = datetime.datetime.fromisoformat(whole).replace(tzinfo=datetime.UTC)
+    """``2023-11-16 18:15:46.6805900`` as POSIX seconds (UTC unless the text gives an
+    offset, as the 2024 trace does: ``2024-05-10 00:00:00.009930+00:00``; decimals
+    past 6 kept)."""
+    match = _AZURE_TIME.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(text)
+    whole, fraction, offset = match.groups()
+    moment = datetime.datetime.fromisoformat(whole + (offset or ""))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
     return moment.timestamp() + (float(f"0.{fraction}") if fraction else 0.0)
