@@ -618,3 +618,36 @@ async def test_a_batch_result_goes_out_only_once_its_rows_are_committed(tmp_path
     await log.aclose()
     assert (summary.total, summary.failed) == (60, 0)
     assert logged_when_written == [1] * 60
+
+
+async def test_a_logged_reply_is_freed_as_it_ends_not_by_the_collector(tmp_path):
+    """A batch keeps hundreds of replies in flight: each one's objects must go by
+    reference counting when it ends, not wait for the cycle collector, which would
+    walk all of them again and again."""
+    import gc
+    import weakref
+
+    store = Store(tmp_path / "log.db")
+    log_store = AsyncStore(store)
+    backend = SimpleNamespace(provider="test", model_name="m")
+
+    async def one() -> weakref.ref:
+        log = ConversationLog(log_store, store.new_conversation())
+        request = GenerationRequest("completion", "m", prompt="x")
+        recorder = await log.record_request(request, backend)
+
+        async def produce(send):
+            await send.send([TextDelta("hi"), Finish("stop")])
+
+        await run_stream(produce, [recorder])
+        return weakref.ref(recorder)
+
+    gc.collect()
+    gc.disable()
+    try:
+        gone = await one()
+        await log_store.outcome(log_store.post(lambda: None))  # the log's last call: not it
+        assert gone() is None
+    finally:
+        gc.enable()
+    assert [m.content for m in store.messages(store.last_conversation())] == ["x", "hi"]
