@@ -9,6 +9,11 @@ import sys
 
 
 def main() -> None:
+    # Objects here are freed by reference counting (a test keeps a logged batch
+    # line free of cycles). At the default threshold of 700 the collector runs
+    # every few ms, during the imports and then during a batch, where it walks
+    # the hundreds of lines in flight each time: a tenth of a large batch's CPU.
+    gc.set_threshold(50_000, 10, 10)
     try:
         from streamkit.cli.app import app_for, disable_colour_if_asked
 
@@ -19,11 +24,6 @@ def main() -> None:
         # them out of the collector's reach makes exit ~40 ms faster, which is
         # most of the time between Ctrl-C and the shell prompt.
         gc.freeze()
-        # Objects here are freed by reference counting (a test keeps a logged
-        # batch line free of cycles). At the default threshold of 700 the
-        # collector runs every few ms of a batch and walks the hundreds of
-        # lines in flight each time: a tenth of a large batch's CPU.
-        gc.set_threshold(50_000, 10, 10)
         app(prog_name="streamkit")
     except KeyboardInterrupt:
         sys.exit(130)
