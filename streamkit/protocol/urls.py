@@ -12,6 +12,7 @@ lines -- or stored -- the log's ``provider`` -- it goes through
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 from streamkit.errors import UsageError
@@ -27,6 +28,7 @@ def split_query(url: str) -> tuple[str, str]:
     return urlunsplit(parts._replace(query="", fragment="")), parts.query
 
 
+@lru_cache(maxsize=256)  # a batch joins the same two strings for every line
 def join_url(base: str, path: str) -> str:
     """``path`` (relative, e.g. ``chat/completions``) under ``base``'s path, with
     ``base``'s query kept at the end: ``http://h/v1?v=2`` + ``models`` is
@@ -49,6 +51,7 @@ def plain_http_address(base_url: str) -> tuple[str, int]:
     return parts.hostname, port
 
 
+@lru_cache(maxsize=256)  # and shows the same URL for every line's ``--debug`` line
 def public_url(url: str) -> str:
     """``url`` as it may be shown or stored: no ``user:password@``, and the value of
     any query parameter named like a credential replaced by ``***``."""

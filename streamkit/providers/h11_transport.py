@@ -61,19 +61,21 @@ _STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 class _Connection:
     """One TCP connection, its HTTP/1.1 state, and whether it may serve another request."""
 
-    __slots__ = ("http", "reusable", "served", "stream")
+    __slots__ = ("_idle_poll", "http", "reusable", "served", "stream")
 
     def __init__(self, stream: trio.SocketStream) -> None:
         self.stream = stream
         self.http = h11.Connection(h11.CLIENT)
         self.served = 0  # answers read to their end on it
         self.reusable = False
+        self._idle_poll: select.poll | None = None  # made at the first reuse, kept
 
     def closed_by_server(self) -> bool:
         """Readable while idle: the server closed it (or sent what it should not)."""
-        poll = select.poll()
-        poll.register(self.stream.socket.fileno(), select.POLLIN)
-        return bool(poll.poll(0))
+        if self._idle_poll is None:
+            self._idle_poll = select.poll()
+            self._idle_poll.register(self.stream.socket.fileno(), select.POLLIN)
+        return bool(self._idle_poll.poll(0))
 
 
 class _Unanswered(Exception):
