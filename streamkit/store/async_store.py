@@ -142,8 +142,8 @@ class AsyncStore:
         the commit itself fails, no call of the group stands. A call's
         function is dropped as it runs: a reply's recorder keeps the call of
         its end, whose function refers back to the recorder, and that cycle
-        would leave every line's objects to the garbage collector (a tenth of
-        a large batch's CPU) instead of freeing them as the line ends.
+        would leave every line's objects to the garbage collector instead of
+        freeing them as the line ends (``__main__`` counts on that).
         """
         failed: sqlite3.Error | LogError | None = None
         try:
