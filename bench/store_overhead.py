@@ -25,6 +25,13 @@ database), so ``(t(N) - t(1)) / N`` is the cost of one chunk, and the ratio
 of those is the streaming part's own ratio. Goal: logged / unlogged >= 0.97
 in chunks/s (wall clock).
 
+The ratio of the medians moves with the machine: two runs of the same code
+gave 0.78 and 0.93, the unlogged median itself differing by half. So each
+round's two runs, taken one right after the other, also give a ratio of
+their own, and the median of those paired ratios is printed with its range
+(the way ``farm-bench`` pairs its commands): a drift in the machine's speed
+between rounds then moves both runs of a pair, not the ratio.
+
 (b) What one reply writes. In this process: one ``many-10000`` reply (10,000
 tokens) through ``streamkit.pipeline.stream.run_stream`` with the real producer
 (``OpenAIHTTPProducer`` on ``build_transport``) and the real recorder
@@ -165,6 +172,16 @@ def report_throughput(samples: dict[str, Samples], chunks: int, rounds: int) -> 
             f"{per_chunk * 1e6:>10.2f}{per_chunk_cpu * 1e6:>14.2f}"
         )
     unlogged, logged = rates[MODES[0]], rates[MODES[1]]
+    for kind in ("wall", "cpu"):
+        paired = sorted(
+            getattr(u, kind) / getattr(lo, kind)
+            for u, lo in zip(samples[MODES[0]].full, samples[MODES[1]].full, strict=True)
+        )
+        print(
+            f"    paired rounds, logged / unlogged chunks/s by {kind}: median "
+            f"{statistics.median(paired):.3f} (range {paired[0]:.3f}-{paired[-1]:.3f}, "
+            f"{len(paired)} pairs)"
+        )
     ratio = logged[0] / unlogged[0]
     verdict = "meets" if ratio >= GOAL else "BELOW"
     print(

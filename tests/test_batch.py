@@ -19,6 +19,7 @@ from streamkit.protocol.ndjson import (
     LineSplitter,
     LineTooLong,
     TooLong,
+    id_key,
     parse_record,
 )
 from streamkit.protocol.records import RANGES
@@ -82,6 +83,47 @@ def test_batch_ids_name_one_line_each():
     assert ids.duplicate(5, "3") is None  # the string "3" is not the number 3
     assert ids.duplicate(6, 6) is None
     assert ids.duplicate(6, 6) is None  # the same line asking again
+
+
+def test_batch_ids_agree_with_one_key_per_line_whatever_the_order():
+    """Runs of counting integer ids answer exactly as a key per id would: random
+    mixes of counting, repeated, shuffled, string and boolean ids."""
+    import random
+
+    def oracle_duplicate(seen: dict, line: int, record_id) -> int | None:
+        first = seen.setdefault(id_key(record_id), line)
+        return None if first == line else first
+
+    for seed in range(200):
+        rng = random.Random(seed)
+        ids, seen, line = BatchIds(), {}, 0
+        for _ in range(rng.randint(1, 60)):
+            line += rng.choice((1, 1, 1, 2))  # a blank line now and then
+            record_id = rng.choice(
+                (line, line - 1, line + 1, rng.randint(0, 40), str(line), True, False)
+            )
+            for _ in range(rng.choice((1, 1, 2))):  # the same line may ask again
+                expected = oracle_duplicate(seen, line, record_id)
+                got = ids.duplicate(line, record_id)
+                assert (got is None) == (expected is None), (seed, line, record_id)
+                if expected is not None:
+                    assert f"already line {expected}'s" in got
+
+
+def test_batch_ids_of_counting_lines_take_no_memory_per_line():
+    import tracemalloc
+
+    ids = BatchIds()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for line in range(1, 100_001):
+            assert ids.duplicate(line, line - 1) is None  # "id": 0, 1, 2, ...
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 10_000  # a key per line would be about 10 MB
+    assert "already line 5's" in ids.duplicate(100_001, 4)
 
 
 def test_parse_record_fields_defaults_and_problems():

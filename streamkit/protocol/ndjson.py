@@ -9,6 +9,7 @@ line (an overlong one too) becomes an error result, never the end of the batch.
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
 
 import msgspec
@@ -151,22 +152,59 @@ class BatchIds:
     id is taken -- given twice, or given as the number of a line that has no
     ``id`` -- is an input problem of that later line, so every output record,
     every ``--resume`` skip and every log key stands for one line only
-    (``1`` and ``"1"`` stay different ids). One key per line is kept.
+    (``1`` and ``"1"`` stay different ids).
+
+    Every id is kept, but integer ids that count up with their lines (no
+    ``id`` field at all, or ``"id": 0, 1, 2, ...``, the usual case) are kept
+    as runs -- first id, last id, first line -- so a batch of millions of
+    lines holds a few runs, not a key per line (100 bytes a line, most of a
+    long batch's memory). Other ids are kept one key each.
     """
 
     def __init__(self) -> None:
-        self._lines: dict[bytes, int] = {}
+        self._lines: dict[bytes, int] = {}  # the ids not in a run
+        self._firsts: list[int] = []  # the runs, in id order: first id,
+        self._lasts: list[int] = []  # last id,
+        self._lines_of_firsts: list[int] = []  # and the line of the first
 
     def duplicate(self, line: int, record_id: Any) -> str | None:
         """Why ``record_id`` cannot name ``line`` (another line has it), else None."""
-        key = id_key(record_id)
-        first = self._lines.setdefault(key, line)
+        if type(record_id) is int:  # not bool: ``true`` is not the id 1
+            first = self._in_run(record_id)
+            if first is None:
+                first = self._lines.get(id_key(record_id))
+            if first is None:
+                self._add_int(record_id, line)
+                return None
+        else:
+            first = self._lines.setdefault(id_key(record_id), line)
         if first == line:
             return None
         return (
-            f"line {line}: the id {key.decode()} is already line {first}'s (ids must be "
-            "unique in a batch; a line without one is named by its number)"
+            f"line {line}: the id {id_key(record_id).decode()} is already line {first}'s (ids "
+            "must be unique in a batch; a line without one is named by its number)"
         )
+
+    def _in_run(self, value: int) -> int | None:
+        """The line of integer id ``value`` if a run holds it."""
+        at = bisect.bisect_right(self._firsts, value) - 1
+        if at < 0 or value > self._lasts[at]:
+            return None
+        return self._lines_of_firsts[at] + value - self._firsts[at]
+
+    def _add_int(self, value: int, line: int) -> None:
+        """Extend the last run, start one after it, or keep ``value`` as a key."""
+        if self._firsts:
+            last = self._lasts[-1]
+            if value == last + 1 and line == self._lines_of_firsts[-1] + value - self._firsts[-1]:
+                self._lasts[-1] = value
+                return
+            if value <= last:  # below the last run: runs stay in id order
+                self._lines[id_key(value)] = line
+                return
+        self._firsts.append(value)
+        self._lasts.append(value)
+        self._lines_of_firsts.append(line)
 
 
 def too_long_message(line_number: int, line: TooLong) -> str:
