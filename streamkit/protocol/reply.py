@@ -60,6 +60,12 @@ class Reply:
     def text(self) -> str:
         return "".join(self._parts)
 
+    def text_pieces(self, start: int = 0) -> list[str]:
+        """The text's pieces from the ``start``-th on, as they came: a consumer that
+        writes the text as it grows (the log) keeps its place in them instead of
+        collecting every piece again."""
+        return self._parts[start:]
+
     @property
     def reasoning(self) -> str:
         """The thinking that came before the answer ("" from a model that does not think)."""

@@ -81,7 +81,8 @@ class ReplyRecorder:
         self.message_id: int | None = None  # set by the write that creates the row, when it runs
         self._flusher = flusher_for(log.store)
         self._row_queued = False  # the row's creation is queued (or done)
-        self._pending: list[str] = []
+        self._taken = 0  # the reply's text pieces already written (or queued)
+        self._counted = 0  # and those counted in ``_pending_bytes``
         self._pending_bytes = 0
         self._seq = 0
         self._failed = False  # the log failed: nothing more is kept or written
@@ -103,25 +104,26 @@ class ReplyRecorder:
                 self._fail()
 
     def take(self, batch: Batch) -> None:
-        for event in batch:
-            if (
-                type(event) is ReasoningDelta
-                and event.choice == 0
-                and (self._first_token_at is None)
-            ):
-                self._first_token_at = trio.current_time()  # thinking is output too
-                self._watch()
-            elif type(event) is TextDelta and event.choice == 0 and event.text:
-                if self._first_token_at is None:
-                    self._first_token_at = trio.current_time()
+        """The text itself is the reply's (``run_stream`` fills it before this): here
+        only the first token's time, the server's answer, and how much text waits."""
+        if self._first_token_at is None:
+            for event in batch:
+                kind = type(event)
+                if kind is ResponseInfo:
+                    self.response = event  # it comes before any text (retries too)
+                elif (
+                    self._first_token_at is None
+                    and (kind is ReasoningDelta or (kind is TextDelta and event.text))  # type: ignore[union-attr]
+                    and event.choice == 0  # type: ignore[union-attr]
+                ):
+                    self._first_token_at = trio.current_time()  # thinking is output too
                     self._watch()  # the row is created at the first token
-                if not self._failed:
-                    self._pending.append(event.text)
-                    self._pending_bytes += len(event.text)
-            elif type(event) is ResponseInfo:
-                self.response = event
-        if self._pending_bytes >= FLUSH_BYTES and self._row_queued:
-            self._flusher.reschedule(self)
+        if self._row_queued and not self._failed:
+            new = self.reply.text_pieces(self._counted)
+            self._counted += len(new)
+            self._pending_bytes += sum(map(len, new))
+            if self._pending_bytes >= FLUSH_BYTES:
+                self._flusher.reschedule(self)
 
     def _watch(self) -> None:
         if not self._failed and not self._ended:
@@ -160,8 +162,8 @@ class ReplyRecorder:
                     self.log.last_reply_id = self.message_id
 
                 store.post(create_row)
-            elif self._pending:
-                seq, text = self._seq, self._take_text()
+            elif text := self._take_text():
+                seq = self._seq
                 self._seq += 1
                 store.post(lambda: blocking.append_chunk(self._row(), seq, text))
         except LogError:
@@ -175,7 +177,7 @@ class ReplyRecorder:
 
     def _fail(self) -> None:
         self._failed = True
-        self._pending, self._pending_bytes = [], 0
+        self._pending_bytes = 0
         self._flusher.forget(self)
 
     async def settle(self) -> None:
@@ -257,6 +259,7 @@ class ReplyRecorder:
 
     def _take_text(self) -> str:
         """The text not yet written, taken to be written."""
-        text = "".join(self._pending)
-        self._pending, self._pending_bytes = [], 0
-        return text
+        new = self.reply.text_pieces(self._taken)
+        self._taken = self._counted = self._taken + len(new)
+        self._pending_bytes = 0
+        return "".join(new)
