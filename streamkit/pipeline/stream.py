@@ -82,8 +82,8 @@ async def run_stream(
     ``timeout`` when the deadline passed, or ``Finish("cancelled")`` when the
     scope was cancelled.
 
-    ``reply`` is the one to fill. A consumer that reads the whole reply when
-    its stream ends (the log's recorder) says so with ``reads_whole_reply``:
+    ``reply`` is the one to fill. A consumer that reads the reply itself, as
+    it grows and when it ends (the log's recorder), says so with ``reads_whole_reply``:
     ``run_stream`` then fills that consumer's ``reply``, so ``Reply.add`` is not
     done twice a batch, and no caller can forget to share it.
 

@@ -1,9 +1,10 @@
 """The store consumer: a streamed reply written to the log as it arrives.
 
 It must not slow the producer or the printer, so receiving never waits on
-the disk: the receiving task only appends text to a buffer, and the log's
-flusher (``reply_flusher``: one task for every reply of a log) queues the
-buffer's write about every 200 ms or 1 KiB, whichever comes first (but not
+the disk: the receiving task only adds the text to the reply (which the
+fan-out does anyway, ``run_stream``), and the log's flusher
+(``reply_flusher``: one task for every reply of a log) queues the write of
+what the last one left about every 200 ms or 1 KiB, whichever comes first (but not
 more than once per 20 ms). The reply row is created with the first text (a
 reply that has ended by then, as a short one read in one piece, is written
 whole instead); when the stream ends, ``end`` queues how it ended
@@ -53,11 +54,12 @@ class Conversation(Protocol):
 class ReplyRecorder:
     """Inline consumer (``run_stream``): streams one reply into the store.
 
-    ``take`` only buffers text; the log's flusher writes it (``due`` and
+    ``take`` only notes the first token and how much text waits; the log's
+    flusher writes that text from the reply (``due`` and
     ``write``), ``end`` queues the end and ``settle`` waits for it. Its
     ``reply`` is filled by ``run_stream``, not here (``reads_whole_reply``),
-    and the recorder reads it after ``end()`` (by then every batch has been
-    added).
+    before each ``take``: the recorder reads its text as it grows, and the
+    rest after ``end()`` (by then every batch has been added).
     """
 
     reads_whole_reply = True
