@@ -22,7 +22,7 @@ import timed_server
 from streamkit.errors import UsageError
 from streamkit.loadtest.client import HTTPTarget
 from streamkit.loadtest.metrics import Sample, parse_slo, run_figures, summarize
-from streamkit.loadtest.report import connections_opened
+from streamkit.loadtest.report import ReportInfo, build_report, connections_opened
 from streamkit.loadtest.runner import EARLY_STOP_FAILURES, Runner, RunResult, RunSpec
 from streamkit.loadtest.schedule import arrival_times, spaced_rates, split
 from streamkit.loadtest.summary import print_summary
@@ -104,26 +104,11 @@ async def test_tokens_that_come_together_are_counted_and_named_in_the_summary(au
     apart = run_figures(spaced.samples, spaced.duration)
     assert (apart["itl_same_read"], apart["itl_gaps"]) == (0, 9)
 
-    report = {"runs": [], "slo_ms": None, "partial": False, "base_url": "u", "model": "m"}
-    report |= {
-        "endpoint": "chat",
-        "workload": "random",
-        "workers": 1,
-        "prompt_tokens_approximate": False,
-    }
+    info = ReportInfo(None, "m", "chat", "now", "random", prompt_tokens_approximate=False)
     lines = []
-    for figures_of_run in (figures, apart):
-        run_record = {
-            "mode": "concurrency",
-            "partial": False,
-            "rate": None,
-            "concurrency": 1,
-            "stopped": None,
-            "client_fell_behind": False,
-            **figures_of_run,
-        }
+    for run_result in (result, spaced):
         out = io.StringIO()
-        print_summary(report | {"runs": [run_record]}, out)
+        print_summary(build_report(info, [[run_result]]), out)
         lines.append(out.getvalue())
     assert "run 1: 9 of 9 ITL gaps (100.0%) are tokens that came in one network read" in lines[0]
     assert "network read" not in lines[1]
