@@ -25,7 +25,11 @@ ideal run time each), a fresh scenario key per run, and are timed from
   ``asyncio.Semaphore(N)`` around ``client.chat.completions.create(...,
   stream=True)``, one task per line, the text of each line collected and
   written as a JSON line when it finishes (unordered: less work than
-  streamkit's ordered output).
+  streamkit's ordered output);
+* ``floor_client`` below, in the same interpreter: the least a Trio client
+  can do a line (a hand-written request, raw reads to the chunked body's
+  end, no parsing), so that the ideal the machine leaves to any Trio client,
+  and the CPU a line it costs, are measured in the same run.
 
 Connection pools, for fairness: the installed SDK builds on ``httpx2`` (or
 ``httpx`` in older releases) with a default pool limit (printed), so the
@@ -37,8 +41,8 @@ connections would cap ``-j 256`` at 100 in flight.
 
 Each output is checked (one record per input line, every text ``"Hello,
 world"``), and the mean time of one request is taken from it (streamkit's
-``latency.total_s``; the SDK script records the same span). The two clients
-alternate at every level (the first one switches each round) for
+``latency.total_s``; the SDK script records the same span). The clients
+take turns at every level (a different one goes first each round) for
 ``--rounds`` rounds; figures are medians. Start-up is measured separately,
 as the wall time of a 1-line batch against the scenario that answers at once
 (``ok``), and subtracted for the "excl. start-up" fraction.
@@ -84,7 +88,7 @@ DELAY_S = 0.2  # the delayed scenarios' fixed wait before answering
 SCENARIOS = ("delayed", "delayed-keepalive")
 LEVELS = (1, 8, 64, 256)
 EXPECTED_TEXT = "Hello, world"
-CLIENTS = ("streamkit", "openai SDK")
+CLIENTS = ("streamkit", "openai SDK", "floor")
 CPU_COUNT = os.cpu_count() or 1
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -143,6 +147,75 @@ def sdk_client(base_url: str, concurrency: int, input_path: str, output_path: st
         records = [json.loads(line) for line in source if line.strip()]
     with open(output_path, "w", encoding="utf-8") as out:
         asyncio.run(main(records, out))
+
+
+def floor_client(base_url: str, concurrency: int, input_path: str, output_path: str) -> None:
+    """The least a Trio client can do a line (run in a child process): the baseline
+    that says what of the ideal, and what CPU a line, the machine leaves to any
+    Trio client at all.
+
+    N tasks, each on one connection kept while the server allows it; a line's
+    request is the JSON body and a head written by hand, sent with one
+    ``send``; its answer is read raw until the chunked body's last chunk, and
+    checked for the text, with no HTTP, SSE or JSON parsing; one JSON line
+    out per line, unordered, unflushed. Everything streamkit does beyond this
+    (h11, the SSE and chunk decode, the request's options, the record, the
+    ordered output, the log) is what its figures add to these.
+    """
+    import trio
+
+    parts = base_url.split("/", 3)  # http:, "", host:port, path
+    host, _, port = parts[2].rpartition(":")
+    target = f"/{parts[3].rstrip('/')}/chat/completions"
+    head = f"POST {target} HTTP/1.1\r\nHost: {parts[2]}\r\nContent-Type: application/json\r\n"
+    end = b"0\r\n\r\n"
+
+    async def worker(jobs: trio.MemoryReceiveChannel[dict], out: TextIO) -> None:
+        sock = None
+        async for record in jobs:
+            started = time.perf_counter()
+            body = json.dumps(
+                {
+                    "model": "m",
+                    "messages": [{"role": "user", "content": record["prompt"]}],
+                    "stream": True,
+                }
+            ).encode()
+            if sock is None:
+                sock = trio.socket.socket()
+                await sock.connect((host, int(port)))
+            await sock.send(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            answer = b""
+            while not answer.endswith(end):
+                data = await sock.recv(65536)
+                if not data:
+                    raise RuntimeError(f"line {record['id']}: the connection closed early")
+                answer += data
+            if b"\r\nConnection: close" in answer[: answer.index(b"\r\n\r\n")]:
+                sock.close()
+                sock = None
+            text = EXPECTED_TEXT if b'"Hello"' in answer and b'", world"' in answer else "?"
+            result = {
+                "id": record["id"],
+                "text": text,
+                "latency": {"total_s": time.perf_counter() - started},
+            }
+            out.write(json.dumps(result) + "\n")
+
+    async def main(records: list[dict], out: TextIO) -> None:
+        send, receive = trio.open_memory_channel[dict](concurrency)
+        async with trio.open_nursery() as nursery:
+            async with receive:
+                for _ in range(concurrency):
+                    nursery.start_soon(worker, receive.clone(), out)
+            async with send:
+                for record in records:
+                    await send.send(record)
+
+    with open(input_path, encoding="utf-8") as source:
+        records = [json.loads(line) for line in source if line.strip()]
+    with open(output_path, "w", encoding="utf-8") as out:
+        trio.run(main, records, out)
 
 
 def process_cpu_s(pid: int) -> float:
@@ -223,7 +296,7 @@ def client_argv(
         *prefix,
         PYTHON,
         str(Path(__file__).resolve()),
-        "--sdk-client",
+        "--sdk-client" if client == "openai SDK" else "--floor-client",
         url,
         str(concurrency),
         str(src),
@@ -270,14 +343,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pin", action="store_true", help="server on core 1, each client on core 0 (taskset)"
     )
-    parser.add_argument(
-        "--sdk-client", nargs=4, metavar=("URL", "N", "IN", "OUT"), help=argparse.SUPPRESS
-    )
+    for child in ("--sdk-client", "--floor-client"):
+        parser.add_argument(
+            child, nargs=4, metavar=("URL", "N", "IN", "OUT"), help=argparse.SUPPRESS
+        )
     args = parser.parse_args(argv)
-    if args.sdk_client:
-        url, concurrency, src, out = args.sdk_client
-        sdk_client(url, int(concurrency), src, out)
-        return 0
+    for child, run in ((args.sdk_client, sdk_client), (args.floor_client, floor_client)):
+        if child:
+            url, concurrency, src, out = child
+            run(url, int(concurrency), src, out)
+            return 0
     rounds = args.rounds or (1 if args.quick else 2)
     precompile()
     with tempfile.TemporaryDirectory() as tmp:
@@ -318,7 +393,8 @@ def report(
     for round_ in range(rounds):
         for scenario in SCENARIOS:
             for index, level in enumerate(LEVELS):
-                order = CLIENTS if (round_ + index) % 2 == 0 else CLIENTS[::-1]
+                first = (round_ + index) % len(CLIENTS)  # each client leads in turn
+                order = CLIENTS[first:] + CLIENTS[:first]
                 for client in order:
                     url = f"{base}/{scenario}/{fresh_key()}/v1"
                     argv = client_argv(client, url, level, inputs[level], out, pin)
@@ -387,7 +463,9 @@ def throughput_table(
     print(
         f"  {'N':>4}{'lines':>6}{'ideal l/s':>10}{'bound':>6} | "
         f"{'streamkit l/s':>13}{'of ideal':>9}{'excl.start':>11}{'cpu/line':>9} | "
-        f"{'SDK l/s':>8}{'of ideal':>9}{'excl.start':>11}{'cpu/line':>9} | {'sk/SDK':>6}"
+        f"{'SDK l/s':>8}{'of ideal':>9}{'excl.start':>11}{'cpu/line':>9} | "
+        f"{'floor l/s':>9}{'of ideal':>9}{'excl.start':>11}{'cpu/line':>9} | "
+        f"{'sk/SDK':>6}{'sk/floor':>9}"
     )
     verdicts = []
     for level in LEVELS:
@@ -396,7 +474,8 @@ def throughput_table(
         # Zero-overhead bound: the last of ceil(lines / N) rounds of 0.2 s.
         bound = lines / (math.ceil(lines / level) * DELAY_S) / ideal
         cells = []
-        rates = {}
+        rates: dict[str, float] = {}
+        per_lines: dict[str, float] = {}
         for client in CLIENTS:
             wall = median(client, level, "wall_s")
             rate = lines / wall
@@ -406,21 +485,28 @@ def throughput_table(
                 else "-"
             )  # start-up took longer (a busy machine)
             rates[client] = rate
-            width = 13 if client == "streamkit" else 8
+            width = {"streamkit": 13, "openai SDK": 8, "floor": 9}[client]
             per_line = median(client, level, "cpu_s") / lines * 1e3
             cells.append(f"{rate:>{width},.0f}{rate / ideal:>9.2f}{net:>11}{per_line:>9.2f}")
-            if client == "streamkit" and level >= 64 and per_line > 0.4:
-                verdicts.append(f"{scenario} N={level}: {per_line:.2f} ms CPU/line (goal <= 0.4)")
+            per_lines[client] = per_line
         ratio = rates["streamkit"] / rates["openai SDK"]
         print(
             f"  {level:>4}{lines:>6}{ideal:>10,.0f}{bound:>6.2f} | "
             + " | ".join(cells)
-            + f" | {ratio:>5.2f}x"
+            + f" | {ratio:>5.2f}x{rates['streamkit'] / rates['floor']:>8.2f}x"
         )
+        floor = f"the floor client {rates['floor'] / ideal:.3f}, {per_lines['floor']:.2f} ms"
+        if level >= 64 and per_lines["streamkit"] > 0.4:
+            verdicts.append(
+                f"{scenario} N={level}: {per_lines['streamkit']:.2f} ms CPU/line (goal <= 0.4;"
+                f" {floor})"
+            )
         fraction = rates["streamkit"] / ideal
         goal = 0.9 if level <= 64 else 0.7
         if fraction < goal:
-            verdicts.append(f"{scenario} N={level}: {fraction:.3f} of ideal (goal >= {goal})")
+            verdicts.append(
+                f"{scenario} N={level}: {fraction:.3f} of ideal (goal >= {goal}; {floor})"
+            )
         if ratio <= 1:
             verdicts.append(f"{scenario} N={level}: behind the SDK script ({ratio:.3f}x)")
     return verdicts
