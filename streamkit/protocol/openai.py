@@ -104,7 +104,7 @@ class ChunkParser:
         # without an id gets one here, on its first fragment, so that every
         # consumer (the reply, the log, the next request's history) agrees on it.
         self._calls: set[tuple[int, int]] = set()
-        self._call_prefix = f"call_{secrets.token_hex(4)}_"
+        self._call_prefix = ""  # made with the first id needed: it asks the kernel
         # Thinking inline in the text (<think>...</think>) is looked for until
         # each choice's answer begins; then its text passes straight through.
         self._think: dict[int, ThinkSplitter] = {}
@@ -239,7 +239,11 @@ class ChunkParser:
         if (choice, index) in self._calls:
             return given
         self._calls.add((choice, index))
-        return given or f"{self._call_prefix}{index}"
+        if given:
+            return given
+        if not self._call_prefix:
+            self._call_prefix = f"call_{secrets.token_hex(4)}_"
+        return f"{self._call_prefix}{index}"
 
     def _error_event(self, error: Any) -> StreamError:
         self.done = True
