@@ -243,6 +243,55 @@ def test_migration_from_version_1_keeps_the_data(tmp_path):
     assert message.conversation_id == "c1"
 
 
+def test_the_full_text_indexes_match_the_messages_after_every_kind_of_write(tmp_path):
+    """The store writes the indexes' entries itself (migration 10 -> 11): FTS5's own
+    check of each index against the messages table finds them in step after a
+    migration, a recovery, a streamed and a whole reply with thinking, and a delete."""
+    db = tmp_path / "log.db"
+    with sqlite3.connect(db) as conn:  # a log of the schema before, indexed by triggers
+        for script in MIGRATIONS[:10]:
+            conn.executescript(script)
+        conn.execute("PRAGMA user_version = 10")
+        conn.execute("INSERT INTO conversations (id, created_at, updated_at) VALUES ('c', 1, 1)")
+        conn.execute(
+            "INSERT INTO messages (conversation_id, role, content, created_at, status)"
+            " VALUES ('c', 'assistant', 'an old yak', 1, 'streaming')"
+        )  # left streaming by a process that is gone (no writer recorded)
+        conn.execute("INSERT INTO message_chunks VALUES (1, 0, ' grazes')")
+    store = Store(db)  # migrates, then recovers that reply
+    conversation = store.new_conversation()
+    store.add_message(conversation, "user", "a question about quokkas")
+    streamed = store.add_message(conversation, "assistant", "", status="streaming")
+    store.append_chunk(streamed, 0, "quokkas ")
+    store.finish_message(streamed, tail="smile", status="complete", reasoning="about wombats")
+    store.finish_message(streamed, tail="", status="complete", reasoning="about marsupials")
+    store.add_ended_reply(
+        conversation,
+        "short",
+        request_id=None,
+        model=None,
+        provider=None,
+        status="complete",
+        reasoning="a brief thought",
+    )
+    gone = store.new_conversation()
+    store.add_message(gone, "user", "soon deleted")
+    store.delete_conversation(gone)
+    # rank 1: the index is compared with the text of every message; the thinking's
+    # index holds only the messages that have some, so it is checked in itself
+    store.db.execute("INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)")
+    store.db.execute("INSERT INTO reasoning_fts(reasoning_fts) VALUES ('integrity-check')")
+    assert [m.content for m, _ in store.search("yak")] == ["an old yak grazes"]
+    assert sorted(m.content for m, _ in store.search("quokkas")) == [
+        "a question about quokkas",
+        "quokkas smile",
+    ]
+    assert store.search("deleted") == []
+    assert [m.id for m, _ in store.search("marsupials", reasoning=True)] == [streamed]
+    assert store.search("wombats", reasoning=True) == []  # finished again: only the last
+    assert [m.content for m, _ in store.search("brief", reasoning=True)] == ["short"]
+
+
 def test_a_reply_written_whole_equals_one_streamed_then_finished(tmp_path):
     """``add_ended_reply`` (a short reply) leaves the row and the indexes the
     streaming path leaves."""

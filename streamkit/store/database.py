@@ -46,6 +46,44 @@ def new_conversation_id() -> str:
     return f"{random.getrandbits(48):012x}"
 
 
+MESSAGE_INSERT_COLUMNS = (
+    "conversation_id",
+    "request_id",
+    "role",
+    "content",
+    "model",
+    "provider",
+    "created_at",
+    "status",
+    "tool_call_id",
+    "writer_pid",
+    "writer_started",
+    "finished_at",
+    "finish_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "ttft_s",
+    "duration_s",
+    "error",
+    "tool_calls",
+    "reasoning",
+    "reasoning_tokens",
+    "reasoning_opaque",
+)
+MESSAGE_INSERT = (
+    f"INSERT INTO messages ({', '.join(MESSAGE_INSERT_COLUMNS)})"
+    f" VALUES ({', '.join('?' * len(MESSAGE_INSERT_COLUMNS))})"
+)
+# The full-text entries, kept by hand rather than by triggers (migration 10 -> 11
+# says why). A delete names the text as it was indexed: FTS5's external-content
+# tables cannot look it up themselves.
+FTS_INSERT = "INSERT INTO messages_fts(rowid, content) VALUES (?, ?)"
+FTS_DELETE = "INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', ?, ?)"
+REASONING_FTS_INSERT = "INSERT INTO reasoning_fts(rowid, reasoning) VALUES (?, ?)"
+REASONING_FTS_DELETE = (
+    "INSERT INTO reasoning_fts(reasoning_fts, rowid, reasoning) VALUES ('delete', ?, ?)"
+)
+
 ROW_GONE = "the conversation was removed from the log while it was being written"
 
 
@@ -207,31 +245,58 @@ class Store(LogReads):
         status: str = "complete",
         tool_call_id: str | None = None,
     ) -> int:
-        now = time.time()
-        pid, started = self._writer if status == "streaming" else (None, None)
         with self._transaction():
-            cursor = self.db.execute(
-                "INSERT INTO messages (conversation_id, request_id, role, content, model,"
-                " provider, created_at, status, tool_call_id, writer_pid, writer_started)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    conversation_id,
-                    request_id,
-                    role,
-                    content,
-                    model,
-                    provider,
-                    now,
-                    status,
-                    tool_call_id,
-                    pid,
-                    started,
-                ),
+            return self._insert_message(
+                conversation_id,
+                role,
+                content,
+                request_id=request_id,
+                model=model,
+                provider=provider,
+                status=status,
+                tool_call_id=tool_call_id,
+                writer=self._writer if status == "streaming" else (None, None),
             )
-            self.db.execute(
-                "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
-            )
-        return int(cursor.lastrowid)
+
+    def _insert_message(
+        self,
+        conversation_id: str,
+        role: str,
+        content: str,
+        *,
+        status: str,
+        writer: tuple[int | None, str | None],
+        finished_at: float | None = None,
+        **columns: Any,
+    ) -> int:
+        """A message row (``columns``: any other of ``MESSAGE_INSERT_COLUMNS``), its
+        full-text entries, and its conversation's ``updated_at``; in the caller's
+        transaction."""
+        now = time.time()
+        values = {
+            "conversation_id": conversation_id,
+            "role": role,
+            "content": content,
+            "created_at": now,
+            "status": status,
+            "writer_pid": writer[0],
+            "writer_started": writer[1],
+            "finished_at": finished_at,
+            **columns,
+        }
+        row = tuple(values.pop(column, None) for column in MESSAGE_INSERT_COLUMNS)
+        if values:
+            raise TypeError(f"not a column of messages: {', '.join(values)}")
+        cursor = self.db.execute(MESSAGE_INSERT, row)
+        message_id = int(cursor.lastrowid)
+        self.db.execute(FTS_INSERT, (message_id, content))
+        reasoning = columns.get("reasoning")
+        if reasoning is not None:
+            self.db.execute(REASONING_FTS_INSERT, (message_id, reasoning))
+        self.db.execute(
+            "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
+        )
+        return message_id
 
     def append_chunk(self, message_id: int, seq: int, text: str) -> None:
         """Append one batch of streamed text to a reply (one row, one short transaction)."""
@@ -299,23 +364,29 @@ class Store(LogReads):
         no such row still streaming). ``tail`` None: nothing was streamed into the
         row, so its content, chunks and full-text entry are left as they are."""
         with self._transaction():
-            appended: tuple[str, ...] = ()
+            found = self.db.execute(
+                "SELECT content, reasoning FROM messages WHERE id = ?"
+                + (" AND status = 'streaming'" if only_streaming else ""),
+                (message_id,),
+            ).fetchone()
+            if found is None:
+                return False
+            old_content, old_reasoning = found
+            content = old_content
             if tail is not None:
                 (streamed,) = self.db.execute(
                     "SELECT group_concat(text, '') FROM"
                     " (SELECT text FROM message_chunks WHERE message_id = ? ORDER BY seq)",
                     (message_id,),
                 ).fetchone()
-                appended = ((streamed or "") + tail,)
-            cursor = self.db.execute(
-                "UPDATE messages SET "
-                + ("content = content || ?, " if appended else "")
-                + "status = ?, finish_reason = ?, prompt_tokens = ?, completion_tokens = ?,"
-                " ttft_s = ?, duration_s = ?, error = ?, finished_at = ?, tool_calls = ?,"
-                " reasoning = ?, reasoning_tokens = ?, reasoning_opaque = ? WHERE id = ?"
-                + (" AND status = 'streaming'" if only_streaming else ""),
+                content = old_content + (streamed or "") + tail
+            self.db.execute(
+                "UPDATE messages SET content = ?, status = ?, finish_reason = ?,"
+                " prompt_tokens = ?, completion_tokens = ?, ttft_s = ?, duration_s = ?,"
+                " error = ?, finished_at = ?, tool_calls = ?, reasoning = ?,"
+                " reasoning_tokens = ?, reasoning_opaque = ? WHERE id = ?",
                 (
-                    *appended,
+                    content,
                     status,
                     finish_reason,
                     prompt_tokens,
@@ -331,10 +402,14 @@ class Store(LogReads):
                     message_id,
                 ),
             )
-            if cursor.rowcount == 0:
-                return False
             if tail is not None:
+                self.db.execute(FTS_DELETE, (message_id, old_content))
+                self.db.execute(FTS_INSERT, (message_id, content))
                 self.db.execute("DELETE FROM message_chunks WHERE message_id = ?", (message_id,))
+            if old_reasoning is not None:
+                self.db.execute(REASONING_FTS_DELETE, (message_id, old_reasoning))
+            if reasoning is not None:
+                self.db.execute(REASONING_FTS_INSERT, (message_id, reasoning))
         return True
 
     def add_ended_reply(
@@ -348,24 +423,24 @@ class Store(LogReads):
         **ending: Any,
     ) -> int:
         """A reply that ended before its row was written: the row ``add_message``
-        (streaming) then ``finish_message(**ending)`` leave, in one transaction.
+        (streaming) then ``finish_message(**ending)`` leave, as one INSERT.
 
         Why: a short reply, often one network read for a batch line, would
-        otherwise read and delete its (absent) chunks and append to its content,
-        which makes the full-text index delete and re-insert it.
+        otherwise be inserted, then read back, updated, and its (absent) chunks
+        deleted, with its full-text entry written twice.
         """
         with self._transaction():
-            message_id = self.add_message(
+            return self._insert_message(
                 conversation_id,
                 "assistant",
                 content,
                 request_id=request_id,
                 model=model,
                 provider=provider,
-                status="streaming",
+                writer=self._writer,  # as the streamed row keeps it
+                finished_at=time.time(),
+                **ending,
             )
-            self._finish(message_id, tail=None, **ending)
-        return message_id
 
     def add_tool_call(
         self,

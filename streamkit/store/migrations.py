@@ -13,7 +13,9 @@ The tables, as the migrations leave them:
     an API key or a header), the server's HTTP status and kept response
     headers (request id, rate limits), and -- for a failed request only --
     the endpoint and body exactly as sent, for ``streamkit replay``.
-    ``messages_fts`` is an FTS5 index over content.
+    ``messages_fts`` is an FTS5 index over content, ``reasoning_fts`` one over
+    the thinking; ``Store`` keeps both in step as it inserts and finishes a
+    message, and triggers as messages are deleted.
 """
 
 from __future__ import annotations
@@ -164,6 +166,18 @@ MIGRATIONS: list[str] = [
     # log, marked with when; continuing the conversation leaves them out.
     """
     ALTER TABLE messages ADD COLUMN undone_at REAL;
+    """,
+    # 10 -> 11: the full-text entries of a new or finished message are written by
+    # ``Store`` itself, not by triggers. A statement that fires a trigger runs in a
+    # statement transaction, and FTS5 writes its pending terms out as a new segment
+    # at each one: a segment (and its merges) per message instead of one per commit,
+    # so that an indexed insert cost twice what it costs written by hand. Deletes
+    # keep their triggers (a conversation's messages go by ON DELETE CASCADE).
+    """
+    DROP TRIGGER messages_ai;
+    DROP TRIGGER messages_au;
+    DROP TRIGGER reasoning_au_old;
+    DROP TRIGGER reasoning_au_new;
     """,
 ]
 
