@@ -246,7 +246,8 @@ def test_migration_from_version_1_keeps_the_data(tmp_path):
 def test_the_full_text_indexes_match_the_messages_after_every_kind_of_write(tmp_path):
     """The store writes the indexes' entries itself (migration 10 -> 11): FTS5's own
     check of each index against the messages table finds them in step after a
-    migration, a recovery, a streamed and a whole reply with thinking, and a delete."""
+    migration, a recovery, a streamed and a whole reply with thinking, a reply finished
+    with nothing new, and a delete."""
     db = tmp_path / "log.db"
     with sqlite3.connect(db) as conn:  # a log of the schema before, indexed by triggers
         for script in MIGRATIONS[:10]:
@@ -265,6 +266,9 @@ def test_the_full_text_indexes_match_the_messages_after_every_kind_of_write(tmp_
     store.append_chunk(streamed, 0, "quokkas ")
     store.finish_message(streamed, tail="smile", status="complete", reasoning="about wombats")
     store.finish_message(streamed, tail="", status="complete", reasoning="about marsupials")
+    whole = store.add_message(conversation, "assistant", "all at once", status="streaming")
+    for _ in range(2):  # its text and then its thinking left as they were
+        store.finish_message(whole, tail="", status="complete", reasoning="same musing")
     store.add_ended_reply(
         conversation,
         "short",
@@ -290,6 +294,8 @@ def test_the_full_text_indexes_match_the_messages_after_every_kind_of_write(tmp_
     assert [m.id for m, _ in store.search("marsupials", reasoning=True)] == [streamed]
     assert store.search("wombats", reasoning=True) == []  # finished again: only the last
     assert [m.content for m, _ in store.search("brief", reasoning=True)] == ["short"]
+    assert [m.id for m, _ in store.search("once")] == [whole]
+    assert [m.id for m, _ in store.search("musing", reasoning=True)] == [whole]
 
 
 def test_a_reply_written_whole_equals_one_streamed_then_finished(tmp_path):

@@ -373,6 +373,7 @@ class Store(LogReads):
                 return False
             old_content, old_reasoning = found
             content = old_content
+            streamed = None
             if tail is not None:
                 (streamed,) = self.db.execute(
                     "SELECT group_concat(text, '') FROM"
@@ -402,14 +403,18 @@ class Store(LogReads):
                     message_id,
                 ),
             )
-            if tail is not None:
+            # An entry is rewritten only if its text changed: a reply whose row was
+            # written with all its text (read in one piece) is common in a batch.
+            if content != old_content:
                 self.db.execute(FTS_DELETE, (message_id, old_content))
                 self.db.execute(FTS_INSERT, (message_id, content))
+            if streamed is not None:
                 self.db.execute("DELETE FROM message_chunks WHERE message_id = ?", (message_id,))
-            if old_reasoning is not None:
-                self.db.execute(REASONING_FTS_DELETE, (message_id, old_reasoning))
-            if reasoning is not None:
-                self.db.execute(REASONING_FTS_INSERT, (message_id, reasoning))
+            if reasoning != old_reasoning:
+                if old_reasoning is not None:
+                    self.db.execute(REASONING_FTS_DELETE, (message_id, old_reasoning))
+                if reasoning is not None:
+                    self.db.execute(REASONING_FTS_INSERT, (message_id, reasoning))
         return True
 
     def add_ended_reply(
